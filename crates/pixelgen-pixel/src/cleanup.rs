@@ -1,0 +1,1 @@
+//! (module cleanup: being written)
