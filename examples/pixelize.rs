@@ -1,2 +1,209 @@
-//! Placeholder until the pipeline lands.
-fn main() {}
+//! Turns an AI "pixel art" image into true pixel art: detects the pixel grid, downscales to
+//! the true resolution with clean per-cell colours, and optionally reduces colours, maps to
+//! a palette, dithers, removes the background and draws an outline.
+//!
+//! ```text
+//! cargo run --release --example pixelize -- IN.png OUT.png [--cell N|WxH] [--colors N|auto]
+//!     [--palette NAME|FILE] [--dither MODE] [--transparent] [--outline COLOR] [--canvas WxH]
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use image::RgbaImage;
+use pixelgen_pixel::prelude::*;
+
+/// Command-line options.
+#[derive(Parser, Debug)]
+#[command(about = "Turn an AI-made 'pixel art' image into true, palette-clean pixel art")]
+struct Args {
+    /// Input image (PNG).
+    input: PathBuf,
+    /// Output PNG at the true resolution.
+    output: PathBuf,
+    /// Cell size in source pixels, `N` or `WxH` (default: detected).
+    #[arg(long)]
+    cell: Option<String>,
+    /// Reduce to N colours (k-means in OKLab), or `auto`.
+    #[arg(long)]
+    colors: Option<String>,
+    /// Map to a palette: a built-in name (pico-8, nes, gb-dmg, endesga-32, sweetie-16, 1bit, ...)
+    /// or a .gpl / .hex / .pal / .png file.
+    #[arg(long)]
+    palette: Option<String>,
+    /// Dithering: none, bayer2, bayer4, bayer8, floyd-steinberg.
+    #[arg(long, default_value = "none")]
+    dither: String,
+    /// Remove the background (flood fill from the border) to transparency.
+    #[arg(long)]
+    transparent: bool,
+    /// Colour key to remove as background (hex, e.g. ff00ff); implies --transparent.
+    #[arg(long)]
+    key: Option<String>,
+    /// Draw a 1-px outer outline in this colour (hex, e.g. 1a1c2c).
+    #[arg(long)]
+    outline: Option<String>,
+    /// Remove isolated stray pixels.
+    #[arg(long)]
+    despeckle: bool,
+    /// Trim and centre the result on an exact canvas, `WxH` (e.g. 32x32).
+    #[arg(long)]
+    canvas: Option<String>,
+    /// When no grid is found, resample to this size (`WxH`) instead of failing.
+    #[arg(long)]
+    fallback: Option<String>,
+    /// Seed for colour reduction (same seed, same result).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Also write a before/after picture here.
+    #[arg(long)]
+    preview: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pixelize: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let input = image::open(&args.input)
+        .map_err(|e| format!("cannot read {}: {e}", args.input.display()))?
+        .to_rgba8();
+    let opts = options(args)?;
+    let out = pixelize(&input, &opts)?;
+    let (w, h) = out.image.dimensions();
+    match &out.grid {
+        Some(g) if !out.fell_back => println!(
+            "grid: cell {:.2}x{:.2} px, offset ({:.1}, {:.1}), confidence {:.2}",
+            g.x.cell, g.y.cell, g.x.offset, g.y.offset, g.confidence
+        ),
+        _ => println!("grid: none found, resampled to the fallback size"),
+    }
+    println!(
+        "{}x{} -> {w}x{h}, {} colours",
+        input.width(),
+        input.height(),
+        out.palette.len()
+    );
+    out.image
+        .save(&args.output)
+        .map_err(|e| format!("cannot write {}: {e}", args.output.display()))?;
+    println!("wrote {}", args.output.display());
+    if let Some(p) = &args.preview {
+        before_after(&input, &out.image)
+            .save(p)
+            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+/// Parses `N` or `WxH`.
+fn pair<T: std::str::FromStr + Copy>(s: &str, what: &str) -> Result<(T, T), String> {
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<T>()
+            .map_err(|_| format!("--{what}: `{s}` is not `N` or `WxH`"))
+    };
+    match s.split_once(['x', 'X']) {
+        Some((a, b)) => Ok((parse(a)?, parse(b)?)),
+        None => parse(s).map(|v| (v, v)),
+    }
+}
+
+/// Parses a hex colour such as `ff00ff` or `#1a1c2c`.
+fn hex(s: &str, what: &str) -> Result<[u8; 3], String> {
+    let t = s.trim_start_matches('#');
+    let v = u32::from_str_radix(t, 16).ok().filter(|_| t.len() == 6);
+    v.map(|v| [(v >> 16) as u8, (v >> 8) as u8, v as u8])
+        .ok_or_else(|| format!("--{what}: `{s}` is not a colour like ff00ff"))
+}
+
+fn options(args: &Args) -> Result<PixelOptions, Box<dyn std::error::Error>> {
+    let mut o = PixelOptions::default();
+    if let Some(c) = &args.cell {
+        o.grid.cell = Some(pair::<f32>(c, "cell")?);
+    }
+    if let Some(f) = &args.fallback {
+        o.grid.fallback_size = Some(pair::<u32>(f, "fallback")?);
+    }
+    o.colors = match args.colors.as_deref() {
+        None => None,
+        Some("auto") => Some(ColorCount::Auto),
+        Some(n) => {
+            Some(ColorCount::Fixed(n.parse().map_err(|_| {
+                format!("--colors: `{n}` is not a number or `auto`")
+            })?))
+        }
+    };
+    if let Some(p) = &args.palette {
+        o.palette = Some(Palette::resolve(p)?);
+    }
+    o.dither = args.dither.parse()?;
+    o.seed = args.seed;
+    if args.transparent || args.key.is_some() {
+        let mut bg = BackgroundOptions::default();
+        if let Some(k) = &args.key {
+            bg.key = Some(hex(k, "key")?);
+        }
+        o.background = Some(bg);
+    }
+    if let Some(c) = &args.outline {
+        let [r, g, b] = hex(c, "outline")?;
+        o.outline = Some(OutlineOptions {
+            color: [r, g, b, 255],
+            ..OutlineOptions::default()
+        });
+    }
+    o.remove_strays = args.despeckle;
+    if let Some(c) = &args.canvas {
+        let (w, h) = pair::<u32>(c, "canvas")?;
+        o.canvas = Some(Canvas {
+            width: w,
+            height: h,
+            ..Canvas::default()
+        });
+    }
+    Ok(o)
+}
+
+/// The input scaled to 256 px high next to the result scaled (nearest) to the same height.
+fn before_after(input: &RgbaImage, out: &RgbaImage) -> RgbaImage {
+    use image::imageops::{FilterType, resize};
+    let h = 256u32;
+    let scale = |img: &RgbaImage, f| {
+        let w = (img.width() as u64 * h as u64 / img.height().max(1) as u64).max(1) as u32;
+        resize(img, w, h, f)
+    };
+    let (a, b) = (
+        scale(input, FilterType::Triangle),
+        scale(out, FilterType::Nearest),
+    );
+    let gap = 16;
+    let mut canvas = RgbaImage::from_pixel(
+        a.width() + gap + b.width(),
+        h,
+        image::Rgba([40, 40, 48, 255]),
+    );
+    // Checkerboard behind the result so transparency is visible.
+    for y in 0..h {
+        for x in 0..b.width() {
+            let c = if ((x / 16) + (y / 16)) % 2 == 0 {
+                200
+            } else {
+                160
+            };
+            canvas.put_pixel(a.width() + gap + x, y, image::Rgba([c, c, c, 255]));
+        }
+    }
+    image::imageops::overlay(&mut canvas, &a, 0, 0);
+    image::imageops::overlay(&mut canvas, &b, (a.width() + gap) as i64, 0);
+    canvas
+}

@@ -1,0 +1,46 @@
+# DGX-Pixels task runner. `./bootstrap.sh` installs `just` itself and runs `just setup`.
+
+# Debian/Ubuntu packages the recipes need (grows with the Bevy crates).
+apt_packages := "pkg-config"
+
+# List the recipes.
+default:
+    @just --list
+
+# Install the system packages (apt) the build and tests need; skips what is already there.
+setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    missing=()
+    for p in {{apt_packages}}; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+    if [ ${#missing[@]} -gt 0 ]; then
+      sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+      $sudo apt-get update -qq
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+    if command -v rustup >/dev/null 2>&1; then rustup component add rustfmt clippy >/dev/null 2>&1 || true; fi
+    echo "setup: system packages present ({{apt_packages}})"
+
+# Everything CI checks: formatting, lints, then all tests.
+test: lint
+    cargo test --workspace --all-targets
+    cargo test --workspace --doc
+
+# Formatting and clippy with warnings as errors.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Criterion benchmarks (results go to target/criterion; record them in docs/performance.md).
+bench:
+    cargo bench -p pixelgen-pixel
+
+# The demo: turn an AI-style upscaled sprite into true pixel art, before/after side by side.
+demo:
+    mkdir -p target/demo
+    cargo run --release --example pixelize -- assets/examples/potion_ai.png target/demo/potion.png --transparent --colors auto --preview target/demo/potion_before_after.png
+    @echo "demo: wrote target/demo/potion.png and target/demo/potion_before_after.png"
+
+# Pixelize any image: `just pixelize IN.png OUT.png --colors 16 --palette pico-8`.
+pixelize *ARGS:
+    cargo run --release --example pixelize -- {{ARGS}}
