@@ -217,8 +217,8 @@ impl SheetFrame {
     /// The frame's own pixels in sheet coordinates (Aseprite's `frame`).
     pub fn pixel_rect(&self) -> FrameRect {
         FrameRect::new(
-            self.rect.x + self.source.x,
-            self.rect.y + self.source.y,
+            self.rect.x.saturating_add(self.source.x),
+            self.rect.y.saturating_add(self.source.y),
             self.source.w,
             self.source.h,
         )
@@ -288,9 +288,9 @@ fn near_square_columns(n: u32) -> u32 {
 
 /// Pixels needed for `count` cells of `tile` with `padding` between and `margin` around.
 fn span(count: u32, tile: u32, padding: u32, margin: u32) -> u64 {
-    2 * u64::from(margin)
-        + u64::from(count) * u64::from(tile)
-        + u64::from(count.saturating_sub(1)) * u64::from(padding)
+    (2 * u64::from(margin))
+        .saturating_add(u64::from(count) * u64::from(tile))
+        .saturating_add(u64::from(count.saturating_sub(1)) * u64::from(padding))
 }
 
 /// Packs `frames` row-major into a grid sheet.
@@ -435,8 +435,10 @@ impl SheetLayout {
     /// The cell at grid column `col`, row `row`.
     pub fn cell_rect(&self, col: u32, row: u32) -> FrameRect {
         FrameRect::new(
-            self.margin + col * (self.tile_width + self.padding),
-            self.margin + row * (self.tile_height + self.padding),
+            col.saturating_mul(self.tile_width.saturating_add(self.padding))
+                .saturating_add(self.margin),
+            row.saturating_mul(self.tile_height.saturating_add(self.padding))
+                .saturating_add(self.margin),
             self.tile_width,
             self.tile_height,
         )
@@ -762,7 +764,10 @@ fn infer_axis(origins: &mut Vec<u32>, tile: u32, axis: &str) -> Result<(u32, u32
 
 /// Works out a uniform grid from frame cells (for sheets without `meta.pixelgenGrid`).
 fn infer_grid(frames: Vec<SheetFrame>) -> Result<SheetLayout> {
-    let first = frames[0].rect;
+    let first = frames
+        .first()
+        .map(|f| f.rect)
+        .ok_or_else(|| sheet_err("the JSON has no frames"))?;
     if let Some((i, f)) = frames
         .iter()
         .enumerate()
@@ -985,7 +990,7 @@ struct GridMeta {
     durations: Vec<u32>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AseMeta {
     #[serde(default)]
@@ -1023,6 +1028,7 @@ struct AseDocOut {
 #[derive(Deserialize)]
 struct AseDocIn {
     frames: AseFramesIn,
+    #[serde(default)]
     meta: AseMeta,
 }
 
