@@ -1,1 +1,0 @@
-//! (module palette: being written)
