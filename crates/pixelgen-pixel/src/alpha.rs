@@ -129,28 +129,30 @@ pub fn remove_background(
 
     let mut out = img.clone();
     binarize_alpha(&mut out, opts.alpha_threshold);
-    let px: Vec<u32> = out
-        .as_raw()
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    let opaque_before = px.iter().filter(|&&p| is_opaque(p)).count();
+    let raw = out.as_raw();
+    let opaque_before = raw.chunks_exact(4).filter(|c| c[3] != 0).count();
     let (w, h) = (w as usize, h as usize);
+    let pixel = |i: usize| {
+        let c = &raw[i * 4..i * 4 + 4];
+        u32::from_le_bytes([c[0], c[1], c[2], c[3]])
+    };
     let mut cache = LabCache::new();
     let tol2 = opts.tolerance * opts.tolerance;
 
-    let (bg, mask) = match opts.key {
+    let (bg, grid) = match opts.key {
         Some(key) => {
             let key_lab = Oklab::from_srgb(key);
-            let mut matches = |p: u32| !is_opaque(p) || cache.get(rgb_of(p)).dist2(key_lab) <= tol2;
-            let mask = match opts.key_mode {
-                KeyMode::Everywhere => px.iter().map(|&p| matches(p)).collect(),
-                KeyMode::BorderConnected => flood_from_border(&px, w, h, |_, q| matches(q)),
-            };
-            (key, mask)
+            // Every pixel is either passable (core) or blocked: no step test with a key.
+            let mut grid = Grid::classify(raw, w, h, &mut cache, key_lab, tol2, tol2);
+            match opts.key_mode {
+                KeyMode::Everywhere => grid.mark_all_passable(),
+                KeyMode::BorderConnected => grid.flood_from_border(|_, _| true),
+            }
+            (key, grid)
         }
         None => {
-            let Some(bg) = estimate_background(&px, w, h, opts.tolerance, &mut cache) else {
+            let border: Vec<u32> = border_indices(w, h).into_iter().map(pixel).collect();
+            let Some(bg) = estimate_background(&border, opts.tolerance, &mut cache) else {
                 let report = BackgroundReport {
                     background: None,
                     removed: 0,
@@ -161,28 +163,27 @@ pub fn remove_background(
             };
             let bg_lab = Oklab::from_srgb(bg);
             let step2 = opts.step_tolerance * opts.step_tolerance;
-            let accept = |from: Option<u32>, q: u32| {
-                if !is_opaque(q) {
-                    return true;
-                }
-                let ql = cache.get(rgb_of(q));
-                if ql.dist2(bg_lab) > tol2 {
-                    return false;
-                }
-                match from {
-                    Some(p) if is_opaque(p) => cache.get(rgb_of(p)).dist2(ql) <= step2,
-                    _ => true,
-                }
-            };
-            (bg, flood_from_border(&px, w, h, accept))
+            // Two pixels both within step/2 of the background are within step of each other
+            // (triangle inequality): only steps touching a fringe pixel need a distance.
+            let half = 0.5 * opts.step_tolerance.min(opts.tolerance);
+            let mut grid = Grid::classify(raw, w, h, &mut cache, bg_lab, half * half, tol2);
+            grid.flood_from_border(|i, j| {
+                let (p, q) = (pixel(i), pixel(j));
+                !is_opaque(p)
+                    || !is_opaque(q)
+                    || cache.get(rgb_of(p)).dist2(cache.get(rgb_of(q))) <= step2
+            });
+            (bg, grid)
         }
     };
 
-    let removed = px
-        .iter()
-        .zip(&mask)
-        .filter(|&(&p, &m)| m && is_opaque(p))
-        .count();
+    let mut removed = 0usize;
+    for (y, row) in raw.chunks_exact(w * 4).enumerate() {
+        let reached = grid.row(y);
+        for (c, &v) in row.chunks_exact(4).zip(reached) {
+            removed += usize::from(v & VISITED != 0 && c[3] != 0);
+        }
+    }
     if removed == opaque_before {
         // Nothing would be left: do not erase the whole image.
         let report = BackgroundReport {
@@ -193,9 +194,12 @@ pub fn remove_background(
         };
         return Ok((out, report));
     }
-    for (dst, &m) in out.as_mut().chunks_exact_mut(4).zip(&mask) {
-        if m {
-            dst.copy_from_slice(&[0, 0, 0, 0]);
+    let dst: &mut [u8] = out.as_mut();
+    for (y, row) in dst.chunks_exact_mut(w * 4).enumerate() {
+        for (c, &v) in row.chunks_exact_mut(4).zip(grid.row(y)) {
+            if v & VISITED != 0 {
+                c.copy_from_slice(&[0, 0, 0, 0]);
+            }
         }
     }
     let report = BackgroundReport {
@@ -252,21 +256,13 @@ pub(crate) fn border_indices(w: usize, h: usize) -> Vec<usize> {
 
 /// Estimates the background colour from the border's dominant colour cluster.
 /// `None` when the border has no opaque pixel or is mostly transparent.
-fn estimate_background(
-    px: &[u32],
-    w: usize,
-    h: usize,
-    tolerance: f32,
-    cache: &mut LabCache,
-) -> Option<[u8; 3]> {
-    let border = border_indices(w, h);
+fn estimate_background(border: &[u32], tolerance: f32, cache: &mut LabCache) -> Option<[u8; 3]> {
     let bin_of = |rgb: [u8; 3]| {
         ((rgb[0] as usize >> 4) << 8) | ((rgb[1] as usize >> 4) << 4) | (rgb[2] as usize >> 4)
     };
     let mut counts = vec![0u32; 4096];
     let mut transparent = 0u32;
-    for &i in &border {
-        let p = px.get(i).copied().unwrap_or(0);
+    for &p in border {
         if is_opaque(p) {
             counts[bin_of(rgb_of(p))] += 1;
         } else {
@@ -311,17 +307,21 @@ fn estimate_background(
         let d = |s: u32| ((b >> s) & 15).abs_diff((best_bin >> s) & 15) <= 1;
         d(8) && d(4) && d(0)
     };
-    let first = mean_rgb(border.iter().filter_map(|&i| {
-        let p = px.get(i).copied()?;
-        (is_opaque(p) && in_cluster(rgb_of(p))).then(|| rgb_of(p))
-    }))?;
+    let first = mean_rgb(
+        border
+            .iter()
+            .filter(|&&p| is_opaque(p) && in_cluster(rgb_of(p)))
+            .map(|&p| rgb_of(p)),
+    )?;
     // Refine: mean of the border pixels within `tolerance` of the first estimate.
     let first_lab = Oklab::from_srgb(first);
     let tol2 = tolerance * tolerance;
-    let refined = mean_rgb(border.iter().filter_map(|&i| {
-        let p = px.get(i).copied()?;
-        (is_opaque(p) && cache.get(rgb_of(p)).dist2(first_lab) <= tol2).then(|| rgb_of(p))
-    }));
+    let refined = mean_rgb(
+        border
+            .iter()
+            .filter(|&&p| is_opaque(p) && cache.get(rgb_of(p)).dist2(first_lab) <= tol2)
+            .map(|&p| rgb_of(p)),
+    );
     Some(refined.unwrap_or(first))
 }
 
@@ -336,49 +336,108 @@ fn mean_rgb(it: impl Iterator<Item = [u8; 3]>) -> Option<[u8; 3]> {
     (n > 0).then(|| s.map(|v| ((v + n / 2) / n) as u8))
 }
 
-/// 4-connected flood fill from the border. `accept(None, q)` says whether border pixel `q`
-/// starts the fill; `accept(Some(p), q)` whether the fill may go from accepted pixel `p` to
-/// its neighbour `q`. Returns the mask of reached pixels.
-fn flood_from_border(
-    px: &[u32],
+/// Pixel class for the fill: blocked (not background), core (transparent, or within half
+/// a step of the background colour), fringe (within the tolerance but not core).
+const BLOCKED: u8 = 0;
+const CORE: u8 = 1;
+const FRINGE: u8 = 2;
+/// Bit set on pixels the fill has reached.
+const VISITED: u8 = 0x80;
+
+/// Per-pixel fill state with a one-pixel blocked frame, so neighbour reads need no bounds
+/// checks: pixel `(x, y)` lives at `(y + 1) * (w + 2) + x + 1`.
+struct Grid {
+    cells: Vec<u8>,
     w: usize,
     h: usize,
-    mut accept: impl FnMut(Option<u32>, u32) -> bool,
-) -> Vec<bool> {
-    let mut mask = vec![false; px.len()];
-    let mut stack: Vec<usize> = Vec::new();
-    for i in border_indices(w, h) {
-        if let Some(&p) = px.get(i)
-            && !mask[i]
-            && accept(None, p)
-        {
-            mask[i] = true;
-            stack.push(i);
-        }
-    }
-    while let Some(i) = stack.pop() {
-        let p = px[i];
-        let (x, y) = (i % w, i / w);
-        let mut visit = |j: usize, mask: &mut Vec<bool>, stack: &mut Vec<usize>| {
-            if !mask[j] && accept(Some(p), px[j]) {
-                mask[j] = true;
-                stack.push(j);
+}
+
+impl Grid {
+    /// Classifies every pixel by its squared OKLab distance to `bg`: `<= core2` core,
+    /// `<= tol2` fringe, else blocked. Transparent pixels are core.
+    fn classify(
+        raw: &[u8],
+        w: usize,
+        h: usize,
+        cache: &mut LabCache,
+        bg: Oklab,
+        core2: f32,
+        tol2: f32,
+    ) -> Self {
+        let pw = w + 2;
+        let mut cells = vec![BLOCKED; pw * (h + 2)];
+        let mut last = (u32::MAX, BLOCKED);
+        for (y, row) in raw.chunks_exact(w * 4).enumerate() {
+            let dst = &mut cells[(y + 1) * pw + 1..(y + 1) * pw + 1 + w];
+            for (d, c) in dst.iter_mut().zip(row.chunks_exact(4)) {
+                let p = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                *d = if !is_opaque(p) {
+                    CORE
+                } else {
+                    if p != last.0 {
+                        let d2 = cache.get(rgb_of(p)).dist2(bg);
+                        let class = if d2 <= core2 {
+                            CORE
+                        } else if d2 <= tol2 {
+                            FRINGE
+                        } else {
+                            BLOCKED
+                        };
+                        last = (p, class);
+                    }
+                    last.1
+                };
             }
-        };
-        if x > 0 {
-            visit(i - 1, &mut mask, &mut stack);
         }
-        if x + 1 < w {
-            visit(i + 1, &mut mask, &mut stack);
-        }
-        if y > 0 {
-            visit(i - w, &mut mask, &mut stack);
-        }
-        if y + 1 < h {
-            visit(i + w, &mut mask, &mut stack);
+        Self { cells, w, h }
+    }
+
+    /// The cells of image row `y` (without the frame).
+    fn row(&self, y: usize) -> &[u8] {
+        let pw = self.w + 2;
+        &self.cells[(y + 1) * pw + 1..(y + 1) * pw + 1 + self.w]
+    }
+
+    /// Marks every passable pixel as reached.
+    fn mark_all_passable(&mut self) {
+        for c in &mut self.cells {
+            if *c != BLOCKED {
+                *c |= VISITED;
+            }
         }
     }
-    mask
+
+    /// 4-connected flood fill from the image border over passable pixels, marking reached
+    /// pixels with [`VISITED`]. Every passable border pixel is a seed. A step between two
+    /// core pixels is always allowed; a step touching a fringe pixel also needs
+    /// `step_ok(from, to)` (image pixel indices `y * w + x`). The reached set does not
+    /// depend on the visiting order.
+    fn flood_from_border(&mut self, mut step_ok: impl FnMut(usize, usize) -> bool) {
+        let (w, pw) = (self.w, self.w + 2);
+        let cells = &mut self.cells;
+        let mut stack: Vec<usize> = Vec::new();
+        for i in border_indices(self.w, self.h) {
+            let k = (i / w + 1) * pw + i % w + 1;
+            if cells[k] != BLOCKED && cells[k] & VISITED == 0 {
+                cells[k] |= VISITED;
+                stack.push(k);
+            }
+        }
+        let image_index = |k: usize| (k / pw - 1) * w + k % pw - 1;
+        while let Some(k) = stack.pop() {
+            let ck = cells[k] & !VISITED;
+            for n in [k - 1, k + 1, k - pw, k + pw] {
+                let cn = cells[n];
+                if cn != BLOCKED
+                    && cn & VISITED == 0
+                    && ((ck == CORE && cn == CORE) || step_ok(image_index(k), image_index(n)))
+                {
+                    cells[n] = cn | VISITED;
+                    stack.push(n);
+                }
+            }
+        }
+    }
 }
 
 /// A small direct-mapped cache of sRGB -> OKLab conversions, so per-pixel colour tests on
@@ -464,8 +523,11 @@ mod tests {
                 Rgba([90, 90, 90, 255])
             }
         });
-        let px: Vec<u32> = img.pixels().map(|p| u32::from_le_bytes(p.0)).collect();
-        let bg = estimate_background(&px, 10, 10, 0.12, &mut LabCache::new());
+        let border: Vec<u32> = border_indices(10, 10)
+            .into_iter()
+            .map(|i| u32::from_le_bytes(img.as_raw()[i * 4..i * 4 + 4].try_into().expect("4")))
+            .collect();
+        let bg = estimate_background(&border, 0.12, &mut LabCache::new());
         assert_eq!(bg, Some([90, 90, 90]));
     }
 
@@ -476,6 +538,18 @@ mod tests {
             let rgb = [(i * 7) as u8, ((i * 13) >> 3) as u8, (i >> 7) as u8];
             assert_eq!(cache.get(rgb), Oklab::from_srgb(rgb));
         }
+    }
+
+    #[test]
+    fn options_are_plain_serde_data() {
+        let d: BackgroundOptions = serde_json::from_str("{}").expect("defaults");
+        assert_eq!(d, BackgroundOptions::default());
+        let o: BackgroundOptions =
+            serde_json::from_str(r#"{"key":[255,0,255],"key_mode":"border_connected"}"#)
+                .expect("parse");
+        assert_eq!(o.key, Some([255, 0, 255]));
+        assert_eq!(o.key_mode, KeyMode::BorderConnected);
+        assert_eq!(o.tolerance, BackgroundOptions::default().tolerance);
     }
 
     #[test]

@@ -126,30 +126,43 @@ pub fn outline(img: &RgbaImage, opts: &OutlineOptions) -> RgbaImage {
     } else {
         (w0, h0, img.clone())
     };
-    let px = packed(&src);
+    // Opaque mask with a 1-px transparent frame, so neighbour reads need no bounds checks.
     let (wu, hu) = (w as usize, h as usize);
-    let color = u32::from_le_bytes(opts.color);
-    let offs = opts.connectivity.offsets();
-    let mut out = px.clone();
+    let pw = wu + 2;
+    let mut mask = vec![0u8; pw * (hu + 2)];
+    for (y, row) in src.as_raw().chunks_exact(wu * 4).enumerate() {
+        let dst = &mut mask[(y + 1) * pw + 1..(y + 1) * pw + 1 + wu];
+        for (m, p) in dst.iter_mut().zip(row.chunks_exact(4)) {
+            *m = u8::from(p[3] != 0);
+        }
+    }
+    let eight = opts.connectivity == Connectivity::Eight;
+    let outer = opts.placement == OutlinePlacement::Outer;
+    let mut out = src;
+    let raw: &mut [u8] = out.as_mut();
     for y in 0..hu {
+        let up = &mask[y * pw..(y + 1) * pw];
+        let mid = &mask[(y + 1) * pw..(y + 2) * pw];
+        let down = &mask[(y + 2) * pw..(y + 3) * pw];
         for x in 0..wu {
-            let p = px[y * wu + x];
-            let touches = |want_opaque: bool| {
-                offs.iter().any(|&(dx, dy)| {
-                    is_opaque(at(&px, wu, hu, x as i64 + dx as i64, y as i64 + dy as i64))
-                        == want_opaque
-                })
-            };
-            let draw = match opts.placement {
-                OutlinePlacement::Outer => !is_opaque(p) && touches(true),
-                OutlinePlacement::Inner => is_opaque(p) && touches(false),
+            // Padded column of (x, y) is x + 1; count opaque neighbours.
+            let mut n = up[x + 1] + mid[x] + mid[x + 2] + down[x + 1];
+            let mut total = 4;
+            if eight {
+                n += up[x] + up[x + 2] + down[x] + down[x + 2];
+                total = 8;
+            }
+            let draw = if mid[x + 1] == 0 {
+                outer && n > 0
+            } else {
+                !outer && n < total
             };
             if draw {
-                out[y * wu + x] = color;
+                raw[(y * wu + x) * 4..(y * wu + x) * 4 + 4].copy_from_slice(&opts.color);
             }
         }
     }
-    unpacked(&out, w, h)
+    out
 }
 
 /// Two opaque colours closer than this (OKLab) count as "the same colour" for
@@ -313,18 +326,24 @@ pub enum Anchor {
     TopLeft,
 }
 
+/// Largest canvas side [`fit_canvas`] accepts (a guard against absurd sizes from recipes).
+pub const MAX_CANVAS_SIDE: u32 = 16_384;
+
 /// Trims `img` to its content and places it on a transparent `width` x `height` canvas at
 /// `anchor`.
 ///
-/// Errors: an empty input image, a zero canvas size, or content larger than the canvas
+/// Errors: an empty input image, a zero canvas size or a side above [`MAX_CANVAS_SIDE`],
+/// or content larger than the canvas
 /// ([`PixelError::InvalidOption`] with both sizes; nothing is cropped silently). A fully
 /// transparent image gives a fully transparent canvas.
 pub fn fit_canvas(img: &RgbaImage, width: u32, height: u32, anchor: Anchor) -> Result<RgbaImage> {
     ensure_not_empty(img.width(), img.height())?;
-    if width == 0 || height == 0 {
+    if width == 0 || height == 0 || width > MAX_CANVAS_SIDE || height > MAX_CANVAS_SIDE {
         return Err(PixelError::InvalidOption {
             name: "canvas",
-            message: format!("canvas size {width}x{height} is empty: give at least 1x1"),
+            message: format!(
+                "canvas size {width}x{height} is out of range: each side must be 1..={MAX_CANVAS_SIDE}"
+            ),
         });
     }
     let mut canvas = RgbaImage::new(width, height);
@@ -386,6 +405,31 @@ mod tests {
         );
         assert_eq!(content_bounds(&RgbaImage::new(5, 5)), None);
         assert_eq!(content_bounds(&RgbaImage::new(0, 5)), None);
+    }
+
+    #[test]
+    fn options_are_plain_serde_data() {
+        let d: OutlineOptions = serde_json::from_str("{}").expect("defaults");
+        assert_eq!(d, OutlineOptions::default());
+        let o: OutlineOptions = serde_json::from_str(
+            r#"{"connectivity":"four","placement":"inner","color":[1,2,3,4]}"#,
+        )
+        .expect("parse");
+        assert_eq!(o.connectivity, Connectivity::Four);
+        assert_eq!(o.placement, OutlinePlacement::Inner);
+        assert_eq!(o.color, [1, 2, 3, 4]);
+        let a: Anchor = serde_json::from_str(r#""bottom_center""#).expect("anchor");
+        assert_eq!(a, Anchor::BottomCenter);
+    }
+
+    #[test]
+    fn fit_rejects_absurd_canvas() {
+        let img = RgbaImage::from_pixel(2, 2, Rgba([9, 9, 9, 255]));
+        let err = fit_canvas(&img, MAX_CANVAS_SIDE + 1, 4, Anchor::Center).expect_err("too big");
+        assert!(matches!(
+            err,
+            PixelError::InvalidOption { name: "canvas", .. }
+        ));
     }
 
     #[test]
