@@ -34,9 +34,11 @@
 //!
 //! - The alpha channel is binarised first ([`binarize_alpha`]); already transparent pixels
 //!   stay transparent and the fill passes through them.
-//! - An image whose border is mostly transparent already has its background removed: it
-//!   is returned binarised and otherwise unchanged ([`BackgroundReport::background`] is
-//!   `None`).
+//! - An image whose border has at least as many transparent pixels as its dominant colour
+//!   cluster already has its background removed: it is returned binarised and otherwise
+//!   unchanged ([`BackgroundReport::background`] is `None`).
+//! - A gradient stronger than `tolerance` across the image leaves its far end in place:
+//!   raise `tolerance` for such backgrounds (the drift cap is what keeps the sprite safe).
 //! - When removal would erase every opaque pixel (a uniform image, an image all in the key
 //!   colour), nothing is erased: the binarised image is returned and
 //!   [`BackgroundReport::foreground_found`] is `false`, so the caller can decide.
