@@ -400,32 +400,12 @@ struct Histogram {
 }
 
 impl Histogram {
+    /// Counts the visible colours. Colours are listed in increasing packed-RGB order, so the
+    /// result depends only on which colours occur how often, not on where.
     fn collect(img: &RgbaImage) -> Self {
         let raw = img.as_raw();
-        let mut table = ColorTable::new();
-        let mut colors: Vec<[u8; 3]> = Vec::new();
-        let mut counts: Vec<u32> = Vec::new();
-        let mut pixel_index = Vec::with_capacity(raw.len() / 4);
-        let mut last_key = u32::MAX;
-        let mut last_idx = 0u32;
-        for px in raw.chunks_exact(4) {
-            if px[3] == 0 {
-                pixel_index.push(TRANSPARENT);
-                continue;
-            }
-            let key = u32::from_be_bytes([0, px[0], px[1], px[2]]);
-            if key != last_key {
-                let next = colors.len() as u32;
-                last_idx = table.get_or_insert(key, next);
-                if last_idx == next {
-                    colors.push([px[0], px[1], px[2]]);
-                    counts.push(0);
-                }
-                last_key = key;
-            }
-            counts[last_idx as usize] += 1;
-            pixel_index.push(last_idx);
-        }
+        let (colors, counts, pixel_index) =
+            collect_hashed(raw).unwrap_or_else(|| collect_bitmap(raw));
         let labs = colors.iter().map(|&c| Oklab::from_srgb(c)).collect();
         Self {
             colors,
@@ -448,6 +428,103 @@ impl Histogram {
         let light = (0..self.colors.len()).max_by(cmp).unwrap_or(0);
         (dark, light)
     }
+}
+
+/// Past this many distinct colours the hash table gives way to a 2^24-bit presence bitmap
+/// (3 MiB, two passes, no probing).
+const HASH_MAX_COLORS: usize = 1 << 15;
+
+type Collected = (Vec<[u8; 3]>, Vec<u32>, Vec<u32>);
+
+#[inline]
+fn pack(px: &[u8]) -> u32 {
+    (u32::from(px[0]) << 16) | (u32::from(px[1]) << 8) | u32::from(px[2])
+}
+
+#[inline]
+fn unpack(key: u32) -> [u8; 3] {
+    let [_, r, g, b] = key.to_be_bytes();
+    [r, g, b]
+}
+
+/// Hashes the colours, then renumbers them in key order; `None` past [`HASH_MAX_COLORS`].
+fn collect_hashed(raw: &[u8]) -> Option<Collected> {
+    let mut table = ColorTable::new();
+    let mut keys: Vec<u32> = Vec::new();
+    let mut counts: Vec<u32> = Vec::new();
+    let mut pixel_index = Vec::with_capacity(raw.len() / 4);
+    let mut last_key = u32::MAX;
+    let mut last_idx = 0u32;
+    for px in raw.chunks_exact(4) {
+        if px[3] == 0 {
+            pixel_index.push(TRANSPARENT);
+            continue;
+        }
+        let key = pack(px);
+        if key != last_key {
+            let next = keys.len() as u32;
+            last_idx = table.get_or_insert(key, next);
+            if last_idx == next {
+                if keys.len() == HASH_MAX_COLORS {
+                    return None;
+                }
+                keys.push(key);
+                counts.push(0);
+            }
+            last_key = key;
+        }
+        counts[last_idx as usize] += 1;
+        pixel_index.push(last_idx);
+    }
+    let mut order: Vec<u32> = (0..keys.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| keys[i as usize]);
+    let mut renumber = vec![0u32; keys.len()];
+    for (new, &old) in order.iter().enumerate() {
+        renumber[old as usize] = new as u32;
+    }
+    for i in pixel_index.iter_mut().filter(|i| **i != TRANSPARENT) {
+        *i = renumber[*i as usize];
+    }
+    let colors = order.iter().map(|&i| unpack(keys[i as usize])).collect();
+    let counts = order.iter().map(|&i| counts[i as usize]).collect();
+    Some((colors, counts, pixel_index))
+}
+
+/// Many colours: mark each colour in a 2^24-bit set; a colour's index is its rank in the set.
+fn collect_bitmap(raw: &[u8]) -> Collected {
+    let mut bits = vec![0u64; 1 << 18];
+    for px in raw.chunks_exact(4).filter(|px| px[3] != 0) {
+        let key = pack(px);
+        bits[(key >> 6) as usize] |= 1u64 << (key & 63);
+    }
+    let mut rank = vec![0u32; bits.len()];
+    let mut total = 0u32;
+    let mut colors = Vec::new();
+    for (word_index, (r, &word)) in rank.iter_mut().zip(&bits).enumerate() {
+        *r = total;
+        total += word.count_ones();
+        let mut w = word;
+        while w != 0 {
+            colors.push(unpack(((word_index as u32) << 6) | w.trailing_zeros()));
+            w &= w - 1;
+        }
+    }
+    let mut counts = vec![0u32; colors.len()];
+    let pixel_index = raw
+        .chunks_exact(4)
+        .map(|px| {
+            if px[3] == 0 {
+                return TRANSPARENT;
+            }
+            let key = pack(px);
+            let word = (key >> 6) as usize;
+            let below = bits[word] & ((1u64 << (key & 63)) - 1);
+            let idx = rank[word] + below.count_ones();
+            counts[idx as usize] += 1;
+            idx
+        })
+        .collect();
+    (colors, counts, pixel_index)
 }
 
 /// A small open-addressing hash map from packed RGB (24 bits) to an index.
@@ -552,6 +629,27 @@ impl LabPalette {
         }
         (best, best_d)
     }
+
+    /// Like [`LabPalette::nearest`], also returning the second-smallest squared distance
+    /// (`INFINITY` when there is only one colour).
+    #[inline]
+    fn nearest2(&self, c: Oklab) -> (usize, f32, f32) {
+        let mut best = 0;
+        let mut best_d = f32::INFINITY;
+        let mut second_d = f32::INFINITY;
+        for (i, ((&l, &a), &b)) in self.l.iter().zip(&self.a).zip(&self.b).enumerate() {
+            let (dl, da, db) = (c.l - l, c.a - a, c.b - b);
+            let d = dl * dl + da * da + db * db;
+            if d < best_d {
+                second_d = best_d;
+                best_d = d;
+                best = i;
+            } else if d < second_d {
+                second_d = d;
+            }
+        }
+        (best, best_d, second_d)
+    }
 }
 
 #[cfg(test)]
@@ -584,6 +682,44 @@ mod tests {
         assert_eq!(h.colors, vec![[10, 20, 30], [200, 0, 0]]);
         assert_eq!(h.counts, vec![6, 1]);
         assert_eq!(h.pixel_index, vec![0, TRANSPARENT, 0, 0, 0, 0, 1, 0]);
+        // Listed in key order whatever the pixel order.
+        let img = RgbaImage::from_fn(3, 1, |x, _| Rgba([9 - x as u8, 0, 0, 255]));
+        let h = Histogram::collect(&img);
+        assert_eq!(h.colors, vec![[7, 0, 0], [8, 0, 0], [9, 0, 0]]);
+        assert_eq!(h.pixel_index, vec![2, 1, 0]);
+    }
+
+    #[test]
+    fn bitmap_and_hash_collection_agree() {
+        let mut s = 12345u32;
+        let raw: Vec<u8> = (0..20_000 * 4)
+            .map(|i| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                // Few distinct values per channel so colours repeat; alpha sometimes 0.
+                if i % 4 == 3 {
+                    if s >> 29 == 0 { 0 } else { 255 }
+                } else {
+                    ((s >> 24) & 0x1F) as u8
+                }
+            })
+            .collect();
+        assert_eq!(collect_hashed(&raw), Some(collect_bitmap(&raw)));
+        let many: Vec<u8> = (0..HASH_MAX_COLORS as u32 + 1)
+            .flat_map(|i| [(i >> 16) as u8, (i >> 8) as u8, i as u8, 255])
+            .collect();
+        assert_eq!(collect_hashed(&many), None);
+        assert_eq!(collect_bitmap(&many).0.len(), HASH_MAX_COLORS + 1);
+        let (colors, counts, index) = collect_bitmap(&raw);
+        assert!(colors.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(
+            counts.iter().sum::<u32>() as usize,
+            index.iter().filter(|&&i| i != TRANSPARENT).count()
+        );
+        for (px, &i) in raw.chunks_exact(4).zip(&index) {
+            if px[3] != 0 {
+                assert_eq!(colors[i as usize], [px[0], px[1], px[2]]);
+            }
+        }
     }
 
     #[test]

@@ -9,6 +9,13 @@ const AUTO_TARGET_RMSE: f64 = 0.015;
 /// Auto count stops when one more colour removes less than this share of the image's total variance.
 const AUTO_MIN_GAIN: f64 = 0.005;
 
+/// Lloyd iterations stop once no centroid moves more than this in an update (a fifth of the
+/// smallest sRGB byte step: invisible once the centroids are rounded to bytes).
+const SETTLE_SHIFT: f32 = 5e-4;
+
+/// Lloyd iterations per growth step of the automatic count.
+const AUTO_STEP_ITERATIONS: u32 = 12;
+
 /// A tiny seeded generator (SplitMix64): deterministic on every platform.
 pub(super) struct Rng(u64);
 
@@ -195,15 +202,21 @@ pub(super) fn auto(
     max_iter: u32,
 ) -> Vec<Oklab> {
     let variance = points.variance();
-    let mut centroids = kmeans(points, 2, pinned, rng, max_iter);
+    // Growth steps use a short Lloyd run; the chosen palette is then polished fully.
+    let step_iter = max_iter.min(AUTO_STEP_ITERATIONS);
+    let mut centroids = kmeans(points, 2, pinned, rng, step_iter);
     let n_pinned = pinned.len().min(centroids.len());
-    let (mut err, mut d2) = lloyd(points, &mut centroids, n_pinned, max_iter);
+    let (mut err, mut d2) = lloyd(points, &mut centroids, n_pinned, step_iter);
+    let finish = |mut c: Vec<Oklab>| {
+        lloyd(points, &mut c, n_pinned, max_iter);
+        c
+    };
     loop {
         if err.sqrt() <= AUTO_TARGET_RMSE
             || centroids.len() >= max_k
             || centroids.len() >= points.len()
         {
-            return centroids;
+            return finish(centroids);
         }
         // The point carrying the most error becomes the next centroid.
         let mut best: Option<(usize, f64)> = None;
@@ -214,13 +227,13 @@ pub(super) fn auto(
             }
         }
         let Some((i, _)) = best else {
-            return centroids;
+            return finish(centroids);
         };
         let mut grown = centroids.clone();
         grown.push(points.lab[i]);
-        let (grown_err, grown_d2) = lloyd(points, &mut grown, n_pinned, max_iter);
+        let (grown_err, grown_d2) = lloyd(points, &mut grown, n_pinned, step_iter);
         if err - grown_err < AUTO_MIN_GAIN * variance {
-            return centroids;
+            return finish(centroids);
         }
         centroids = grown;
         err = grown_err;
@@ -228,10 +241,14 @@ pub(super) fn auto(
     }
 }
 
-/// Lloyd iterations until no point changes cluster (or `max_iter` updates). The first
-/// `n_pinned` centroids never move. An emptied cluster moves to the point with the largest
-/// weighted error. Returns the weighted mean squared error and each point's squared distance
-/// to its centroid, both for the returned centroids.
+/// Lloyd iterations until no point changes cluster, the centroids settle, or `max_iter` updates.
+/// The first `n_pinned` centroids never move; an emptied cluster moves to the point with the
+/// largest weighted error. Returns the weighted mean squared error and each point's squared
+/// distance to its centroid, both for the returned centroids.
+///
+/// Assignment uses Hamerly's bounds: each point keeps an upper bound on the distance to its own
+/// centroid and a lower bound on the distance to any other, widened by how far centroids move,
+/// and is only rescanned when the bounds overlap. The assignment is the same as a full scan.
 fn lloyd(
     points: &Points,
     centroids: &mut [Oklab],
@@ -240,66 +257,135 @@ fn lloyd(
 ) -> (f64, Vec<f32>) {
     let n = points.len();
     let k = centroids.len();
-    let mut assign = vec![usize::MAX; n];
-    let mut d2 = vec![0.0f32; n];
+    if k == 0 {
+        return (0.0, vec![0.0; n]);
+    }
+    let mut assign = vec![0usize; n];
+    let mut upper = vec![0.0f32; n];
+    let mut lower = vec![0.0f32; n];
     let mut sums = vec![[0.0f64; 4]; k];
-    let mut iter = 0;
-    loop {
-        let pal = LabPalette::new(centroids);
-        sums.iter_mut().for_each(|s| *s = [0.0; 4]);
-        let mut changed = false;
-        let mut err = 0.0f64;
-        for (((p, &w), a), d) in points
-            .lab
-            .iter()
-            .zip(&points.weight)
-            .zip(assign.iter_mut())
-            .zip(d2.iter_mut())
-        {
-            let (j, dist) = pal.nearest(*p);
-            changed |= *a != j;
-            *a = j;
-            *d = dist;
-            err += w * f64::from(dist);
-            if let Some(s) = sums.get_mut(j) {
-                s[0] += w * f64::from(p.l);
-                s[1] += w * f64::from(p.a);
-                s[2] += w * f64::from(p.b);
-                s[3] += w;
-            }
-        }
-        let err = if points.total_weight > 0.0 {
-            err / points.total_weight
-        } else {
-            0.0
-        };
-        if !changed || iter >= max_iter || k == 0 {
-            return (err, d2);
-        }
-        iter += 1;
-        let mut spare = d2.clone();
-        for (c, s) in centroids.iter_mut().zip(&sums).skip(n_pinned) {
+    let add = |s: &mut [f64; 4], p: &Oklab, w: f64, sign: f64| {
+        s[0] += sign * w * f64::from(p.l);
+        s[1] += sign * w * f64::from(p.a);
+        s[2] += sign * w * f64::from(p.b);
+        s[3] += sign * w;
+    };
+    let pal = LabPalette::new(centroids);
+    for (i, (p, &w)) in points.lab.iter().zip(&points.weight).enumerate() {
+        let (j, d1, d2) = pal.nearest2(*p);
+        assign[i] = j;
+        upper[i] = d1.sqrt();
+        lower[i] = d2.sqrt();
+        add(&mut sums[j], p, w, 1.0);
+    }
+    let mut shift = vec![0.0f32; k];
+    let mut half_gap = vec![0.0f32; k];
+    for _ in 0..max_iter {
+        // Move each free centroid to the mean of its points.
+        let mut empty = Vec::new();
+        for (j, (c, s)) in centroids.iter_mut().zip(&sums).enumerate().skip(n_pinned) {
             if s[3] > 0.0 {
-                *c = Oklab {
+                let mean = Oklab {
                     l: (s[0] / s[3]) as f32,
                     a: (s[1] / s[3]) as f32,
                     b: (s[2] / s[3]) as f32,
                 };
+                shift[j] = mean.dist(*c);
+                *c = mean;
             } else {
+                empty.push(j);
+            }
+        }
+        if !empty.is_empty() {
+            let mut err: Vec<f64> = points
+                .lab
+                .iter()
+                .zip(&points.weight)
+                .zip(&assign)
+                .map(|((p, &w), &j)| w * f64::from(p.dist2(centroids[j])))
+                .collect();
+            for j in empty {
+                shift[j] = 0.0;
                 let mut best: Option<(usize, f64)> = None;
-                for (i, (&d, &w)) in spare.iter().zip(&points.weight).enumerate() {
-                    let m = w * f64::from(d);
+                for (i, &m) in err.iter().enumerate() {
                     if m > 0.0 && best.is_none_or(|(_, bm)| m > bm) {
                         best = Some((i, m));
                     }
                 }
                 if let Some((i, _)) = best {
-                    *c = points.lab[i];
-                    spare[i] = 0.0;
+                    shift[j] = points.lab[i].dist(centroids[j]);
+                    centroids[j] = points.lab[i];
+                    err[i] = 0.0;
                 }
             }
         }
+        // Widen the bounds by the moves.
+        let (mut top, mut top_j, mut second) = (0.0f32, usize::MAX, 0.0f32);
+        for (j, &d) in shift.iter().enumerate() {
+            if d > top {
+                (second, top, top_j) = (top, d, j);
+            } else if d > second {
+                second = d;
+            }
+        }
+        for ((u, l), &j) in upper.iter_mut().zip(lower.iter_mut()).zip(&assign) {
+            *u += shift[j];
+            *l -= if j == top_j { second } else { top };
+        }
+        // Half the distance from each centroid to its nearest other centroid.
+        for (j, h) in half_gap.iter_mut().enumerate() {
+            *h = centroids
+                .iter()
+                .enumerate()
+                .filter(|&(o, _)| o != j)
+                .map(|(_, c)| c.dist(centroids[j]))
+                .fold(f32::INFINITY, f32::min)
+                * 0.5;
+        }
+        // Reassign the points whose bounds no longer prove their centroid is nearest.
+        let pal = LabPalette::new(centroids);
+        let mut changed = false;
+        for (i, (p, &w)) in points.lab.iter().zip(&points.weight).enumerate() {
+            let a = assign[i];
+            let bound = half_gap[a].max(lower[i]);
+            if upper[i] <= bound {
+                continue;
+            }
+            upper[i] = p.dist(centroids[a]);
+            if upper[i] <= bound {
+                continue;
+            }
+            let (j, d1, d2) = pal.nearest2(*p);
+            upper[i] = d1.sqrt();
+            lower[i] = d2.sqrt();
+            if j != a {
+                add(&mut sums[a], p, w, -1.0);
+                add(&mut sums[j], p, w, 1.0);
+                assign[i] = j;
+                changed = true;
+            }
+        }
+        if !changed || top < SETTLE_SHIFT {
+            break;
+        }
     }
+    let d2: Vec<f32> = points
+        .lab
+        .iter()
+        .zip(&assign)
+        .map(|(p, &j)| p.dist2(centroids[j]))
+        .collect();
+    let err: f64 = d2
+        .iter()
+        .zip(&points.weight)
+        .map(|(&d, &w)| w * f64::from(d))
+        .sum();
+    let err = if points.total_weight > 0.0 {
+        err / points.total_weight
+    } else {
+        0.0
+    };
+    (err, d2)
 }
 
 #[cfg(test)]
@@ -364,6 +450,61 @@ mod tests {
         assert_eq!(kmeans(&p, 5, &[], &mut Rng::new(0), 10).len(), 2);
         let empty = Points::exact(&[], &[]);
         assert!(kmeans(&empty, 5, &[], &mut Rng::new(0), 10).is_empty());
+    }
+
+    #[test]
+    fn bounded_lloyd_matches_a_full_scan() {
+        let mut rng = Rng::new(42);
+        let cols: Vec<([u8; 3], u32)> = (0..600)
+            .map(|_| {
+                let v = rng.next_u64();
+                (
+                    [v as u8, (v >> 8) as u8, (v >> 16) as u8],
+                    1 + (v >> 40) as u32 % 5,
+                )
+            })
+            .collect();
+        let p = pts(&cols);
+        for k in [1usize, 2, 7, 20] {
+            let mut fast: Vec<Oklab> = p.lab[..k].to_vec();
+            let (err, d2) = lloyd(&p, &mut fast, 0, 500);
+            // Every point ends on its truly nearest centroid, and the error is what it claims.
+            let mut sum = 0.0;
+            for ((q, &w), &d) in p.lab.iter().zip(&p.weight).zip(&d2) {
+                let best = fast
+                    .iter()
+                    .map(|c| q.dist2(*c))
+                    .fold(f32::INFINITY, f32::min);
+                assert!((d - best).abs() <= 1e-6, "k={k}: {d} vs {best}");
+                sum += w * f64::from(d);
+            }
+            assert!((err - sum / p.total_weight).abs() < 1e-9);
+            // Reference: plain Lloyd from the same start, run to a fixed point.
+            let mut slow: Vec<Oklab> = p.lab[..k].to_vec();
+            for _ in 0..500 {
+                let pal = LabPalette::new(&slow);
+                let mut sums = vec![[0.0f64; 4]; k];
+                for (q, &w) in p.lab.iter().zip(&p.weight) {
+                    let s = &mut sums[pal.nearest(*q).0];
+                    s[0] += w * f64::from(q.l);
+                    s[1] += w * f64::from(q.a);
+                    s[2] += w * f64::from(q.b);
+                    s[3] += w;
+                }
+                for (c, s) in slow.iter_mut().zip(&sums) {
+                    if s[3] > 0.0 {
+                        *c = Oklab {
+                            l: (s[0] / s[3]) as f32,
+                            a: (s[1] / s[3]) as f32,
+                            b: (s[2] / s[3]) as f32,
+                        };
+                    }
+                }
+            }
+            for (a, b) in fast.iter().zip(&slow) {
+                assert!(a.dist(*b) < 5e-3, "k={k}: {a:?} vs {b:?}");
+            }
+        }
     }
 
     #[test]
