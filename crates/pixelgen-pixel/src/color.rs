@@ -18,7 +18,11 @@ impl Oklab {
     /// Converts an sRGB colour (8 bits per channel) to OKLab.
     pub fn from_srgb(rgb: [u8; 3]) -> Self {
         let lut = &*SRGB_TO_LINEAR;
-        linear_to_oklab([lut[rgb[0] as usize], lut[rgb[1] as usize], lut[rgb[2] as usize]])
+        linear_to_oklab([
+            lut[rgb[0] as usize],
+            lut[rgb[1] as usize],
+            lut[rgb[2] as usize],
+        ])
     }
 
     /// Converts back to sRGB bytes, clamping colours outside the sRGB gamut.
@@ -128,7 +132,13 @@ mod tests {
         for v in 0..=255u8 {
             assert_eq!(Oklab::from_srgb([v, v, v]).to_srgb(), [v, v, v]);
         }
-        for c in [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 0, 255], [12, 200, 99]] {
+        for c in [
+            [255, 0, 0],
+            [0, 255, 0],
+            [0, 0, 255],
+            [255, 0, 255],
+            [12, 200, 99],
+        ] {
             assert_eq!(Oklab::from_srgb(c).to_srgb(), c);
         }
     }
