@@ -7,16 +7,29 @@ use image::RgbaImage;
 use super::{Axis, Grid, GridOptions};
 use crate::error::{PixelError, Result};
 
-/// The smallest autocorrelation peak scoring at least this fraction of the best one is the
-/// cell size (a grid of period p also peaks at 2p, 3p, ...).
-const HARMONIC_RATIO: f64 = 0.6;
-/// Normalised autocorrelation peak below which an axis has no grid.
-const MIN_ACF: f64 = 0.15;
+/// Autocorrelation peaks scoring at least this fraction of the best one are candidate cell
+/// sizes (a grid of period p also peaks at 2p, 3p, ..., and so can a sprite's own shapes).
+const CANDIDATE_RATIO: f64 = 0.3;
+/// Of the candidates, the smallest whose Fourier line is at least this fraction of the
+/// strongest one is the cell size: multiples of the true period have weak lines at their own
+/// frequency, and shape repeats are longer than the cell.
+const HARMONIC_RATIO: f64 = 0.5;
+/// Normalised autocorrelation peak below which an axis has no grid (noise and photos give
+/// 0.07 to 0.13, grids 0.16 and up).
+const MIN_ACF: f64 = 0.1;
 /// Normalised autocorrelation peak mapped to confidence 1.
-const GOOD_ACF: f64 = 0.6;
+const GOOD_ACF: f64 = 0.5;
+/// Share of the edge profile that is periodic at the cell size (|C(1/p)| / Σ profile) below
+/// which an axis has no grid: noise and photos give about 0.004, noisy grids 0.05 and up.
+const MIN_SHARE: f64 = 0.015;
+/// Or, for long profiles where the share is diluted by noise: the Fourier line over the RMS
+/// of the profile (random profiles stay below about 3: P(z > 4) = e^-16 per frequency).
+const MIN_Z: f64 = 4.0;
+/// Periodic share mapped to confidence 1.
+const GOOD_SHARE: f64 = 0.15;
 /// Weight of the global phase in the local phase track (keeps edge-less stretches on the
 /// global grid).
-const PHASE_PRIOR: f64 = 0.5;
+const PHASE_PRIOR: f64 = 0.1;
 
 /// One detected axis and its confidence.
 struct AxisFit {
@@ -106,7 +119,8 @@ fn detect_axis(
     let min_p = opts.min_cell as f64;
     let max_p = (opts.max_cell as f64).min(n as f64 / 3.0);
     let window = 2.0 * cell.map_or(max_p, |p| p as f64);
-    let hp = high_pass(prof, window);
+    let compressed: Vec<f64> = prof.iter().map(|v| v.sqrt()).collect();
+    let hp = high_pass(&compressed, window);
     let (p, confidence) = match cell {
         Some(p) => (p as f64, 1.0),
         None => {
@@ -115,7 +129,7 @@ fn detect_axis(
                     "{n} px is too short for 3 cells of at least {min_p} px"
                 ));
             }
-            search_period(&hp, min_p, max_p)?
+            search_period(&hp, min_p, max_p, compressed.iter().sum())?
         }
     };
     let c = dtft(&hp, 1.0 / p);
@@ -153,15 +167,17 @@ fn high_pass(prof: &[f64], window: f64) -> Vec<f64> {
 
 /// Best period in `min_p..=max_p` and its confidence, or why there is none.
 ///
-/// The period family comes from the autocorrelation of the high-passed profile (smoothed by a
-/// 2-px box so that non-integer periods keep a clear peak): the smallest lag that is a local
-/// maximum scoring near the best one. Multiples of the true period score as high but come
-/// later; fractions of it do not peak at all (mid-cell positions have no edges). The exact
-/// (non-integer) period is then the Fourier peak next to that lag.
-pub(crate) fn search_period(
+/// Candidate periods are the peaks of the autocorrelation of the high-passed profile
+/// (smoothed by a 2-px box so that non-integer periods keep a clear peak); fractions of the
+/// true period do not peak there at all (mid-cell positions have no edges). Among them the
+/// one with the strongest Fourier line wins (multiples of the true period and repeats of the
+/// sprite's shapes have weak lines), preferring the smallest on near-ties. The exact
+/// (non-integer) period is then that Fourier peak, refined.
+fn search_period(
     hp: &[f64],
     min_p: f64,
     max_p: f64,
+    raw_total: f64,
 ) -> std::result::Result<(f64, f32), String> {
     let m = (4 * hp.len()).next_power_of_two().max(64);
     let mut re = vec![0.0; m];
@@ -187,39 +203,63 @@ pub(crate) fn search_period(
         return Err("no edges".into());
     }
     acf.iter_mut().for_each(|v| *v /= r0);
+    // The unsmoothed autocorrelation too: it keeps small blurred periods (4 px under a 3-px
+    // blur) that the smoothing flattens.
+    let r0_raw = raw(0);
+    let acf_raw: Vec<f64> = (0..=lag_max + 1).map(|l| raw(l) / r0_raw).collect();
     let lo = (min_p.ceil() as usize).max(2);
     let hi = (max_p.floor() as usize).min(lag_max);
-    let peaks: Vec<usize> = (lo..=hi)
-        .filter(|&l| acf[l] > 0.0 && acf[l] >= acf[l - 1] && acf[l] >= acf[l + 1])
+    let is_peak = |a: &[f64], l: usize| a[l] > 0.0 && a[l] >= a[l - 1] && a[l] >= a[l + 1];
+    let mut peaks: Vec<usize> = (lo..=hi)
+        .filter(|&l| is_peak(&acf, l) || is_peak(&acf_raw, l))
         .collect();
-    eprintln!(
-        "acf {:?}",
-        acf.iter().map(|v| (v * 100.0).round()).collect::<Vec<_>>()
-    );
-    let best = peaks.iter().map(|&l| acf[l]).fold(0.0f64, f64::max);
-    if best < MIN_ACF {
-        return Err(format!(
-            "no periodic edges (autocorrelation peak {best:.2}, needs {MIN_ACF})"
-        ));
+    for &l in &peaks {
+        acf[l] = acf[l].max(acf_raw[l]);
     }
-    let Some(&lag) = peaks.iter().find(|&&l| acf[l] >= HARMONIC_RATIO * best) else {
+    peaks.dedup();
+    let best = peaks.iter().map(|&l| acf[l]).fold(0.0f64, f64::max);
+    // Each candidate lag's Fourier line: the strongest bin for periods lag-1..lag+1.
+    let mf = m as f64;
+    let line = |lag: usize| {
+        let f_hi = (1.0 / (lag as f64 - 1.0).max(min_p)).min(0.5);
+        let f_lo = (1.0 / (lag as f64 + 1.0)).max(1.0 / (max_p + 1.0));
+        let k_lo = (f_lo * mf).ceil() as usize;
+        let k_hi = ((f_hi * mf).floor() as usize).max(k_lo);
+        (k_lo..=k_hi)
+            .max_by(|&a, &b| mags[a].total_cmp(&mags[b]).then(b.cmp(&a)))
+            .map_or((k_lo, 0.0), |k| (k, mags[k]))
+    };
+    let candidates: Vec<(usize, usize, f64)> = peaks
+        .iter()
+        .filter(|&&l| acf[l] >= CANDIDATE_RATIO * best)
+        .map(|&l| {
+            let (k, mag) = line(l);
+            (l, k, mag)
+        })
+        .collect();
+    let strongest = candidates.iter().map(|c| c.2).fold(0.0f64, f64::max);
+    let Some(&(lag, k_best, _)) = candidates
+        .iter()
+        .find(|c| strongest > 0.0 && c.2 >= HARMONIC_RATIO * strongest)
+    else {
         return Err("no periodic edges".into());
     };
-    // Refine: the strongest Fourier bin for periods lag-1..lag+1, then golden section.
-    let mf = m as f64;
-    let f_hi = (1.0 / (lag as f64 - 1.0))
-        .min(1.0 / min_p.max(lag as f64 - 1.0))
-        .min(0.5);
-    let f_lo = (1.0 / (lag as f64 + 1.0)).max(1.0 / (max_p + 1.0));
-    let k_lo = (f_lo * mf).ceil() as usize;
-    let k_hi = ((f_hi * mf).floor() as usize).max(k_lo);
-    let k_best = (k_lo..=k_hi)
-        .max_by(|&a, &b| mags[a].total_cmp(&mags[b]).then(b.cmp(&a)))
-        .unwrap_or(k_lo);
     let (f, _) = refine_peak(hp, (k_best as f64 - 1.0) / mf, (k_best as f64 + 1.0) / mf);
     let period = (1.0 / f).clamp(min_p, max_p);
     let score = acf[lag];
-    let confidence = ((score - MIN_ACF) / (GOOD_ACF - MIN_ACF)).clamp(0.01, 1.0) as f32;
+    let (cr, ci) = dtft(hp, 1.0 / period);
+    let share = cr.hypot(ci) / raw_total;
+    // The same line against random profiles of the same energy (about 3 at most for noise).
+    let z = cr.hypot(ci) / hp.iter().map(|v| v * v).sum::<f64>().sqrt();
+    if score < MIN_ACF || (share < MIN_SHARE && z < MIN_Z) {
+        return Err(format!(
+            "no periodic edges (autocorrelation {score:.2}, needs {MIN_ACF}; periodic share \
+             {share:.3}, needs {MIN_SHARE}, or line strength {z:.1}, needs {MIN_Z})"
+        ));
+    }
+    let confidence = ((score - MIN_ACF) / (GOOD_ACF - MIN_ACF))
+        .min((share - MIN_SHARE) / (GOOD_SHARE - MIN_SHARE))
+        .clamp(0.01, 1.0) as f32;
     Ok((period, confidence))
 }
 
@@ -321,11 +361,11 @@ fn build_axis(n: usize, p: f64, phase: f64, track: Option<(&[f64], (f64, f64))>)
     let k_max = ((n as f64 - phase) / p).ceil() as i64 + 1;
     let mut xs: Vec<f64> = (k_min..=k_max).map(|k| phase + k as f64 * p).collect();
     if let Some((hp, c)) = track {
-        let local = LocalPhase::new(hp, p, c);
-        for (k, x) in (k_min..).zip(xs.iter_mut()) {
-            let base = k as f64 * p;
-            let x1 = local.phase_at(*x, phase) + base;
-            *x = local.phase_at(x1, phase) + base;
+        let drift = Drift::fit(hp, p, c);
+        for x in xs.iter_mut() {
+            let base = *x;
+            let x1 = base + drift.at(base);
+            *x = base + drift.at(x1);
         }
     }
     // Keep boundaries strictly increasing by at least one pixel.
@@ -361,57 +401,60 @@ fn build_axis(n: usize, p: f64, phase: f64, track: Option<(&[f64], (f64, f64))>)
     })
 }
 
-/// The grid's phase measured in a window of about six cells around each position,
-/// pulled towards the global phase where there are few edges.
-struct LocalPhase {
-    /// Prefix sums of hp[c]·e^(-2πi c / p).
+/// Local deviation of a drifting grid from the regular one: the grid's phase measured in a
+/// window of about six cells around each position (moved inwards at the image ends so that
+/// it is always full), pulled towards the global phase where there are few edges.
+struct Drift {
+    /// Prefix sums of hp[i]·e^(-2πi i / p).
     prefix: Vec<(f64, f64)>,
     /// Global coefficient C.
     c: (f64, f64),
-    half: usize,
+    /// Window length.
+    window: usize,
+    /// The global coefficient scaled to one window, added to every window's sum.
     prior: (f64, f64),
     p: f64,
 }
 
-impl LocalPhase {
-    fn new(hp: &[f64], p: f64, c: (f64, f64)) -> Self {
+impl Drift {
+    fn fit(hp: &[f64], p: f64, c: (f64, f64)) -> Self {
         let f = 1.0 / p;
         let mut prefix = Vec::with_capacity(hp.len() + 1);
         prefix.push((0.0, 0.0));
         let (mut sr, mut si) = (0.0, 0.0);
         for (i, &v) in hp.iter().enumerate() {
-            let (s, co) = (TAU * f * i as f64).sin_cos();
+            let (sn, co) = (TAU * f * i as f64).sin_cos();
             sr += v * co;
-            si -= v * s;
+            si -= v * sn;
             prefix.push((sr, si));
         }
-        let half = ((3.0 * p).round() as usize).max(2);
-        let k = PHASE_PRIOR * (2 * half + 1) as f64 / hp.len() as f64;
+        let window = ((6.0 * p).round() as usize).clamp(2, hp.len());
+        let k = PHASE_PRIOR * window as f64 / hp.len() as f64;
         Self {
             prefix,
             c,
-            half,
+            window,
             prior: (c.0 * k, c.1 * k),
             p,
         }
     }
 
-    /// Local boundary phase (in pixels) near position `x`; `global` when nothing is known.
-    fn phase_at(&self, x: f64, global: f64) -> f64 {
+    /// Deviation (pixels) of the boundaries near `x` from the regular grid.
+    fn at(&self, x: f64) -> f64 {
         let n1 = self.prefix.len() - 1;
-        let xi = x.round().clamp(0.0, (n1 - 1) as f64) as usize;
-        let lo = xi.saturating_sub(self.half);
-        let hi = (xi + self.half + 1).min(n1);
+        let centre = x.round().clamp(0.0, n1 as f64) as usize;
+        let lo = centre.saturating_sub(self.window / 2).min(n1 - self.window);
+        let hi = lo + self.window;
         let zr = self.prefix[hi].0 - self.prefix[lo].0 + self.prior.0;
         let zi = self.prefix[hi].1 - self.prefix[lo].1 + self.prior.1;
-        // arg(z · conj(C))
+        // arg(z · conj(C)) is this window's phase lag behind the whole axis.
         let (cr, ci) = self.c;
         let dr = zr * cr + zi * ci;
         let di = zi * cr - zr * ci;
         if dr == 0.0 && di == 0.0 {
-            return global;
+            return 0.0;
         }
-        global - di.atan2(dr) * self.p / TAU
+        -di.atan2(dr) * self.p / TAU
     }
 }
 
@@ -456,10 +499,15 @@ mod tests {
     fn prefers_fundamental_over_harmonic() {
         // Box-blurred edges every 4 px score the same at 2 px; 4 must win.
         let n = 256;
-        let mut prof = vec![0.0; n + 1];
-        for c in 1..n {
-            prof[c] = if c % 4 == 0 { 0.0 } else { 10.0 };
-        }
+        let prof: Vec<f64> = (0..=n)
+            .map(|c| {
+                if c == 0 || c == n || c % 4 == 0 {
+                    0.0
+                } else {
+                    10.0
+                }
+            })
+            .collect();
         let fit = detect_axis(&prof, None, None, &GridOptions::default()).unwrap();
         assert!((fit.axis.cell - 4.0).abs() < 0.01, "{}", fit.axis.cell);
     }
@@ -474,22 +522,4 @@ mod tests {
             vec![3, 13, 23, 33, 43, 53, 63, 73, 83, 93, 100]
         );
     }
-}
-
-#[cfg(test)]
-pub(crate) fn debug_axis(img: &RgbaImage) {
-    let (px, _) = edge_profiles(img);
-    let hp = high_pass(&px, 42.0);
-    eprintln!("px {:?}", px.iter().map(|v| *v as i64).collect::<Vec<_>>());
-    eprintln!("hp {:?}", hp.iter().map(|v| *v as i64).collect::<Vec<_>>());
-}
-#[cfg(test)]
-#[test]
-fn tmp_dump() {
-    let img = image::open("/tmp/dump.png").unwrap().to_rgba8();
-    let (px, _) = edge_profiles(&img);
-    let hp = high_pass(&px, 42.0);
-    eprintln!("px {:?}", px.iter().map(|v| *v as i64).collect::<Vec<_>>());
-    eprintln!("hp {:?}", hp.iter().map(|v| *v as i64).collect::<Vec<_>>());
-    eprintln!("{:?}", search_period(&hp, 2.0, 21.0));
 }

@@ -1,6 +1,7 @@
 //! Downscale to the grid: one robust colour per cell, then global colour consolidation.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use image::{Rgba, RgbaImage};
 
@@ -49,20 +50,149 @@ pub fn downscale(img: &RgbaImage, grid: &Grid, opts: &GridOptions) -> RgbaImage 
     }
     let band_x = band(grid.x.cell);
     let band_y = band(grid.y.cell);
-    let spans_x: Vec<(u32, u32)> = spans(&grid.x.cuts, w, band_x);
-    let spans_y: Vec<(u32, u32)> = spans(&grid.y.cuts, h, band_y);
+    let spans_x = spans(&grid.x.cuts, w, band_x);
+    let spans_y = spans(&grid.y.cuts, h, band_y);
     let mut scratch = Scratch::default();
     let mut stats = Vec::with_capacity(cols as usize * rows as usize);
-    for &(y0, y1) in &spans_y {
-        for &(x0, x1) in &spans_x {
+    for &[_, y0, y1, _] in &spans_y {
+        for &[_, x0, x1, _] in &spans_x {
             stats.push(cell_stat(img, x0, x1, y0, y1, &mut scratch));
         }
     }
-    let colours = consolidate(&stats, opts.merge_tolerance);
-    for (px, c) in out.pixels_mut().zip(colours) {
-        *px = Rgba(c);
+    let (groups, n_groups) = consolidate(&stats, opts.merge_tolerance);
+    let colours = group_colours(img, &spans_x, &spans_y, &groups, n_groups);
+    for (px, g) in out.pixels_mut().zip(&groups) {
+        *px = Rgba(g.map_or([0; 4], |g| colours[g]));
     }
     out
+}
+
+/// Colour of every group: per channel, a clipping-aware trimmed mean (see
+/// [`histogram_estimate`]) of the opaque pixels of the group's cells: their interiors, plus
+/// the border bands that face a cell of the same group (no foreign colour blurred in there).
+fn group_colours(
+    img: &RgbaImage,
+    spans_x: &[[u32; 4]],
+    spans_y: &[[u32; 4]],
+    groups: &[Option<usize>],
+    n_groups: usize,
+) -> Vec<[u8; 4]> {
+    // Cells ordered by group (counting sort), so that one histogram serves each group in turn.
+    let mut starts = vec![0usize; n_groups + 1];
+    for g in groups.iter().flatten() {
+        starts[g + 1] += 1;
+    }
+    for i in 0..n_groups {
+        starts[i + 1] += starts[i];
+    }
+    let mut fill = starts.clone();
+    let mut order = vec![0usize; starts[n_groups]];
+    for (cell, g) in groups.iter().enumerate() {
+        if let Some(g) = *g {
+            order[fill[g]] = cell;
+            fill[g] += 1;
+        }
+    }
+    let raw: &[u8] = img.as_raw();
+    let stride = 4 * img.width() as usize;
+    let cols = spans_x.len();
+    let rows = spans_y.len();
+    let group_at = |cx: usize, cy: usize, dx: isize, dy: isize| -> Option<usize> {
+        let x = cx.checked_add_signed(dx).filter(|&x| x < cols)?;
+        let y = cy.checked_add_signed(dy).filter(|&y| y < rows)?;
+        groups[y * cols + x]
+    };
+    let mut hist = vec![[0u32; 256]; 4];
+    let mut out = vec![[0u8; 4]; n_groups];
+    for (g, colour) in out.iter_mut().enumerate() {
+        for h in hist.iter_mut() {
+            h.fill(0);
+        }
+        // Large groups are sampled (every k-th cell, about 2^17 pixels in all): plenty for a
+        // trimmed mean, and the histogram pass stays cheap.
+        let cells = &order[starts[g]..starts[g + 1]];
+        let pixels: u64 = cells
+            .iter()
+            .map(|&c| {
+                let (sx, sy) = (spans_x[c % cols], spans_y[c / cols]);
+                (sx[3] - sx[0]) as u64 * (sy[3] - sy[0]) as u64
+            })
+            .sum();
+        let step = pixels.div_ceil(1 << 17).max(1) as usize;
+        for &cell in cells.iter().step_by(step) {
+            let (cx, cy) = (cell % cols, cell / cols);
+            let (sx, sy) = (spans_x[cx], spans_y[cy]);
+            // 3x3 zones: bands and interior per axis; a zone counts when every cell whose
+            // colour could blur into it is of this group.
+            for zy in -1isize..=1 {
+                let (y0, y1) = zone(&sy, zy);
+                for zx in -1isize..=1 {
+                    let (x0, x1) = zone(&sx, zx);
+                    if x0 >= x1 || y0 >= y1 {
+                        continue;
+                    }
+                    let same = |dx, dy| (dx == 0 && dy == 0) || group_at(cx, cy, dx, dy) == Some(g);
+                    if !(same(zx, 0) && same(0, zy) && same(zx, zy)) {
+                        continue;
+                    }
+                    for y in y0..y1 {
+                        let start = y as usize * stride + 4 * x0 as usize;
+                        for p in raw[start..start + 4 * (x1 - x0) as usize].chunks_exact(4) {
+                            if p[3] >= 128 {
+                                for (h, &v) in hist.iter_mut().zip(p) {
+                                    h[v as usize] += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (c, h) in colour.iter_mut().zip(&hist) {
+            *c = histogram_estimate(h);
+        }
+    }
+    out
+}
+
+/// Robust centre of one channel's histogram: the median, refined by the mean of a window
+/// symmetric around it (half-width about 3.7 MADs, so all noise and no blurred neighbour),
+/// kept clear of the clipped values 0 and 255 so that clipped noise does not bias it.
+fn histogram_estimate(h: &[u32; 256]) -> u8 {
+    let n: u64 = h.iter().map(|&v| v as u64).sum();
+    if n == 0 {
+        return 0;
+    }
+    let mut acc = 0u64;
+    let mut med = 255usize;
+    for (v, &c) in h.iter().enumerate() {
+        acc += c as u64;
+        if 2 * acc >= n {
+            med = v;
+            break;
+        }
+    }
+    if med == 0 || med == 255 {
+        return med as u8;
+    }
+    // Median absolute deviation.
+    let mut within = h[med] as u64;
+    let mut mad = 0usize;
+    while 2 * within < n && mad < 255 {
+        mad += 1;
+        within += med.checked_sub(mad).map_or(0, |i| h[i] as u64);
+        within += h.get(med + mad).map_or(0, |&c| c as u64);
+    }
+    let t = ((mad as f64 * 3.7).round() as usize)
+        .max(1)
+        .min(med - 1)
+        .min(254 - med);
+    let (mut sum, mut cnt) = (0u64, 0u64);
+    for (v, &c) in h.iter().enumerate().take(med + t + 1).skip(med - t) {
+        sum += v as u64 * c as u64;
+        cnt += c as u64;
+    }
+    ((2 * sum + cnt) / (2 * cnt)) as u8
 }
 
 /// Width of the skipped border band for a cell of size `cell`.
@@ -74,15 +204,36 @@ fn band(cell: f32) -> u32 {
     }
 }
 
-/// Interior pixel ranges of the cells described by `cuts`, clamped to `0..len` and never empty.
-fn spans(cuts: &[u32], len: u32, band: u32) -> Vec<(u32, u32)> {
+/// Pixel range of zone -1 (leading band), 0 (interior) or 1 (trailing band) of a span.
+fn zone(s: &[u32; 4], z: isize) -> (u32, u32) {
+    match z {
+        -1 => (s[0], s[1]),
+        0 => (s[1], s[2]),
+        _ => (s[2], s[3]),
+    }
+}
+
+/// Cells described by `cuts` as `[start, interior start, interior end, end]`, clamped to
+/// `0..len`, the interior never empty. The band is skipped only on sides that border another
+/// cell (not the image edge).
+fn spans(cuts: &[u32], len: u32, band: u32) -> Vec<[u32; 4]> {
     cuts.windows(2)
         .map(|c| {
             let a = c[0].min(len - 1);
             let b = c[1].min(len).max(a + 1);
-            let width = b - a;
-            let band = band.min((width - 1) / 2);
-            (a + band, b - band)
+            let (mut lo, mut hi) = (a, b);
+            if a > 0 {
+                lo = (a + band).min(b - 1);
+            }
+            if b < len {
+                hi = b.saturating_sub(band).max(lo + 1);
+            }
+            if hi <= lo {
+                // Band wider than the cell: keep its middle pixel.
+                let mid = a + (b - a) / 2;
+                (lo, hi) = (mid, mid + 1);
+            }
+            [a, lo, hi, b]
         })
         .collect()
 }
@@ -199,12 +350,41 @@ struct Distinct {
     stat: CellStat,
 }
 
-/// Bucket key of an OKLab colour on a grid of side `tol`.
+/// A small multiplicative hasher for the integer bucket keys (SipHash is needlessly slow here).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+
+    fn write_i32(&mut self, v: i32) {
+        self.write_u64(v as u32 as u64);
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// OKLab buckets of side `2 * tol`: all colours within `tol` of a point lie in the 2x2x2
+/// buckets nearest to it.
+type Index = HashMap<(i32, i32, i32), Vec<usize>, BuildHasherDefault<KeyHasher>>;
+
+/// Bucket key of an OKLab colour (buckets of side `2 * tol`).
 fn key(c: Oklab, tol: f32) -> (i32, i32, i32) {
+    let s = 2.0 * tol;
     (
-        (c.l / tol).floor() as i32,
-        (c.a / tol).floor() as i32,
-        (c.b / tol).floor() as i32,
+        (c.l / s).floor() as i32,
+        (c.a / s).floor() as i32,
+        (c.b / s).floor() as i32,
     )
 }
 
@@ -214,20 +394,27 @@ fn dist2(a: Oklab, aa: u8, b: Oklab, ba: u8) -> f32 {
     a.dist2(b) + da * da
 }
 
-/// Nearest entry of `index` to `lab` within `tol`, searching the 27 buckets around it.
+/// Nearest entry of `index` to `lab` within `tol` (lowest index on ties).
 fn nearest(
-    index: &HashMap<(i32, i32, i32), Vec<usize>>,
+    index: &Index,
     centres: &[(Oklab, u8)],
     lab: Oklab,
     alpha: u8,
     tol: f32,
 ) -> Option<usize> {
-    let (kl, ka, kb) = key(lab, tol);
+    let s = 2.0 * tol;
+    // Per axis: this bucket and the neighbour on the nearer side.
+    let axis = |v: f32| {
+        let k = (v / s).floor();
+        let near = if v - k * s < tol { -1 } else { 1 };
+        [k as i32, k as i32 + near]
+    };
+    let (ls, as_, bs) = (axis(lab.l), axis(lab.a), axis(lab.b));
     let mut best: Option<(usize, f32)> = None;
-    for dl in -1..=1 {
-        for da in -1..=1 {
-            for db in -1..=1 {
-                let Some(list) = index.get(&(kl + dl, ka + da, kb + db)) else {
+    for kl in ls {
+        for ka in as_ {
+            for kb in bs {
+                let Some(list) = index.get(&(kl, ka, kb)) else {
                     continue;
                 };
                 for &i in list {
@@ -243,15 +430,34 @@ fn nearest(
     best.map(|b| b.0)
 }
 
-/// Final colour of every cell after merging near-identical colours.
-fn consolidate(stats: &[CellStat], tol: f32) -> Vec<[u8; 4]> {
+/// Colour group of every cell (`None` for transparent cells) after merging near-identical
+/// colours, and the number of groups.
+fn consolidate(stats: &[CellStat], tol: f32) -> (Vec<Option<usize>>, usize) {
+    if tol <= 0.0 {
+        let mut n = 0;
+        let groups = stats
+            .iter()
+            .map(|s| {
+                (s.count > 0).then(|| {
+                    n += 1;
+                    n - 1
+                })
+            })
+            .collect();
+        return (groups, n);
+    }
+    // Cell colours rounded to even levels (far below the tolerance) so that noisy variants of
+    // one colour share an entry: fewer distinct colours to convert and cluster.
     let means: Vec<[u8; 4]> = stats
         .iter()
-        .map(|s| if s.count == 0 { [0; 4] } else { s.mean() })
+        .map(|s| {
+            if s.count == 0 {
+                [0; 4]
+            } else {
+                s.mean().map(|v| v & !1)
+            }
+        })
         .collect();
-    if tol <= 0.0 {
-        return means;
-    }
     // Distinct colours, most pixels first (ties by colour value, for determinism).
     let mut order: Vec<usize> = (0..stats.len()).filter(|&i| stats[i].count > 0).collect();
     order.sort_unstable_by_key(|&i| means[i]);
@@ -286,7 +492,7 @@ fn consolidate(stats: &[CellStat], tol: f32) -> Vec<[u8; 4]> {
     });
     // Leader clustering: each colour joins the nearest leader within tolerance.
     let mut leaders: Vec<(Oklab, u8)> = Vec::new();
-    let mut index: HashMap<(i32, i32, i32), Vec<usize>> = HashMap::new();
+    let mut index = Index::default();
     let mut group = vec![0usize; distinct.len()];
     for &d in &by_size {
         let (lab, a) = (distinct[d].lab, distinct[d].colour[3]);
@@ -318,7 +524,7 @@ fn consolidate(stats: &[CellStat], tol: f32) -> Vec<[u8; 4]> {
         .iter()
         .map(|c| (Oklab::from_srgb([c[0], c[1], c[2]]), c[3]))
         .collect();
-    let mut index: HashMap<(i32, i32, i32), Vec<usize>> = HashMap::new();
+    let mut index = Index::default();
     for (i, c) in centres.iter().enumerate() {
         index.entry(key(c.0, tol)).or_default().push(i);
     }
@@ -327,16 +533,22 @@ fn consolidate(stats: &[CellStat], tol: f32) -> Vec<[u8; 4]> {
             *g = n;
         }
     }
-    let final_means = group_means(&group, leaders.len());
-    (0..stats.len())
+    // Renumber the groups still in use, in order of first use.
+    let mut renumber = vec![usize::MAX; leaders.len()];
+    let mut n = 0;
+    let groups = (0..stats.len())
         .map(|i| {
-            if stats[i].count == 0 {
-                [0; 4]
-            } else {
-                final_means[group[cell_distinct[i]]]
-            }
+            (stats[i].count > 0).then(|| {
+                let g = group[cell_distinct[i]];
+                if renumber[g] == usize::MAX {
+                    renumber[g] = n;
+                    n += 1;
+                }
+                renumber[g]
+            })
         })
-        .collect()
+        .collect();
+    (groups, n)
 }
 
 #[cfg(test)]
@@ -354,16 +566,18 @@ mod tests {
 
     #[test]
     fn interior_colour_ignores_blurred_border_and_specks() {
-        // One 8x8 cell: red interior, grey border ring, one white speck inside.
-        let mut img = RgbaImage::from_pixel(8, 8, Rgba([128, 128, 128, 255]));
-        for y in 2..6 {
-            for x in 2..6 {
+        // 3x3 cells of 8x8 grey; the middle one is red inside a grey (blurred) border ring,
+        // with one white speck.
+        let mut img = RgbaImage::from_pixel(24, 24, Rgba([128, 128, 128, 255]));
+        for y in 10..14 {
+            for x in 10..14 {
                 img.put_pixel(x, y, Rgba([200, 10, 10, 255]));
             }
         }
-        img.put_pixel(3, 3, Rgba([255, 255, 255, 255]));
-        let out = downscale(&img, &grid(8, 8, 1, 1), &GridOptions::default());
-        assert_eq!(out.get_pixel(0, 0).0, [200, 10, 10, 255]);
+        img.put_pixel(11, 11, Rgba([255, 255, 255, 255]));
+        let out = downscale(&img, &grid(24, 24, 3, 3), &GridOptions::default());
+        assert_eq!(out.get_pixel(1, 1).0, [200, 10, 10, 255]);
+        assert_eq!(out.get_pixel(0, 1).0, [128, 128, 128, 255]);
     }
 
     #[test]
