@@ -1,1 +1,0 @@
-//! (module grid: being written)
