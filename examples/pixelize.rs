@@ -129,7 +129,8 @@ fn hex(s: &str, what: &str) -> Result<[u8; 3], String> {
 fn options(args: &Args) -> Result<PixelOptions, Box<dyn std::error::Error>> {
     let mut o = PixelOptions::default();
     if let Some(c) = &args.cell {
-        o.grid.cell = Some(pair::<f32>(c, "cell")?);
+        let (w, h) = pair::<f32>(c, "cell")?;
+        (o.grid.cell_width, o.grid.cell_height) = (Some(w), Some(h));
     }
     if let Some(f) = &args.fallback {
         o.grid.fallback_size = Some(pair::<u32>(f, "fallback")?);

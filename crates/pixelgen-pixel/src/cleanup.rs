@@ -313,7 +313,8 @@ pub fn trim(img: &RgbaImage) -> Option<(RgbaImage, Rect)> {
     Some((cropped, r))
 }
 
-/// Where content is placed on the canvas by [`fit_canvas`].
+/// Where content is placed in a larger box: on the canvas by [`fit_canvas`], in a sheet cell
+/// by [`crate::sheet::pack`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Anchor {
@@ -324,6 +325,22 @@ pub enum Anchor {
     BottomCenter,
     /// Touching the top-left corner.
     TopLeft,
+}
+
+impl Anchor {
+    /// Top-left position of an `inner`-sized box placed in an `outer`-sized one (each a
+    /// width, height pair; `inner` must not exceed `outer`).
+    pub fn place(self, outer: (u32, u32), inner: (u32, u32)) -> (u32, u32) {
+        let (fx, fy) = (
+            outer.0.saturating_sub(inner.0),
+            outer.1.saturating_sub(inner.1),
+        );
+        match self {
+            Anchor::Center => (fx / 2, fy / 2),
+            Anchor::BottomCenter => (fx / 2, fy),
+            Anchor::TopLeft => (0, 0),
+        }
+    }
 }
 
 /// Largest canvas side [`fit_canvas`] accepts (a guard against absurd sizes from recipes).
@@ -360,12 +377,7 @@ pub fn fit_canvas(img: &RgbaImage, width: u32, height: u32, anchor: Anchor) -> R
             ),
         });
     }
-    let (fx, fy) = (width - r.width, height - r.height);
-    let (x, y) = match anchor {
-        Anchor::Center => (fx / 2, fy / 2),
-        Anchor::BottomCenter => (fx / 2, fy),
-        Anchor::TopLeft => (0, 0),
-    };
+    let (x, y) = anchor.place((width, height), (r.width, r.height));
     image::imageops::replace(&mut canvas, &content, x as i64, y as i64);
     Ok(canvas)
 }

@@ -11,6 +11,7 @@
 //! or `json-array`), plus the grid under `meta.pixelgenGrid`; [`SheetLayout::from_aseprite_json`]
 //! reads both forms back, including uniform-grid sheets exported by Aseprite itself.
 
+pub use crate::cleanup::Anchor;
 use std::fmt;
 use std::path::Path;
 
@@ -65,19 +66,6 @@ impl Frame {
         self.name = Some(name.into());
         self
     }
-}
-
-/// Where a frame smaller than the tile sits inside its cell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Anchor {
-    /// Centred both ways (odd leftovers go right/down).
-    #[default]
-    Center,
-    /// Centred horizontally, touching the bottom edge (feet on the ground).
-    BottomCenter,
-    /// In the top-left corner.
-    TopLeft,
 }
 
 /// Playback direction of an animation tag; names match Aseprite's `direction` strings.
@@ -376,11 +364,7 @@ pub fn pack(frames: &[Frame], opts: &SheetOptions) -> Result<Sheet> {
     };
     for (i, f) in frames.iter().enumerate() {
         let (w, h) = f.image.dimensions();
-        let (sx, sy) = match opts.anchor {
-            Anchor::Center => ((tile_width - w) / 2, (tile_height - h) / 2),
-            Anchor::BottomCenter => ((tile_width - w) / 2, tile_height - h),
-            Anchor::TopLeft => (0, 0),
-        };
+        let (sx, sy) = opts.anchor.place((tile_width, tile_height), (w, h));
         let index = i as u32;
         layout.frames.push(SheetFrame {
             name: f.name.clone().unwrap_or_else(|| format!("frame {i}")),
