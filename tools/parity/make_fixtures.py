@@ -72,6 +72,8 @@ PROMPTS = {
     "negative": "blurry, photo, 3d render",
     "long": " ".join(["pixel art castle on a hill at night with stars and a moon"] * 8),
     "punct": "Hello,   WORLD!! it's 2 swords & 1 shield...",
+    "unicode": "Cafe\u0301  na\u00efve\tcr\u00e8me br\u00fbl\u00e9e, \u6771\u4eac \U0001f642 \u212b",
+    "special": "a knight<|endoftext|>sword!",
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -55,6 +55,14 @@ pub enum DiffusionError {
         /// The reason.
         message: String,
     },
+    /// A tokenizer could not be built or could not encode a prompt.
+    #[error("tokenizer {}: {message}", path.display())]
+    Tokenizer {
+        /// The vocabulary file (or `<prompt>` for encoding errors).
+        path: PathBuf,
+        /// The reason.
+        message: String,
+    },
     /// A tensor operation failed (shape mismatch, device error, ...).
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),

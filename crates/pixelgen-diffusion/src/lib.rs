@@ -1,12 +1,13 @@
 //! Stable Diffusion XL on candle, faithful to Hugging Face diffusers.
 //!
-//! This first increment holds the configs of a diffusers SDXL folder ([`SdxlConfigs`]) and the
-//! samplers ([`scheduler`]), proven against diffusers by the fixtures under `tests/fixtures/`.
+//! This first increment holds the configs of a diffusers SDXL folder ([`SdxlConfigs`]), the
+//! samplers ([`scheduler`]) and the CLIP tokenizer ([`ClipTokenizer`]), proven against diffusers by the fixtures under `tests/fixtures/`.
 //! Text encoders, UNet, VAE and the pipelines follow.
 
 pub mod config;
 pub mod error;
 pub mod scheduler;
+pub mod tokenizer;
 
 pub use config::{
     BetaSchedule, ClipTextConfig, ModelIndex, PredictionType, SchedulerConfig, SdxlConfigs,
@@ -14,3 +15,4 @@ pub use config::{
 };
 pub use error::{DiffusionError, Result};
 pub use scheduler::{Scheduler, SchedulerKind};
+pub use tokenizer::{ClipTokenizer, Tokens};
