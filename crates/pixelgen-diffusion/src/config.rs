@@ -154,6 +154,19 @@ pub struct SchedulerConfig {
     pub timestep_scaling: Option<f64>,
 }
 
+impl SchedulerConfig {
+    /// The sampler this config was saved for (from `_class_name`), e.g. Euler for SDXL base.
+    pub fn kind(&self) -> Result<crate::scheduler::SchedulerKind> {
+        let name = self.class_name.as_deref().ok_or_else(|| {
+            crate::error::invalid(
+                "scheduler config",
+                "no `_class_name`: pick a sampler explicitly",
+            )
+        })?;
+        crate::scheduler::SchedulerKind::from_class_name(name)
+    }
+}
+
 /// `unet/config.json` (`UNet2DConditionModel`), the keys SDXL uses, with diffusers' defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

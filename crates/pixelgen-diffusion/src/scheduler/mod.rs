@@ -407,6 +407,45 @@ mod tests {
     }
 
     #[test]
+    fn steps_keep_the_sample_dtype_and_denoise_a_known_case() {
+        use candle_core::Device;
+        // x_t = x0 + sigma * eps with the exact eps: one Euler step to sigma 0 returns x0.
+        let config = SchedulerConfig::default();
+        let mut euler = build(SchedulerKind::Euler, &config, 1).unwrap();
+        let sigma = euler.sigmas()[0];
+        assert_eq!(euler.sigmas()[1], 0.0);
+        let x0 = Tensor::new(&[[0.5f32, -1.0], [2.0, 0.0]], &Device::Cpu).unwrap();
+        let eps = Tensor::new(&[[1.0f32, 0.25], [-0.5, 2.0]], &Device::Cpu).unwrap();
+        let xt = (&x0 + eps.affine(sigma, 0.0).unwrap()).unwrap();
+        let out = euler.step(&eps, 0, &xt, None).unwrap();
+        let diff: f32 = (out - &x0)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(diff < 1e-3 * sigma as f32, "diff {diff}");
+        // f16 in, f16 out, for every kind.
+        let xt16 = xt.to_dtype(DType::F16).unwrap();
+        let eps16 = eps.to_dtype(DType::F16).unwrap();
+        for kind in SchedulerKind::ALL {
+            let mut s = build(kind, &config, 2).unwrap();
+            let noise = s.needs_noise(0).then_some(&eps16);
+            let out = s.step(&eps16, 0, &xt16, noise).unwrap();
+            assert_eq!(out.dtype(), DType::F16, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn folder_config_names_its_kind() {
+        let c: SchedulerConfig = serde_json::from_str(r#"{"_class_name":"LCMScheduler"}"#).unwrap();
+        assert_eq!(c.kind().unwrap(), SchedulerKind::Lcm);
+        assert!(SchedulerConfig::default().kind().is_err());
+    }
+
+    #[test]
     fn zero_steps_is_an_error_for_every_kind() {
         let config = SchedulerConfig::default();
         for kind in SchedulerKind::ALL {
