@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 import diffusers
 import transformers
@@ -256,6 +256,13 @@ def save_folder(pipe: StableDiffusionXLPipeline, out: Path, tok_dir: Path, tok2_
     for name, src in (("tokenizer", tok_dir), ("tokenizer_2", tok2_dir)):
         shutil.rmtree(out / name)
         shutil.copytree(src, out / name)
+    # transformers 5 saves CLIPTextModel without the `text_model.` prefix that the published SDXL
+    # checkpoints (saved by transformers 4) have; restore it so the fixture has the real layout.
+    # transformers 5 still loads it (its CLIPTextModel strips the prefix on load).
+    path = out / "text_encoder" / "model.safetensors"
+    state = load_file(path)
+    state = {k if k.startswith("text_model.") else f"text_model.{k}": v for k, v in state.items()}
+    save_file(state, path, metadata={"format": "pt"})
 
 
 def load_folder(folder: Path) -> StableDiffusionXLPipeline:
@@ -573,7 +580,7 @@ def make_model_fixtures(pipe: StableDiffusionXLPipeline, folder: Path, out: Path
         runs["img2img.image_out"] = img2
     meta = {
         "prompt": PROMPTS["knight"],
-        "negative_prompt": "",
+        "negative_prompt": "None (force_zeros_for_empty_prompt: all-zero negative conditioning)",
         "steps": str(steps),
         "guidance_scale": str(guidance),
         "height": str(IMAGE),

@@ -1,8 +1,9 @@
 //! Stable Diffusion XL on candle, faithful to Hugging Face diffusers.
 //!
 //! This first increment holds the configs of a diffusers SDXL folder ([`SdxlConfigs`]), the
-//! samplers ([`scheduler`]) and the CLIP tokenizer ([`ClipTokenizer`]), proven against diffusers by the fixtures under `tests/fixtures/`.
-//! Text encoders, UNet, VAE and the pipelines follow.
+//! samplers ([`scheduler`]), the CLIP tokenizer ([`ClipTokenizer`]) and the two text encoders
+//! ([`SdxlTextEncoders`]), proven against diffusers by the fixtures under `tests/fixtures/`.
+//! UNet, VAE and the pipelines follow.
 //!
 //! ```no_run
 //! use candle_core::{DType, Device, Tensor};
@@ -29,10 +30,13 @@
 //! # }
 //! ```
 
+pub mod clip;
 pub mod config;
 pub mod error;
 pub mod scheduler;
+pub mod text;
 pub mod tokenizer;
+pub mod weights;
 
 pub use config::{
     BetaSchedule, ClipTextConfig, ModelIndex, PredictionType, SchedulerConfig, SdxlConfigs,
@@ -40,4 +44,5 @@ pub use config::{
 };
 pub use error::{DiffusionError, Result};
 pub use scheduler::{Scheduler, SchedulerKind};
+pub use text::{PromptEmbeds, SdxlTextEncoders};
 pub use tokenizer::{ClipTokenizer, Tokens};
