@@ -30,12 +30,14 @@
 //! # }
 //! ```
 
+mod blocks;
 pub mod clip;
 pub mod config;
 pub mod error;
 pub mod scheduler;
 pub mod text;
 pub mod tokenizer;
+pub mod vae;
 pub mod weights;
 
 pub use config::{
@@ -46,3 +48,4 @@ pub use error::{DiffusionError, Result};
 pub use scheduler::{Scheduler, SchedulerKind};
 pub use text::{PromptEmbeds, SdxlTextEncoders};
 pub use tokenizer::{ClipTokenizer, Tokens};
+pub use vae::{AutoencoderKl, LatentDistribution};
