@@ -37,6 +37,7 @@ pub mod error;
 pub mod scheduler;
 pub mod text;
 pub mod tokenizer;
+pub mod unet;
 pub mod vae;
 pub mod weights;
 
@@ -48,4 +49,5 @@ pub use error::{DiffusionError, Result};
 pub use scheduler::{Scheduler, SchedulerKind};
 pub use text::{PromptEmbeds, SdxlTextEncoders};
 pub use tokenizer::{ClipTokenizer, Tokens};
+pub use unet::{UNet2DConditionModel, UNetConditioning};
 pub use vae::{AutoencoderKl, LatentDistribution};
