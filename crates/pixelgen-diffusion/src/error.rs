@@ -63,6 +63,14 @@ pub enum DiffusionError {
         /// The reason.
         message: String,
     },
+    /// The caller cancelled a generation through its progress callback.
+    #[error("generation cancelled after step {step} of {total}")]
+    Cancelled {
+        /// Steps completed.
+        step: usize,
+        /// Steps the run would have taken.
+        total: usize,
+    },
     /// A tensor operation failed (shape mismatch, device error, ...).
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),

@@ -321,7 +321,7 @@ impl AutoencoderKl {
     pub fn encode(&self, image: &Tensor) -> Result<LatentDistribution> {
         let (_, _, h, w) = image.dims4()?;
         let f = self.config.scale_factor();
-        if h % f != 0 || w % f != 0 || h == 0 || w == 0 {
+        if !h.is_multiple_of(f) || !w.is_multiple_of(f) || h == 0 || w == 0 {
             return Err(invalid(
                 "image size",
                 format!("{w}x{h} is not a positive multiple of {f}"),
