@@ -1,0 +1,142 @@
+//! Building blocks shared by the UNet and the VAE: ResNet block, down/up-samplers, group norm.
+
+use candle_core::{DType, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Linear, Module, VarBuilder};
+
+use crate::error::{Result, invalid};
+
+/// 3x3 (or `k`x`k`) convolution with "same" padding and stride 1.
+pub(crate) fn conv(cin: usize, cout: usize, k: usize, vb: VarBuilder) -> Result<Conv2d> {
+    let cfg = Conv2dConfig {
+        padding: k / 2,
+        ..Default::default()
+    };
+    Ok(candle_nn::conv2d(cin, cout, k, cfg, vb)?)
+}
+
+/// Group norm that checks the channel count divides into the groups (a clear error, not a panic).
+pub(crate) fn group_norm(
+    groups: usize,
+    channels: usize,
+    eps: f64,
+    vb: VarBuilder,
+) -> Result<GroupNorm> {
+    if groups == 0 || !channels.is_multiple_of(groups) {
+        return Err(invalid(
+            "norm_num_groups",
+            format!("{groups} groups do not divide {channels} channels"),
+        ));
+    }
+    Ok(candle_nn::group_norm(groups, channels, eps, vb)?)
+}
+
+/// diffusers' `ResnetBlock2D` (default time-scale-shift, output scale 1).
+#[derive(Debug, Clone)]
+pub(crate) struct ResnetBlock {
+    norm1: GroupNorm,
+    conv1: Conv2d,
+    time_emb_proj: Option<Linear>,
+    norm2: GroupNorm,
+    conv2: Conv2d,
+    shortcut: Option<Conv2d>,
+}
+
+impl ResnetBlock {
+    pub(crate) fn new(
+        cin: usize,
+        cout: usize,
+        temb: Option<usize>,
+        groups: usize,
+        eps: f64,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Ok(Self {
+            norm1: group_norm(groups, cin, eps, vb.pp("norm1"))?,
+            conv1: conv(cin, cout, 3, vb.pp("conv1"))?,
+            time_emb_proj: match temb {
+                Some(t) => Some(candle_nn::linear(t, cout, vb.pp("time_emb_proj"))?),
+                None => None,
+            },
+            norm2: group_norm(groups, cout, eps, vb.pp("norm2"))?,
+            conv2: conv(cout, cout, 3, vb.pp("conv2"))?,
+            shortcut: if cin != cout {
+                Some(conv(cin, cout, 1, vb.pp("conv_shortcut"))?)
+            } else {
+                None
+            },
+        })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
+        let mut h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
+        if let (Some(proj), Some(t)) = (&self.time_emb_proj, temb) {
+            let t = proj.forward(&t.silu()?)?.unsqueeze(2)?.unsqueeze(3)?;
+            h = h.broadcast_add(&t)?;
+        }
+        let h = self.conv2.forward(&self.norm2.forward(&h)?.silu()?)?;
+        let skip = match &self.shortcut {
+            Some(c) => c.forward(x)?,
+            None => x.clone(),
+        };
+        Ok((skip + h)?)
+    }
+}
+
+/// diffusers' `Downsample2D` with a convolution: stride 2, padding `padding`; padding 0 means
+/// the VAE's asymmetric zero pad of one pixel on the right and bottom.
+#[derive(Debug, Clone)]
+pub(crate) struct Downsample {
+    conv: Conv2d,
+    padding: usize,
+}
+
+impl Downsample {
+    pub(crate) fn new(channels: usize, padding: usize, vb: VarBuilder) -> Result<Self> {
+        let cfg = Conv2dConfig {
+            padding,
+            stride: 2,
+            ..Default::default()
+        };
+        Ok(Self {
+            conv: candle_nn::conv2d(channels, channels, 3, cfg, vb.pp("conv"))?,
+            padding,
+        })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = if self.padding == 0 {
+            x.pad_with_zeros(3, 0, 1)?.pad_with_zeros(2, 0, 1)?
+        } else {
+            x.clone()
+        };
+        Ok(self.conv.forward(&x)?)
+    }
+}
+
+/// diffusers' `Upsample2D`: nearest-neighbour resize (2x, or to a given size), then a 3x3 conv.
+#[derive(Debug, Clone)]
+pub(crate) struct Upsample {
+    conv: Conv2d,
+}
+
+impl Upsample {
+    pub(crate) fn new(channels: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            conv: conv(channels, channels, 3, vb.pp("conv"))?,
+        })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor, size: Option<(usize, usize)>) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        let (th, tw) = size.unwrap_or((2 * h, 2 * w));
+        // Nearest interpolation in f32 for half types (torch upsamples half natively; exact either way).
+        let up = if x.dtype() == DType::BF16 {
+            x.to_dtype(DType::F32)?
+                .upsample_nearest2d(th, tw)?
+                .to_dtype(DType::BF16)?
+        } else {
+            x.upsample_nearest2d(th, tw)?
+        };
+        Ok(self.conv.forward(&up)?)
+    }
+}

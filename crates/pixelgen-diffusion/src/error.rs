@@ -1,0 +1,94 @@
+//! The crate's error type: every failure is a value whose message says what to do.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while loading or running SDXL.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffusionError {
+    /// A file the diffusers folder layout requires is absent.
+    #[error("no `{file}` in {}: is this a diffusers SDXL folder?", dir.display())]
+    MissingFile {
+        /// The model folder that was searched.
+        dir: PathBuf,
+        /// The file, relative to `dir`.
+        file: String,
+    },
+    /// A file exists but could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A JSON config could not be parsed.
+    #[error("{} is not a valid {what}: {source}", path.display())]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What it should hold (e.g. "UNet config").
+        what: &'static str,
+        /// The parse error, with line and column.
+        source: serde_json::Error,
+    },
+    /// A caller-supplied value is out of range or inconsistent.
+    #[error("invalid {name}: {message}")]
+    InvalidInput {
+        /// The argument or option.
+        name: &'static str,
+        /// What is wrong and what is accepted.
+        message: String,
+    },
+    /// A model or scheduler option that this crate does not implement (yet).
+    #[error("{feature} is not supported: {hint}")]
+    Unsupported {
+        /// The option and its value.
+        feature: String,
+        /// What to use instead.
+        hint: String,
+    },
+    /// A safetensors file could not be read.
+    #[error("cannot read safetensors {}: {message}", path.display())]
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// The reason.
+        message: String,
+    },
+    /// A tokenizer could not be built or could not encode a prompt.
+    #[error("tokenizer {}: {message}", path.display())]
+    Tokenizer {
+        /// The vocabulary file (or `<prompt>` for encoding errors).
+        path: PathBuf,
+        /// The reason.
+        message: String,
+    },
+    /// The caller cancelled a generation through its progress callback.
+    #[error("generation cancelled after step {step} of {total}")]
+    Cancelled {
+        /// Steps completed.
+        step: usize,
+        /// Steps the run would have taken.
+        total: usize,
+    },
+    /// A tensor operation failed (shape mismatch, device error, ...).
+    #[error("tensor error: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Result with [`DiffusionError`].
+pub type Result<T, E = DiffusionError> = std::result::Result<T, E>;
+
+pub(crate) fn invalid(name: &'static str, message: impl Into<String>) -> DiffusionError {
+    DiffusionError::InvalidInput {
+        name,
+        message: message.into(),
+    }
+}
+
+pub(crate) fn unsupported(feature: impl Into<String>, hint: impl Into<String>) -> DiffusionError {
+    DiffusionError::Unsupported {
+        feature: feature.into(),
+        hint: hint.into(),
+    }
+}

@@ -1,0 +1,338 @@
+//! txt2img and img2img with classifier-free guidance, as diffusers' SDXL pipelines run them.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::config::SdxlConfigs;
+use crate::error::{DiffusionError, Result, invalid};
+use crate::noise::NoiseSource;
+use crate::scheduler::{self, Ddim, Scheduler, SchedulerKind};
+use crate::text::SdxlTextEncoders;
+use crate::unet::{UNet2DConditionModel, UNetConditioning};
+use crate::vae::AutoencoderKl;
+
+/// What to generate (everything but the noise), plain serde data for recipes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GenerationParams {
+    /// The prompt (both text encoders get it).
+    pub prompt: String,
+    /// The negative prompt; `None` gives SDXL's zero negative conditioning.
+    pub negative_prompt: Option<String>,
+    /// Image width in pixels (a multiple of the VAE's scale factor, 8 for SDXL).
+    pub width: usize,
+    /// Image height in pixels.
+    pub height: usize,
+    /// Inference steps (for img2img: before truncation by strength).
+    pub steps: usize,
+    /// Classifier-free guidance scale; 1 or less disables guidance (one UNet pass per step).
+    pub guidance_scale: f64,
+    /// Sampler; `None` uses the folder's own scheduler.
+    pub sampler: Option<SchedulerKind>,
+    /// Karras sigmas for Euler / DPM++ 2M; `None` keeps the folder's setting.
+    pub karras: Option<bool>,
+    /// DDIM's eta (0 = deterministic).
+    pub eta: f64,
+}
+
+impl Default for GenerationParams {
+    fn default() -> Self {
+        Self {
+            prompt: String::new(),
+            negative_prompt: None,
+            width: 1024,
+            height: 1024,
+            steps: 30,
+            guidance_scale: 5.0,
+            sampler: None,
+            karras: None,
+            eta: 0.0,
+        }
+    }
+}
+
+/// Progress of a running generation, passed to the caller after every step.
+#[derive(Debug)]
+pub struct Progress<'a> {
+    /// Steps done so far (1-based).
+    pub step: usize,
+    /// Steps this run will take.
+    pub total: usize,
+    /// The timestep just denoised.
+    pub timestep: f64,
+    /// The latents after this step (decode them for a preview).
+    pub latents: &'a Tensor,
+}
+
+/// The caller's answer to [`Progress`]: go on or stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Run the next step.
+    Continue,
+    /// Stop now; the pipeline returns [`DiffusionError::Cancelled`].
+    Cancel,
+}
+
+/// A finished generation.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    /// Final latents in the UNet's space, `[1, 4, h / 8, w / 8]`.
+    pub latents: Tensor,
+    /// Decoded image, `[1, 3, h, w]`, values in [0, 1] (f32).
+    pub image: Tensor,
+}
+
+/// SDXL text encoders, UNet and VAE, ready to generate.
+#[derive(Debug, Clone)]
+pub struct SdxlPipeline {
+    configs: SdxlConfigs,
+    text: SdxlTextEncoders,
+    unet: UNet2DConditionModel,
+    vae: AutoencoderKl,
+    dtype: DType,
+    device: Device,
+}
+
+impl SdxlPipeline {
+    /// Loads a diffusers SDXL folder. The VAE stays in f32 when its config says
+    /// `force_upcast` (SDXL's VAE overflows in f16), whatever `dtype` the rest uses.
+    pub fn load(
+        dir: impl AsRef<Path>,
+        variant: Option<&str>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let configs = SdxlConfigs::load(dir)?;
+        let vae_dtype = if configs.vae.force_upcast {
+            DType::F32
+        } else {
+            dtype
+        };
+        Ok(Self {
+            text: SdxlTextEncoders::load(&configs, variant, dtype, device)?,
+            unet: UNet2DConditionModel::load(&configs, variant, dtype, device)?,
+            vae: AutoencoderKl::load(&configs, variant, vae_dtype, device)?,
+            configs,
+            dtype,
+            device: device.clone(),
+        })
+    }
+
+    /// The folder's configs.
+    pub fn configs(&self) -> &SdxlConfigs {
+        &self.configs
+    }
+
+    /// The text encoders.
+    pub fn text_encoders(&self) -> &SdxlTextEncoders {
+        &self.text
+    }
+
+    /// The UNet.
+    pub fn unet(&self) -> &UNet2DConditionModel {
+        &self.unet
+    }
+
+    /// The VAE.
+    pub fn vae(&self) -> &AutoencoderKl {
+        &self.vae
+    }
+
+    /// Text to image. `noise` gives the initial latents, then any per-step noise.
+    pub fn txt2img(
+        &self,
+        params: &GenerationParams,
+        noise: &mut dyn NoiseSource,
+        progress: &mut dyn FnMut(Progress) -> Control,
+    ) -> Result<Generated> {
+        let mut sched = self.scheduler(params)?;
+        let (lh, lw) = self.latent_size(params)?;
+        let c = self.configs.unet.in_channels;
+        let init = noise.normal(&[1, c, lh, lw], &self.device)?;
+        let latents = init
+            .affine(sched.init_noise_sigma(), 0.0)?
+            .to_dtype(self.dtype)?;
+        let latents = self.denoise(params, sched.as_mut(), latents, 0, noise, progress)?;
+        let image = self.decode(&latents)?;
+        Ok(Generated { latents, image })
+    }
+
+    /// Image to image: `image` is `[1, 3, height, width]` in [0, 1]; `strength` in 0..=1 is how
+    /// much of the schedule is re-run (1 ignores the image). `noise` gives the VAE-sample noise,
+    /// the add-noise noise, then any per-step noise.
+    pub fn img2img(
+        &self,
+        params: &GenerationParams,
+        image: &Tensor,
+        strength: f64,
+        noise: &mut dyn NoiseSource,
+        progress: &mut dyn FnMut(Progress) -> Control,
+    ) -> Result<Generated> {
+        let mut sched = self.scheduler(params)?;
+        let start = scheduler::img2img_start(params.steps, strength)?;
+        if start >= sched.timesteps().len() {
+            return Err(invalid(
+                "strength",
+                format!(
+                    "{strength} with {} steps leaves no step to run: raise strength or steps",
+                    params.steps
+                ),
+            ));
+        }
+        let (lh, lw) = self.latent_size(params)?;
+        let dims = image.dims4()?;
+        if dims.0 != 1 || dims.1 != 3 || dims.2 != params.height || dims.3 != params.width {
+            return Err(invalid(
+                "image",
+                format!(
+                    "shape {:?}, expected [1, 3, {}, {}] (RGB in [0, 1] at the requested size)",
+                    image.dims(),
+                    params.height,
+                    params.width
+                ),
+            ));
+        }
+        let vae_dtype = self.vae_dtype();
+        let pixels = image.to_dtype(vae_dtype)?.affine(2.0, -1.0)?;
+        let dist = self.vae.encode(&pixels)?;
+        let sample_noise = noise
+            .normal(dist.mean.dims(), &self.device)?
+            .to_dtype(vae_dtype)?;
+        let init = self.vae.scale_latents(&dist.sample(&sample_noise)?)?;
+        let c = self.configs.unet.in_channels;
+        let add = noise
+            .normal(&[1, c, lh, lw], &self.device)?
+            .to_dtype(init.dtype())?;
+        let latents = sched.add_noise(&init, &add, start)?.to_dtype(self.dtype)?;
+        let latents = self.denoise(params, sched.as_mut(), latents, start, noise, progress)?;
+        let image = self.decode(&latents)?;
+        Ok(Generated { latents, image })
+    }
+
+    /// UNet latents -> image `[batch, 3, h, w]` in [0, 1] (f32).
+    pub fn decode(&self, latents: &Tensor) -> Result<Tensor> {
+        let z = self
+            .vae
+            .unscale_latents(&latents.to_dtype(self.vae_dtype())?)?;
+        let image = self.vae.decode(&z)?.to_dtype(DType::F32)?;
+        Ok(image.affine(0.5, 0.5)?.clamp(0f32, 1f32)?)
+    }
+
+    fn vae_dtype(&self) -> DType {
+        if self.configs.vae.force_upcast {
+            DType::F32
+        } else {
+            self.dtype
+        }
+    }
+
+    fn latent_size(&self, p: &GenerationParams) -> Result<(usize, usize)> {
+        let f = self.configs.vae.scale_factor();
+        if p.width == 0
+            || p.height == 0
+            || !p.width.is_multiple_of(f)
+            || !p.height.is_multiple_of(f)
+        {
+            return Err(invalid(
+                "size",
+                format!("{}x{} must be positive multiples of {f}", p.width, p.height),
+            ));
+        }
+        Ok((p.height / f, p.width / f))
+    }
+
+    fn scheduler(&self, p: &GenerationParams) -> Result<Box<dyn Scheduler>> {
+        let kind = match p.sampler {
+            Some(k) => k,
+            None => self.configs.scheduler.kind()?,
+        };
+        let mut config = self.configs.scheduler.clone();
+        if let Some(k) = p.karras {
+            config.use_karras_sigmas = Some(k);
+        }
+        Ok(if kind == SchedulerKind::Ddim {
+            Box::new(Ddim::new(&config, p.steps)?.with_eta(p.eta)?)
+        } else {
+            scheduler::build(kind, &config, p.steps)?
+        })
+    }
+
+    fn denoise(
+        &self,
+        p: &GenerationParams,
+        sched: &mut dyn Scheduler,
+        mut latents: Tensor,
+        start: usize,
+        noise: &mut dyn NoiseSource,
+        progress: &mut dyn FnMut(Progress) -> Control,
+    ) -> Result<Tensor> {
+        if !p.guidance_scale.is_finite() {
+            return Err(invalid("guidance_scale", "must be a finite number"));
+        }
+        let cfg = p.guidance_scale > 1.0 && self.configs.unet.time_cond_proj_dim.is_none();
+        let (pos, neg) = self
+            .text
+            .encode_with_negative(&p.prompt, p.negative_prompt.as_deref())?;
+        let (h, w) = (p.height as f32, p.width as f32);
+        let ids = [h, w, 0.0, 0.0, h, w];
+        let (ehs, pooled, time_ids) = if cfg {
+            (
+                Tensor::cat(&[&neg.embeds, &pos.embeds], 0)?,
+                Tensor::cat(&[&neg.pooled, &pos.pooled], 0)?,
+                Tensor::from_vec([ids, ids].concat(), (2, 6), &self.device)?,
+            )
+        } else {
+            (
+                pos.embeds.clone(),
+                pos.pooled.clone(),
+                Tensor::from_vec(ids.to_vec(), (1, 6), &self.device)?,
+            )
+        };
+        let cond = UNetConditioning {
+            encoder_hidden_states: &ehs,
+            text_embeds: &pooled,
+            time_ids: &time_ids,
+        };
+        let timesteps = sched.timesteps().to_vec();
+        let total = timesteps.len() - start;
+        for (i, &t) in timesteps.iter().enumerate().skip(start) {
+            let input = if cfg {
+                Tensor::cat(&[&latents, &latents], 0)?
+            } else {
+                latents.clone()
+            };
+            let input = sched.scale_model_input(&input, i)?;
+            let pred = self.unet.forward(&input, t, &cond)?;
+            let pred = if cfg {
+                let uncond = pred.narrow(0, 0, 1)?;
+                let text = pred.narrow(0, 1, 1)?;
+                (&uncond + (text - &uncond)?.affine(p.guidance_scale, 0.0)?)?
+            } else {
+                pred
+            };
+            let step_noise = if sched.needs_noise(i) {
+                Some(
+                    noise
+                        .normal(latents.dims(), &self.device)?
+                        .to_dtype(latents.dtype())?,
+                )
+            } else {
+                None
+            };
+            latents = sched.step(&pred, i, &latents, step_noise.as_ref())?;
+            let done = i + 1 - start;
+            let answer = progress(Progress {
+                step: done,
+                total,
+                timestep: t,
+                latents: &latents,
+            });
+            if answer == Control::Cancel && done < total {
+                return Err(DiffusionError::Cancelled { step: done, total });
+            }
+        }
+        Ok(latents)
+    }
+}
