@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Degrade, Rng, exact_pixels, render, sprite};
+use common::{Degrade, Rng, degrade, exact_pixels, render, sprite};
 use image::{Rgba, RgbaImage};
 use pixelgen_pixel::PixelError;
 use pixelgen_pixel::grid::{GridOptions, TrueResolution, detect, to_true_resolution};
@@ -26,23 +26,6 @@ const SCALES: [(f32, f32); 14] = [
     (12.0, 10.0),
     (5.0, 4.5),
 ];
-
-/// One degraded rendering: offsets of up to 30% of a cell (a crop when negative, a pad when
-/// positive) at both ends, a 3x3 box blur below 8x and 5x5 from 8x, per-pixel noise.
-fn degrade(rng: &mut Rng, sx: f32, sy: f32, noise: i32, jitter: i32) -> Degrade {
-    Degrade {
-        sx,
-        sy,
-        ox: rng.uniform(-0.3, 0.3) * sx,
-        oy: rng.uniform(-0.3, 0.3) * sy,
-        end_x: rng.uniform(-0.3, 0.3) * sx,
-        end_y: rng.uniform(-0.3, 0.3) * sy,
-        drift: 0.0,
-        blur: if sx.min(sy) < 8.0 { 1 } else { 2 },
-        noise,
-        jitter,
-    }
-}
 
 /// Every sprite size x every scale x transparent/opaque background: 112 images.
 fn run_set(seed: u64, noise: i32, jitter: i32) -> Vec<(RgbaImage, TrueResolution, String)> {

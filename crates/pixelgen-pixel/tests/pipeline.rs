@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Degrade, Rng, exact_pixels, render, sprite};
+use common::{Rng, degrade, exact_pixels, render, sprite};
 use image::{Rgba, RgbaImage};
 use pixelgen_pixel::color::Oklab;
 use pixelgen_pixel::prelude::*;
@@ -62,22 +62,6 @@ fn recolor(img: &RgbaImage, colors: &[[u8; 3]]) -> RgbaImage {
     out
 }
 
-/// A degraded rendering like the grid tests use, plus per-cell colour jitter.
-fn degrade(rng: &mut Rng, sx: f32, sy: f32) -> Degrade {
-    Degrade {
-        sx,
-        sy,
-        ox: rng.uniform(-0.3, 0.3) * sx,
-        oy: rng.uniform(-0.3, 0.3) * sy,
-        end_x: rng.uniform(-0.3, 0.3) * sx,
-        end_y: rng.uniform(-0.3, 0.3) * sy,
-        drift: 0.0,
-        blur: if sx.min(sy) < 8.0 { 1 } else { 2 },
-        noise: 6,
-        jitter: 3,
-    }
-}
-
 /// Per-cell colour jitter cannot be undone from the image alone (a colour seen in one cell
 /// keeps its jitter), but with the palette the art was drawn in, it can: sprites drawn in
 /// Endesga 32, upscaled 4-16x (integer, non-integer, non-square) with blur, offset, +-6
@@ -97,7 +81,7 @@ fn palette_art_with_noise_and_jitter_comes_back_pixel_exact() {
         for &(sx, sy) in &SCALES {
             for transparent in [true, false] {
                 let spr = recolor(&sprite(&mut rng, w, h, transparent), &colors);
-                let img = render(&spr, &degrade(&mut rng, sx, sy), &mut rng);
+                let img = render(&spr, &degrade(&mut rng, sx, sy, 6, 3), &mut rng);
                 let name = format!("{w}x{h} at {sx}x{sy}, transparent {transparent}");
                 let out = pixelize(&img, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
                 assert_eq!(out.image.dimensions(), (w, h), "{name}: true size");
@@ -132,12 +116,7 @@ fn background_removal_gives_the_transparent_sprite() {
             let p = *transparent_spr.get_pixel(x, y);
             if p[3] == 0 { bg } else { p }
         });
-        let d = Degrade {
-            noise: 4,
-            jitter: 0,
-            ..degrade(&mut rng, sx, sy)
-        };
-        let img = render(&opaque, &d, &mut rng);
+        let img = render(&opaque, &degrade(&mut rng, sx, sy, 4, 0), &mut rng);
         let opts = PixelOptions {
             background: Some(BackgroundOptions::default()),
             ..PixelOptions::default()
@@ -283,7 +262,7 @@ fn palette_with_color_limit_and_dither() {
 fn deterministic_and_serde_round_trip() {
     let mut rng = Rng::new(3);
     let spr = sprite(&mut rng, 24, 24, false);
-    let img = render(&spr, &degrade(&mut rng, 10.0, 10.0), &mut rng);
+    let img = render(&spr, &degrade(&mut rng, 10.0, 10.0, 6, 3), &mut rng);
     let opts = PixelOptions {
         colors: Some(ColorCount::Fixed(6)),
         seed: 42,

@@ -121,14 +121,7 @@ fn one_line(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::PixelError;
-
-    fn err_line(r: Result<Palette>) -> (usize, String) {
-        match r {
-            Err(PixelError::PaletteParse { line, message, .. }) => (line, message),
-            other => panic!("expected PaletteParse, got {other:?}"),
-        }
-    }
+    use crate::palette::tests::err_line;
 
     #[test]
     fn parses_header_keys_comments_and_names() {

@@ -58,14 +58,7 @@ pub(super) fn write(palette: &Palette) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::PixelError;
-
-    fn err_line(r: Result<Palette>) -> (usize, String) {
-        match r {
-            Err(PixelError::PaletteParse { line, message, .. }) => (line, message),
-            other => panic!("expected PaletteParse, got {other:?}"),
-        }
-    }
+    use crate::palette::tests::err_line;
 
     #[test]
     fn parses_with_and_without_hash_and_crlf() {

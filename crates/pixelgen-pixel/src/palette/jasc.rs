@@ -97,14 +97,7 @@ pub(super) fn write(palette: &Palette) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::PixelError;
-
-    fn err_line(r: Result<Palette>) -> (usize, String) {
-        match r {
-            Err(PixelError::PaletteParse { line, message, .. }) => (line, message),
-            other => panic!("expected PaletteParse, got {other:?}"),
-        }
-    }
+    use crate::palette::tests::err_line;
 
     #[test]
     fn parses_crlf_and_lf() {

@@ -412,8 +412,16 @@ fn stem_name(source_name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The line and message of a `PaletteParse` error (panics on anything else).
+    pub(crate) fn err_line(r: Result<Palette>) -> (usize, String) {
+        match r {
+            Err(PixelError::PaletteParse { line, message, .. }) => (line, message),
+            other => panic!("expected PaletteParse, got {other:?}"),
+        }
+    }
 
     #[test]
     fn rgb_prefix_parses_values_and_name() {

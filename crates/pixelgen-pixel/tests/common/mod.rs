@@ -324,3 +324,20 @@ fn box_blur(src: &[[f32; 4]], w: usize, h: usize, r: usize) -> Vec<[f32; 4]> {
 pub fn exact_pixels(a: &RgbaImage, b: &RgbaImage) -> usize {
     a.pixels().zip(b.pixels()).filter(|(p, q)| p == q).count()
 }
+
+/// One degraded rendering: offsets of up to 30% of a cell (a crop when negative, a pad when
+/// positive) at both ends, a 3x3 box blur below 8x and 5x5 from 8x, per-pixel noise and per-cell jitter.
+pub fn degrade(rng: &mut Rng, sx: f32, sy: f32, noise: i32, jitter: i32) -> Degrade {
+    Degrade {
+        sx,
+        sy,
+        ox: rng.uniform(-0.3, 0.3) * sx,
+        oy: rng.uniform(-0.3, 0.3) * sy,
+        end_x: rng.uniform(-0.3, 0.3) * sx,
+        end_y: rng.uniform(-0.3, 0.3) * sy,
+        drift: 0.0,
+        blur: if sx.min(sy) < 8.0 { 1 } else { 2 },
+        noise,
+        jitter,
+    }
+}
