@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use bevy::asset::Handle;
 use bevy::ecs::message::Message;
-use bevy::image::Image;
+use bevy::image::{Image, TextureAtlasLayout};
 use pixelgen::{CacheKey, Recipe};
 
 use crate::request::{SpriteError, TicketId};
@@ -20,13 +20,15 @@ pub struct SpriteProgress {
     pub total: usize,
 }
 
-/// A sprite is ready: its image is in `Assets<Image>` under `image`.
+/// A sprite or sheet is ready: its image is in `Assets<Image>` under `image`.
 #[derive(Message, Debug, Clone)]
 pub struct SpriteFinished {
     /// The request.
     pub ticket: TicketId,
     /// The handle returned by the request (now holding the sprite).
     pub image: Handle<Image>,
+    /// For sheets: the atlas layout handle (now holding the real layout).
+    pub layout: Option<Handle<TextureAtlasLayout>>,
     /// The recipe that made it (seed fixed): regenerates it.
     pub recipe: Recipe,
     /// Its content address, when the engine computed one.

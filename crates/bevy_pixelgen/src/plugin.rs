@@ -7,12 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use bevy::app::{App, Plugin, PostUpdate, PreUpdate};
-use bevy::asset::{AssetEventSystems, AssetHandleProvider, AssetId, Assets, Handle};
+use bevy::asset::{AssetApp, AssetEventSystems, AssetHandleProvider, AssetId, Assets, Handle};
 use bevy::ecs::message::MessageWriter;
 use bevy::ecs::resource::Resource;
 use bevy::ecs::schedule::{IntoScheduleConfigs, SystemSet};
 use bevy::ecs::system::ResMut;
-use bevy::image::Image;
+use bevy::image::{Image, TextureAtlasLayout};
+use bevy::math::UVec2;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use pixelgen::{Generator, ModelConfig, PixelOptions, Size, SpriteEngine};
 
@@ -139,6 +140,17 @@ impl Plugin for PixelGenPlugin {
             );
         };
         let provider = images.get_handle_provider();
+        // Sprite sheets need atlas layouts (registered by sprite plugins when present).
+        if !app
+            .world()
+            .contains_resource::<Assets<TextureAtlasLayout>>()
+        {
+            app.init_asset::<TextureAtlasLayout>();
+        }
+        let layout_provider = app
+            .world()
+            .resource::<Assets<TextureAtlasLayout>>()
+            .get_handle_provider();
         let factory = self
             .engine
             .clone()
@@ -151,6 +163,7 @@ impl Plugin for PixelGenPlugin {
         let pixel_gen = PixelGen::start(
             config,
             provider,
+            layout_provider,
             self.queue_capacity,
             self.default_pixel.clone(),
         );
@@ -166,12 +179,14 @@ pub struct PixelGen {
     events: Receiver<WorkerEvent>,
     events_tx: Sender<WorkerEvent>,
     handles: AssetHandleProvider,
+    layout_handles: AssetHandleProvider,
     queued: Arc<AtomicUsize>,
     capacity: usize,
     default_pixel: Option<PixelOptions>,
     next_id: u64,
     in_flight: HashMap<TicketId, Ticket>,
     placeholders: Vec<(AssetId<Image>, Size)>,
+    layout_placeholders: Vec<(AssetId<TextureAtlasLayout>, TextureAtlasLayout)>,
     worker: Option<JoinHandle<()>>,
     worker_stopped: bool,
 }
@@ -180,6 +195,7 @@ impl PixelGen {
     fn start(
         config: WorkerConfig,
         handles: AssetHandleProvider,
+        layout_handles: AssetHandleProvider,
         capacity: usize,
         default_pixel: Option<PixelOptions>,
     ) -> Self {
@@ -202,12 +218,14 @@ impl PixelGen {
             events,
             events_tx,
             handles,
+            layout_handles,
             queued: Arc::new(AtomicUsize::new(0)),
             capacity,
             default_pixel,
             next_id: 0,
             in_flight: HashMap::new(),
             placeholders: Vec::new(),
+            layout_placeholders: Vec::new(),
             worker,
             worker_stopped,
         }
@@ -221,23 +239,57 @@ impl PixelGen {
 
     /// Requests a sprite and returns its [`Ticket`] (handle, recipe, status, cancel).
     pub fn submit(&mut self, request: impl Into<SpriteRequest>) -> Ticket {
-        let mut recipe = request.into().recipe.with_drawn_seed();
+        self.submit_inner(request.into(), false)
+    }
+
+    /// Requests a sprite sheet (one frame per prompt of the recipe's `frames`) and returns
+    /// its image and atlas layout handles at once: a checkerboard and a grid layout of the
+    /// expected shape until the sheet arrives, then the real ones in place.
+    pub fn sheet(
+        &mut self,
+        request: impl Into<SpriteRequest>,
+    ) -> (Handle<Image>, Handle<TextureAtlasLayout>) {
+        let t = self.submit_sheet(request);
+        let layout = t.layout().cloned().unwrap_or_default();
+        (t.handle().clone(), layout)
+    }
+
+    /// Requests a sprite sheet and returns its [`Ticket`] ([`Ticket::layout`] is set).
+    pub fn submit_sheet(&mut self, request: impl Into<SpriteRequest>) -> Ticket {
+        self.submit_inner(request.into(), true)
+    }
+
+    fn submit_inner(&mut self, request: SpriteRequest, sheet: bool) -> Ticket {
+        let mut recipe = request.recipe.with_drawn_seed();
         if recipe.pixel.is_none() {
             recipe.pixel.clone_from(&self.default_pixel);
         }
         self.next_id += 1;
         let id = TicketId(self.next_id);
         let handle: Handle<Image> = self.handles.reserve_handle().typed::<Image>();
-        let placeholder_size = Size::new(
+        let tile = Size::new(
             recipe.size.width.clamp(1, pixelgen::MAX_SIDE),
             recipe.size.height.clamp(1, pixelgen::MAX_SIDE),
         );
-        self.placeholders.push((handle.id(), placeholder_size));
+        let layout = if sheet {
+            let (size, grid) = expected_sheet(&recipe, tile);
+            let h: Handle<TextureAtlasLayout> = self
+                .layout_handles
+                .reserve_handle()
+                .typed::<TextureAtlasLayout>();
+            self.layout_placeholders.push((h.id(), grid));
+            self.placeholders.push((handle.id(), size));
+            Some(h)
+        } else {
+            self.placeholders.push((handle.id(), tile));
+            None
+        };
         let valid = recipe.validate();
         let ticket = Ticket(Arc::new(TicketInner {
             id,
             recipe,
             handle,
+            layout,
             phase: AtomicU8::new(FINISHED),
             status: Mutex::new(TicketStatus::Queued),
             queued: self.queued.clone(),
@@ -318,6 +370,14 @@ impl PixelGen {
         });
     }
 
+    fn flush_layouts(&mut self, layouts: &mut Assets<TextureAtlasLayout>) {
+        for (id, layout) in self.layout_placeholders.drain(..) {
+            if let Err(e) = layouts.insert(id, layout) {
+                bevy::log::warn!("pixelgen: cannot insert a placeholder layout: {e}");
+            }
+        }
+    }
+
     fn flush_placeholders(&mut self, images: &mut Assets<Image>) {
         for (id, size) in self.placeholders.drain(..) {
             if let Err(e) = images.insert(id, checkerboard(size)) {
@@ -325,6 +385,35 @@ impl PixelGen {
             }
         }
     }
+}
+
+/// The sheet image size and grid layout a recipe is expected to produce (frames of `tile`
+/// size packed as its sheet options say), capped at [`pixelgen::MAX_SIDE`] per side.
+fn expected_sheet(recipe: &pixelgen::Recipe, tile: Size) -> (Size, TextureAtlasLayout) {
+    let opts = recipe.sheet.clone().unwrap_or_default();
+    let n = recipe.frame_count().max(1) as u32;
+    let columns = opts
+        .columns
+        .unwrap_or_else(|| (1..=n).find(|c| c * c >= n).unwrap_or(n))
+        .clamp(1, n);
+    let rows = n.div_ceil(columns);
+    let side = |cells: u32, t: u32| {
+        let total = u64::from(opts.margin) * 2
+            + u64::from(cells) * u64::from(t)
+            + u64::from(cells.saturating_sub(1)) * u64::from(opts.padding);
+        total.clamp(1, u64::from(pixelgen::MAX_SIDE)) as u32
+    };
+    let size = Size::new(side(columns, tile.width), side(rows, tile.height));
+    let mut grid = TextureAtlasLayout::from_grid(
+        UVec2::new(tile.width, tile.height),
+        columns,
+        rows,
+        Some(UVec2::splat(opts.padding)),
+        Some(UVec2::splat(opts.margin)),
+    );
+    grid.size = UVec2::new(size.width, size.height);
+    grid.textures.truncate(n as usize);
+    (size, grid)
 }
 
 /// A checkerboard of two greys at `size`, nearest-sampled: the image a request shows until
@@ -341,17 +430,30 @@ pub fn checkerboard(size: Size) -> Image {
     worker::to_bevy_image(img)
 }
 
-fn insert_placeholders(pixel_gen: Option<ResMut<PixelGen>>, images: Option<ResMut<Assets<Image>>>) {
-    if let (Some(mut pixel_gen), Some(mut images)) = (pixel_gen, images)
+fn insert_placeholders(
+    pixel_gen: Option<ResMut<PixelGen>>,
+    images: Option<ResMut<Assets<Image>>>,
+    layouts: Option<ResMut<Assets<TextureAtlasLayout>>>,
+) {
+    let Some(mut pixel_gen) = pixel_gen else {
+        return;
+    };
+    if let Some(mut images) = images
         && !pixel_gen.placeholders.is_empty()
     {
         pixel_gen.flush_placeholders(&mut images);
+    }
+    if let Some(mut layouts) = layouts
+        && !pixel_gen.layout_placeholders.is_empty()
+    {
+        pixel_gen.flush_layouts(&mut layouts);
     }
 }
 
 fn receive_results(
     pixel_gen: Option<ResMut<PixelGen>>,
     images: Option<ResMut<Assets<Image>>>,
+    mut layouts: Option<ResMut<Assets<TextureAtlasLayout>>>,
     mut progress: MessageWriter<SpriteProgress>,
     mut finished: MessageWriter<SpriteFinished>,
     mut failed: MessageWriter<SpriteFailed>,
@@ -361,6 +463,9 @@ fn receive_results(
     };
     let pg = &mut *pixel_gen;
     pg.flush_placeholders(&mut images);
+    if let Some(layouts) = layouts.as_deref_mut() {
+        pg.flush_layouts(layouts);
+    }
     let mut received_any = false;
     while let Ok(event) = pg.events.try_recv() {
         received_any = true;
@@ -383,16 +488,23 @@ fn receive_results(
                 if let Err(e) = images.insert(handle.id(), done.image) {
                     bevy::log::warn!("pixelgen: cannot insert sprite {}: {e}", done.id);
                 }
+                if let (Some(layout), Some(h), Some(layouts)) =
+                    (done.layout, ticket.layout(), layouts.as_deref_mut())
+                    && let Err(e) = layouts.insert(h.id(), layout)
+                {
+                    bevy::log::warn!("pixelgen: cannot insert the layout of {}: {e}", done.id);
+                }
                 if let Some(err) = &done.save_error {
                     bevy::log::warn!("pixelgen: sprite {} was not saved: {err}", done.id);
                 }
-                let saved = done.saved.map(|s| s.png);
+                let saved = done.saved;
                 ticket.set_status(TicketStatus::Done {
                     saved: saved.clone(),
                 });
                 finished.write(SpriteFinished {
                     ticket: done.id,
                     image: handle,
+                    layout: ticket.layout().cloned(),
                     recipe: done.recipe,
                     key: done.key,
                     saved,

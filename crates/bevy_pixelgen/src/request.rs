@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bevy::asset::Handle;
-use bevy::image::Image;
+use bevy::image::{Image, TextureAtlasLayout};
 use crossbeam_channel::Sender;
 use pixelgen::{PixelGenError, PixelOptions, Priority, Recipe, Seed, Size};
 
@@ -159,7 +159,7 @@ pub enum TicketStatus {
         /// Steps in this run.
         total: usize,
     },
-    /// The sprite is in `Assets<Image>` under the ticket's handle.
+    /// The sprite (or sheet) is in `Assets<Image>` under the ticket's handle.
     Done {
         /// Where the PNG was saved, if saving was on and worked.
         saved: Option<PathBuf>,
@@ -185,6 +185,7 @@ pub(crate) struct TicketInner {
     pub(crate) id: TicketId,
     pub(crate) recipe: Recipe,
     pub(crate) handle: Handle<Image>,
+    pub(crate) layout: Option<Handle<TextureAtlasLayout>>,
     /// Who owns the request now: the queue, the worker, or nobody (QUEUED .. FINISHED).
     pub(crate) phase: AtomicU8,
     pub(crate) status: Mutex<TicketStatus>,
@@ -221,6 +222,11 @@ impl Ticket {
     /// The image handle: a placeholder now, the sprite once done.
     pub fn handle(&self) -> &Handle<Image> {
         &self.0.handle
+    }
+
+    /// The atlas layout handle, for sheet requests.
+    pub fn layout(&self) -> Option<&Handle<TextureAtlasLayout>> {
+        self.0.layout.as_ref()
     }
 
     /// The current status (updated once per frame by [`PixelGenSystems::Receive`](crate::PixelGenSystems)).

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bevy::asset::RenderAssetUsages;
-use bevy::image::{Image, ImageSampler};
+use bevy::image::{Image, ImageSampler, TextureAtlasLayout};
+use bevy::math::{URect, UVec2};
 use crossbeam_channel::{Receiver, Sender};
 use pixelgen::{
-    CacheKey, Control, GeneratedSprite, PixelGenError, Recipe, SavedSprite, SpriteEngine,
-    save_sprite, write_atomic,
+    CacheKey, Control, GeneratedSprite, PixelGenError, Recipe, SheetLayout, SpriteEngine,
+    generate_sheet, save_sheet, save_sprite, write_atomic,
 };
 
 use crate::plugin::EngineFactory;
@@ -40,9 +41,10 @@ pub(crate) enum WorkerEvent {
 pub(crate) struct Finished {
     pub(crate) id: TicketId,
     pub(crate) image: Image,
+    pub(crate) layout: Option<TextureAtlasLayout>,
     pub(crate) recipe: Recipe,
     pub(crate) key: Option<CacheKey>,
-    pub(crate) saved: Option<SavedSprite>,
+    pub(crate) saved: Option<PathBuf>,
     pub(crate) save_error: Option<String>,
     pub(crate) from_cache: bool,
 }
@@ -140,6 +142,10 @@ fn run_job(
         return Err(SpriteError::WorkerStopped);
     };
 
+    if ticket.layout().is_some() {
+        return run_sheet(config, engine_slot, ticket, jobs, heap, events);
+    }
+
     // Cache lookup (needs the model identity, which may read the model folder's configs).
     if let Some(cache) = &config.cache_dir {
         let key = catch_unwind(AssertUnwindSafe(|| {
@@ -161,6 +167,7 @@ fn run_job(
             return Ok(Finished {
                 id,
                 image: to_bevy_image(image),
+                layout: None,
                 recipe: recipe.clone(),
                 key: Some(key),
                 saved: None,
@@ -170,23 +177,7 @@ fn run_job(
         }
     }
 
-    let mut on_progress = |p: &pixelgen::Progress| {
-        let _ = events.send(WorkerEvent::Progress {
-            id,
-            step: p.step,
-            total: p.total,
-        });
-        // New requests keep arriving while a long job runs: take them off the bounded
-        // channel so the queue's bound is the ticket count, not the channel's state.
-        while let Ok(job) = jobs.try_recv() {
-            heap.push(Queued(job));
-        }
-        if ticket.cancel_requested() {
-            Control::Cancel
-        } else {
-            Control::Continue
-        }
-    };
+    let mut on_progress = progress_reporter(id, ticket, jobs, heap, events);
     let generated = catch_unwind(AssertUnwindSafe(|| {
         engine.generate(recipe, &mut on_progress)
     }));
@@ -204,7 +195,7 @@ fn run_job(
 
     let (saved, save_error) = match &config.output_dir {
         Some(dir) => match save_sprite(dir, &sprite) {
-            Ok(s) => (Some(s), None),
+            Ok(s) => (Some(s.png), None),
             Err(e) => (None, Some(e.to_string())),
         },
         None => (None, None),
@@ -218,11 +209,97 @@ fn run_job(
         id,
         key: Some(sprite.key),
         image: to_bevy_image(sprite.image),
+        layout: None,
         recipe: sprite.recipe,
         saved,
         save_error,
         from_cache: false,
     })
+}
+
+/// A sheet request: every frame, then packing; saved as PNG + Aseprite JSON + recipe.
+fn run_sheet(
+    config: &WorkerConfig,
+    engine_slot: &mut Option<Box<dyn SpriteEngine>>,
+    ticket: &Ticket,
+    jobs: &Receiver<Job>,
+    heap: &mut BinaryHeap<Queued>,
+    events: &Sender<WorkerEvent>,
+) -> Result<Finished, SpriteError> {
+    let id = ticket.id();
+    let Some(engine) = engine_slot.as_mut() else {
+        return Err(SpriteError::WorkerStopped);
+    };
+    let mut on_progress = progress_reporter(id, ticket, jobs, heap, events);
+    let generated = catch_unwind(AssertUnwindSafe(|| {
+        generate_sheet(engine.as_mut(), ticket.recipe(), &mut on_progress)
+    }));
+    let sheet = match generated {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(SpriteError::from_engine(e)),
+        Err(payload) => {
+            *engine_slot = None;
+            return Err(SpriteError::Panicked {
+                message: panic_message(payload.as_ref()),
+            });
+        }
+    };
+    let (saved, save_error) = match &config.output_dir {
+        Some(dir) => match save_sheet(dir, &sheet) {
+            Ok(s) => (Some(s.png), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+        None => (None, None),
+    };
+    let (w, h) = sheet.sheet.image.dimensions();
+    Ok(Finished {
+        id,
+        layout: Some(atlas_layout(&sheet.sheet.layout, w, h)),
+        image: to_bevy_image(sheet.sheet.image),
+        recipe: sheet.recipe,
+        key: Some(sheet.key),
+        saved,
+        save_error,
+        from_cache: false,
+    })
+}
+
+/// The progress callback shared by sprites and sheets: reports, takes new requests off the
+/// channel, and answers a cancel.
+fn progress_reporter<'a>(
+    id: TicketId,
+    ticket: &'a Ticket,
+    jobs: &'a Receiver<Job>,
+    heap: &'a mut BinaryHeap<Queued>,
+    events: &'a Sender<WorkerEvent>,
+) -> impl FnMut(&pixelgen::Progress) -> Control + 'a {
+    move |p: &pixelgen::Progress| {
+        let _ = events.send(WorkerEvent::Progress {
+            id,
+            step: p.step,
+            total: p.total,
+        });
+        // New requests keep arriving while a long job runs: take them off the bounded
+        // channel so the queue's bound is the ticket count, not the channel's state.
+        while let Ok(job) = jobs.try_recv() {
+            heap.push(Queued(job));
+        }
+        if ticket.cancel_requested() {
+            Control::Cancel
+        } else {
+            Control::Continue
+        }
+    }
+}
+
+/// A packed sheet's cells as a Bevy atlas layout (one rect per frame, in frame order).
+pub(crate) fn atlas_layout(layout: &SheetLayout, width: u32, height: u32) -> TextureAtlasLayout {
+    let mut atlas = TextureAtlasLayout::new_empty(UVec2::new(width, height));
+    for f in &layout.frames {
+        let r = f.rect;
+        atlas.add_texture(URect::new(r.x, r.y, r.x + r.w, r.y + r.h));
+    }
+    atlas
 }
 
 fn cache_path(dir: &Path, key: &CacheKey) -> PathBuf {

@@ -9,7 +9,7 @@ use bevy::asset::{AssetPlugin, Assets, Handle};
 use bevy::ecs::message::MessageReader;
 use bevy::ecs::resource::Resource;
 use bevy::ecs::system::ResMut;
-use bevy::image::{Image, ImagePlugin};
+use bevy::image::{Image, ImagePlugin, TextureAtlasLayout};
 use bevy::prelude::*;
 use bevy_pixelgen::prelude::*;
 use bevy_pixelgen::{EngineFactory, pixelgen};
@@ -29,7 +29,8 @@ struct Record {
 
 /// A test double: behaviour picked by words in the prompt.
 /// `fail` errors, `panic` panics, `gate` runs steps until the gate opens (or it is
-/// cancelled); anything else returns a solid sprite whose colour comes from the seed.
+/// cancelled); anything else returns a solid sprite whose colour comes from the seed plus
+/// the prompt's length.
 struct FakeEngine {
     record: Arc<Record>,
     gate: Receiver<()>,
@@ -87,7 +88,7 @@ impl SpriteEngine for FakeEngine {
             .lock()
             .unwrap()
             .push(recipe.prompt.clone());
-        let seed = recipe.seed.value().unwrap_or(0);
+        let seed = recipe.seed.value().unwrap_or(0) + recipe.prompt.len() as u64;
         let image = image::RgbaImage::from_pixel(
             recipe.size.width,
             recipe.size.height,
@@ -262,7 +263,8 @@ fn placeholder_at_once_then_the_sprite_in_place() {
     let (w, h, data) = pixels(&app, &handle).expect("sprite under the same handle");
     assert_eq!((w, h), (24, 16));
     assert!(
-        data.chunks_exact(4).all(|p| p == colour_of(77)),
+        data.chunks_exact(4)
+            .all(|p| p == colour_of(77 + "gate potion".len() as u64)),
         "the fake's sprite"
     );
     let msg = &log(&app).finished[0];
@@ -541,4 +543,100 @@ fn tiny_model_end_to_end() {
     assert_eq!(recipe, msg.recipe);
     assert_eq!(recipe.size, Size::square(16));
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn sheet_gets_a_placeholder_grid_then_the_packed_frames() {
+    let f = fake();
+    let mut app = app(fake_plugin(&f));
+    let mut recipe = Recipe {
+        seed: Seed::Fixed(10),
+        size: Size::square(4),
+        frames: pixelgen::Frames::Prompts(vec!["gate a".into(), "bb".into(), "ccc".into()]),
+        sheet: Some(pixelgen::SheetOptions {
+            columns: Some(2),
+            padding: 1,
+            ..Default::default()
+        }),
+        ..Recipe::new("walk")
+    };
+    recipe.priority = Priority::Editor;
+    let t = app
+        .world_mut()
+        .resource_mut::<PixelGen>()
+        .submit_sheet(recipe);
+    let layout = t.layout().cloned().expect("sheet tickets have a layout");
+    app.update();
+    let rects = |app: &App| {
+        app.world()
+            .resource::<Assets<TextureAtlasLayout>>()
+            .get(&layout)
+            .map(|l| (l.size, l.textures.clone()))
+    };
+    let (size, cells) = rects(&app).expect("placeholder layout on the first frame");
+    assert_eq!(size, UVec2::new(9, 9));
+    let expected: Vec<URect> = vec![
+        URect::new(0, 0, 4, 4),
+        URect::new(5, 0, 9, 4),
+        URect::new(0, 5, 4, 9),
+    ];
+    assert_eq!(cells, expected);
+    assert_eq!(
+        pixels(&app, t.handle()).unwrap().0,
+        9,
+        "placeholder image of the sheet size"
+    );
+
+    wait_running(&mut app, &t);
+    f.gate.send(()).unwrap();
+    run_until(&mut app, "the sheet", |a| over(a, t.id()));
+    assert!(finished(&app, t.id()), "{:?}", failure(&app, t.id()));
+    let (size, cells) = rects(&app).unwrap();
+    assert_eq!((size, cells), (UVec2::new(9, 9), expected.clone()));
+    let (w, _, data) = pixels(&app, t.handle()).unwrap();
+    let px = |x: u32, y: u32| data[((y * w + x) * 4) as usize..][..4].to_vec();
+    for (i, prompt) in ["gate a", "bb", "ccc"].iter().enumerate() {
+        let r = expected[i];
+        assert_eq!(
+            px(r.min.x, r.min.y),
+            colour_of(10 + prompt.len() as u64).to_vec(),
+            "frame {i}"
+        );
+        assert_eq!(
+            px(r.max.x - 1, r.max.y - 1),
+            colour_of(10 + prompt.len() as u64).to_vec()
+        );
+    }
+    assert_eq!(px(4, 0)[3], 0, "padding is transparent");
+    assert_eq!(px(8, 8)[3], 0, "the empty fourth cell is transparent");
+    let msg = &log(&app).finished[0];
+    assert_eq!(msg.layout.as_ref(), Some(&layout));
+    // Progress counted across the frames.
+    assert!(
+        log(&app).progress.iter().any(|p| p.total == 3000),
+        "3 gated frames of 1000 steps"
+    );
+}
+
+#[test]
+fn missing_model_fails_and_the_app_keeps_running() {
+    let mut app = app(PixelGenPlugin {
+        output_dir: None,
+        ..PixelGenPlugin::new(ModelConfig::new(ModelSource::local("/nonexistent/sdxl")))
+    });
+    let a = submit(&mut app, SpriteRequest::new("one").seed(1));
+    let b = submit(&mut app, SpriteRequest::new("two").seed(2));
+    run_until(&mut app, "both", |app| {
+        over(app, a.id()) && over(app, b.id())
+    });
+    for t in [&a, &b] {
+        match failure(&app, t.id()) {
+            Some(SpriteError::Generation(e)) => {
+                assert!(matches!(*e, PixelGenError::ModelLoad { .. }), "{e}");
+                assert!(e.to_string().contains("/nonexistent/sdxl"), "{e}");
+            }
+            other => panic!("expected a model-load failure, got {other:?}"),
+        }
+    }
+    app.update();
 }

@@ -146,6 +146,8 @@ impl SpriteEngine for Generator {
             .seed
             .value()
             .ok_or_else(|| PixelGenError::Engine("the seed was not drawn".into()))?;
+        // Load first: a wrong folder gets the loader's "is this a diffusers folder?" message.
+        self.load()?;
         let key = CacheKey::new(&recipe, &self.model_identity()?)?;
         let pipe = self.load()?;
         let params = recipe.generation_params(&recipe.prompt);

@@ -3,6 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::cache::CacheKey;
 use crate::engine::GeneratedSprite;
 use crate::error::{PixelGenError, Result};
 
@@ -18,8 +19,13 @@ pub struct SavedSprite {
 /// The file stem for a sprite: a slug of the prompt (at most 40 characters) and the short
 /// cache key, e.g. `red-potion-3f2a9c1b0d4e5f60`.
 pub fn file_stem(sprite: &GeneratedSprite) -> String {
+    file_stem_for(&sprite.recipe.prompt, &sprite.key)
+}
+
+/// [`file_stem`] from a prompt and a key.
+pub fn file_stem_for(prompt: &str, key: &CacheKey) -> String {
     let mut slug = String::new();
-    for c in sprite.recipe.prompt.chars() {
+    for c in prompt.chars() {
         if slug.len() >= 40 {
             break;
         }
@@ -31,9 +37,9 @@ pub fn file_stem(sprite: &GeneratedSprite) -> String {
     }
     let slug = slug.trim_end_matches('-');
     if slug.is_empty() {
-        format!("sprite-{}", sprite.key.short())
+        format!("sprite-{}", key.short())
     } else {
-        format!("{slug}-{}", sprite.key.short())
+        format!("{slug}-{}", key.short())
     }
 }
 
@@ -88,7 +94,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::CacheKey;
     use crate::model::ModelIdentity;
     use crate::recipe::{Recipe, Seed};
     use image::{Rgba, RgbaImage};

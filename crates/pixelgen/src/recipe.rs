@@ -7,6 +7,7 @@ use pixelgen_diffusion::{GenerationParams, SchedulerKind};
 use pixelgen_pixel::PixelOptions;
 use pixelgen_pixel::alpha::BackgroundOptions;
 use pixelgen_pixel::pipeline::Canvas;
+use pixelgen_pixel::sheet::SheetOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PixelGenError, Result, invalid};
@@ -143,6 +144,8 @@ pub struct Recipe {
     pub pixel: Option<PixelOptions>,
     /// One sprite or several frames.
     pub frames: Frames,
+    /// How frames are packed into a sheet (`None`: near-square grid, no padding).
+    pub sheet: Option<SheetOptions>,
     /// Queue priority (not part of the cache key: it does not change pixels).
     pub priority: Priority,
 }
@@ -160,6 +163,7 @@ impl Default for Recipe {
             generation_size: Size::square(1024),
             pixel: None,
             frames: Frames::Single,
+            sheet: None,
             priority: Priority::Runtime,
         }
     }
@@ -267,6 +271,27 @@ impl Recipe {
                 })
                 .collect(),
         }
+    }
+
+    /// The number of frames.
+    pub fn frame_count(&self) -> usize {
+        match &self.frames {
+            Frames::Single => 1,
+            Frames::Prompts(p) => p.len(),
+            Frames::Template { count, .. } => *count as usize,
+        }
+    }
+
+    /// The single-sprite recipe of frame `index` (0-based): its prompt, the same seed and
+    /// every other setting. `None` past the last frame.
+    pub fn frame_recipe(&self, index: usize) -> Option<Recipe> {
+        let prompt = self.frame_prompts().into_iter().nth(index)?;
+        Some(Recipe {
+            prompt,
+            frames: Frames::Single,
+            sheet: None,
+            ..self.clone()
+        })
     }
 
     /// The diffusion parameters for one frame's prompt.
@@ -405,6 +430,11 @@ mod tests {
             ]
         );
         assert_eq!(Recipe::new("solo").frame_prompts(), vec!["solo"]);
+        assert_eq!(r.frame_count(), 3);
+        let f = r.frame_recipe(1).unwrap();
+        assert_eq!(f.prompt, "knight, walk frame 2 of 3");
+        assert_eq!((f.frames, f.seed, f.size), (Frames::Single, r.seed, r.size));
+        assert!(r.frame_recipe(3).is_none());
     }
 
     #[test]

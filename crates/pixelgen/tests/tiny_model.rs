@@ -110,3 +110,51 @@ fn bad_generation_size_is_an_error_not_a_panic() {
             .is_ok()
     );
 }
+
+#[test]
+fn sheet_of_template_frames_packs_every_frame() {
+    let mut engine = Generator::new(tiny_model());
+    let mut r = recipe(2);
+    r.size = Size::square(8);
+    r.steps = 2;
+    r.frames = pixelgen::Frames::Template {
+        template: "{prompt}, frame {frame}".into(),
+        count: 3,
+    };
+    r.sheet = Some(pixelgen::SheetOptions {
+        columns: Some(2),
+        padding: 1,
+        ..Default::default()
+    });
+    let mut seen = Vec::new();
+    let out = pixelgen::generate_sheet(&mut engine, &r, &mut |p| {
+        seen.push((p.step, p.total));
+        Control::Continue
+    })
+    .unwrap();
+    assert_eq!(
+        seen,
+        (1..=6).map(|s| (s, 6)).collect::<Vec<_>>(),
+        "steps across frames"
+    );
+    let l = &out.sheet.layout;
+    assert_eq!(
+        (l.columns, l.rows, l.tile_width, l.tile_height),
+        (2, 2, 8, 8)
+    );
+    assert_eq!(out.sheet.image.dimensions(), (17, 17));
+    assert_eq!(l.frames.len(), 3);
+    // Frame 1 in the sheet is exactly the single sprite of frame 1's recipe.
+    let single = engine
+        .generate(&r.frame_recipe(1).unwrap(), &mut |_| Control::Continue)
+        .unwrap();
+    let cell = &l.frames[1].rect;
+    let crop =
+        image::imageops::crop_imm(&out.sheet.image, cell.x, cell.y, cell.w, cell.h).to_image();
+    assert_eq!(crop, single.image);
+    // A different frame prompt gives a different frame.
+    let first = &l.frames[0].rect;
+    let crop0 =
+        image::imageops::crop_imm(&out.sheet.image, first.x, first.y, first.w, first.h).to_image();
+    assert_ne!(crop0, crop);
+}
