@@ -1,0 +1,293 @@
+//! Requests, tickets and their states and errors.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bevy::asset::Handle;
+use bevy::image::{Image, TextureAtlasLayout};
+use crossbeam_channel::Sender;
+use pixelgen::{PixelGenError, PixelOptions, Priority, Recipe, Seed, Size};
+
+use crate::worker::WorkerEvent;
+
+/// What to generate: a [`Recipe`] with a builder for the common fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpriteRequest {
+    /// The full recipe.
+    pub recipe: Recipe,
+}
+
+impl SpriteRequest {
+    /// A request for `prompt` with the recipe defaults (32x32 sprite, random seed).
+    pub fn new(prompt: impl Into<String>) -> Self {
+        Self {
+            recipe: Recipe::new(prompt),
+        }
+    }
+
+    /// The sprite size the game wants.
+    pub fn size(mut self, width: u32, height: u32) -> Self {
+        self.recipe.size = Size::new(width, height);
+        self
+    }
+
+    /// The size the model draws at.
+    pub fn generation_size(mut self, width: u32, height: u32) -> Self {
+        self.recipe.generation_size = Size::new(width, height);
+        self
+    }
+
+    /// A fixed seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.recipe.seed = Seed::Fixed(seed);
+        self
+    }
+
+    /// Sampling steps.
+    pub fn steps(mut self, steps: usize) -> Self {
+        self.recipe.steps = steps;
+        self
+    }
+
+    /// Guidance scale.
+    pub fn guidance(mut self, guidance: f64) -> Self {
+        self.recipe.guidance = guidance;
+        self
+    }
+
+    /// Negative prompt.
+    pub fn negative(mut self, negative: impl Into<String>) -> Self {
+        self.recipe.negative = Some(negative.into());
+        self
+    }
+
+    /// Queue priority.
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.recipe.priority = priority;
+        self
+    }
+
+    /// Pixel-art options (instead of the plugin's default).
+    pub fn pixel(mut self, options: PixelOptions) -> Self {
+        self.recipe.pixel = Some(options);
+        self
+    }
+}
+
+impl From<Recipe> for SpriteRequest {
+    fn from(recipe: Recipe) -> Self {
+        Self { recipe }
+    }
+}
+
+impl From<&str> for SpriteRequest {
+    fn from(prompt: &str) -> Self {
+        Self::new(prompt)
+    }
+}
+
+impl From<String> for SpriteRequest {
+    fn from(prompt: String) -> Self {
+        Self::new(prompt)
+    }
+}
+
+/// Identifies one request for its whole life (messages carry it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TicketId(pub u64);
+
+impl std::fmt::Display for TicketId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Why a request produced no sprite.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SpriteError {
+    /// Too many requests wait already.
+    #[error(
+        "the generation queue is full ({capacity} requests wait): try again later or raise PixelGenPlugin::queue_capacity"
+    )]
+    QueueFull {
+        /// The configured capacity.
+        capacity: usize,
+    },
+    /// The request was cancelled (before or while it ran).
+    #[error("cancelled")]
+    Cancelled,
+    /// The recipe is invalid.
+    #[error("{0}")]
+    Invalid(Arc<PixelGenError>),
+    /// The engine could not be created; the next request tries again.
+    #[error("the generation engine could not start: {0}")]
+    EngineStart(Arc<PixelGenError>),
+    /// Generation failed (model loading, sampling, post-processing).
+    #[error("{0}")]
+    Generation(Arc<PixelGenError>),
+    /// The engine panicked; it is dropped and rebuilt for the next request.
+    #[error("the generation engine panicked ({message}); it restarts for the next request")]
+    Panicked {
+        /// The panic message.
+        message: String,
+    },
+    /// The worker thread is gone, so nothing more can be generated in this app.
+    #[error("the pixelgen worker thread has stopped")]
+    WorkerStopped,
+}
+
+impl SpriteError {
+    /// Wraps an engine error, mapping its cancellation to [`SpriteError::Cancelled`].
+    pub fn from_engine(e: PixelGenError) -> Self {
+        match e {
+            PixelGenError::Cancelled { .. } => SpriteError::Cancelled,
+            other => SpriteError::Generation(Arc::new(other)),
+        }
+    }
+}
+
+/// Where a request stands.
+#[derive(Debug, Clone)]
+pub enum TicketStatus {
+    /// Waiting in the queue.
+    Queued,
+    /// Generating; `step` of `total` sampling steps are done.
+    Running {
+        /// Steps done.
+        step: usize,
+        /// Steps in this run.
+        total: usize,
+    },
+    /// The sprite (or sheet) is in `Assets<Image>` under the ticket's handle.
+    Done {
+        /// Where the PNG was saved, if saving was on and worked.
+        saved: Option<PathBuf>,
+    },
+    /// No sprite; the handle keeps its placeholder.
+    Failed(SpriteError),
+}
+
+impl TicketStatus {
+    /// Whether the request is over (done or failed).
+    pub fn is_finished(&self) -> bool {
+        matches!(self, TicketStatus::Done { .. } | TicketStatus::Failed(_))
+    }
+}
+
+pub(crate) const QUEUED: u8 = 0;
+pub(crate) const RUNNING: u8 = 1;
+pub(crate) const CANCEL_REQUESTED: u8 = 2;
+pub(crate) const CANCELLED: u8 = 3;
+pub(crate) const FINISHED: u8 = 4;
+
+pub(crate) struct TicketInner {
+    pub(crate) id: TicketId,
+    pub(crate) recipe: Recipe,
+    pub(crate) handle: Handle<Image>,
+    pub(crate) layout: Option<Handle<TextureAtlasLayout>>,
+    /// Who owns the request now: the queue, the worker, or nobody (QUEUED .. FINISHED).
+    pub(crate) phase: AtomicU8,
+    pub(crate) status: Mutex<TicketStatus>,
+    pub(crate) queued: Arc<AtomicUsize>,
+    pub(crate) events: Sender<WorkerEvent>,
+}
+
+/// A handle on one request: its recipe (seed drawn), image handle, status and cancel.
+///
+/// Cheap to clone; every clone sees the same request.
+#[derive(Clone)]
+pub struct Ticket(pub(crate) Arc<TicketInner>);
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("id", &self.0.id)
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+impl Ticket {
+    /// The request's id.
+    pub fn id(&self) -> TicketId {
+        self.0.id
+    }
+
+    /// The recipe as it runs: the seed is fixed and the plugin's default pixel options are in.
+    pub fn recipe(&self) -> &Recipe {
+        &self.0.recipe
+    }
+
+    /// The image handle: a placeholder now, the sprite once done.
+    pub fn handle(&self) -> &Handle<Image> {
+        &self.0.handle
+    }
+
+    /// The atlas layout handle, for sheet requests.
+    pub fn layout(&self) -> Option<&Handle<TextureAtlasLayout>> {
+        self.0.layout.as_ref()
+    }
+
+    /// The current status (updated once per frame by [`PixelGenSystems::Receive`](crate::PixelGenSystems)).
+    pub fn status(&self) -> TicketStatus {
+        match self.0.status.lock() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Cancels the request. A queued request is dropped at once (its failure message comes
+    /// on the next frame); a running one stops after its current step. Returns `false` when
+    /// it was already over.
+    pub fn cancel(&self) -> bool {
+        let phase = &self.0.phase;
+        if phase
+            .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.0.queued.fetch_sub(1, Ordering::AcqRel);
+            let _ = self.0.events.send(WorkerEvent::Failed {
+                id: self.0.id,
+                error: SpriteError::Cancelled,
+            });
+            return true;
+        }
+        phase
+            .compare_exchange(
+                RUNNING,
+                CANCEL_REQUESTED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    pub(crate) fn set_status(&self, status: TicketStatus) {
+        match self.0.status.lock() {
+            Ok(mut s) => *s = status,
+            Err(poisoned) => *poisoned.into_inner() = status,
+        }
+    }
+
+    /// The worker takes the request: `false` when it was cancelled meanwhile.
+    pub(crate) fn claim(&self) -> bool {
+        let ok = self
+            .0
+            .phase
+            .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if ok {
+            self.0.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+        ok
+    }
+
+    pub(crate) fn cancel_requested(&self) -> bool {
+        self.0.phase.load(Ordering::Acquire) == CANCEL_REQUESTED
+    }
+
+    pub(crate) fn finish(&self) {
+        self.0.phase.store(FINISHED, Ordering::Release);
+    }
+}

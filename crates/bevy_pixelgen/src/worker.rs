@@ -1,0 +1,365 @@
+//! The worker thread: owns the engine, takes requests by priority, reports back by channel.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bevy::asset::RenderAssetUsages;
+use bevy::image::{Image, ImageSampler, TextureAtlasLayout};
+use bevy::math::{URect, UVec2};
+use crossbeam_channel::{Receiver, Sender};
+use pixelgen::{
+    CacheKey, Control, GeneratedSprite, PixelGenError, Recipe, SheetLayout, SpriteEngine,
+    generate_sheet, save_sheet, save_sprite, write_atomic,
+};
+
+use crate::plugin::EngineFactory;
+use crate::request::{SpriteError, Ticket, TicketId};
+
+/// One request on its way to the worker.
+pub(crate) struct Job {
+    pub(crate) ticket: Ticket,
+}
+
+/// What the worker (or a cancel) reports to the main thread.
+pub(crate) enum WorkerEvent {
+    Progress {
+        id: TicketId,
+        step: usize,
+        total: usize,
+    },
+    Done(Box<Finished>),
+    Failed {
+        id: TicketId,
+        error: SpriteError,
+    },
+}
+
+/// A finished sprite, already converted for Bevy.
+pub(crate) struct Finished {
+    pub(crate) id: TicketId,
+    pub(crate) image: Image,
+    pub(crate) layout: Option<TextureAtlasLayout>,
+    pub(crate) recipe: Recipe,
+    pub(crate) key: Option<CacheKey>,
+    pub(crate) saved: Option<PathBuf>,
+    pub(crate) save_error: Option<String>,
+    pub(crate) from_cache: bool,
+}
+
+/// Settings the worker needs.
+pub(crate) struct WorkerConfig {
+    pub(crate) factory: EngineFactory,
+    pub(crate) output_dir: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
+}
+
+struct Queued(Job);
+
+impl Queued {
+    fn rank(&self) -> (pixelgen::Priority, Reverse<TicketId>) {
+        let t = &self.0.ticket;
+        (t.recipe().priority, Reverse(t.id()))
+    }
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank() == other.rank()
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    /// Higher priority first, then first come first served.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.rank().cmp(&other.rank())
+    }
+}
+
+/// The worker's loop: returns when every job sender is gone.
+pub(crate) fn run(config: WorkerConfig, jobs: Receiver<Job>, events: Sender<WorkerEvent>) {
+    let mut engine: Option<Box<dyn SpriteEngine>> = None;
+    let mut heap = BinaryHeap::new();
+    loop {
+        if heap.is_empty() {
+            match jobs.recv() {
+                Ok(job) => heap.push(Queued(job)),
+                Err(_) => return,
+            }
+        }
+        while let Ok(job) = jobs.try_recv() {
+            heap.push(Queued(job));
+        }
+        let Some(Queued(job)) = heap.pop() else {
+            continue;
+        };
+        if !job.ticket.claim() {
+            continue; // cancelled while queued; the cancel already reported it
+        }
+        let id = job.ticket.id();
+        let outcome = run_job(&config, &mut engine, &job.ticket, &jobs, &mut heap, &events);
+        job.ticket.finish();
+        let event = match outcome {
+            Ok(done) => WorkerEvent::Done(Box::new(done)),
+            Err(error) => WorkerEvent::Failed { id, error },
+        };
+        if events.send(event).is_err() {
+            return;
+        }
+    }
+}
+
+fn run_job(
+    config: &WorkerConfig,
+    engine_slot: &mut Option<Box<dyn SpriteEngine>>,
+    ticket: &Ticket,
+    jobs: &Receiver<Job>,
+    heap: &mut BinaryHeap<Queued>,
+    events: &Sender<WorkerEvent>,
+) -> Result<Finished, SpriteError> {
+    let id = ticket.id();
+    let recipe = ticket.recipe();
+    if engine_slot.is_none() {
+        let made = catch_unwind(AssertUnwindSafe(|| config.factory.build()));
+        match made {
+            Ok(Ok(e)) => *engine_slot = Some(e),
+            Ok(Err(e)) => return Err(SpriteError::EngineStart(Arc::new(e))),
+            Err(payload) => {
+                return Err(SpriteError::Panicked {
+                    message: panic_message(payload.as_ref()),
+                });
+            }
+        }
+    }
+    let Some(engine) = engine_slot.as_mut() else {
+        return Err(SpriteError::WorkerStopped);
+    };
+
+    if ticket.layout().is_some() {
+        return run_sheet(config, engine_slot, ticket, jobs, heap, events);
+    }
+
+    // Cache lookup (needs the model identity, which may read the model folder's configs).
+    if let Some(cache) = &config.cache_dir {
+        let key = catch_unwind(AssertUnwindSafe(|| {
+            engine
+                .model_identity()
+                .and_then(|m| CacheKey::new(recipe, &m))
+        }));
+        let key = match key {
+            Ok(Ok(k)) => k,
+            Ok(Err(e)) => return Err(SpriteError::from_engine(e)),
+            Err(payload) => {
+                *engine_slot = None;
+                return Err(SpriteError::Panicked {
+                    message: panic_message(payload.as_ref()),
+                });
+            }
+        };
+        if let Some(image) = read_cached(cache, &key) {
+            return Ok(Finished {
+                id,
+                image: to_bevy_image(image),
+                layout: None,
+                recipe: recipe.clone(),
+                key: Some(key),
+                saved: None,
+                save_error: None,
+                from_cache: true,
+            });
+        }
+    }
+
+    let mut on_progress = progress_reporter(id, ticket, jobs, heap, events);
+    let generated = catch_unwind(AssertUnwindSafe(|| {
+        engine.generate(recipe, &mut on_progress)
+    }));
+    let sprite: GeneratedSprite = match generated {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(SpriteError::from_engine(e)),
+        Err(payload) => {
+            // The engine's state is unknown after a panic: drop it, build a new one next time.
+            *engine_slot = None;
+            return Err(SpriteError::Panicked {
+                message: panic_message(payload.as_ref()),
+            });
+        }
+    };
+
+    let (saved, save_error) = match &config.output_dir {
+        Some(dir) => match save_sprite(dir, &sprite) {
+            Ok(s) => (Some(s.png), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+        None => (None, None),
+    };
+    if let Some(cache) = &config.cache_dir
+        && let Err(e) = write_cached(cache, &sprite)
+    {
+        bevy::log::warn!("pixelgen: cannot write the cache entry for {id}: {e}");
+    }
+    Ok(Finished {
+        id,
+        key: Some(sprite.key),
+        image: to_bevy_image(sprite.image),
+        layout: None,
+        recipe: sprite.recipe,
+        saved,
+        save_error,
+        from_cache: false,
+    })
+}
+
+/// A sheet request: every frame, then packing; saved as PNG + Aseprite JSON + recipe.
+fn run_sheet(
+    config: &WorkerConfig,
+    engine_slot: &mut Option<Box<dyn SpriteEngine>>,
+    ticket: &Ticket,
+    jobs: &Receiver<Job>,
+    heap: &mut BinaryHeap<Queued>,
+    events: &Sender<WorkerEvent>,
+) -> Result<Finished, SpriteError> {
+    let id = ticket.id();
+    let Some(engine) = engine_slot.as_mut() else {
+        return Err(SpriteError::WorkerStopped);
+    };
+    let mut on_progress = progress_reporter(id, ticket, jobs, heap, events);
+    let generated = catch_unwind(AssertUnwindSafe(|| {
+        generate_sheet(engine.as_mut(), ticket.recipe(), &mut on_progress)
+    }));
+    let sheet = match generated {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(SpriteError::from_engine(e)),
+        Err(payload) => {
+            *engine_slot = None;
+            return Err(SpriteError::Panicked {
+                message: panic_message(payload.as_ref()),
+            });
+        }
+    };
+    let (saved, save_error) = match &config.output_dir {
+        Some(dir) => match save_sheet(dir, &sheet) {
+            Ok(s) => (Some(s.png), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+        None => (None, None),
+    };
+    let (w, h) = sheet.sheet.image.dimensions();
+    Ok(Finished {
+        id,
+        layout: Some(atlas_layout(&sheet.sheet.layout, w, h)),
+        image: to_bevy_image(sheet.sheet.image),
+        recipe: sheet.recipe,
+        key: Some(sheet.key),
+        saved,
+        save_error,
+        from_cache: false,
+    })
+}
+
+/// The progress callback shared by sprites and sheets: reports, takes new requests off the
+/// channel, and answers a cancel.
+fn progress_reporter<'a>(
+    id: TicketId,
+    ticket: &'a Ticket,
+    jobs: &'a Receiver<Job>,
+    heap: &'a mut BinaryHeap<Queued>,
+    events: &'a Sender<WorkerEvent>,
+) -> impl FnMut(&pixelgen::Progress) -> Control + 'a {
+    move |p: &pixelgen::Progress| {
+        let _ = events.send(WorkerEvent::Progress {
+            id,
+            step: p.step,
+            total: p.total,
+        });
+        // New requests keep arriving while a long job runs: take them off the bounded
+        // channel so the queue's bound is the ticket count, not the channel's state.
+        while let Ok(job) = jobs.try_recv() {
+            heap.push(Queued(job));
+        }
+        if ticket.cancel_requested() {
+            Control::Cancel
+        } else {
+            Control::Continue
+        }
+    }
+}
+
+/// A packed sheet's cells as a Bevy atlas layout (one rect per frame, in frame order).
+pub(crate) fn atlas_layout(layout: &SheetLayout, width: u32, height: u32) -> TextureAtlasLayout {
+    let mut atlas = TextureAtlasLayout::new_empty(UVec2::new(width, height));
+    for f in &layout.frames {
+        let r = f.rect;
+        atlas.add_texture(URect::new(r.x, r.y, r.x + r.w, r.y + r.h));
+    }
+    atlas
+}
+
+fn cache_path(dir: &Path, key: &CacheKey) -> PathBuf {
+    dir.join(format!("{}.png", key.to_hex()))
+}
+
+fn read_cached(dir: &Path, key: &CacheKey) -> Option<image::RgbaImage> {
+    let path = cache_path(dir, key);
+    if !path.is_file() {
+        return None;
+    }
+    match image::open(&path) {
+        Ok(img) => Some(img.into_rgba8()),
+        Err(e) => {
+            bevy::log::warn!(
+                "pixelgen: ignoring unreadable cache entry {}: {e}",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+fn write_cached(dir: &Path, sprite: &GeneratedSprite) -> Result<(), PixelGenError> {
+    std::fs::create_dir_all(dir).map_err(|source| PixelGenError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let path = cache_path(dir, &sprite.key);
+    let mut bytes = Vec::new();
+    sprite
+        .image
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .map_err(|e| PixelGenError::Encode {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    write_atomic(&path, &bytes)
+}
+
+/// An RGBA sprite as a Bevy image with nearest sampling (pixel art stays crisp).
+pub fn to_bevy_image(image: image::RgbaImage) -> Image {
+    let mut out = Image::from_dynamic(
+        image::DynamicImage::ImageRgba8(image),
+        true,
+        RenderAssetUsages::default(),
+    );
+    out.sampler = ImageSampler::nearest();
+    out
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

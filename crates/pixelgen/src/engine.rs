@@ -1,0 +1,237 @@
+//! [`SpriteEngine`]: recipe in, sprite out; [`Generator`] is the real one (SDXL + pixelize).
+
+use std::time::{Duration, Instant};
+
+use candle_core::Tensor;
+use image::{Rgba, RgbaImage};
+use pixelgen_diffusion::{Control as DiffusionControl, SdxlPipeline, SeededNoise};
+use pixelgen_pixel::pixelize;
+
+use crate::cache::CacheKey;
+use crate::error::{PixelGenError, Result, invalid};
+use crate::model::{ModelConfig, ModelIdentity, ModelSource};
+use crate::recipe::{Frames, Recipe};
+
+/// Progress of a running generation, reported after every sampling step.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Steps done so far (1-based).
+    pub step: usize,
+    /// Steps this run takes.
+    pub total: usize,
+    /// A small RGB preview of the current state, when the engine makes one.
+    pub preview: Option<image::RgbImage>,
+}
+
+/// The caller's answer to [`Progress`]: go on or stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Run the next step.
+    Continue,
+    /// Stop; the engine returns [`PixelGenError::Cancelled`].
+    Cancel,
+}
+
+/// A finished sprite and what made it.
+#[derive(Debug, Clone)]
+pub struct GeneratedSprite {
+    /// The pixel-art sprite (RGBA, binary alpha where transparency was asked for).
+    pub image: RgbaImage,
+    /// The recipe with its seed fixed: regenerates this sprite.
+    pub recipe: Recipe,
+    /// The content address of `recipe` on the model that ran it.
+    pub key: CacheKey,
+    /// The model's full-size image before pixel-art post-processing.
+    pub raw_size: (u32, u32),
+    /// No pixel grid was found and the image was resampled to the fallback size.
+    pub fell_back: bool,
+    /// Time spent sampling and post-processing.
+    pub elapsed: Duration,
+}
+
+/// Something that turns a recipe into a sprite: the real [`Generator`], or a test double.
+///
+/// Implementations may block for a long time and are run on a worker thread.
+pub trait SpriteEngine: Send {
+    /// The identity of the model behind this engine (part of every cache key).
+    fn model_identity(&mut self) -> Result<ModelIdentity>;
+
+    /// Generates one sprite. A [`Seed::Random`](crate::Seed::Random) is drawn and recorded in the result.
+    /// `progress` is called after every step; returning [`Control::Cancel`] stops the run
+    /// with [`PixelGenError::Cancelled`].
+    fn generate(
+        &mut self,
+        recipe: &Recipe,
+        progress: &mut dyn FnMut(&Progress) -> Control,
+    ) -> Result<GeneratedSprite>;
+}
+
+/// The real engine: SDXL (loaded lazily, once) then pixel-art post-processing.
+#[derive(Debug)]
+pub struct Generator {
+    config: ModelConfig,
+    identity: Option<ModelIdentity>,
+    pipeline: Option<SdxlPipeline>,
+}
+
+impl Generator {
+    /// A generator for `config`; nothing is read until the first use.
+    pub fn new(config: ModelConfig) -> Self {
+        Self {
+            config,
+            identity: None,
+            pipeline: None,
+        }
+    }
+
+    /// The model configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Whether the model is loaded.
+    pub fn is_loaded(&self) -> bool {
+        self.pipeline.is_some()
+    }
+
+    /// Loads the model now if it is not loaded yet. A failure leaves the generator unloaded,
+    /// so the next call tries again.
+    pub fn load(&mut self) -> Result<&SdxlPipeline> {
+        if self.pipeline.is_none() {
+            let device = self.config.device.open()?;
+            let ModelSource::Local(dir) = &self.config.source;
+            let pipe = SdxlPipeline::load(
+                dir,
+                self.config.variant.as_deref(),
+                self.config.precision.dtype(),
+                &device,
+            )
+            .map_err(|source| PixelGenError::ModelLoad {
+                model: self.config.source.to_string(),
+                source,
+            })?;
+            self.pipeline = Some(pipe);
+        }
+        self.pipeline
+            .as_ref()
+            .ok_or_else(|| PixelGenError::Engine("model vanished after loading".into()))
+    }
+}
+
+impl SpriteEngine for Generator {
+    fn model_identity(&mut self) -> Result<ModelIdentity> {
+        if let Some(id) = &self.identity {
+            return Ok(id.clone());
+        }
+        let id = self.config.identity()?;
+        self.identity = Some(id.clone());
+        Ok(id)
+    }
+
+    fn generate(
+        &mut self,
+        recipe: &Recipe,
+        progress: &mut dyn FnMut(&Progress) -> Control,
+    ) -> Result<GeneratedSprite> {
+        let start = Instant::now();
+        recipe.validate()?;
+        if recipe.frames != Frames::Single {
+            return Err(invalid(
+                "frames",
+                "a multi-frame recipe makes a sprite sheet, not one sprite: request a sheet",
+            ));
+        }
+        let recipe = recipe.clone().with_drawn_seed();
+        let seed = recipe
+            .seed
+            .value()
+            .ok_or_else(|| PixelGenError::Engine("the seed was not drawn".into()))?;
+        // Load first: a wrong folder gets the loader's "is this a diffusers folder?" message.
+        self.load()?;
+        let key = CacheKey::new(&recipe, &self.model_identity()?)?;
+        let pipe = self.load()?;
+        let params = recipe.generation_params(&recipe.prompt);
+        let mut on_step = |p: pixelgen_diffusion::Progress| {
+            let report = Progress {
+                step: p.step,
+                total: p.total,
+                preview: None,
+            };
+            match progress(&report) {
+                Control::Continue => DiffusionControl::Continue,
+                Control::Cancel => DiffusionControl::Cancel,
+            }
+        };
+        let out = pipe.txt2img(&params, &mut SeededNoise::new(seed), &mut on_step)?;
+        let raw = tensor_to_rgba(&out.image)?;
+        let pixel = pixelize(&raw, &recipe.pixel_options())?;
+        Ok(GeneratedSprite {
+            image: pixel.image,
+            raw_size: raw.dimensions(),
+            fell_back: pixel.fell_back,
+            recipe,
+            key,
+            elapsed: start.elapsed(),
+        })
+    }
+}
+
+/// `[1, 3, h, w]` RGB in [0, 1] -> an opaque RGBA image.
+pub fn tensor_to_rgba(image: &Tensor) -> Result<RgbaImage> {
+    let (b, c, h, w) = image
+        .dims4()
+        .map_err(pixelgen_diffusion::DiffusionError::from)?;
+    if b != 1 || c != 3 {
+        return Err(PixelGenError::Engine(format!(
+            "decoded image has shape {:?}, expected [1, 3, h, w]",
+            image.dims()
+        )));
+    }
+    let hwc: Vec<f32> = image
+        .squeeze(0)
+        .and_then(|t| t.permute((1, 2, 0)))
+        .and_then(|t| t.to_dtype(candle_core::DType::F32))
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1())
+        .map_err(pixelgen_diffusion::DiffusionError::from)?;
+    let to8 = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    let mut out = RgbaImage::new(w as u32, h as u32);
+    for (px, rgb) in out.pixels_mut().zip(hwc.chunks_exact(3)) {
+        *px = Rgba([to8(rgb[0]), to8(rgb[1]), to8(rgb[2]), 255]);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn tensor_to_rgba_maps_channels_and_range() {
+        // 1x3x1x2: pixel 0 = (0, 0.5, 1), pixel 1 = (1.2 clamps, -1 clamps, 0.2).
+        let t = Tensor::from_vec(
+            vec![0.0f32, 1.2, 0.5, -1.0, 1.0, 0.2],
+            (1, 3, 1, 2),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let img = tensor_to_rgba(&t).unwrap();
+        assert_eq!(img.dimensions(), (2, 1));
+        assert_eq!(img.get_pixel(0, 0).0, [0, 128, 255, 255]);
+        assert_eq!(img.get_pixel(1, 0).0, [255, 0, 51, 255]);
+        let bad = Tensor::zeros((1, 4, 2, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(tensor_to_rgba(&bad).is_err());
+    }
+
+    #[test]
+    fn missing_model_fails_to_load_and_can_retry() {
+        let cfg = ModelConfig::new(crate::model::ModelSource::local("/nonexistent/sdxl"));
+        let mut g = Generator::new(cfg);
+        let err = g.load().unwrap_err();
+        assert!(matches!(err, PixelGenError::ModelLoad { .. }), "{err}");
+        assert!(err.to_string().contains("/nonexistent/sdxl"), "{err}");
+        assert!(!g.is_loaded());
+        assert!(g.load().is_err(), "a second attempt reports again");
+    }
+}

@@ -1,0 +1,484 @@
+//! [`Recipe`]: everything that decides a sprite's pixels, as plain serde data (RON or JSON).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pixelgen_diffusion::{GenerationParams, SchedulerKind};
+use pixelgen_pixel::PixelOptions;
+use pixelgen_pixel::alpha::BackgroundOptions;
+use pixelgen_pixel::pipeline::Canvas;
+use pixelgen_pixel::sheet::SheetOptions;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PixelGenError, Result, invalid};
+
+/// Largest side accepted for a sprite or a generation, in pixels.
+pub const MAX_SIDE: u32 = 4096;
+
+/// A width and a height in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Size {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+impl Size {
+    /// A `width` x `height` size.
+    pub const fn new(width: u32, height: u32) -> Self {
+        Self { width, height }
+    }
+
+    /// A square size.
+    pub const fn square(side: u32) -> Self {
+        Self::new(side, side)
+    }
+}
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+/// The noise seed: fixed, or drawn once when the request is made and then recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Seed {
+    /// Draw a fresh seed for every request ([`Recipe::with_drawn_seed`] records it).
+    #[default]
+    Random,
+    /// This seed.
+    Fixed(u64),
+}
+
+impl Seed {
+    /// The fixed value, if any.
+    pub fn value(self) -> Option<u64> {
+        match self {
+            Seed::Random => None,
+            Seed::Fixed(v) => Some(v),
+        }
+    }
+
+    /// A new seed from the clock and a process-wide counter (distinct for every call).
+    pub fn draw() -> u64 {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        splitmix64(nanos ^ splitmix64(n))
+    }
+}
+
+/// SplitMix64 finaliser (Steele, Lea and Flood 2014): a bijective 64-bit mix.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Which requests run first when several wait. Editor work comes before game runtime work.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Prefetching and batch work: runs when nothing else waits.
+    Background,
+    /// Requests made by game code at run time.
+    #[default]
+    Runtime,
+    /// Requests made by a person in the editor: they wait for the result.
+    Editor,
+}
+
+/// The frames of a request: one sprite, or one per prompt for a sprite sheet.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Frames {
+    /// One sprite from the recipe's prompt.
+    #[default]
+    Single,
+    /// One frame per prompt, in order.
+    Prompts(Vec<String>),
+    /// `count` frames whose prompts come from `template`, where `{prompt}` is the recipe's
+    /// prompt, `{frame}` the 1-based frame number and `{count}` the frame count.
+    Template {
+        /// The prompt template.
+        template: String,
+        /// How many frames.
+        count: u32,
+    },
+}
+
+/// Everything that decides a sprite's pixels (plus its queue priority), as plain serde data.
+///
+/// The same recipe, model and device give the same pixels, so a recipe saved next to a
+/// sprite regenerates it. `pixel: None` means "the defaults for `size`" (see
+/// [`Recipe::pixel_options`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Recipe {
+    /// What to draw.
+    pub prompt: String,
+    /// What to avoid; `None` gives SDXL's zero negative conditioning.
+    pub negative: Option<String>,
+    /// The noise seed.
+    pub seed: Seed,
+    /// Sampling steps.
+    pub steps: usize,
+    /// Classifier-free guidance scale (1 or less: off).
+    pub guidance: f64,
+    /// Sampler; `None` uses the model folder's own scheduler.
+    pub sampler: Option<SchedulerKind>,
+    /// The sprite size the game wants (e.g. 32x32).
+    pub size: Size,
+    /// The size the model draws at (1024x1024 for SDXL; smaller for tests and drafts).
+    pub generation_size: Size,
+    /// Pixel-art post-processing; `None` uses [`Recipe::pixel_options`]' defaults.
+    pub pixel: Option<PixelOptions>,
+    /// One sprite or several frames.
+    pub frames: Frames,
+    /// How frames are packed into a sheet (`None`: near-square grid, no padding).
+    pub sheet: Option<SheetOptions>,
+    /// Queue priority (not part of the cache key: it does not change pixels).
+    pub priority: Priority,
+}
+
+impl Default for Recipe {
+    fn default() -> Self {
+        Self {
+            prompt: String::new(),
+            negative: None,
+            seed: Seed::Random,
+            steps: 30,
+            guidance: 5.0,
+            sampler: None,
+            size: Size::square(32),
+            generation_size: Size::square(1024),
+            pixel: None,
+            frames: Frames::Single,
+            sheet: None,
+            priority: Priority::Runtime,
+        }
+    }
+}
+
+impl Recipe {
+    /// A recipe for `prompt` with every other field at its default.
+    pub fn new(prompt: impl Into<String>) -> Self {
+        Self {
+            prompt: prompt.into(),
+            ..Self::default()
+        }
+    }
+
+    /// This recipe with a fixed seed: a random seed is drawn now, a fixed one is kept.
+    pub fn with_drawn_seed(mut self) -> Self {
+        if self.seed == Seed::Random {
+            self.seed = Seed::Fixed(Seed::draw());
+        }
+        self
+    }
+
+    /// Checks every field; the error names the field and the accepted range.
+    pub fn validate(&self) -> Result<()> {
+        if self.prompt.trim().is_empty() {
+            return Err(invalid("prompt", "is empty: say what to draw"));
+        }
+        check_size("size", self.size)?;
+        check_size("generation_size", self.generation_size)?;
+        if self.size.width > self.generation_size.width
+            || self.size.height > self.generation_size.height
+        {
+            return Err(invalid(
+                "size",
+                format!(
+                    "{} is larger than generation_size {}: the model must draw at least the sprite's size",
+                    self.size, self.generation_size
+                ),
+            ));
+        }
+        if self.steps == 0 || self.steps > 1000 {
+            return Err(invalid(
+                "steps",
+                format!("{} is outside 1..=1000", self.steps),
+            ));
+        }
+        if !self.guidance.is_finite() || self.guidance < 0.0 {
+            return Err(invalid(
+                "guidance",
+                format!("{} must be a finite number >= 0", self.guidance),
+            ));
+        }
+        match &self.frames {
+            Frames::Single => {}
+            Frames::Prompts(p) if p.is_empty() => {
+                return Err(invalid(
+                    "frames",
+                    "an empty prompt list: give one prompt per frame",
+                ));
+            }
+            Frames::Prompts(_) => {}
+            Frames::Template { count, .. } if *count == 0 || *count > 256 => {
+                return Err(invalid(
+                    "frames",
+                    format!("template count {count} is outside 1..=256"),
+                ));
+            }
+            Frames::Template { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// The pixel options this recipe runs with: `pixel` when set, else detect the grid,
+    /// fall back to resampling to `size` when none is found, remove the background to
+    /// transparency and place the result on a `size` canvas (so the sprite is exactly `size`).
+    pub fn pixel_options(&self) -> PixelOptions {
+        if let Some(p) = &self.pixel {
+            return p.clone();
+        }
+        let mut opts = PixelOptions {
+            detect_grid: true,
+            background: Some(BackgroundOptions::default()),
+            canvas: Some(Canvas {
+                width: self.size.width,
+                height: self.size.height,
+                ..Canvas::default()
+            }),
+            ..PixelOptions::default()
+        };
+        opts.grid.fallback_size = Some((self.size.width, self.size.height));
+        opts
+    }
+
+    /// The prompt of every frame, in order (one entry for [`Frames::Single`]).
+    pub fn frame_prompts(&self) -> Vec<String> {
+        match &self.frames {
+            Frames::Single => vec![self.prompt.clone()],
+            Frames::Prompts(p) => p.clone(),
+            Frames::Template { template, count } => (1..=*count)
+                .map(|i| {
+                    template
+                        .replace("{prompt}", &self.prompt)
+                        .replace("{frame}", &i.to_string())
+                        .replace("{count}", &count.to_string())
+                })
+                .collect(),
+        }
+    }
+
+    /// The number of frames.
+    pub fn frame_count(&self) -> usize {
+        match &self.frames {
+            Frames::Single => 1,
+            Frames::Prompts(p) => p.len(),
+            Frames::Template { count, .. } => *count as usize,
+        }
+    }
+
+    /// The single-sprite recipe of frame `index` (0-based): its prompt, the same seed and
+    /// every other setting. `None` past the last frame.
+    pub fn frame_recipe(&self, index: usize) -> Option<Recipe> {
+        let prompt = self.frame_prompts().into_iter().nth(index)?;
+        Some(Recipe {
+            prompt,
+            frames: Frames::Single,
+            sheet: None,
+            ..self.clone()
+        })
+    }
+
+    /// The diffusion parameters for one frame's prompt.
+    pub fn generation_params(&self, prompt: &str) -> GenerationParams {
+        GenerationParams {
+            prompt: prompt.to_owned(),
+            negative_prompt: self.negative.clone(),
+            width: self.generation_size.width as usize,
+            height: self.generation_size.height as usize,
+            steps: self.steps,
+            guidance_scale: self.guidance,
+            sampler: self.sampler,
+            ..GenerationParams::default()
+        }
+    }
+
+    /// The recipe as pretty JSON.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(self).map_err(|e| PixelGenError::RecipeFormat {
+            format: "json",
+            message: e.to_string(),
+        })
+    }
+
+    /// The recipe as pretty RON (the `.pixelgen.ron` format).
+    pub fn to_ron(&self) -> Result<String> {
+        ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default()).map_err(|e| {
+            PixelGenError::RecipeFormat {
+                format: "ron",
+                message: e.to_string(),
+            }
+        })
+    }
+
+    /// Parses a RON recipe (missing fields take their defaults).
+    pub fn from_ron(text: &str) -> Result<Self> {
+        ron::from_str(text).map_err(|e| PixelGenError::RecipeFormat {
+            format: "ron",
+            message: e.to_string(),
+        })
+    }
+
+    /// Parses a JSON recipe (missing fields take their defaults).
+    pub fn from_json(text: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| PixelGenError::RecipeFormat {
+            format: "json",
+            message: e.to_string(),
+        })
+    }
+}
+
+fn check_size(field: &'static str, s: Size) -> Result<()> {
+    if s.width == 0 || s.height == 0 || s.width > MAX_SIDE || s.height > MAX_SIDE {
+        return Err(invalid(
+            field,
+            format!("{s}: each side must be in 1..={MAX_SIDE}"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drawn_seed_is_recorded_and_fixed_seed_kept() {
+        let a = Recipe::new("knight").with_drawn_seed();
+        let b = Recipe::new("knight").with_drawn_seed();
+        assert!(a.seed.value().is_some());
+        assert_ne!(a.seed, b.seed, "two draws give two seeds");
+        let mut fixed = Recipe::new("knight");
+        fixed.seed = Seed::Fixed(7);
+        assert_eq!(fixed.with_drawn_seed().seed, Seed::Fixed(7));
+    }
+
+    #[test]
+    fn default_pixel_options_target_the_requested_size() {
+        let mut r = Recipe::new("slime");
+        r.size = Size::new(24, 16);
+        let p = r.pixel_options();
+        assert!(p.detect_grid);
+        assert_eq!(p.grid.fallback_size, Some((24, 16)));
+        let canvas = p.canvas.expect("canvas");
+        assert_eq!((canvas.width, canvas.height), (24, 16));
+        assert!(p.background.is_some());
+        // Explicit options are used as given.
+        r.pixel = Some(PixelOptions {
+            detect_grid: false,
+            ..PixelOptions::default()
+        });
+        assert!(!r.pixel_options().detect_grid);
+        assert_eq!(r.pixel_options().canvas, None);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let field_of = |r: &Recipe| match r.validate() {
+            Err(PixelGenError::InvalidRecipe { field, .. }) => field,
+            other => panic!("expected an invalid recipe, got {other:?}"),
+        };
+        assert!(Recipe::new("ok").validate().is_ok());
+        assert_eq!(field_of(&Recipe::new("  ")), "prompt");
+        let mut r = Recipe::new("x");
+        r.size = Size::new(0, 32);
+        assert_eq!(field_of(&r), "size");
+        r.size = Size::square(64);
+        r.generation_size = Size::square(32);
+        assert_eq!(field_of(&r), "size");
+        r.generation_size = Size::square(5000);
+        assert_eq!(field_of(&r), "generation_size");
+        let mut r = Recipe::new("x");
+        r.steps = 0;
+        assert_eq!(field_of(&r), "steps");
+        let mut r = Recipe::new("x");
+        r.guidance = f64::NAN;
+        assert_eq!(field_of(&r), "guidance");
+        let mut r = Recipe::new("x");
+        r.frames = Frames::Prompts(vec![]);
+        assert_eq!(field_of(&r), "frames");
+    }
+
+    #[test]
+    fn template_frames_expand() {
+        let mut r = Recipe::new("knight");
+        r.frames = Frames::Template {
+            template: "{prompt}, walk frame {frame} of {count}".into(),
+            count: 3,
+        };
+        assert_eq!(
+            r.frame_prompts(),
+            vec![
+                "knight, walk frame 1 of 3",
+                "knight, walk frame 2 of 3",
+                "knight, walk frame 3 of 3"
+            ]
+        );
+        assert_eq!(Recipe::new("solo").frame_prompts(), vec!["solo"]);
+        assert_eq!(r.frame_count(), 3);
+        let f = r.frame_recipe(1).unwrap();
+        assert_eq!(f.prompt, "knight, walk frame 2 of 3");
+        assert_eq!((f.frames, f.seed, f.size), (Frames::Single, r.seed, r.size));
+        assert!(r.frame_recipe(3).is_none());
+    }
+
+    #[test]
+    fn json_round_trip_and_partial_files() {
+        let mut r = Recipe::new("chest, gold trim");
+        r.seed = Seed::Fixed(42);
+        r.sampler = Some(SchedulerKind::DpmPlusPlus2M);
+        r.priority = Priority::Editor;
+        r.frames = Frames::Prompts(vec!["a".into(), "b".into()]);
+        let back = Recipe::from_json(&r.to_json().unwrap()).unwrap();
+        assert_eq!(back, r);
+        let partial = Recipe::from_json(r#"{"prompt": "potion", "seed": {"fixed": 9}}"#).unwrap();
+        assert_eq!(partial.seed, Seed::Fixed(9));
+        assert_eq!(partial.steps, Recipe::default().steps);
+        assert_eq!(Recipe::from_ron(&r.to_ron().unwrap()).unwrap(), r);
+        let ron_partial = Recipe::from_ron(
+            r#"(prompt: "potion", seed: fixed(9), size: (width: 16, height: 16))"#,
+        )
+        .unwrap();
+        assert_eq!(ron_partial.seed, Seed::Fixed(9));
+        assert_eq!(ron_partial.size, Size::square(16));
+        let err = Recipe::from_ron("(steps: \"many\")").unwrap_err();
+        assert!(
+            matches!(err, PixelGenError::RecipeFormat { format: "ron", .. }),
+            "{err}"
+        );
+        let err = Recipe::from_json(r#"{"steps": "many"}"#).unwrap_err();
+        assert!(
+            matches!(err, PixelGenError::RecipeFormat { format: "json", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn generation_params_carry_the_recipe() {
+        let mut r = Recipe::new("tree");
+        r.negative = Some("blurry".into());
+        r.generation_size = Size::new(64, 32);
+        r.steps = 4;
+        r.guidance = 1.0;
+        let p = r.generation_params("tree, frame 1");
+        assert_eq!(p.prompt, "tree, frame 1");
+        assert_eq!(p.negative_prompt.as_deref(), Some("blurry"));
+        assert_eq!((p.width, p.height, p.steps), (64, 32, 4));
+        assert_eq!(p.guidance_scale, 1.0);
+    }
+}

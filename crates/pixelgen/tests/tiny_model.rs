@@ -1,0 +1,160 @@
+//! The real generator on the tiny random SDXL fixture: loading, sampling, pixelize, cancel.
+
+use std::path::PathBuf;
+
+use pixelgen::{
+    Control, Generator, ModelConfig, ModelSource, PixelGenError, Recipe, Seed, Size, SpriteEngine,
+};
+
+fn tiny_model() -> ModelConfig {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../pixelgen-diffusion/tests/fixtures/tiny-sdxl");
+    ModelConfig::new(ModelSource::local(dir))
+}
+
+fn recipe(seed: u64) -> Recipe {
+    Recipe {
+        seed: Seed::Fixed(seed),
+        steps: 3,
+        guidance: 5.0,
+        size: Size::new(12, 10),
+        generation_size: Size::square(32),
+        ..Recipe::new("a pixel art knight with a sword, 16-bit sprite")
+    }
+}
+
+#[test]
+fn generates_a_sprite_of_the_requested_size_deterministically() {
+    let mut engine = Generator::new(tiny_model());
+    assert!(
+        !engine.is_loaded(),
+        "nothing is loaded before the first request"
+    );
+    let mut steps = Vec::new();
+    let a = engine
+        .generate(&recipe(3), &mut |p| {
+            steps.push((p.step, p.total));
+            Control::Continue
+        })
+        .unwrap();
+    assert!(engine.is_loaded());
+    assert_eq!(steps, vec![(1, 3), (2, 3), (3, 3)]);
+    assert_eq!(a.image.dimensions(), (12, 10));
+    assert_eq!(a.raw_size, (32, 32));
+    assert_eq!(a.recipe.seed, Seed::Fixed(3));
+    let opaque = a.image.pixels().filter(|p| p.0[3] == 255).count();
+    assert!(opaque > 0, "some content survives background removal");
+    assert!(
+        a.image.pixels().all(|p| p.0[3] == 0 || p.0[3] == 255),
+        "binary alpha"
+    );
+
+    let b = engine
+        .generate(&recipe(3), &mut |_| Control::Continue)
+        .unwrap();
+    assert_eq!(a.image, b.image, "same recipe, same pixels");
+    assert_eq!(a.key, b.key);
+    let c = engine
+        .generate(&recipe(4), &mut |_| Control::Continue)
+        .unwrap();
+    assert_ne!(a.key, c.key);
+}
+
+#[test]
+fn random_seed_is_drawn_and_recorded_and_regenerates() {
+    let mut engine = Generator::new(tiny_model());
+    let mut r = recipe(0);
+    r.seed = Seed::Random;
+    let first = engine.generate(&r, &mut |_| Control::Continue).unwrap();
+    let drawn = first.recipe.seed.value().expect("seed recorded");
+    let again = engine
+        .generate(&first.recipe, &mut |_| Control::Continue)
+        .unwrap();
+    assert_eq!(again.recipe.seed, Seed::Fixed(drawn));
+    assert_eq!(
+        again.image, first.image,
+        "the recorded recipe regenerates the sprite"
+    );
+}
+
+#[test]
+fn cancel_stops_after_the_step_that_asked() {
+    let mut engine = Generator::new(tiny_model());
+    let err = engine
+        .generate(&recipe(1), &mut |p| {
+            if p.step == 2 {
+                Control::Cancel
+            } else {
+                Control::Continue
+            }
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, PixelGenError::Cancelled { step: 2, total: 3 }),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_generation_size_is_an_error_not_a_panic() {
+    let mut engine = Generator::new(tiny_model());
+    let mut r = recipe(1);
+    r.generation_size = Size::new(30, 32);
+    r.size = Size::square(8);
+    let err = engine.generate(&r, &mut |_| Control::Continue).unwrap_err();
+    assert!(matches!(err, PixelGenError::Diffusion(_)), "{err}");
+    // The engine keeps working.
+    assert!(
+        engine
+            .generate(&recipe(1), &mut |_| Control::Continue)
+            .is_ok()
+    );
+}
+
+#[test]
+fn sheet_of_template_frames_packs_every_frame() {
+    let mut engine = Generator::new(tiny_model());
+    let mut r = recipe(2);
+    r.size = Size::square(8);
+    r.steps = 2;
+    r.frames = pixelgen::Frames::Template {
+        template: "{prompt}, frame {frame}".into(),
+        count: 3,
+    };
+    r.sheet = Some(pixelgen::SheetOptions {
+        columns: Some(2),
+        padding: 1,
+        ..Default::default()
+    });
+    let mut seen = Vec::new();
+    let out = pixelgen::generate_sheet(&mut engine, &r, &mut |p| {
+        seen.push((p.step, p.total));
+        Control::Continue
+    })
+    .unwrap();
+    assert_eq!(
+        seen,
+        (1..=6).map(|s| (s, 6)).collect::<Vec<_>>(),
+        "steps across frames"
+    );
+    let l = &out.sheet.layout;
+    assert_eq!(
+        (l.columns, l.rows, l.tile_width, l.tile_height),
+        (2, 2, 8, 8)
+    );
+    assert_eq!(out.sheet.image.dimensions(), (17, 17));
+    assert_eq!(l.frames.len(), 3);
+    // Frame 1 in the sheet is exactly the single sprite of frame 1's recipe.
+    let single = engine
+        .generate(&r.frame_recipe(1).unwrap(), &mut |_| Control::Continue)
+        .unwrap();
+    let cell = &l.frames[1].rect;
+    let crop =
+        image::imageops::crop_imm(&out.sheet.image, cell.x, cell.y, cell.w, cell.h).to_image();
+    assert_eq!(crop, single.image);
+    // A different frame prompt gives a different frame.
+    let first = &l.frames[0].rect;
+    let crop0 =
+        image::imageops::crop_imm(&out.sheet.image, first.x, first.y, first.w, first.h).to_image();
+    assert_ne!(crop0, crop);
+}
