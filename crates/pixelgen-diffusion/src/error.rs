@@ -71,6 +71,44 @@ pub enum DiffusionError {
         /// Steps the run would have taken.
         total: usize,
     },
+    /// A model produced NaN or infinite values (typically an f16 overflow): never returned as an image.
+    #[error("{what} has {count} NaN/infinite values of {total} ({dtype}): {hint}")]
+    NonFinite {
+        /// Which output (e.g. "VAE decode output").
+        what: &'static str,
+        /// How many values are not finite.
+        count: usize,
+        /// How many values the tensor has.
+        total: usize,
+        /// The dtype the model ran in.
+        dtype: String,
+        /// What to change.
+        hint: &'static str,
+    },
+    /// A hub model is not (fully) in the local cache and could not be downloaded.
+    #[error(
+        "model {repo} is not available locally ({reason}); missing: {}.\n\
+         Download it where the hub is reachable:\n  {command}\n\
+         then copy the cache into {} ({layout}), or pass any folder with the same files \
+         (model_index.json, unet/, vae/, text_encoder/, text_encoder_2/, tokenizer/, tokenizer_2/, \
+         scheduler/) as the model path",
+        missing.join(", "),
+        cache.display()
+    )]
+    NotDownloaded {
+        /// The hub repo id, `org/name`.
+        repo: String,
+        /// The hub cache folder that was searched.
+        cache: PathBuf,
+        /// Files (relative to the repo root) that are not there.
+        missing: Vec<String>,
+        /// Why they were not downloaded.
+        reason: String,
+        /// A `huggingface-cli download` command that fetches them.
+        command: String,
+        /// Where the files go in the cache.
+        layout: String,
+    },
     /// A tensor operation failed (shape mismatch, device error, ...).
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),
