@@ -15,6 +15,8 @@ WHL=${WHL:-.whl}
 OUT=${OUT:-/tmp/gpu_bench_out}
 ITERS=${ITERS:-10}
 PY=${PY:-python3}
+# The tiny fixture model (correctness check, tokenizers of the pipeline run), in the checkout.
+FIXTURE=${FIXTURE:-crates/pixelgen-diffusion/tests/fixtures/tiny-sdxl}
 mkdir -p "$OUT"
 site=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
 export LD_LIBRARY_PATH=$site/cu13/lib:$site/cudnn/lib:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}
@@ -33,7 +35,7 @@ for xz in "$DIST"/gpu_bench*.xz; do
   "$PY" -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" "$xz" "/tmp/$name"
   chmod +x "/tmp/$name"
   echo "=== $name"
-  "/tmp/$name" --device cuda --iters "$ITERS" 2>&1 | tee "$OUT/$name.log"
+  "/tmp/$name" --device cuda --iters "$ITERS" --fixture "$FIXTURE" 2>&1 | tee "$OUT/$name.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 done
 
