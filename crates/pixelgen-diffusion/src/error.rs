@@ -86,28 +86,18 @@ pub enum DiffusionError {
         hint: &'static str,
     },
     /// A hub model is not (fully) in the local cache and could not be downloaded.
-    #[error(
-        "model {repo} is not available locally ({reason}); missing: {}.\n\
-         Download it where the hub is reachable:\n  {command}\n\
-         then copy the cache into {} ({layout}), or pass any folder with the same files \
-         (model_index.json, unet/, vae/, text_encoder/, text_encoder_2/, tokenizer/, tokenizer_2/, \
-         scheduler/) as the model path",
-        missing.join(", "),
-        cache.display()
-    )]
+    #[error("model {repo} is not available locally ({reason}); missing: {}.\n{help}", missing.join(", "))]
     NotDownloaded {
         /// The hub repo id, `org/name`.
         repo: String,
         /// The hub cache folder that was searched.
         cache: PathBuf,
         /// Files (relative to the repo root) that are not there.
-        missing: Vec<String>,
+        missing: Box<[String]>,
         /// Why they were not downloaded.
         reason: String,
-        /// A `huggingface-cli download` command that fetches them.
-        command: String,
-        /// Where the files go in the cache.
-        layout: String,
+        /// What to do: a `huggingface-cli download` command and where its files go.
+        help: String,
     },
     /// A tensor operation failed (shape mismatch, device error, ...).
     #[error("tensor error: {0}")]

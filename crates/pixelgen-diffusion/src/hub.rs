@@ -165,7 +165,7 @@ pub(crate) fn not_downloaded(
     DiffusionError::NotDownloaded {
         repo: repo.to_string(),
         cache: cache.to_path_buf(),
-        missing,
+        missing: missing.into_boxed_slice(),
         reason: reason.unwrap_or_else(|| {
             if cfg!(feature = "hub") {
                 "not in the cache".to_string()
@@ -173,14 +173,20 @@ pub(crate) fn not_downloaded(
                 "not in the cache, and this build has no `hub` feature to download it".to_string()
             }
         }),
-        command: files.cli_command(repo),
-        layout: match repo_folder(repo) {
-            Ok(folder) => format!(
-                "{f}/refs/main holds the commit hash HASH, the files go under {f}/snapshots/HASH/",
-                f = cache.join(folder).display()
-            ),
-            Err(_) => "models--ORG--NAME/snapshots/HASH/".to_string(),
-        },
+        help: format!(
+            "Download it where the hub is reachable:\n  {}\nthen copy that cache into {} ({}), \
+             or pass any folder with the same files (model_index.json, unet/, vae/, \
+             text_encoder/, text_encoder_2/, tokenizer/, tokenizer_2/, scheduler/) as the model path",
+            files.cli_command(repo),
+            cache.display(),
+            match repo_folder(repo) {
+                Ok(folder) => format!(
+                    "{f}/refs/main holds the commit hash HASH, the files go under {f}/snapshots/HASH/",
+                    f = cache.join(folder).display()
+                ),
+                Err(_) => "models--ORG--NAME/snapshots/HASH/".to_string(),
+            }
+        ),
     }
 }
 
@@ -333,7 +339,10 @@ mod tests {
         let err = cached_sdxl(&cache, repo, "main", &files).unwrap_err();
         match &err {
             DiffusionError::NotDownloaded { missing, .. } => {
-                assert_eq!(missing, &["unet/diffusion_pytorch_model.fp16.safetensors"]);
+                assert_eq!(
+                    &**missing,
+                    ["unet/diffusion_pytorch_model.fp16.safetensors"]
+                );
             }
             other => panic!("{other}"),
         }

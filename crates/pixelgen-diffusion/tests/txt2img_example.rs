@@ -5,7 +5,7 @@
 #[allow(dead_code)]
 mod txt2img;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
@@ -22,7 +22,7 @@ fn temp_png(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn args(extra: &[&str], out: &PathBuf) -> txt2img::Args {
+fn args(extra: &[&str], out: &Path) -> txt2img::Args {
     let model = tiny();
     let out = out.display().to_string();
     let mut argv = vec![
