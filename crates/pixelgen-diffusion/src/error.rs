@@ -71,6 +71,34 @@ pub enum DiffusionError {
         /// Steps the run would have taken.
         total: usize,
     },
+    /// A model produced NaN or infinite values (typically an f16 overflow): never returned as an image.
+    #[error("{what} has {count} NaN/infinite values of {total} ({dtype}): {hint}")]
+    NonFinite {
+        /// Which output (e.g. "VAE decode output").
+        what: &'static str,
+        /// How many values are not finite.
+        count: usize,
+        /// How many values the tensor has.
+        total: usize,
+        /// The dtype the model ran in.
+        dtype: String,
+        /// What to change.
+        hint: &'static str,
+    },
+    /// A hub model is not (fully) in the local cache and could not be downloaded.
+    #[error("model {repo} is not available locally ({reason}); missing: {}.\n{help}", missing.join(", "))]
+    NotDownloaded {
+        /// The hub repo id, `org/name`.
+        repo: String,
+        /// The hub cache folder that was searched.
+        cache: PathBuf,
+        /// Files (relative to the repo root) that are not there.
+        missing: Box<[String]>,
+        /// Why they were not downloaded.
+        reason: String,
+        /// What to do: a `huggingface-cli download` command and where its files go.
+        help: String,
+    },
     /// A tensor operation failed (shape mismatch, device error, ...).
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),

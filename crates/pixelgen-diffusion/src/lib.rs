@@ -33,8 +33,12 @@ mod blocks;
 pub mod clip;
 pub mod config;
 pub mod error;
+pub mod hub;
+pub mod image_out;
 pub mod noise;
 pub mod pipeline;
+pub mod presets;
+pub mod random;
 pub mod scheduler;
 pub mod text;
 pub mod tokenizer;
@@ -47,8 +51,12 @@ pub use config::{
     TimestepSpacing, UNetConfig, VaeConfig,
 };
 pub use error::{DiffusionError, Result};
+pub use image_out::{save_png, to_rgba_images};
 pub use noise::{NoiseSource, RecordedNoise, SeededNoise};
-pub use pipeline::{Control, Generated, GenerationParams, Progress, SdxlPipeline};
+pub use pipeline::{
+    Control, Generated, GenerationParams, Progress, SdxlPipeline, count_non_finite, ensure_finite,
+};
+pub use random::RandomWeights;
 pub use scheduler::{Scheduler, SchedulerKind};
 pub use text::{PromptEmbeds, SdxlTextEncoders};
 pub use tokenizer::{ClipTokenizer, Tokens};

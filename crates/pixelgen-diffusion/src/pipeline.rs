@@ -84,6 +84,31 @@ pub struct Generated {
     pub image: Tensor,
 }
 
+/// Counts the NaN and infinite values of `t` (any float dtype, any device).
+pub fn count_non_finite(t: &Tensor) -> Result<usize> {
+    let x = t.to_dtype(DType::F32)?.flatten_all()?;
+    let nan = x.ne(&x)?.to_dtype(DType::F32)?;
+    let inf = x.abs()?.ge(f32::INFINITY)?.to_dtype(DType::F32)?;
+    let n: f32 = (nan + inf)?.sum_all()?.to_scalar()?;
+    Ok(n as usize)
+}
+
+/// Errors with [`DiffusionError::NonFinite`] (naming `what` and the `hint`) if `t` holds any
+/// NaN or infinite value.
+pub fn ensure_finite(t: &Tensor, what: &'static str, hint: &'static str) -> Result<()> {
+    let count = count_non_finite(t)?;
+    if count == 0 {
+        return Ok(());
+    }
+    Err(DiffusionError::NonFinite {
+        what,
+        count,
+        total: t.elem_count(),
+        dtype: format!("{:?}", t.dtype()),
+        hint,
+    })
+}
+
 /// SDXL text encoders, UNet and VAE, ready to generate.
 #[derive(Debug, Clone)]
 pub struct SdxlPipeline {
@@ -118,6 +143,36 @@ impl SdxlPipeline {
             dtype,
             device: device.clone(),
         })
+    }
+
+    /// Assembles a pipeline from parts built elsewhere (e.g. with [`crate::RandomWeights`]).
+    /// `dtype` is the dtype of the UNet; the VAE's own dtype is kept as built.
+    pub fn from_parts(
+        configs: SdxlConfigs,
+        text: SdxlTextEncoders,
+        unet: UNet2DConditionModel,
+        vae: AutoencoderKl,
+        dtype: DType,
+        device: &Device,
+    ) -> Self {
+        Self {
+            configs,
+            text,
+            unet,
+            vae,
+            dtype,
+            device: device.clone(),
+        }
+    }
+
+    /// The dtype the UNet runs in.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The device everything runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// The folder's configs.
@@ -211,21 +266,30 @@ impl SdxlPipeline {
         Ok(Generated { latents, image })
     }
 
-    /// UNet latents -> image `[batch, 3, h, w]` in [0, 1] (f32).
+    /// UNet latents -> image `[batch, 3, h, w]` in [0, 1] (f32). Fails with
+    /// [`DiffusionError::NonFinite`] rather than return a NaN or black image.
     pub fn decode(&self, latents: &Tensor) -> Result<Tensor> {
+        ensure_finite(
+            latents,
+            "final latents",
+            "the UNet overflowed: run it in f32 or bf16, or lower guidance",
+        )?;
         let z = self
             .vae
             .unscale_latents(&latents.to_dtype(self.vae_dtype())?)?;
-        let image = self.vae.decode(&z)?.to_dtype(DType::F32)?;
+        let image = self.vae.decode(&z)?;
+        ensure_finite(
+            &image,
+            "VAE decode output",
+            "the VAE overflowed: load it in f32 (force_upcast) or use an fp16-fixed VAE",
+        )?;
+        let image = image.to_dtype(DType::F32)?;
         Ok(image.affine(0.5, 0.5)?.clamp(0f32, 1f32)?)
     }
 
-    fn vae_dtype(&self) -> DType {
-        if self.configs.vae.force_upcast {
-            DType::F32
-        } else {
-            self.dtype
-        }
+    /// The dtype the VAE runs in (f32 when its config says `force_upcast`).
+    pub fn vae_dtype(&self) -> DType {
+        self.vae.dtype()
     }
 
     fn latent_size(&self, p: &GenerationParams) -> Result<(usize, usize)> {

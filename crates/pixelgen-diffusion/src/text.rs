@@ -61,6 +61,23 @@ impl SdxlTextEncoders {
         })
     }
 
+    /// Assembles the encoders from parts built elsewhere (e.g. with [`crate::RandomWeights`]).
+    pub fn from_parts(
+        tokenizers: (ClipTokenizer, ClipTokenizer),
+        encoders: (ClipTextModel, ClipTextModel),
+        force_zeros_for_empty_prompt: bool,
+        device: &Device,
+    ) -> Self {
+        Self {
+            tokenizer: tokenizers.0,
+            tokenizer_2: tokenizers.1,
+            encoder: encoders.0,
+            encoder_2: encoders.1,
+            force_zeros_for_empty_prompt,
+            device: device.clone(),
+        }
+    }
+
     /// Encodes `prompt` (and `prompt_2` for the second encoder, defaulting to `prompt`).
     pub fn encode(&self, prompt: &str, prompt_2: Option<&str>) -> Result<PromptEmbeds> {
         let t1 = self.tokenizer.encode(prompt)?;

@@ -267,6 +267,7 @@ pub struct AutoencoderKl {
     quant_conv: Option<Conv2d>,
     post_quant_conv: Option<Conv2d>,
     config: VaeConfig,
+    dtype: DType,
 }
 
 impl AutoencoderKl {
@@ -285,6 +286,7 @@ impl AutoencoderKl {
         }
         let lc = config.latent_channels;
         Ok(Self {
+            dtype: vb.dtype(),
             encoder: Encoder::new(config, vb.pp("encoder"))?,
             decoder: Decoder::new(config, vb.pp("decoder"))?,
             quant_conv: if config.use_quant_conv {
@@ -315,6 +317,11 @@ impl AutoencoderKl {
     /// The config it was built from.
     pub fn config(&self) -> &VaeConfig {
         &self.config
+    }
+
+    /// The dtype of its weights (inputs are expected in it).
+    pub fn dtype(&self) -> DType {
+        self.dtype
     }
 
     /// Images in [-1, 1], `[batch, 3, h, w]` with h and w multiples of the scale factor -> latent distribution.

@@ -240,3 +240,24 @@ fn f16_weights_track_the_f32_reference() {
     println!("f16 txt2img image: rel err {err:.2e}");
     assert!(err < 1e-2, "f16 image rel err {err:e}");
 }
+
+#[test]
+fn decode_refuses_nan_and_inf_instead_of_returning_an_image() {
+    let Setup { pipe, .. } = setup();
+    let mut v = vec![0.1f32; 4 * 8 * 8];
+    v[5] = f32::NAN;
+    v[9] = f32::INFINITY;
+    let latents = Tensor::from_vec(v, (1, 4, 8, 8), &Device::Cpu).unwrap();
+    let err = pipe.decode(&latents).unwrap_err();
+    match &err {
+        DiffusionError::NonFinite { what, count, .. } => {
+            assert_eq!(*what, "final latents");
+            assert_eq!(*count, 2);
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("f32 or bf16"), "{err}");
+    // The same latents without the bad values decode.
+    let ok = Tensor::full(0.1f32, (1, 4, 8, 8), &Device::Cpu).unwrap();
+    assert!(pipe.decode(&ok).is_ok());
+}

@@ -70,6 +70,41 @@ impl SchedulerKind {
         })
     }
 
+    /// The kind for a short name as users type it: `euler`, `euler_a` (or `euler_ancestral`),
+    /// `dpmpp_2m` (or `dpm++2m`, `dpm_plus_plus_2m`), `ddim`, `lcm`; case and `-`/`_` ignored.
+    pub fn from_short_name(name: &str) -> Result<Self> {
+        let key: String = name
+            .trim()
+            .to_ascii_lowercase()
+            .chars()
+            .filter(|c| *c != '_' && *c != '-' && *c != ' ')
+            .collect();
+        Ok(match key.as_str() {
+            "euler" => SchedulerKind::Euler,
+            "eulera" | "eulerancestral" => SchedulerKind::EulerAncestral,
+            "dpmpp2m" | "dpm++2m" | "dpmplusplus2m" => SchedulerKind::DpmPlusPlus2M,
+            "ddim" => SchedulerKind::Ddim,
+            "lcm" => SchedulerKind::Lcm,
+            _ => {
+                return Err(invalid(
+                    "sampler",
+                    format!("`{name}`: use euler, euler_a, dpmpp_2m, ddim or lcm"),
+                ));
+            }
+        })
+    }
+
+    /// The short name [`from_short_name`](Self::from_short_name) reads.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            SchedulerKind::Euler => "euler",
+            SchedulerKind::EulerAncestral => "euler_a",
+            SchedulerKind::DpmPlusPlus2M => "dpmpp_2m",
+            SchedulerKind::Ddim => "ddim",
+            SchedulerKind::Lcm => "lcm",
+        }
+    }
+
     /// The diffusers class this kind mirrors.
     pub fn class_name(self) -> &'static str {
         match self {
@@ -79,6 +114,13 @@ impl SchedulerKind {
             SchedulerKind::Ddim => "DDIMScheduler",
             SchedulerKind::Lcm => "LCMScheduler",
         }
+    }
+}
+
+impl std::str::FromStr for SchedulerKind {
+    type Err = crate::error::DiffusionError;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::from_short_name(s)
     }
 }
 
@@ -382,6 +424,26 @@ pub(crate) fn alpha_predictions(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_names_round_trip_and_bad_names_list_the_choices() {
+        for kind in SchedulerKind::ALL {
+            assert_eq!(
+                SchedulerKind::from_short_name(kind.short_name()).unwrap(),
+                kind
+            );
+        }
+        assert_eq!(
+            "DPM++2M".parse::<SchedulerKind>().unwrap(),
+            SchedulerKind::DpmPlusPlus2M
+        );
+        assert_eq!(
+            "euler-ancestral".parse::<SchedulerKind>().unwrap(),
+            SchedulerKind::EulerAncestral
+        );
+        let err = "heun".parse::<SchedulerKind>().unwrap_err().to_string();
+        assert!(err.contains("euler_a") && err.contains("heun"), "{err}");
+    }
 
     #[test]
     fn img2img_start_follows_diffusers() {

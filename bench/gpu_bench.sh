@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# SDXL on the GPU: pixelgen-diffusion (candle) against diffusers eager, same card, same call.
+#
+# Runs on the GPU machine from the repository root. Expects, in $DIST (default .dist, an ignored
+# folder carried to the machine):
+#   gpu_bench*.xz             release builds of `--example gpu_bench` (xz; one per feature set,
+#                             e.g. gpu_bench-cuda.xz, gpu_bench-cudnn.xz), run one after another
+#   diffusers_sdxl_bench.py   the PyTorch side (copied from ../shared/bench at packing time)
+# and, in $WHL (default .whl), the diffusers wheel and its one missing dependency:
+#   pip download --no-deps diffusers==0.42.1 importlib_metadata==8.7.0
+# Writes logs and a RESULT summary under $OUT. See docs/performance.md, "SDXL on the GPU".
+set -uo pipefail
+DIST=${DIST:-.dist}
+WHL=${WHL:-.whl}
+OUT=${OUT:-/tmp/gpu_bench_out}
+ITERS=${ITERS:-10}
+PY=${PY:-python3}
+# The tiny fixture model (correctness check, tokenizers of the pipeline run), in the checkout.
+FIXTURE=${FIXTURE:-crates/pixelgen-diffusion/tests/fixtures/tiny-sdxl}
+mkdir -p "$OUT"
+site=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
+export LD_LIBRARY_PATH=$site/cu13/lib:$site/cudnn/lib:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}
+
+{
+  date -u +%Y-%m-%dT%H:%MZ
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+  nvidia-smi | head -12
+} > "$OUT/machine.txt" 2>&1
+cat "$OUT/machine.txt"
+
+status=0
+for xz in "$DIST"/gpu_bench*.xz; do
+  [ -e "$xz" ] || { echo "no $DIST/gpu_bench*.xz"; status=1; break; }
+  name=$(basename "$xz" .xz)
+  "$PY" -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" "$xz" "/tmp/$name"
+  chmod +x "/tmp/$name"
+  echo "=== $name"
+  "/tmp/$name" --device cuda --iters "$ITERS" --fixture "$FIXTURE" 2>&1 | tee "$OUT/$name.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+done
+
+echo "=== diffusers eager"
+"$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHL"/*.whl
+PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 "$PY" "$DIST/diffusers_sdxl_bench.py" --mode eager --iters "$ITERS" \
+  --out "$OUT/diffusers_eager.json" 2>&1 | tee "$OUT/diffusers_eager.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+grep -h '^RESULT' "$OUT"/*.log > "$OUT/results.txt"
+echo "=== summary ($(wc -l < "$OUT/results.txt") results), exit $status"
+exit $status

@@ -1,0 +1,137 @@
+//! The txt2img example's own code (argument parsing, loading, sampling, PNG writing) on the tiny
+//! fixture model, called as a library: no cargo subprocess.
+
+#[path = "../examples/txt2img.rs"]
+#[allow(dead_code)]
+mod txt2img;
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+
+fn tiny() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tiny-sdxl")
+        .display()
+        .to_string()
+}
+
+fn temp_png(name: &str) -> PathBuf {
+    std::env::temp_dir()
+        .join(format!("pixelgen-txt2img-{}", std::process::id()))
+        .join(name)
+}
+
+fn args(extra: &[&str], out: &Path) -> txt2img::Args {
+    let model = tiny();
+    let out = out.display().to_string();
+    let mut argv = vec![
+        "txt2img", "--model", &model, "--prompt", "a knight", "--device", "cpu", "--out", &out,
+        "--quiet",
+    ];
+    argv.extend_from_slice(extra);
+    txt2img::Args::try_parse_from(argv).unwrap()
+}
+
+#[test]
+fn writes_a_png_of_the_requested_size() {
+    let out = temp_png("knight.png");
+    let a = args(
+        &[
+            "--width",
+            "48",
+            "--height",
+            "32",
+            "--steps",
+            "3",
+            "--sampler",
+            "euler_a",
+            "--seed",
+            "5",
+            "--negative",
+            "blurry",
+        ],
+        &out,
+    );
+    let written = txt2img::run(&a).unwrap();
+    assert_eq!(written, out);
+    let img = image::open(&out).unwrap().to_rgba8();
+    assert_eq!(img.dimensions(), (48, 32));
+    // A real (random-model) image: not one flat colour, fully opaque.
+    let first = img.get_pixel(0, 0).0;
+    assert!(img.pixels().any(|p| p.0 != first), "flat image");
+    assert!(img.pixels().all(|p| p.0[3] == 255));
+    // Same arguments -> same pixels; another seed -> other pixels.
+    let again = temp_png("knight2.png");
+    txt2img::run(&args(
+        &[
+            "--width",
+            "48",
+            "--height",
+            "32",
+            "--steps",
+            "3",
+            "--sampler",
+            "euler_a",
+            "--seed",
+            "5",
+            "--negative",
+            "blurry",
+        ],
+        &again,
+    ))
+    .unwrap();
+    assert_eq!(img, image::open(&again).unwrap().to_rgba8());
+    let other = temp_png("knight3.png");
+    txt2img::run(&args(
+        &[
+            "--width",
+            "48",
+            "--height",
+            "32",
+            "--steps",
+            "3",
+            "--sampler",
+            "euler_a",
+            "--seed",
+            "6",
+            "--negative",
+            "blurry",
+        ],
+        &other,
+    ))
+    .unwrap();
+    assert_ne!(img, image::open(&other).unwrap().to_rgba8());
+    let _ = std::fs::remove_dir_all(out.parent().unwrap());
+}
+
+#[test]
+fn bad_arguments_are_errors_not_panics() {
+    let out = temp_png("bad.png");
+    let err = txt2img::run(&args(
+        &["--width", "30", "--height", "32", "--steps", "2"],
+        &out,
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("30x32 must be positive multiples"), "{err}");
+    assert!(!out.exists());
+    let mut a = args(&["--steps", "2"], &out);
+    a.model = "/no/such/model".into();
+    let err = txt2img::run(&a).unwrap_err().to_string();
+    assert!(err.contains("/no/such/model"), "{err}");
+    assert!(
+        txt2img::Args::try_parse_from([
+            "txt2img",
+            "--model",
+            "m",
+            "--prompt",
+            "p",
+            "--out",
+            "o.png",
+            "--sampler",
+            "heun"
+        ])
+        .is_err()
+    );
+}
