@@ -1,14 +1,13 @@
 //! `*.fp16.safetensors` variants load (memory-mapped) and match the full-precision weights:
 //! the tiny fixture is re-saved in f16 under variant names in a temp folder.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
+use common::{rel_err, tiny_model};
 use pixelgen_diffusion::{Control, DiffusionError, GenerationParams, SdxlPipeline, SeededNoise};
-
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-sdxl")
-}
 
 /// Copies `src` to `dst`, rewriting every `NAME.safetensors` as `NAME.fp16.safetensors` in f16.
 fn copy_as_fp16(src: &Path, dst: &Path) {
@@ -32,35 +31,11 @@ fn copy_as_fp16(src: &Path, dst: &Path) {
     }
 }
 
-fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
-    let a: Vec<f32> = a
-        .to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let b: Vec<f32> = b
-        .to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let d = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max);
-    let s = b.iter().map(|y| y.abs()).fold(0f32, f32::max);
-    f64::from(d / s)
-}
-
 #[test]
 fn fp16_variant_loads_and_tracks_the_f32_weights() {
     let dir = std::env::temp_dir().join(format!("pixelgen-fp16-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    copy_as_fp16(&fixture(), &dir);
+    copy_as_fp16(&tiny_model(), &dir);
     assert!(
         dir.join("unet/diffusion_pytorch_model.fp16.safetensors")
             .is_file()
@@ -79,7 +54,7 @@ fn fp16_variant_loads_and_tracks_the_f32_weights() {
         })
         .unwrap()
     };
-    let reference = run(&SdxlPipeline::load(fixture(), None, DType::F32, &Device::Cpu).unwrap());
+    let reference = run(&SdxlPipeline::load(tiny_model(), None, DType::F32, &Device::Cpu).unwrap());
     // f16 weights, computed in f32: only the weights' rounding differs.
     let half = SdxlPipeline::load(&dir, Some("fp16"), DType::F32, &Device::Cpu).unwrap();
     let out = run(&half);
@@ -93,7 +68,8 @@ fn fp16_variant_loads_and_tracks_the_f32_weights() {
     assert!(matches!(err, DiffusionError::MissingFile { .. }), "{err}");
     assert!(err.to_string().contains(".safetensors"), "{err}");
     // A variant falls back to the plain file when it is absent (diffusers does the same).
-    let fallback = SdxlPipeline::load(fixture(), Some("fp16"), DType::F32, &Device::Cpu).unwrap();
+    let fallback =
+        SdxlPipeline::load(tiny_model(), Some("fp16"), DType::F32, &Device::Cpu).unwrap();
     assert_eq!(rel_err(&run(&fallback).image, &reference.image), 0.0);
 
     // A truncated weight file is an error naming the file, not a crash.

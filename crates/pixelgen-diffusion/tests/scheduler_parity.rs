@@ -9,10 +9,12 @@
 //!   forward): `scale_model_input` and each step within 1e-5 of the tensor's largest magnitude;
 //! - img2img: the start index for strengths 0.3/0.5/0.75/1.0 exactly, `add_noise` within 1e-5.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
+use common::{fixtures, rel_err};
 use pixelgen_diffusion::SdxlConfigs;
 use pixelgen_diffusion::config::SchedulerConfig;
 use pixelgen_diffusion::scheduler::{self, Ddim, Scheduler, SchedulerKind};
@@ -25,10 +27,6 @@ const SIGMA_RTOL: f64 = 1e-6;
 const KARRAS_T_RTOL: f64 = 1e-6;
 /// Tolerance for tensors: max |ours - diffusers| / max |diffusers|.
 const TENSOR_RTOL: f64 = 1e-5;
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
 
 #[derive(Debug, Deserialize)]
 struct Case {
@@ -111,32 +109,6 @@ fn build(case: &Case, config: &SchedulerConfig) -> Box<dyn Scheduler> {
     } else {
         scheduler::build(kind(&case.kind), config, case.steps).unwrap()
     }
-}
-
-/// max |a - b| / max |b| (or the absolute error when b is all zeros).
-fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.dims(), b.dims());
-    let a: Vec<f64> = a
-        .to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let b: Vec<f64> = b
-        .to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let diff = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max);
-    let scale = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
-    if scale > 0.0 { diff / scale } else { diff }
 }
 
 #[derive(Default)]

@@ -4,42 +4,15 @@
 //! Tolerance: max |ours - reference| / max |reference| <= 1e-4 per tensor (stated in the issue
 //! for f32 on CPU); the worst error is printed.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
+use common::{fixtures, rel_err};
 use pixelgen_diffusion::{SdxlConfigs, SdxlTextEncoders};
 
 const RTOL: f64 = 1e-4;
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.dims(), b.dims());
-    let a: Vec<f64> = a
-        .to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let b: Vec<f64> = b
-        .to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let diff = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max);
-    let scale = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
-    if scale > 0.0 { diff / scale } else { diff }
-}
 
 fn check(name: &str, ours: &Tensor, expected: &HashMap<String, Tensor>) -> f64 {
     let err = rel_err(ours, &expected[name]);

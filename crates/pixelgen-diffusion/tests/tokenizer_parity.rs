@@ -1,15 +1,13 @@
 //! Parity of the CLIP tokenizers with transformers 5.24 (`CLIPTokenizer`, max_length padding,
 //! truncation), from `tests/fixtures/expected/tokens.safetensors`. Token ids must match exactly.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use candle_core::Device;
+use common::fixtures;
 use pixelgen_diffusion::ClipTokenizer;
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
 
 #[test]
 fn both_tokenizers_match_transformers_exactly() {

@@ -1,0 +1,37 @@
+//! Helpers shared by the parity tests: fixture paths and the error measure every tolerance
+//! is stated in.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Tensor};
+
+/// `tests/fixtures` (made by `tools/parity/make_fixtures.py`).
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The tiny random SDXL in the diffusers folder layout.
+pub fn tiny_model() -> PathBuf {
+    fixtures().join("tiny-sdxl")
+}
+
+/// max |a - b| / max |b| in f64 (the absolute error when `b` is all zeros); shapes must match.
+pub fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.dims(), b.dims(), "shape mismatch");
+    let flat = |t: &Tensor| -> Vec<f64> {
+        t.to_dtype(DType::F64)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1())
+            .expect("tensor to f64")
+    };
+    let (a, b) = (flat(a), flat(b));
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    let scale = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
+    if scale > 0.0 { diff / scale } else { diff }
+}
