@@ -145,6 +145,12 @@ pub fn run(args: &Args) -> AnyResult<PathBuf> {
         }
         Control::Continue
     })?;
+    if out.truncated_tokens > 0 {
+        eprintln!(
+            "warning: the prompt is longer than CLIP's 77 tokens; {} token(s) were ignored",
+            out.truncated_tokens
+        );
+    }
     let image = to_rgba_images(&out.image)?
         .into_iter()
         .next()

@@ -82,6 +82,8 @@ pub struct Generated {
     pub latents: Tensor,
     /// Decoded image, `[1, 3, h, w]`, values in [0, 1] (f32).
     pub image: Tensor,
+    /// Tokens cut from the prompt or negative prompt beyond CLIP's 77 (0 when all fitted).
+    pub truncated_tokens: usize,
 }
 
 /// Counts the NaN and infinite values of `t` (any float dtype, any device).
@@ -195,7 +197,9 @@ impl SdxlPipeline {
         &self.vae
     }
 
-    /// Text to image. `noise` gives the initial latents, then any per-step noise.
+    /// Text to image. `noise` gives the initial latents, then any per-step noise: pass
+    /// [`crate::SeededNoise`] for a seed, or [`crate::RecordedNoise`] holding your own initial
+    /// latents (`[1, 4, h / 8, w / 8]`, unit variance) to start from explicit latents.
     pub fn txt2img(
         &self,
         params: &GenerationParams,
@@ -209,9 +213,14 @@ impl SdxlPipeline {
         let latents = init
             .affine(sched.init_noise_sigma(), 0.0)?
             .to_dtype(self.dtype)?;
-        let latents = self.denoise(params, sched.as_mut(), latents, 0, noise, progress)?;
+        let (latents, truncated_tokens) =
+            self.denoise(params, sched.as_mut(), latents, 0, noise, progress)?;
         let image = self.decode(&latents)?;
-        Ok(Generated { latents, image })
+        Ok(Generated {
+            latents,
+            image,
+            truncated_tokens,
+        })
     }
 
     /// Image to image: `image` is `[1, 3, height, width]` in [0, 1]; `strength` in 0..=1 is how
@@ -261,9 +270,14 @@ impl SdxlPipeline {
             .normal(&[1, c, lh, lw], &self.device)?
             .to_dtype(init.dtype())?;
         let latents = sched.add_noise(&init, &add, start)?.to_dtype(self.dtype)?;
-        let latents = self.denoise(params, sched.as_mut(), latents, start, noise, progress)?;
+        let (latents, truncated_tokens) =
+            self.denoise(params, sched.as_mut(), latents, start, noise, progress)?;
         let image = self.decode(&latents)?;
-        Ok(Generated { latents, image })
+        Ok(Generated {
+            latents,
+            image,
+            truncated_tokens,
+        })
     }
 
     /// UNet latents -> image `[batch, 3, h, w]` in [0, 1] (f32). Fails with
@@ -331,7 +345,7 @@ impl SdxlPipeline {
         start: usize,
         noise: &mut dyn NoiseSource,
         progress: &mut dyn FnMut(Progress) -> Control,
-    ) -> Result<Tensor> {
+    ) -> Result<(Tensor, usize)> {
         if !p.guidance_scale.is_finite() {
             return Err(invalid("guidance_scale", "must be a finite number"));
         }
@@ -339,6 +353,14 @@ impl SdxlPipeline {
         let (pos, neg) = self
             .text
             .encode_with_negative(&p.prompt, p.negative_prompt.as_deref())?;
+        let truncated = pos.truncated.max(neg.truncated);
+        if truncated > 0 {
+            // As diffusers does: CLIP sees 77 tokens, the rest of the prompt is dropped.
+            tracing::warn!(
+                truncated,
+                "the prompt is longer than CLIP's 77 tokens: {truncated} token(s) at its end were ignored"
+            );
+        }
         let (h, w) = (p.height as f32, p.width as f32);
         let ids = [h, w, 0.0, 0.0, h, w];
         let (ehs, pooled, time_ids) = if cfg {
@@ -397,6 +419,6 @@ impl SdxlPipeline {
                 return Err(DiffusionError::Cancelled { step: done, total });
             }
         }
-        Ok(latents)
+        Ok((latents, truncated))
     }
 }

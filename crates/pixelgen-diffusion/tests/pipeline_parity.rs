@@ -112,6 +112,28 @@ fn cancel_stops_the_run() {
     );
 }
 
+/// Prompts past CLIP's 77 tokens run (truncated, as diffusers does) and say how much was cut.
+#[test]
+fn long_prompts_are_truncated_and_reported() {
+    let Setup {
+        pipe, mut params, ..
+    } = setup();
+    params.steps = 1;
+    let short = pipe
+        .txt2img(&params, &mut SeededNoise::new(5), &mut |_| {
+            Control::Continue
+        })
+        .unwrap();
+    assert_eq!(short.truncated_tokens, 0);
+    params.prompt = "pixel art knight with a red cape ".repeat(20);
+    let long = pipe
+        .txt2img(&params, &mut SeededNoise::new(5), &mut |_| {
+            Control::Continue
+        })
+        .unwrap();
+    assert!(long.truncated_tokens > 50, "{}", long.truncated_tokens);
+}
+
 #[test]
 fn every_sampler_runs_and_is_deterministic_per_seed() {
     let Setup {

@@ -108,7 +108,7 @@ impl Generator {
             )
             .map_err(|source| PixelGenError::ModelLoad {
                 model: self.config.source.to_string(),
-                source,
+                source: Box::new(source),
             })?;
             self.pipeline = Some(pipe);
         }

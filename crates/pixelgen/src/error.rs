@@ -37,8 +37,8 @@ pub enum PixelGenError {
     ModelLoad {
         /// The model source, as a user would name it.
         model: String,
-        /// What the loader reported.
-        source: DiffusionError,
+        /// What the loader reported (boxed: the engine's errors are large).
+        source: Box<DiffusionError>,
     },
     /// The model folder could not be read while computing its identity.
     #[error("cannot read model folder {}: {source}", path.display())]
@@ -50,7 +50,7 @@ pub enum PixelGenError {
     },
     /// Sampling failed.
     #[error("generation failed: {0}")]
-    Diffusion(DiffusionError),
+    Diffusion(Box<DiffusionError>),
     /// Pixel-art post-processing failed.
     #[error("pixel-art post-processing failed: {0}")]
     Pixel(#[from] PixelError),
@@ -87,7 +87,7 @@ impl From<DiffusionError> for PixelGenError {
     fn from(e: DiffusionError) -> Self {
         match e {
             DiffusionError::Cancelled { step, total } => PixelGenError::Cancelled { step, total },
-            other => PixelGenError::Diffusion(other),
+            other => PixelGenError::Diffusion(Box::new(other)),
         }
     }
 }
