@@ -3,7 +3,9 @@
 //!
 //! `cargo bench -p bevy_pixelgen --bench frame_time` (release). Environment: `FRAMES`
 //! (measured frames per mode, default 600 = 10 s), `STEPS` (sampling steps per sprite,
-//! default 8), `GEN_SIZE` (generation side in pixels, default 128).
+//! default 8), `GEN_SIZE` (generation side in pixels, default 128), `MODEL` (model folder,
+//! default the tiny fixture). Modes run idle, capped, uncapped, idle again: the two idle rows
+//! show how much the machine's own background load moved during the run.
 //!
 //! Each frame runs the main schedule once (`App::update`) with a small game workload
 //! (10 000 entities integrated by a system) and the plugin's systems; the time of that call
@@ -58,8 +60,12 @@ fn count_done(
 }
 
 fn app(compute_threads: Option<usize>) -> App {
-    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../pixelgen-diffusion/tests/fixtures/tiny-sdxl");
+    let model = std::env::var_os("MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../pixelgen-diffusion/tests/fixtures/tiny-sdxl")
+        });
     let mut app = App::new();
     app.add_plugins((
         MinimalPlugins,
@@ -196,4 +202,8 @@ fn main() {
     let mut gen_all = app(None);
     let s = measure(&mut gen_all, frames, true, steps, side, 2000);
     row("generating, rayon global pool", &s);
+    drop(gen_all);
+    let mut idle = app(Some(capped));
+    let s = measure(&mut idle, frames, false, steps, side, 0);
+    row("idle (again)", &s);
 }
