@@ -4,8 +4,8 @@
 //! `cargo bench -p bevy_pixelgen --bench frame_time` (release). Environment: `FRAMES`
 //! (measured frames per mode, default 600 = 10 s), `STEPS` (sampling steps per sprite,
 //! default 8), `GEN_SIZE` (generation side in pixels, default 128), `MODEL` (model folder,
-//! default the tiny fixture). Modes run idle, capped, uncapped, idle again: the two idle rows
-//! show how much the machine's own background load moved during the run.
+//! default the tiny fixture). Idle and generating frames run in interleaved blocks of 120 in
+//! the same app, so both see the same background load on the machine.
 //!
 //! Each frame runs the main schedule once (`App::update`) with a small game workload
 //! (10 000 entities integrated by a system) and the plugin's systems; the time of that call
@@ -55,7 +55,9 @@ fn count_done(
 ) {
     done.0 += finished.read().count();
     for f in failed.read() {
-        eprintln!("generation failed: {}", f.error);
+        if !matches!(f.error, SpriteError::Cancelled) {
+            eprintln!("generation failed: {}", f.error);
+        }
     }
 }
 
@@ -97,56 +99,68 @@ struct Stats {
     p99: f64,
     max: f64,
     mean: f64,
-    sprites: usize,
 }
 
-/// Runs `frames` fixed-timestep frames; with `generate`, keeps two requests in flight.
-fn measure(
-    app: &mut App,
-    frames: usize,
-    generate: bool,
-    steps: usize,
-    side: u32,
-    seed0: u64,
-) -> Stats {
-    let tick = Duration::from_secs_f64(1.0 / 60.0);
-    let mut seed = seed0;
-    let mut submit = |app: &mut App| {
-        let mut pg = app.world_mut().resource_mut::<PixelGen>();
-        while pg.in_flight() < 2 {
-            seed += 1;
-            pg.submit(
-                SpriteRequest::new("a pixel art knight with a sword, 16-bit sprite")
-                    .size(16, 16)
-                    .generation_size(side, side)
-                    .steps(steps)
-                    .seed(seed),
-            );
-        }
-    };
-    if generate {
-        // Warm up: the model loads and the first sprite finishes before measuring.
-        submit(app);
-        let start = Instant::now();
-        while app.world().resource::<Done>().0 == 0 {
-            app.update();
-            std::thread::sleep(tick);
-            assert!(
-                start.elapsed() < Duration::from_secs(300),
-                "no sprite in 5 minutes"
-            );
-        }
-    } else {
-        for _ in 0..60 {
-            app.update();
+impl Stats {
+    fn of(mut times: Vec<f64>) -> Self {
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        Stats {
+            p50: at(0.50),
+            p99: at(0.99),
+            max: times[times.len() - 1],
+            mean: times.iter().sum::<f64>() / times.len() as f64,
         }
     }
-    let done_before = app.world().resource::<Done>().0;
+}
+
+/// Keeps two requests in flight and remembers them so an idle block can cancel them.
+struct Load {
+    seed: u64,
+    steps: usize,
+    side: u32,
+    tickets: Vec<Ticket>,
+}
+
+impl Load {
+    fn top_up(&mut self, app: &mut App) {
+        let mut pg = app.world_mut().resource_mut::<PixelGen>();
+        while pg.in_flight() < 2 {
+            self.seed += 1;
+            let t = pg.submit(
+                SpriteRequest::new("a pixel art knight with a sword, 16-bit sprite")
+                    .size(16, 16)
+                    .generation_size(self.side, self.side)
+                    .steps(self.steps)
+                    .seed(self.seed),
+            );
+            self.tickets.push(t);
+        }
+        self.tickets.retain(|t| !t.status().is_finished());
+    }
+
+    /// Cancels everything and runs (unmeasured) frames until the worker is idle.
+    fn stop(&mut self, app: &mut App) {
+        for t in self.tickets.drain(..) {
+            t.cancel();
+        }
+        let tick = Duration::from_secs_f64(1.0 / 60.0);
+        while app.world().resource::<PixelGen>().in_flight() > 0 {
+            app.update();
+            std::thread::sleep(tick);
+        }
+    }
+}
+
+/// One block of `frames` fixed-timestep frames; the frame times in ms.
+fn block(app: &mut App, frames: usize, load: Option<&mut Load>) -> Vec<f64> {
+    let tick = Duration::from_secs_f64(1.0 / 60.0);
+    let mut load = load;
     let mut times = Vec::with_capacity(frames);
     let mut next = Instant::now();
     for _ in 0..frames {
-        if generate {
-            submit(app);
+        if let Some(l) = load.as_deref_mut() {
+            l.top_up(app);
         }
         let t0 = Instant::now();
         app.update();
@@ -159,51 +173,79 @@ fn measure(
             next = now;
         }
     }
-    let sprites = app.world().resource::<Done>().0 - done_before;
-    times.sort_by(f64::total_cmp);
-    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
-    Stats {
-        p50: at(0.50),
-        p99: at(0.99),
-        max: times[times.len() - 1],
-        mean: times.iter().sum::<f64>() / times.len() as f64,
-        sprites,
+    times
+}
+
+/// Idle and generating blocks of 120 frames, interleaved, so both see the same background
+/// load on the machine: (idle, generating, sprites finished while generating).
+fn interleaved(app: &mut App, frames: usize, steps: usize, side: u32) -> (Stats, Stats, usize) {
+    let mut load = Load {
+        seed: 0,
+        steps,
+        side,
+        tickets: Vec::new(),
+    };
+    // Warm up: the model loads and a first sprite finishes.
+    let start = Instant::now();
+    while app.world().resource::<Done>().0 == 0 {
+        block(app, 1, Some(&mut load));
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no sprite in 5 minutes"
+        );
     }
+    let (mut idle, mut busy, mut sprites) = (Vec::new(), Vec::new(), 0);
+    let per_block = 120;
+    for _ in 0..frames.div_ceil(per_block) {
+        load.stop(app);
+        idle.extend(block(app, per_block, None));
+        let before = app.world().resource::<Done>().0;
+        busy.extend(block(app, per_block, Some(&mut load)));
+        sprites += app.world().resource::<Done>().0 - before;
+    }
+    load.stop(app);
+    (Stats::of(idle), Stats::of(busy), sprites)
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is accepted.
-    let frames = env_usize("FRAMES", 600);
+    let frames = env_usize("FRAMES", 1200);
     let steps = env_usize("STEPS", 8);
     let side = env_usize("GEN_SIZE", 128) as u32;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let capped = bevy_pixelgen::default_compute_threads();
     println!(
-        "frame time of the main schedule, {frames} frames at 60 Hz, {cores} cores; tiny SDXL, {side}x{side}, {steps} steps"
+        "frame time of the main schedule at 60 Hz, {frames} idle + {frames} generating frames per row \
+         (interleaved blocks of 120), {cores} cores; tiny SDXL, {side}x{side}, {steps} steps"
     );
     println!(
-        "{:<34} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "mode", "p50 ms", "p99 ms", "max ms", "mean ms", "sprites"
+        "{:<30} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8}",
+        "worker compute",
+        "idle p50",
+        "idle p99",
+        "gen p50",
+        "gen p99",
+        "gen max",
+        "gen mean",
+        "p99 delta",
+        "sprites"
     );
-    let row = |name: &str, s: &Stats| {
+    for (name, threads) in [
+        (format!("{capped} thread(s) (default)"), Some(capped)),
+        ("rayon global pool".to_owned(), None),
+    ] {
+        let mut app = app(threads);
+        let (idle, busy, sprites) = interleaved(&mut app, frames, steps, side);
         println!(
-            "{name:<34} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8}",
-            s.p50, s.p99, s.max, s.mean, s.sprites
+            "{name:<30} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>+10.3} {:>8}",
+            idle.p50,
+            idle.p99,
+            busy.p50,
+            busy.p99,
+            busy.max,
+            busy.mean,
+            busy.p99 - idle.p99,
+            sprites
         );
-    };
-    let mut idle = app(Some(capped));
-    let s = measure(&mut idle, frames, false, steps, side, 0);
-    row("idle", &s);
-    drop(idle);
-    let mut gen_capped = app(Some(capped));
-    let s = measure(&mut gen_capped, frames, true, steps, side, 1000);
-    row(&format!("generating, {capped} compute thread(s)"), &s);
-    drop(gen_capped);
-    let mut gen_all = app(None);
-    let s = measure(&mut gen_all, frames, true, steps, side, 2000);
-    row("generating, rayon global pool", &s);
-    drop(gen_all);
-    let mut idle = app(Some(capped));
-    let s = measure(&mut idle, frames, false, steps, side, 0);
-    row("idle (again)", &s);
+    }
 }
