@@ -41,16 +41,53 @@
 //!     }
 //! }
 //! ```
+//!
+//! # Recipes as assets
+//!
+//! A `*.pixelgen.ron` file (a serialized [`pixelgen::Recipe`]) loads as the sprite it makes:
+//! `asset_server.load::<Image>("items/potion.pixelgen.ron")`. With
+//! [`PixelGenPlugin::cache_dir`] set, a recipe generated before (same recipe, same model) loads
+//! straight from the cache without touching the model; otherwise it loads as a placeholder
+//! and the sprite replaces it in the same handle when the worker is done. A recipe with
+//! several `frames` loads as the sheet image, and `"FILE.pixelgen.ron#layout"`
+//! ([`LAYOUT_LABEL`]) as its `TextureAtlasLayout`. A random `seed` in a file is derived from
+//! the recipe's content, so a file always names the same sprite. With Bevy's `file_watcher`
+//! feature, editing the file regenerates it (or reloads it from the cache).
+//!
+//! # Previews and CPU use
+//!
+//! Every [`SpriteProgress`] carries a small RGB preview of the current latents (1/8 of the
+//! generation size; also on [`Ticket::preview`]). On the CPU the model runs in a dedicated
+//! thread pool of [`PixelGenPlugin::compute_threads`] threads (default: cores - 1), so it
+//! cannot starve the main schedule.
+//!
+//! # Two facts worth knowing
+//!
+//! - **Placeholder timing.** The handle from [`PixelGen::sprite`] is reserved at once, but
+//!   its placeholder enters `Assets<Image>` at the next [`PixelGenSystems`] run: `PostUpdate`
+//!   of the same frame for a request made in `Update`, `PreUpdate` of the next frame for one
+//!   made in `PostUpdate` or from outside the schedule. Until then `Assets<Image>::get`
+//!   returns `None` (renderers simply skip the sprite). The finished sprite replaces the
+//!   placeholder in the first `PreUpdate` after the worker is done. A recipe asset's
+//!   placeholder is the loaded asset itself, present once it is `Loaded`.
+//! - **Tests and manual updates.** The plugin starts its worker and inserts [`PixelGen`] in
+//!   `Plugin::finish`. `App::run` calls it for you; a test that drives the app with
+//!   `app.update()` must call `app.finish()` and `app.cleanup()` first, or `PixelGen` does
+//!   not exist yet.
 
 #![forbid(unsafe_code)]
 
+mod assets;
 mod messages;
 mod plugin;
 mod request;
 mod worker;
 
+pub use assets::{LAYOUT_LABEL, PixelRecipeLoader, RECIPE_EXTENSION, RecipeAssetError};
 pub use messages::{SpriteFailed, SpriteFinished, SpriteProgress};
-pub use plugin::{EngineFactory, PixelGen, PixelGenPlugin, PixelGenSystems, checkerboard};
+pub use plugin::{
+    EngineFactory, PixelGen, PixelGenPlugin, PixelGenSystems, checkerboard, default_compute_threads,
+};
 pub use request::{SpriteError, SpriteRequest, Ticket, TicketId, TicketStatus};
 pub use worker::to_bevy_image;
 

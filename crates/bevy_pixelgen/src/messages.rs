@@ -1,6 +1,7 @@
 //! Messages the plugin writes as requests progress, finish or fail.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bevy::asset::Handle;
 use bevy::ecs::message::Message;
@@ -18,6 +19,10 @@ pub struct SpriteProgress {
     pub step: usize,
     /// Steps in this run.
     pub total: usize,
+    /// The current latents as a small RGB image (1/8 of the generation size, opaque), when
+    /// the engine makes previews; [`to_bevy_image`](crate::to_bevy_image) turns it into an
+    /// `Image` to show.
+    pub preview: Option<Arc<image::RgbaImage>>,
 }
 
 /// A sprite or sheet is ready: its image is in `Assets<Image>` under `image`.

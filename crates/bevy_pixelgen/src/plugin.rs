@@ -2,12 +2,14 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use bevy::app::{App, Plugin, PostUpdate, PreUpdate};
-use bevy::asset::{AssetApp, AssetEventSystems, AssetHandleProvider, AssetId, Assets, Handle};
+use bevy::asset::{
+    AssetApp, AssetEventSystems, AssetHandleProvider, AssetId, AssetPath, Assets, Handle,
+};
 use bevy::ecs::message::MessageWriter;
 use bevy::ecs::resource::Resource;
 use bevy::ecs::schedule::{IntoScheduleConfigs, SystemSet};
@@ -15,8 +17,11 @@ use bevy::ecs::system::ResMut;
 use bevy::image::{Image, TextureAtlasLayout};
 use bevy::math::UVec2;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use pixelgen::{Generator, ModelConfig, PixelOptions, Size, SpriteEngine};
+use pixelgen::{DiskCache, Generator, ModelConfig, PixelOptions, Recipe, Size, SpriteEngine};
 
+use crate::assets::{
+    LoaderShared, PixelRecipeLoader, RecipeAssets, RecipeLoad, start_recipe_assets,
+};
 use crate::messages::{SpriteFailed, SpriteFinished, SpriteProgress};
 use crate::request::{
     FINISHED, QUEUED, SpriteError, SpriteRequest, Ticket, TicketId, TicketInner, TicketStatus,
@@ -68,10 +73,24 @@ pub struct PixelGenPlugin {
     pub default_pixel: Option<PixelOptions>,
     /// Where finished sprites are saved as PNG plus `.pixelgen.ron` (`None`: not saved).
     pub output_dir: Option<PathBuf>,
-    /// Content-addressed cache folder: a request whose key is there is served from disk.
+    /// Content-addressed cache folder: a request whose key is there is served from disk
+    /// (sprites and sheets), and recipe assets whose key is there load as the finished image.
     pub cache_dir: Option<PathBuf>,
     /// How many requests may wait (the running one not counted).
     pub queue_capacity: usize,
+    /// Threads the engine may use for CPU compute (a dedicated rayon pool the worker runs
+    /// every job in). The default, [`default_compute_threads`], leaves one core to the game;
+    /// `None` uses rayon's global pool (all cores, or `RAYON_NUM_THREADS`). GPU runs spend
+    /// little CPU either way.
+    pub compute_threads: Option<usize>,
+}
+
+/// The default [`PixelGenPlugin::compute_threads`]: the machine's cores minus one (at least 1).
+pub fn default_compute_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1))
+        .unwrap_or(1)
+        .max(1)
 }
 
 impl Default for PixelGenPlugin {
@@ -83,6 +102,7 @@ impl Default for PixelGenPlugin {
             output_dir: Some(PathBuf::from("assets/generated")),
             cache_dir: None,
             queue_capacity: 32,
+            compute_threads: Some(default_compute_threads()),
         }
     }
 }
@@ -108,7 +128,7 @@ impl PixelGenPlugin {
 /// The plugin's systems, for ordering your own around them.
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PixelGenSystems {
-    /// `PreUpdate`: inserts finished sprites into `Assets<Image>`, updates tickets and writes
+    /// `PreUpdate`: starts generating recipe assets whose placeholder just loaded, inserts finished sprites into `Assets<Image>`, updates tickets and writes
     /// [`SpriteProgress`], [`SpriteFinished`] and [`SpriteFailed`].
     Receive,
     /// `PostUpdate`: gives this frame's new handles their placeholder image.
@@ -125,7 +145,12 @@ impl Plugin for PixelGenPlugin {
                 PostUpdate,
                 PixelGenSystems::Placeholders.before(AssetEventSystems),
             )
-            .add_systems(PreUpdate, receive_results.in_set(PixelGenSystems::Receive))
+            .add_systems(
+                PreUpdate,
+                (start_recipe_assets, receive_results)
+                    .chain()
+                    .in_set(PixelGenSystems::Receive),
+            )
             .add_systems(
                 PostUpdate,
                 insert_placeholders.in_set(PixelGenSystems::Placeholders),
@@ -155,10 +180,22 @@ impl Plugin for PixelGenPlugin {
             .engine
             .clone()
             .unwrap_or_else(|| EngineFactory::model(self.model.clone()));
+        let cache = self.cache_dir.clone().map(DiskCache::new);
+        let (loads_tx, loads) = crossbeam_channel::unbounded();
+        app.register_asset_loader(PixelRecipeLoader {
+            shared: Arc::new(LoaderShared {
+                cache: cache.clone(),
+                default_pixel: self.default_pixel.clone(),
+                factory: factory.clone(),
+                identity: Mutex::new(None),
+                loads: loads_tx,
+            }),
+        });
         let config = WorkerConfig {
             factory,
             output_dir: self.output_dir.clone(),
-            cache_dir: self.cache_dir.clone(),
+            cache,
+            compute_threads: self.compute_threads,
         };
         let pixel_gen = PixelGen::start(
             config,
@@ -166,6 +203,7 @@ impl Plugin for PixelGenPlugin {
             layout_provider,
             self.queue_capacity,
             self.default_pixel.clone(),
+            loads,
         );
         app.insert_resource(pixel_gen);
     }
@@ -189,6 +227,8 @@ pub struct PixelGen {
     layout_placeholders: Vec<(AssetId<TextureAtlasLayout>, TextureAtlasLayout)>,
     worker: Option<JoinHandle<()>>,
     worker_stopped: bool,
+    pub(crate) recipe_loads: Receiver<RecipeLoad>,
+    pub(crate) recipe_assets: RecipeAssets,
 }
 
 impl PixelGen {
@@ -198,6 +238,7 @@ impl PixelGen {
         layout_handles: AssetHandleProvider,
         capacity: usize,
         default_pixel: Option<PixelOptions>,
+        recipe_loads: Receiver<RecipeLoad>,
     ) -> Self {
         let capacity = capacity.max(1);
         let (jobs, jobs_rx) = crossbeam_channel::bounded(capacity);
@@ -228,6 +269,8 @@ impl PixelGen {
             layout_placeholders: Vec::new(),
             worker,
             worker_stopped,
+            recipe_loads,
+            recipe_assets: RecipeAssets::default(),
         }
     }
 
@@ -284,12 +327,40 @@ impl PixelGen {
             self.placeholders.push((handle.id(), tile));
             None
         };
+        self.enqueue_with_id(id, recipe, handle, layout, sheet)
+    }
+
+    /// Queues `recipe` (seed fixed, pixel options in) to replace the image under `handle`
+    /// (and the layout under `layout`); the caller has given them their placeholders.
+    pub(crate) fn enqueue(
+        &mut self,
+        recipe: Recipe,
+        handle: Handle<Image>,
+        layout: Option<Handle<TextureAtlasLayout>>,
+        sheet: bool,
+    ) -> Ticket {
+        self.next_id += 1;
+        let id = TicketId(self.next_id);
+        self.enqueue_with_id(id, recipe, handle, layout, sheet)
+    }
+
+    fn enqueue_with_id(
+        &mut self,
+        id: TicketId,
+        recipe: Recipe,
+        handle: Handle<Image>,
+        layout: Option<Handle<TextureAtlasLayout>>,
+        sheet: bool,
+    ) -> Ticket {
         let valid = recipe.validate();
         let ticket = Ticket(Arc::new(TicketInner {
             id,
             recipe,
             handle,
             layout,
+            sheet,
+            preview: Mutex::new(None),
+            superseded: AtomicBool::new(false),
             phase: AtomicU8::new(FINISHED),
             status: Mutex::new(TicketStatus::Queued),
             queued: self.queued.clone(),
@@ -342,6 +413,12 @@ impl PixelGen {
         ticket
     }
 
+    /// The latest generation started for the recipe asset at `path` (e.g.
+    /// `"items/potion.pixelgen.ron"`): `None` before its first cache miss finished loading.
+    pub fn recipe_asset_ticket<'a>(&self, path: impl Into<AssetPath<'a>>) -> Option<&Ticket> {
+        self.recipe_assets.ticket(&path.into().into_owned())
+    }
+
     /// The ticket of a request still in flight.
     pub fn ticket(&self, id: TicketId) -> Option<&Ticket> {
         self.in_flight.get(&id)
@@ -389,7 +466,7 @@ impl PixelGen {
 
 /// The sheet image size and grid layout a recipe is expected to produce (frames of `tile`
 /// size packed as its sheet options say), capped at [`pixelgen::MAX_SIDE`] per side.
-fn expected_sheet(recipe: &pixelgen::Recipe, tile: Size) -> (Size, TextureAtlasLayout) {
+pub(crate) fn expected_sheet(recipe: &pixelgen::Recipe, tile: Size) -> (Size, TextureAtlasLayout) {
     let opts = recipe.sheet.clone().unwrap_or_default();
     let n = recipe.frame_count().max(1) as u32;
     let columns = opts
@@ -470,13 +547,22 @@ fn receive_results(
     while let Ok(event) = pg.events.try_recv() {
         received_any = true;
         match event {
-            WorkerEvent::Progress { id, step, total } => {
+            WorkerEvent::Progress {
+                id,
+                step,
+                total,
+                preview,
+            } => {
                 if let Some(t) = pg.in_flight.get(&id) {
                     t.set_status(TicketStatus::Running { step, total });
+                    if let Some(p) = &preview {
+                        t.set_preview(p.clone());
+                    }
                     progress.write(SpriteProgress {
                         ticket: id,
                         step,
                         total,
+                        preview,
                     });
                 }
             }
@@ -484,6 +570,16 @@ fn receive_results(
                 let Some(ticket) = pg.in_flight.remove(&done.id) else {
                     continue;
                 };
+                if ticket.is_superseded() {
+                    // A newer request owns the handle now: keep its image.
+                    ticket.set_status(TicketStatus::Failed(SpriteError::Cancelled));
+                    failed.write(SpriteFailed {
+                        ticket: done.id,
+                        image: ticket.handle().clone(),
+                        error: SpriteError::Cancelled,
+                    });
+                    continue;
+                }
                 let handle = ticket.handle().clone();
                 if let Err(e) = images.insert(handle.id(), done.image) {
                     bevy::log::warn!("pixelgen: cannot insert sprite {}: {e}", done.id);

@@ -1,7 +1,7 @@
 //! Requests, tickets and their states and errors.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bevy::asset::Handle;
@@ -186,6 +186,13 @@ pub(crate) struct TicketInner {
     pub(crate) recipe: Recipe,
     pub(crate) handle: Handle<Image>,
     pub(crate) layout: Option<Handle<TextureAtlasLayout>>,
+    /// A sprite sheet (one frame per prompt) rather than one sprite.
+    pub(crate) sheet: bool,
+    /// The latest latent preview.
+    pub(crate) preview: Mutex<Option<Arc<image::RgbaImage>>>,
+    /// Replaced by a newer request for the same target (an edited recipe asset): its
+    /// result, should it still arrive, is dropped.
+    pub(crate) superseded: AtomicBool,
     /// Who owns the request now: the queue, the worker, or nobody (QUEUED .. FINISHED).
     pub(crate) phase: AtomicU8,
     pub(crate) status: Mutex<TicketStatus>,
@@ -227,6 +234,39 @@ impl Ticket {
     /// The atlas layout handle, for sheet requests.
     pub fn layout(&self) -> Option<&Handle<TextureAtlasLayout>> {
         self.0.layout.as_ref()
+    }
+
+    /// Whether this is a sprite-sheet request.
+    pub fn is_sheet(&self) -> bool {
+        self.0.sheet
+    }
+
+    /// The latest preview of the running generation: the current latents mapped to RGB
+    /// (1/8 of the generation size; see [`pixelgen::latents_to_rgb`]). `None` before the
+    /// first step or when the engine makes none. Convert with
+    /// [`to_bevy_image`](crate::to_bevy_image) to show it.
+    pub fn preview(&self) -> Option<Arc<image::RgbaImage>> {
+        match self.0.preview.lock() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn set_preview(&self, preview: Arc<image::RgbaImage>) {
+        match self.0.preview.lock() {
+            Ok(mut p) => *p = Some(preview),
+            Err(poisoned) => *poisoned.into_inner() = Some(preview),
+        }
+    }
+
+    /// Cancels the request and drops its result should it still arrive (it was replaced).
+    pub(crate) fn supersede(&self) {
+        self.0.superseded.store(true, Ordering::Release);
+        self.cancel();
+    }
+
+    pub(crate) fn is_superseded(&self) -> bool {
+        self.0.superseded.load(Ordering::Acquire)
     }
 
     /// The current status (updated once per frame by [`PixelGenSystems::Receive`](crate::PixelGenSystems)).

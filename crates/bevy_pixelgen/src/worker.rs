@@ -3,7 +3,7 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bevy::asset::RenderAssetUsages;
@@ -11,8 +11,8 @@ use bevy::image::{Image, ImageSampler, TextureAtlasLayout};
 use bevy::math::{URect, UVec2};
 use crossbeam_channel::{Receiver, Sender};
 use pixelgen::{
-    CacheKey, Control, GeneratedSprite, PixelGenError, Recipe, SheetLayout, SpriteEngine,
-    generate_sheet, save_sheet, save_sprite, write_atomic,
+    CacheKey, Control, DiskCache, GeneratedSheet, GeneratedSprite, Recipe, SheetLayout,
+    SpriteEngine, generate_sheet, save_sheet, save_sprite,
 };
 
 use crate::plugin::EngineFactory;
@@ -29,6 +29,7 @@ pub(crate) enum WorkerEvent {
         id: TicketId,
         step: usize,
         total: usize,
+        preview: Option<Arc<image::RgbaImage>>,
     },
     Done(Box<Finished>),
     Failed {
@@ -53,7 +54,9 @@ pub(crate) struct Finished {
 pub(crate) struct WorkerConfig {
     pub(crate) factory: EngineFactory,
     pub(crate) output_dir: Option<PathBuf>,
-    pub(crate) cache_dir: Option<PathBuf>,
+    pub(crate) cache: Option<DiskCache>,
+    /// Threads for the engine's CPU compute (a dedicated rayon pool); `None`: rayon's global pool.
+    pub(crate) compute_threads: Option<usize>,
 }
 
 struct Queued(Job);
@@ -85,6 +88,22 @@ impl Ord for Queued {
 
 /// The worker's loop: returns when every job sender is gone.
 pub(crate) fn run(config: WorkerConfig, jobs: Receiver<Job>, events: Sender<WorkerEvent>) {
+    // Candle's CPU kernels (matmul through gemm, convolutions, elementwise maps) split their
+    // work with rayon on the *current* pool: running every job inside a pool of `n` threads
+    // caps the model at `n` cores, leaving the rest to the game's main schedule and its task
+    // pools. (This thread only waits inside `install`.)
+    let pool = config.compute_threads.and_then(|n| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .thread_name(|i| format!("pixelgen-compute-{i}"))
+            .build()
+            .inspect_err(|e| {
+                bevy::log::warn!(
+                    "pixelgen: no dedicated compute pool ({e}); using rayon's global pool"
+                );
+            })
+            .ok()
+    });
     let mut engine: Option<Box<dyn SpriteEngine>> = None;
     let mut heap = BinaryHeap::new();
     loop {
@@ -104,7 +123,11 @@ pub(crate) fn run(config: WorkerConfig, jobs: Receiver<Job>, events: Sender<Work
             continue; // cancelled while queued; the cancel already reported it
         }
         let id = job.ticket.id();
-        let outcome = run_job(&config, &mut engine, &job.ticket, &jobs, &mut heap, &events);
+        let mut work = || run_job(&config, &mut engine, &job.ticket, &jobs, &mut heap, &events);
+        let outcome = match &pool {
+            Some(pool) => pool.install(work),
+            None => work(),
+        };
         job.ticket.finish();
         let event = match outcome {
             Ok(done) => WorkerEvent::Done(Box::new(done)),
@@ -138,32 +161,15 @@ fn run_job(
             }
         }
     }
-    let Some(engine) = engine_slot.as_mut() else {
-        return Err(SpriteError::WorkerStopped);
-    };
 
-    if ticket.layout().is_some() {
+    if ticket.is_sheet() {
         return run_sheet(config, engine_slot, ticket, jobs, heap, events);
     }
 
     // Cache lookup (needs the model identity, which may read the model folder's configs).
-    if let Some(cache) = &config.cache_dir {
-        let key = catch_unwind(AssertUnwindSafe(|| {
-            engine
-                .model_identity()
-                .and_then(|m| CacheKey::new(recipe, &m))
-        }));
-        let key = match key {
-            Ok(Ok(k)) => k,
-            Ok(Err(e)) => return Err(SpriteError::from_engine(e)),
-            Err(payload) => {
-                *engine_slot = None;
-                return Err(SpriteError::Panicked {
-                    message: panic_message(payload.as_ref()),
-                });
-            }
-        };
-        if let Some(image) = read_cached(cache, &key) {
+    if let Some(cache) = &config.cache {
+        let key = cache_key(engine_slot, recipe)?;
+        if let Some(image) = read_cached(cache, &key, |c, k| c.get_sprite(k)) {
             return Ok(Finished {
                 id,
                 image: to_bevy_image(image),
@@ -177,6 +183,9 @@ fn run_job(
         }
     }
 
+    let Some(engine) = engine_slot.as_mut() else {
+        return Err(SpriteError::WorkerStopped);
+    };
     let mut on_progress = progress_reporter(id, ticket, jobs, heap, events);
     let generated = catch_unwind(AssertUnwindSafe(|| {
         engine.generate(recipe, &mut on_progress)
@@ -200,8 +209,8 @@ fn run_job(
         },
         None => (None, None),
     };
-    if let Some(cache) = &config.cache_dir
-        && let Err(e) = write_cached(cache, &sprite)
+    if let Some(cache) = &config.cache
+        && let Err(e) = cache.put_sprite(&sprite.key, &sprite.image)
     {
         bevy::log::warn!("pixelgen: cannot write the cache entry for {id}: {e}");
     }
@@ -227,14 +236,31 @@ fn run_sheet(
     events: &Sender<WorkerEvent>,
 ) -> Result<Finished, SpriteError> {
     let id = ticket.id();
+    let recipe = ticket.recipe();
+    if let Some(cache) = &config.cache {
+        let key = cache_key(engine_slot, recipe)?;
+        if let Some(sheet) = read_cached(cache, &key, |c, k| c.get_sheet(k)) {
+            let (w, h) = sheet.image.dimensions();
+            return Ok(Finished {
+                id,
+                layout: Some(atlas_layout(&sheet.layout, w, h)),
+                image: to_bevy_image(sheet.image),
+                recipe: recipe.clone(),
+                key: Some(key),
+                saved: None,
+                save_error: None,
+                from_cache: true,
+            });
+        }
+    }
     let Some(engine) = engine_slot.as_mut() else {
         return Err(SpriteError::WorkerStopped);
     };
     let mut on_progress = progress_reporter(id, ticket, jobs, heap, events);
     let generated = catch_unwind(AssertUnwindSafe(|| {
-        generate_sheet(engine.as_mut(), ticket.recipe(), &mut on_progress)
+        generate_sheet(engine.as_mut(), recipe, &mut on_progress)
     }));
-    let sheet = match generated {
+    let sheet: GeneratedSheet = match generated {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(SpriteError::from_engine(e)),
         Err(payload) => {
@@ -251,6 +277,11 @@ fn run_sheet(
         },
         None => (None, None),
     };
+    if let Some(cache) = &config.cache
+        && let Err(e) = cache.put_sheet(&sheet.key, &sheet.sheet)
+    {
+        bevy::log::warn!("pixelgen: cannot write the cache entry for sheet {id}: {e}");
+    }
     let (w, h) = sheet.sheet.image.dimensions();
     Ok(Finished {
         id,
@@ -274,10 +305,16 @@ fn progress_reporter<'a>(
     events: &'a Sender<WorkerEvent>,
 ) -> impl FnMut(&pixelgen::Progress) -> Control + 'a {
     move |p: &pixelgen::Progress| {
+        // RGB -> RGBA here, off the main thread, so the preview is ready to show.
+        let preview = p
+            .preview
+            .as_ref()
+            .map(|rgb| Arc::new(image::DynamicImage::ImageRgb8(rgb.clone()).into_rgba8()));
         let _ = events.send(WorkerEvent::Progress {
             id,
             step: p.step,
             total: p.total,
+            preview,
         });
         // New requests keep arriving while a long job runs: take them off the bounded
         // channel so the queue's bound is the ticket count, not the channel's state.
@@ -302,45 +339,44 @@ pub(crate) fn atlas_layout(layout: &SheetLayout, width: u32, height: u32) -> Tex
     atlas
 }
 
-fn cache_path(dir: &Path, key: &CacheKey) -> PathBuf {
-    dir.join(format!("{}.png", key.to_hex()))
-}
-
-fn read_cached(dir: &Path, key: &CacheKey) -> Option<image::RgbaImage> {
-    let path = cache_path(dir, key);
-    if !path.is_file() {
-        return None;
-    }
-    match image::open(&path) {
-        Ok(img) => Some(img.into_rgba8()),
-        Err(e) => {
-            bevy::log::warn!(
-                "pixelgen: ignoring unreadable cache entry {}: {e}",
-                path.display()
-            );
-            None
+/// The cache key of `recipe` on the engine's model (building nothing: the engine exists).
+fn cache_key(
+    engine_slot: &mut Option<Box<dyn SpriteEngine>>,
+    recipe: &Recipe,
+) -> Result<CacheKey, SpriteError> {
+    let Some(engine) = engine_slot.as_mut() else {
+        return Err(SpriteError::WorkerStopped);
+    };
+    let key = catch_unwind(AssertUnwindSafe(|| {
+        engine
+            .model_identity()
+            .and_then(|m| CacheKey::new(recipe, &m))
+    }));
+    match key {
+        Ok(Ok(k)) => Ok(k),
+        Ok(Err(e)) => Err(SpriteError::from_engine(e)),
+        Err(payload) => {
+            *engine_slot = None;
+            Err(SpriteError::Panicked {
+                message: panic_message(payload.as_ref()),
+            })
         }
     }
 }
 
-fn write_cached(dir: &Path, sprite: &GeneratedSprite) -> Result<(), PixelGenError> {
-    std::fs::create_dir_all(dir).map_err(|source| PixelGenError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let path = cache_path(dir, &sprite.key);
-    let mut bytes = Vec::new();
-    sprite
-        .image
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .map_err(|e| PixelGenError::Encode {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-    write_atomic(&path, &bytes)
+/// A cache hit, or `None` (an unreadable entry is logged and treated as a miss).
+fn read_cached<T>(
+    cache: &DiskCache,
+    key: &CacheKey,
+    get: impl FnOnce(&DiskCache, &CacheKey) -> pixelgen::Result<Option<T>>,
+) -> Option<T> {
+    match get(cache, key) {
+        Ok(hit) => hit,
+        Err(e) => {
+            bevy::log::warn!("pixelgen: ignoring cache entry {key}: {e}");
+            None
+        }
+    }
 }
 
 /// An RGBA sprite as a Bevy image with nearest sampling (pixel art stays crisp).

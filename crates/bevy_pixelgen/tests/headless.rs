@@ -518,6 +518,14 @@ fn tiny_model_end_to_end() {
         .map(|p| (p.step, p.total))
         .collect();
     assert_eq!(steps, vec![(1, 3), (2, 3), (3, 3)]);
+    // Every step carries a latent preview at latent resolution (the tiny VAE downsamples
+    // by 4: 32 / 4 = 8), also on the ticket.
+    assert!(log(&app).progress.iter().all(|p| {
+        p.preview
+            .as_ref()
+            .is_some_and(|img| img.dimensions() == (8, 8))
+    }));
+    assert_eq!(t.preview().map(|p| p.dimensions()), Some((8, 8)));
     let (w, h, data) = pixels(&app, t.handle()).unwrap();
     assert_eq!((w, h), (16, 16));
     assert!(

@@ -62,6 +62,29 @@ impl std::fmt::Display for CacheKey {
     }
 }
 
+/// A seed derived from everything else in `recipe` (prompt, sizes, steps, pixel options...;
+/// not its seed or priority): the same recipe text always gets the same seed. Used for recipe
+/// files that leave `seed` random, so a file always yields the same sprite and can be cached.
+pub(crate) fn content_seed(recipe: &Recipe) -> Result<u64> {
+    let mut keyed = recipe.clone();
+    keyed.seed = Seed::Random;
+    keyed.pixel = Some(recipe.pixel_options());
+    keyed.priority = Default::default();
+    let value = serde_json::to_value(&keyed).map_err(|e| PixelGenError::RecipeFormat {
+        format: "json",
+        message: e.to_string(),
+    })?;
+    let mut canonical = String::new();
+    write_canonical(&value, &mut canonical);
+    let digest = Sha256::new()
+        .chain_update(b"pixelgen-content-seed-v1\0")
+        .chain_update(canonical.as_bytes())
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    Ok(u64::from_le_bytes(first))
+}
+
 /// Compact JSON with object keys sorted, whatever map order serde_json was built with.
 fn write_canonical(v: &Value, out: &mut String) {
     match v {

@@ -19,7 +19,8 @@ pub struct Progress {
     pub step: usize,
     /// Steps this run takes.
     pub total: usize,
-    /// A small RGB preview of the current state, when the engine makes one.
+    /// A small RGB preview of the current latents (one pixel per latent pixel, 1/8 of the
+    /// generation size; see [`latents_to_rgb`](crate::latents_to_rgb)), when the engine makes one.
     pub preview: Option<image::RgbImage>,
 }
 
@@ -72,6 +73,7 @@ pub struct Generator {
     config: ModelConfig,
     identity: Option<ModelIdentity>,
     pipeline: Option<SdxlPipeline>,
+    previews: bool,
 }
 
 impl Generator {
@@ -81,7 +83,15 @@ impl Generator {
             config,
             identity: None,
             pipeline: None,
+            previews: true,
         }
+    }
+
+    /// Whether every [`Progress`] carries a latent preview (on by default; it costs one
+    /// copy of the latents to the host per step).
+    pub fn with_previews(mut self, on: bool) -> Self {
+        self.previews = on;
+        self
     }
 
     /// The model configuration.
@@ -149,13 +159,16 @@ impl SpriteEngine for Generator {
         // Load first: a wrong folder gets the loader's "is this a diffusers folder?" message.
         self.load()?;
         let key = CacheKey::new(&recipe, &self.model_identity()?)?;
+        let previews = self.previews;
         let pipe = self.load()?;
         let params = recipe.generation_params(&recipe.prompt);
         let mut on_step = |p: pixelgen_diffusion::Progress| {
             let report = Progress {
                 step: p.step,
                 total: p.total,
-                preview: None,
+                preview: previews
+                    .then(|| crate::preview::latents_to_rgb(p.latents).ok())
+                    .flatten(),
             };
             match progress(&report) {
                 Control::Continue => DiffusionControl::Continue,

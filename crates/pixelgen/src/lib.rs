@@ -30,18 +30,22 @@
 //! ```
 
 mod cache;
+mod disk;
 mod engine;
 mod error;
 mod model;
 mod output;
+mod preview;
 mod recipe;
 mod sheet;
 
 pub use cache::CacheKey;
+pub use disk::DiskCache;
 pub use engine::{Control, GeneratedSprite, Generator, Progress, SpriteEngine, tensor_to_rgba};
 pub use error::{PixelGenError, Result};
 pub use model::{DeviceChoice, ModelConfig, ModelIdentity, ModelSource, Precision};
 pub use output::{SavedSprite, file_stem, file_stem_for, save_sprite, write_atomic};
+pub use preview::{SDXL_LATENT_RGB, latent_pixel_to_rgb, latents_to_rgb};
 pub use recipe::{Frames, MAX_SIDE, Priority, Recipe, Seed, Size};
 pub use sheet::{GeneratedSheet, SavedSheet, generate_sheet, save_sheet};
 
@@ -50,4 +54,4 @@ pub use pixelgen_diffusion::SchedulerKind;
 /// Re-exported so recipes can name samplers and pixel options without extra dependencies.
 pub use pixelgen_pixel::PixelOptions;
 /// Re-exported so recipes can name sheet options without extra dependencies.
-pub use pixelgen_pixel::sheet::{SheetLayout, SheetOptions};
+pub use pixelgen_pixel::sheet::{Sheet, SheetLayout, SheetOptions};

@@ -186,6 +186,16 @@ impl Recipe {
         self
     }
 
+    /// This recipe with a fixed seed: a random seed is replaced by one derived from the
+    /// recipe's other fields (so the same recipe file always gives the same sprite), a fixed
+    /// one is kept. Recipe assets use this; [`Recipe::with_drawn_seed`] draws a fresh one.
+    pub fn with_content_seed(mut self) -> Result<Self> {
+        if self.seed == Seed::Random {
+            self.seed = Seed::Fixed(crate::cache::content_seed(&self)?);
+        }
+        Ok(self)
+    }
+
     /// Checks every field; the error names the field and the accepted range.
     pub fn validate(&self) -> Result<()> {
         if self.prompt.trim().is_empty() {
@@ -366,6 +376,27 @@ mod tests {
         let mut fixed = Recipe::new("knight");
         fixed.seed = Seed::Fixed(7);
         assert_eq!(fixed.with_drawn_seed().seed, Seed::Fixed(7));
+    }
+
+    #[test]
+    fn content_seed_is_stable_and_follows_the_recipe() {
+        let a = Recipe::new("knight").with_content_seed().unwrap();
+        let b = Recipe::new("knight").with_content_seed().unwrap();
+        assert!(a.seed.value().is_some());
+        assert_eq!(a.seed, b.seed, "same recipe, same seed");
+        let c = Recipe::new("knight!").with_content_seed().unwrap();
+        assert_ne!(a.seed, c.seed, "an edited prompt gets another seed");
+        let mut size = Recipe::new("knight");
+        size.size = Size::square(16);
+        assert_ne!(size.with_content_seed().unwrap().seed, a.seed);
+        let editor = Recipe {
+            priority: Priority::Editor,
+            ..Recipe::new("knight")
+        };
+        assert_eq!(editor.with_content_seed().unwrap().seed, a.seed);
+        let mut fixed = Recipe::new("knight");
+        fixed.seed = Seed::Fixed(9);
+        assert_eq!(fixed.with_content_seed().unwrap().seed, Seed::Fixed(9));
     }
 
     #[test]

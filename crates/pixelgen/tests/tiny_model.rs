@@ -31,14 +31,21 @@ fn generates_a_sprite_of_the_requested_size_deterministically() {
         "nothing is loaded before the first request"
     );
     let mut steps = Vec::new();
+    let mut previews = Vec::new();
     let a = engine
         .generate(&recipe(3), &mut |p| {
             steps.push((p.step, p.total));
+            previews.push(p.preview.clone());
             Control::Continue
         })
         .unwrap();
     assert!(engine.is_loaded());
     assert_eq!(steps, vec![(1, 3), (2, 3), (3, 3)]);
+    // A latent preview per step at latent resolution, changing as it denoises. The tiny
+    // VAE has 3 blocks, so it downsamples by 4 (SDXL's by 8): 32 / 4 = 8.
+    let previews: Vec<_> = previews.into_iter().map(|p| p.expect("preview")).collect();
+    assert!(previews.iter().all(|p| p.dimensions() == (8, 8)));
+    assert_ne!(previews[0], previews[2], "the latents change between steps");
     assert_eq!(a.image.dimensions(), (12, 10));
     assert_eq!(a.raw_size, (32, 32));
     assert_eq!(a.recipe.seed, Seed::Fixed(3));

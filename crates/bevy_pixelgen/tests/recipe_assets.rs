@@ -1,0 +1,437 @@
+//! Recipe files as assets: placeholder then sprite in one handle, cache hits that never run
+//! the model, reload of an edited recipe, sheets from recipes, bad files; latent previews.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bevy::asset::{AssetPlugin, AssetServer, Assets, Handle, LoadState};
+use bevy::image::{Image, ImagePlugin, TextureAtlasLayout};
+use bevy::prelude::*;
+use bevy_pixelgen::prelude::*;
+use bevy_pixelgen::{EngineFactory, pixelgen};
+use pixelgen::{CacheKey, Control, GeneratedSprite, ModelIdentity, SpriteEngine};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+const GREY_A: [u8; 4] = [0x55, 0x55, 0x55, 255];
+
+/// Counts model runs; draws a solid sprite whose colour depends on the prompt and seed, and
+/// reports one progress step with a 2x2 preview of a known colour.
+struct CountingEngine {
+    runs: Arc<Mutex<Vec<String>>>,
+}
+
+fn colour(prompt: &str, seed: u64) -> [u8; 4] {
+    let h = prompt
+        .bytes()
+        .fold(seed, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    [(h % 251) as u8, (h / 251 % 251) as u8, 200, 255]
+}
+
+impl SpriteEngine for CountingEngine {
+    fn model_identity(&mut self) -> pixelgen::Result<ModelIdentity> {
+        Ok(ModelIdentity("counting-fake".into()))
+    }
+
+    fn generate(
+        &mut self,
+        recipe: &Recipe,
+        progress: &mut dyn FnMut(&pixelgen::Progress) -> Control,
+    ) -> pixelgen::Result<GeneratedSprite> {
+        let recipe = recipe.clone().with_drawn_seed();
+        self.runs.lock().unwrap().push(recipe.prompt.clone());
+        progress(&pixelgen::Progress {
+            step: 1,
+            total: 1,
+            preview: Some(image::RgbImage::from_pixel(2, 2, image::Rgb([10, 20, 30]))),
+        });
+        let seed = recipe.seed.value().unwrap_or(0);
+        Ok(GeneratedSprite {
+            key: CacheKey::new(&recipe, &ModelIdentity("counting-fake".into()))?,
+            image: image::RgbaImage::from_pixel(
+                recipe.size.width,
+                recipe.size.height,
+                image::Rgba(colour(&recipe.prompt, seed)),
+            ),
+            recipe,
+            raw_size: (64, 64),
+            fell_back: false,
+            elapsed: Duration::ZERO,
+        })
+    }
+}
+
+struct Fake {
+    runs: Arc<Mutex<Vec<String>>>,
+    factory: EngineFactory,
+}
+
+fn fake() -> Fake {
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let r = runs.clone();
+    let factory = EngineFactory::new(move || {
+        Ok(Box::new(CountingEngine { runs: r.clone() }) as Box<dyn SpriteEngine>)
+    });
+    Fake { runs, factory }
+}
+
+impl Fake {
+    fn runs(&self) -> Vec<String> {
+        self.runs.lock().unwrap().clone()
+    }
+}
+
+#[derive(Resource, Default)]
+struct Log {
+    progress: Vec<SpriteProgress>,
+    finished: Vec<SpriteFinished>,
+    failed: Vec<SpriteFailed>,
+}
+
+fn collect(
+    mut log: ResMut<Log>,
+    mut p: MessageReader<SpriteProgress>,
+    mut f: MessageReader<SpriteFinished>,
+    mut e: MessageReader<SpriteFailed>,
+) {
+    log.progress.extend(p.read().cloned());
+    log.finished.extend(f.read().cloned());
+    log.failed.extend(e.read().cloned());
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "bevy-pixelgen-assets-{name}-{}-{}",
+        std::process::id(),
+        Seed::draw()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn app(assets: &Path, cache: &Path, f: &Fake) -> App {
+    let mut app = App::new();
+    app.add_plugins((
+        MinimalPlugins,
+        AssetPlugin {
+            file_path: assets.to_string_lossy().into_owned(),
+            ..AssetPlugin::default()
+        },
+        ImagePlugin::default(),
+        PixelGenPlugin {
+            output_dir: None,
+            cache_dir: Some(cache.to_path_buf()),
+            ..PixelGenPlugin::with_engine(f.factory.clone())
+        },
+    ))
+    .init_resource::<Log>()
+    .add_systems(Update, collect);
+    app.finish();
+    app.cleanup();
+    app
+}
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn run_until(app: &mut App, what: &str, mut done: impl FnMut(&mut App) -> bool) {
+    let start = Instant::now();
+    loop {
+        app.update();
+        if done(app) {
+            return;
+        }
+        assert!(start.elapsed() < TIMEOUT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn load<A: bevy::asset::Asset>(app: &App, path: &str) -> Handle<A> {
+    app.world().resource::<AssetServer>().load(path.to_owned())
+}
+
+fn state(app: &App, h: &Handle<Image>) -> LoadState {
+    app.world().resource::<AssetServer>().load_state(h)
+}
+
+fn pixels(app: &App, h: &Handle<Image>) -> Option<(u32, u32, Vec<u8>)> {
+    let img = app.world().resource::<Assets<Image>>().get(h)?;
+    Some((
+        img.width(),
+        img.height(),
+        img.data.clone().unwrap_or_default(),
+    ))
+}
+
+fn solid(app: &App, h: &Handle<Image>) -> Option<[u8; 4]> {
+    let (_, _, data) = pixels(app, h)?;
+    let first: [u8; 4] = data.get(..4)?.try_into().ok()?;
+    data.chunks_exact(4).all(|p| p == first).then_some(first)
+}
+
+fn log(app: &App) -> &Log {
+    app.world().resource::<Log>()
+}
+
+const POTION: &str = r#"(prompt: "red potion", size: (width: 6, height: 4), generation_size: (width: 64, height: 64), steps: 2)"#;
+
+#[test]
+fn recipe_asset_placeholder_then_sprite_then_cache_hits_without_the_model() {
+    let assets = temp_dir("a");
+    let cache = temp_dir("a-cache");
+    write(&assets, "items/potion.pixelgen.ron", POTION);
+    write(&assets, "items/same.pixelgen.ron", POTION);
+    let f = fake();
+    let mut app = app(&assets, &cache, &f);
+    let potion: Handle<Image> = load(&app, "items/potion.pixelgen.ron");
+    run_until(&mut app, "the recipe to load", |a| {
+        state(a, &potion).is_loaded()
+    });
+    // Not in the cache: the loaded asset is the sprite-sized placeholder.
+    let (w, h, data) = pixels(&app, &potion).expect("loaded");
+    assert_eq!((w, h), (6, 4));
+    assert_eq!(data[..4], GREY_A, "checkerboard placeholder");
+
+    run_until(&mut app, "the generated sprite", |a| {
+        !log(a).finished.is_empty()
+    });
+    assert_eq!(f.runs(), vec!["red potion"]);
+    // The file leaves the seed random: it is derived from the recipe's content.
+    let expected = Recipe::from_ron(POTION)
+        .unwrap()
+        .with_content_seed()
+        .unwrap();
+    let msg = &log(&app).finished[0];
+    assert_eq!(
+        msg.image, potion,
+        "the sprite replaces the placeholder in the same handle"
+    );
+    assert_eq!(msg.recipe.seed, expected.seed);
+    assert!(!msg.from_cache);
+    let sprite = colour("red potion", expected.seed.value().unwrap());
+    assert_eq!(solid(&app, &potion), Some(sprite));
+    let ticket = app
+        .world()
+        .resource::<PixelGen>()
+        .recipe_asset_ticket("items/potion.pixelgen.ron")
+        .cloned()
+        .expect("a ticket for the recipe asset");
+    assert!(matches!(ticket.status(), TicketStatus::Done { .. }));
+
+    // Another file with the same recipe: served by the loader from the cache, final at load.
+    let same: Handle<Image> = load(&app, "items/same.pixelgen.ron");
+    run_until(&mut app, "the cached recipe", |a| {
+        state(a, &same).is_loaded()
+    });
+    assert_eq!(
+        solid(&app, &same),
+        Some(sprite),
+        "loaded as the sprite, no placeholder"
+    );
+    for _ in 0..10 {
+        app.update();
+    }
+    assert_eq!(f.runs().len(), 1, "the model did not run for the cache hit");
+    assert!(
+        app.world()
+            .resource::<PixelGen>()
+            .recipe_asset_ticket("items/same.pixelgen.ron")
+            .is_none(),
+        "nothing was queued"
+    );
+
+    // A fresh app (a game restart) with a fresh engine: the same file loads from the cache.
+    let f2 = fake();
+    let mut app2 = self::app(&assets, &cache, &f2);
+    let again: Handle<Image> = load(&app2, "items/potion.pixelgen.ron");
+    run_until(&mut app2, "the cached recipe after a restart", |a| {
+        state(a, &again).is_loaded()
+    });
+    assert_eq!(solid(&app2, &again), Some(sprite));
+    for _ in 0..10 {
+        app2.update();
+    }
+    assert!(f2.runs().is_empty(), "the new engine never ran");
+    assert!(log(&app2).finished.is_empty());
+    std::fs::remove_dir_all(&assets).unwrap();
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
+/// `AssetServer::reload` is what Bevy's `file_watcher` calls when the file changes.
+#[test]
+fn edited_recipe_regenerates_into_the_same_handle() {
+    let assets = temp_dir("b");
+    let cache = temp_dir("b-cache");
+    let v1 = r#"(prompt: "blue slime", seed: fixed(4), size: (width: 5, height: 5), generation_size: (width: 64, height: 64))"#;
+    let v2 = r#"(prompt: "green slime", seed: fixed(4), size: (width: 5, height: 5), generation_size: (width: 64, height: 64))"#;
+    write(&assets, "slime.pixelgen.ron", v1);
+    let f = fake();
+    let mut app = app(&assets, &cache, &f);
+    let slime: Handle<Image> = load(&app, "slime.pixelgen.ron");
+    run_until(&mut app, "v1", |a| log(a).finished.len() == 1);
+    assert_eq!(solid(&app, &slime), Some(colour("blue slime", 4)));
+
+    write(&assets, "slime.pixelgen.ron", v2);
+    app.world()
+        .resource::<AssetServer>()
+        .reload("slime.pixelgen.ron");
+    run_until(&mut app, "v2", |a| log(a).finished.len() == 2);
+    assert_eq!(
+        solid(&app, &slime),
+        Some(colour("green slime", 4)),
+        "same handle, new sprite"
+    );
+    assert_eq!(log(&app).finished[1].image, slime);
+    assert_eq!(f.runs(), vec!["blue slime", "green slime"]);
+
+    // Back to the first text: a cache hit, shown at load without the model.
+    write(&assets, "slime.pixelgen.ron", v1);
+    app.world()
+        .resource::<AssetServer>()
+        .reload("slime.pixelgen.ron");
+    run_until(&mut app, "v1 again", |a| {
+        solid(a, &slime) == Some(colour("blue slime", 4))
+    });
+    for _ in 0..10 {
+        app.update();
+    }
+    assert_eq!(f.runs().len(), 2, "no third model run");
+    assert_eq!(solid(&app, &slime), Some(colour("blue slime", 4)));
+    std::fs::remove_dir_all(&assets).unwrap();
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
+#[test]
+fn sheet_recipe_asset_and_sheet_cache() {
+    let assets = temp_dir("c");
+    let cache = temp_dir("c-cache");
+    let walk = r#"(
+        prompt: "knight",
+        seed: fixed(2),
+        size: (width: 4, height: 4),
+        generation_size: (width: 64, height: 64),
+        frames: prompts(["walk 1", "walk 22", "walk 333"]),
+        sheet: Some((columns: Some(3))),
+    )"#;
+    write(&assets, "walk.pixelgen.ron", walk);
+    let f = fake();
+    let mut app = app(&assets, &cache, &f);
+    let image: Handle<Image> = load(&app, "walk.pixelgen.ron");
+    let layout: Handle<TextureAtlasLayout> = load(&app, "walk.pixelgen.ron#layout");
+    let rects = |app: &App| {
+        app.world()
+            .resource::<Assets<TextureAtlasLayout>>()
+            .get(&layout)
+            .map(|l| (l.size, l.textures.clone()))
+    };
+    run_until(&mut app, "the sheet placeholder", |a| {
+        state(a, &image).is_loaded() && rects(a).is_some()
+    });
+    let expected = vec![
+        URect::new(0, 0, 4, 4),
+        URect::new(4, 0, 8, 4),
+        URect::new(8, 0, 12, 4),
+    ];
+    assert_eq!(
+        rects(&app),
+        Some((UVec2::new(12, 4), expected.clone())),
+        "placeholder grid"
+    );
+    run_until(&mut app, "the sheet", |a| !log(a).finished.is_empty());
+    assert_eq!(f.runs(), vec!["walk 1", "walk 22", "walk 333"]);
+    assert_eq!(rects(&app), Some((UVec2::new(12, 4), expected.clone())));
+    let (w, _, data) = pixels(&app, &image).unwrap();
+    let px = |data: &[u8], x: u32| data[(x * 4) as usize..][..4].to_vec();
+    assert_eq!(px(&data, 9), colour("walk 333", 2).to_vec(), "third frame");
+
+    // Restart: the sheet and its layout come from the cache, the model never runs.
+    let f2 = fake();
+    let mut app2 = self::app(&assets, &cache, &f2);
+    let image2: Handle<Image> = load(&app2, "walk.pixelgen.ron");
+    let layout2: Handle<TextureAtlasLayout> = load(&app2, "walk.pixelgen.ron#layout");
+    run_until(&mut app2, "the cached sheet", |a| {
+        state(a, &image2).is_loaded()
+            && a.world()
+                .resource::<Assets<TextureAtlasLayout>>()
+                .get(&layout2)
+                .is_some()
+    });
+    assert_eq!(pixels(&app2, &image2).unwrap(), (w, 4, data));
+    let l2 = app2
+        .world()
+        .resource::<Assets<TextureAtlasLayout>>()
+        .get(&layout2)
+        .unwrap();
+    assert_eq!(l2.textures, expected);
+    for _ in 0..10 {
+        app2.update();
+    }
+    assert!(f2.runs().is_empty());
+
+    // The worker's own sheet cache: a sheet request for the same recipe is a hit too.
+    let recipe = Recipe::from_ron(walk).unwrap();
+    let t = app2
+        .world_mut()
+        .resource_mut::<PixelGen>()
+        .submit_sheet(recipe);
+    run_until(&mut app2, "the sheet request", |a| {
+        log(a).finished.iter().any(|m| m.ticket == t.id())
+    });
+    assert!(log(&app2).finished[0].from_cache);
+    assert!(f2.runs().is_empty());
+    std::fs::remove_dir_all(&assets).unwrap();
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
+#[test]
+fn bad_recipe_files_fail_to_load_with_the_reason() {
+    let assets = temp_dir("d");
+    let cache = temp_dir("d-cache");
+    write(&assets, "empty.pixelgen.ron", r#"(prompt: "  ")"#);
+    write(&assets, "syntax.pixelgen.ron", r#"(prompt: "x", steps: )"#);
+    let f = fake();
+    let mut app = app(&assets, &cache, &f);
+    let empty: Handle<Image> = load(&app, "empty.pixelgen.ron");
+    let syntax: Handle<Image> = load(&app, "syntax.pixelgen.ron");
+    run_until(&mut app, "both failures", |a| {
+        state(a, &empty).is_failed() && state(a, &syntax).is_failed()
+    });
+    let LoadState::Failed(err) = state(&app, &empty) else {
+        unreachable!()
+    };
+    assert!(err.to_string().contains("prompt"), "{err}");
+    let LoadState::Failed(err) = state(&app, &syntax) else {
+        unreachable!()
+    };
+    assert!(err.to_string().contains("syntax.pixelgen.ron"), "{err}");
+    app.update();
+    assert!(f.runs().is_empty());
+    std::fs::remove_dir_all(&assets).unwrap();
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
+#[test]
+fn progress_carries_the_latent_preview_to_the_message_and_ticket() {
+    let assets = temp_dir("e");
+    let cache = temp_dir("e-cache");
+    let f = fake();
+    let mut app = app(&assets, &cache, &f);
+    let t = app
+        .world_mut()
+        .resource_mut::<PixelGen>()
+        .submit(SpriteRequest::new("gem").seed(1).size(3, 3));
+    run_until(&mut app, "the sprite", |a| !log(a).finished.is_empty());
+    let p = log(&app).progress.first().expect("a progress message");
+    let preview = p.preview.clone().expect("a preview");
+    assert_eq!(preview.dimensions(), (2, 2));
+    assert!(
+        preview.pixels().all(|px| px.0 == [10, 20, 30, 255]),
+        "RGB made opaque RGBA"
+    );
+    assert_eq!(t.preview().as_deref(), Some(&*preview));
+    std::fs::remove_dir_all(&assets).unwrap();
+    std::fs::remove_dir_all(&cache).unwrap();
+}
