@@ -38,6 +38,7 @@ pub mod image_out;
 pub mod noise;
 pub mod pipeline;
 pub mod presets;
+pub mod preview;
 pub mod random;
 pub mod scheduler;
 pub mod text;
@@ -56,6 +57,7 @@ pub use noise::{NoiseSource, RecordedNoise, SeededNoise};
 pub use pipeline::{
     Control, Generated, GenerationParams, Progress, SdxlPipeline, count_non_finite, ensure_finite,
 };
+pub use preview::{SDXL_LATENT_RGB, latent_pixel_to_rgb, latents_to_rgb};
 pub use random::RandomWeights;
 pub use scheduler::{Scheduler, SchedulerKind};
 pub use text::{PromptEmbeds, SdxlTextEncoders};

@@ -167,7 +167,7 @@ impl SpriteEngine for Generator {
                 step: p.step,
                 total: p.total,
                 preview: previews
-                    .then(|| crate::preview::latents_to_rgb(p.latents).ok())
+                    .then(|| crate::latents_to_rgb(p.latents).ok())
                     .flatten(),
             };
             match progress(&report) {

@@ -35,7 +35,6 @@ mod engine;
 mod error;
 mod model;
 mod output;
-mod preview;
 mod recipe;
 mod sheet;
 
@@ -45,7 +44,7 @@ pub use engine::{Control, GeneratedSprite, Generator, Progress, SpriteEngine, te
 pub use error::{PixelGenError, Result};
 pub use model::{DeviceChoice, ModelConfig, ModelIdentity, ModelSource, Precision};
 pub use output::{SavedSprite, file_stem, file_stem_for, save_sprite, write_atomic};
-pub use preview::{SDXL_LATENT_RGB, latent_pixel_to_rgb, latents_to_rgb};
+pub use pixelgen_diffusion::{SDXL_LATENT_RGB, latent_pixel_to_rgb, latents_to_rgb};
 pub use recipe::{Frames, MAX_SIDE, Priority, Recipe, Seed, Size};
 pub use sheet::{GeneratedSheet, SavedSheet, generate_sheet, save_sheet};
 

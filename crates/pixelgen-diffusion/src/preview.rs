@@ -2,9 +2,8 @@
 
 use candle_core::{DType, Tensor};
 use image::{Rgb, RgbImage};
-use pixelgen_diffusion::DiffusionError;
 
-use crate::error::{PixelGenError, Result};
+use crate::error::{Result, invalid};
 
 /// Latent-to-RGB factors for SDXL's VAE: row `c` is latent channel `c`'s contribution to
 /// (R, G, B), for latents in the UNet's (scaled) space; the sum lands roughly in [-1, 1].
@@ -42,25 +41,27 @@ pub fn latent_pixel_to_rgb(latent: [f32; 4]) -> [u8; 3] {
 /// 128x128 (a 1024x1024 generation), cheap enough for every sampling step.
 pub fn latents_to_rgb(latents: &Tensor) -> Result<RgbImage> {
     let bad_shape = || {
-        PixelGenError::Engine(format!(
-            "latents of shape {:?} cannot be previewed: expected [1, 4, h, w] or [4, h, w]",
-            latents.dims()
-        ))
+        invalid(
+            "latents",
+            format!(
+                "shape {:?} cannot be previewed: expected [1, 4, h, w] or [4, h, w]",
+                latents.dims()
+            ),
+        )
     };
     let chw = match latents.dims().len() {
-        4 => latents.get(0).map_err(DiffusionError::from)?,
+        4 => latents.get(0)?,
         3 => latents.clone(),
         _ => return Err(bad_shape()),
     };
-    let (c, h, w) = chw.dims3().map_err(DiffusionError::from)?;
+    let (c, h, w) = chw.dims3()?;
     if c != 4 || h == 0 || w == 0 {
         return Err(bad_shape());
     }
     let values: Vec<f32> = chw
         .to_dtype(DType::F32)
         .and_then(|t| t.flatten_all())
-        .and_then(|t| t.to_vec1())
-        .map_err(DiffusionError::from)?;
+        .and_then(|t| t.to_vec1())?;
     let plane = h * w;
     let (w32, h32) = (
         u32::try_from(w).map_err(|_| bad_shape())?,
