@@ -35,11 +35,13 @@ pub mod config;
 pub mod error;
 pub mod hub;
 pub mod image_out;
+pub mod lora;
 pub mod noise;
 pub mod pipeline;
 pub mod presets;
 pub mod random;
 pub mod scheduler;
+pub mod sdxl_weights;
 pub mod text;
 pub mod tokenizer;
 pub mod unet;
@@ -52,12 +54,16 @@ pub use config::{
 };
 pub use error::{DiffusionError, Result};
 pub use image_out::{save_png, to_rgba_images};
+pub use lora::{
+    Lora, LoraComponent, LoraLayer, LoraLayout, LoraMatch, LoraMetadata, LoraReport, ScaledLora,
+};
 pub use noise::{NoiseSource, RecordedNoise, SeededNoise};
 pub use pipeline::{
     Control, Generated, GenerationParams, Progress, SdxlPipeline, count_non_finite, ensure_finite,
 };
 pub use random::RandomWeights;
 pub use scheduler::{Scheduler, SchedulerKind};
+pub use sdxl_weights::SdxlWeights;
 pub use text::{PromptEmbeds, SdxlTextEncoders};
 pub use tokenizer::{ClipTokenizer, Tokens};
 pub use unet::{UNet2DConditionModel, UNetConditioning};
