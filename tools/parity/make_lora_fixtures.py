@@ -190,6 +190,145 @@ def record(pipe, case: str, out: dict, unet_inputs: dict, init: torch.Tensor) ->
         out[f"{case}.txt2img.image"] = img
 
 
+# ---------------------------------------------------------------------------------------------
+# Single-file checkpoint in the original SGM layout (as sd_xl_base_1.0.safetensors is laid out)
+# ---------------------------------------------------------------------------------------------
+
+RESNET_SGM = {"norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1",
+              "norm2": "out_layers.0", "conv2": "out_layers.3", "conv_shortcut": "skip_connection"}
+VAE_ATTN_SGM = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
+
+
+def unet_prefixes(cfg) -> dict:
+    """diffusers module prefix -> SGM prefix, from the UNet config's block layout."""
+    n = len(cfg.block_out_channels)
+    layers = cfg.layers_per_block if isinstance(cfg.layers_per_block, (list, tuple)) else [cfg.layers_per_block] * n
+    m = {"conv_in": "input_blocks.0.0", "time_embedding.linear_1": "time_embed.0",
+         "time_embedding.linear_2": "time_embed.2", "add_embedding.linear_1": "label_emb.0.0",
+         "add_embedding.linear_2": "label_emb.0.2", "conv_norm_out": "out.0", "conv_out": "out.2",
+         "mid_block.resnets.0": "middle_block.0", "mid_block.attentions.0": "middle_block.1",
+         "mid_block.resnets.1": "middle_block.2"}
+    idx = 1
+    for b in range(n):
+        for j in range(layers[b]):
+            m[f"down_blocks.{b}.resnets.{j}"] = f"input_blocks.{idx}.0"
+            m[f"down_blocks.{b}.attentions.{j}"] = f"input_blocks.{idx}.1"
+            idx += 1
+        if b < n - 1:
+            m[f"down_blocks.{b}.downsamplers.0.conv"] = f"input_blocks.{idx}.0.op"
+            idx += 1
+    idx = 0
+    for b in range(n):
+        has_attn = cfg.up_block_types[b].startswith("CrossAttn")
+        for j in range(layers[n - 1 - b] + 1):
+            m[f"up_blocks.{b}.resnets.{j}"] = f"output_blocks.{idx}.0"
+            m[f"up_blocks.{b}.attentions.{j}"] = f"output_blocks.{idx}.1"
+            idx += 1
+        if b < n - 1:
+            m[f"up_blocks.{b}.upsamplers.0.conv"] = f"output_blocks.{idx - 1}.{2 if has_attn else 1}.conv"
+    return m
+
+
+def vae_prefixes(cfg) -> dict:
+    n = len(cfg.block_out_channels)
+    m = {}
+    for part in ("encoder", "decoder"):
+        m[f"{part}.mid_block.resnets.0"] = f"{part}.mid.block_1"
+        m[f"{part}.mid_block.resnets.1"] = f"{part}.mid.block_2"
+        m[f"{part}.mid_block.attentions.0"] = f"{part}.mid.attn_1"
+        m[f"{part}.conv_norm_out"] = f"{part}.norm_out"
+    for i in range(n):
+        for j in range(cfg.layers_per_block + 1):
+            m[f"encoder.down_blocks.{i}.resnets.{j}"] = f"encoder.down.{i}.block.{j}"
+            m[f"decoder.up_blocks.{i}.resnets.{j}"] = f"decoder.up.{n - 1 - i}.block.{j}"
+        m[f"encoder.down_blocks.{i}.downsamplers.0.conv"] = f"encoder.down.{i}.downsample.conv"
+        m[f"decoder.up_blocks.{i}.upsamplers.0.conv"] = f"decoder.up.{n - 1 - i}.upsample.conv"
+    return m
+
+
+def rename(key: str, prefixes: dict, inner: dict) -> str:
+    for p in sorted(prefixes, key=len, reverse=True):
+        if key.startswith(p + "."):
+            rest = key[len(p) + 1 :]
+            for a in sorted(inner, key=len, reverse=True):
+                if rest.startswith(a + "."):
+                    rest = inner[a] + rest[len(a) :]
+                    break
+            return f"{prefixes[p]}.{rest}"
+    return key
+
+
+def to_sgm(pipe) -> dict:
+    """The tiny pipeline's weights as one SGM-layout state dict (the inverse of diffusers'
+    single-file conversion; `make_checkpoint` checks it with `from_single_file`)."""
+    out = {}
+    for k, v in pipe.unet.state_dict().items():
+        inner = RESNET_SGM if ".resnets." in k else {}
+        out["model.diffusion_model." + rename(k, unet_prefixes(pipe.unet.config), inner)] = v
+    for k, v in pipe.vae.state_dict().items():
+        if ".attentions." in k:
+            name = rename(k, vae_prefixes(pipe.vae.config), VAE_ATTN_SGM)
+            v = v.reshape(*v.shape, 1, 1) if v.dim() == 2 else v
+        else:
+            name = rename(k, vae_prefixes(pipe.vae.config), {"conv_shortcut": "nin_shortcut"})
+        out["first_stage_model." + name] = v
+    for k, v in pipe.text_encoder.state_dict().items():
+        k = k if k.startswith("text_model.") else "text_model." + k
+        out["conditioner.embedders.0.transformer." + k] = v
+    te2 = {k.removeprefix("text_model."): v for k, v in pipe.text_encoder_2.state_dict().items()}
+    g = "conditioner.embedders.1.model."
+    out[g + "token_embedding.weight"] = te2.pop("embeddings.token_embedding.weight")
+    out[g + "positional_embedding"] = te2.pop("embeddings.position_embedding.weight")
+    out[g + "ln_final.weight"] = te2.pop("final_layer_norm.weight")
+    out[g + "ln_final.bias"] = te2.pop("final_layer_norm.bias")
+    out[g + "text_projection"] = te2.pop("text_projection.weight").T.contiguous()
+    for i in range(pipe.text_encoder_2.config.num_hidden_layers):
+        src, dst = f"encoder.layers.{i}.", f"{g}transformer.resblocks.{i}."
+        for part in ("weight", "bias"):
+            out[dst + f"attn.in_proj_{part}"] = torch.cat(
+                [te2.pop(src + f"self_attn.{x}_proj.{part}") for x in "qkv"])
+            for a, b in (("self_attn.out_proj", "attn.out_proj"), ("layer_norm1", "ln_1"),
+                         ("layer_norm2", "ln_2"), ("mlp.fc1", "mlp.c_fc"), ("mlp.fc2", "mlp.c_proj")):
+                out[dst + f"{b}.{part}"] = te2.pop(src + f"{a}.{part}")
+    te2.pop("embeddings.position_ids", None)
+    assert not te2, sorted(te2)
+    return out
+
+
+def make_checkpoint(folder: Path) -> None:
+    """fp16 single-file checkpoint of the tiny SDXL, and what diffusers computes from it."""
+    ckpt_dir = FIXTURES / "checkpoint"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    pipe = base.load_folder(folder)
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in to_sgm(pipe).items()}
+    path = ckpt_dir / "tiny-sdxl.fp16.safetensors"
+    save_file(state, path, metadata={"modelspec.architecture": "stable-diffusion-xl-v1-base"})
+    single = StableDiffusionXLPipeline.from_single_file(
+        str(path), config=str(folder), torch_dtype=torch.float32,
+        tokenizer=pipe.tokenizer, tokenizer_2=pipe.tokenizer_2, add_watermarker=False)
+    single.set_progress_bar_config(disable=True)
+    # diffusers' own converter must give back the folder's weights, rounded to fp16.
+    for comp in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        ours = getattr(pipe, comp).state_dict()
+        theirs = getattr(single, comp).state_dict()
+        strip = lambda k: k.removeprefix("text_model.")
+        ours = {strip(k): v for k, v in ours.items() if "position_ids" not in k}
+        theirs = {strip(k): v for k, v in theirs.items() if "position_ids" not in k}
+        assert set(ours) == set(theirs), (comp, set(ours) ^ set(theirs))
+        for k in ours:
+            want = ours[k].to(torch.float16).to(torch.float32)
+            assert torch.equal(theirs[k], want), (comp, k)
+    print(f"checkpoint: {len(state)} tensors; diffusers' from_single_file gives the folder weights in fp16")
+    unet_inputs = load_file(FIXTURES / "expected" / "unet.safetensors")
+    gen = torch.Generator().manual_seed(77)
+    init = torch.randn((1, 4, base.LATENT, base.LATENT), generator=gen)
+    out = {"txt2img.initial_latents": init}
+    record(single, "single_file", out, unet_inputs, init)
+    meta = {"prompt": base.PROMPTS["knight"], "negative_prompt": base.PROMPTS["negative"],
+            "steps": str(STEPS), "guidance_scale": str(GUIDANCE)}
+    save_file({k: v.contiguous() for k, v in out.items()}, ckpt_dir / "expected.safetensors", metadata=meta)
+
+
 def main() -> None:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -224,6 +363,7 @@ def main() -> None:
         "unet_inputs": "expected/unet.safetensors (latents, encoder_hidden_states, text_embeds, time_ids), t = 500",
     }
     save_file({k: v.contiguous() for k, v in out.items()}, OUT / "expected.safetensors", metadata=meta)
+    make_checkpoint(folder)
     total = sum(p.stat().st_size for p in OUT.glob("*.safetensors"))
     print(f"done: {total / 1024:.0f} KiB in {OUT}")
 

@@ -30,6 +30,7 @@
 //! ```
 
 mod blocks;
+pub mod checkpoint;
 pub mod clip;
 pub mod config;
 pub mod error;

@@ -9,9 +9,9 @@
 //! [`crate::SdxlWeights`]). The base stays memory-mapped and untouched, so changing LoRAs or
 //! strengths builds the models again from the same mapping without opening or parsing a file.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Shape, Tensor};
@@ -478,6 +478,21 @@ impl TargetIndex {
         Self::new(list.iter().map(|(n, v)| (n.as_str(), v.shape().to_vec())))
     }
 
+    /// Also accept kohya names spelled in another layout: `alias` gives, for a module name of
+    /// the index, its name there (e.g. the SGM `input_blocks.4.1.proj_in` of the diffusers
+    /// `down_blocks.1.attentions.0.proj_in`).
+    pub fn with_aliases(mut self, alias: impl Fn(&str) -> Option<String>) -> Self {
+        let extra: Vec<(String, String)> = self
+            .dotted
+            .keys()
+            .filter_map(|m| alias(m).map(|a| (a.replace('.', "_"), m.clone())))
+            .collect();
+        for (a, m) in extra {
+            self.underscored.entry(a).or_insert(m);
+        }
+        self
+    }
+
     fn lookup(&self, layout: LoraLayout, module: &str) -> Option<&(String, Vec<usize>)> {
         match layout {
             LoraLayout::Diffusers => self.dotted.get(module),
@@ -574,9 +589,8 @@ pub(crate) fn plan(
         if sgm {
             return Err(lora_err(
                 &lora.path,
-                "its UNet layers use the original SGM names (`lora_unet_input_blocks_*`), which \
-                 are not mapped yet: convert it to the diffusers layout (e.g. with diffusers' \
-                 `load_lora_weights` + `save_lora_weights`)",
+                "its UNet layers use the original SGM names (`lora_unet_input_blocks_*`) but do \
+                 not fit this UNet's block layout: it was made for another model",
             ));
         }
         if entry.matched == 0 {
@@ -637,15 +651,43 @@ fn fit(lora: &Lora, layer: &LoraLayer, name: &str, shape: &[usize]) -> Result<De
     })
 }
 
+/// Where a network's base weights come from, by the names our modules ask for (diffusers').
+pub(crate) trait BaseWeights: Send + Sync {
+    /// The tensor `name` on `dev`, in its stored dtype.
+    fn load(&self, name: &str, dev: &Device) -> candle_core::Result<Tensor>;
+    /// Whether `name` exists.
+    fn contains(&self, name: &str) -> bool;
+}
+
+impl BaseWeights for MmapedSafetensors {
+    fn load(&self, name: &str, dev: &Device) -> candle_core::Result<Tensor> {
+        MmapedSafetensors::load(self, name, dev)
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.get(name).is_ok()
+    }
+}
+
 /// A weight source that adds planned LoRA updates to the base weights as they are loaded.
+/// The names it merged into are recorded in `applied`.
 pub(crate) struct MergedBackend {
-    base: Arc<MmapedSafetensors>,
+    base: Arc<dyn BaseWeights>,
     deltas: HashMap<String, Vec<Delta>>,
+    applied: Arc<Mutex<HashSet<String>>>,
 }
 
 impl MergedBackend {
-    pub(crate) fn new(base: Arc<MmapedSafetensors>, deltas: HashMap<String, Vec<Delta>>) -> Self {
-        Self { base, deltas }
+    pub(crate) fn new(
+        base: Arc<dyn BaseWeights>,
+        deltas: HashMap<String, Vec<Delta>>,
+        applied: Arc<Mutex<HashSet<String>>>,
+    ) -> Self {
+        Self {
+            base,
+            deltas,
+            applied,
+        }
     }
 }
 
@@ -682,11 +724,14 @@ impl SimpleBackend for MergedBackend {
             let product = d.up.to_device(dev)?.matmul(&d.down.to_device(dev)?)?;
             w = (w + product.reshape(&shape)?.affine(d.factor, 0.0)?)?;
         }
+        if let Ok(mut applied) = self.applied.lock() {
+            applied.insert(name.to_string());
+        }
         w.to_dtype(dtype)
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.base.get(name).is_ok()
+        self.base.contains(name)
     }
 }
 

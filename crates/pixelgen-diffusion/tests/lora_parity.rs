@@ -358,7 +358,7 @@ fn sgm_named_kohya_unet_is_a_clear_error() {
     let path = kohya_file(
         "sgm.safetensors",
         &[
-            ("lora_unet_input_blocks_4_1_proj_in", 16, 16),
+            ("lora_unet_input_blocks_40_1_proj_in", 16, 16),
             (
                 "lora_te1_text_model_encoder_layers_0_self_attn_q_proj",
                 32,
