@@ -55,6 +55,14 @@ pub enum DiffusionError {
         /// The reason.
         message: String,
     },
+    /// A LoRA file could not be read, or does not fit the model it is applied to.
+    #[error("LoRA {}: {message}", path.display())]
+    Lora {
+        /// The LoRA file (or the name it was given).
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// A tokenizer could not be built or could not encode a prompt.
     #[error("tokenizer {}: {message}", path.display())]
     Tokenizer {

@@ -5,7 +5,9 @@
 //! against diffusers on a tiny random SDXL (`tests/fixtures/`, made by
 //! `tools/parity/make_fixtures.py`): tokenizers exactly, text encoders, UNet, VAE and whole
 //! 4-step runs within 1e-4 relative in f32 on the CPU, and five samplers ([`scheduler`]) with
-//! diffusers' own timestep and sigma tables.
+//! diffusers' own timestep and sigma tables. [`SdxlWeights`] also opens single-file SGM
+//! checkpoints ([`checkpoint`]) and merges LoRAs in the kohya and diffusers/PEFT layouts
+//! ([`lora`]) at load, both checked against diffusers the same way (see `docs/models.md`).
 //!
 //! ```no_run
 //! use candle_core::{DType, Device};
@@ -30,17 +32,20 @@
 //! ```
 
 mod blocks;
+pub mod checkpoint;
 pub mod clip;
 pub mod config;
 pub mod error;
 pub mod hub;
 pub mod image_out;
+pub mod lora;
 pub mod noise;
 pub mod pipeline;
 pub mod presets;
 pub mod preview;
 pub mod random;
 pub mod scheduler;
+pub mod sdxl_weights;
 pub mod text;
 pub mod tokenizer;
 pub mod unet;
@@ -53,6 +58,9 @@ pub use config::{
 };
 pub use error::{DiffusionError, Result};
 pub use image_out::{save_png, to_rgba_images};
+pub use lora::{
+    Lora, LoraComponent, LoraLayer, LoraLayout, LoraMatch, LoraMetadata, LoraReport, ScaledLora,
+};
 pub use noise::{NoiseSource, RecordedNoise, SeededNoise};
 pub use pipeline::{
     Control, Generated, GenerationParams, Progress, SdxlPipeline, count_non_finite, ensure_finite,
@@ -60,6 +68,7 @@ pub use pipeline::{
 pub use preview::{SDXL_LATENT_RGB, latent_pixel_to_rgb, latents_to_rgb};
 pub use random::RandomWeights;
 pub use scheduler::{Scheduler, SchedulerKind};
+pub use sdxl_weights::SdxlWeights;
 pub use text::{PromptEmbeds, SdxlTextEncoders};
 pub use tokenizer::{ClipTokenizer, Tokens};
 pub use unet::{UNet2DConditionModel, UNetConditioning};

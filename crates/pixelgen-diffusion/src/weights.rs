@@ -3,6 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
@@ -97,20 +98,44 @@ fn display_files(files: &[PathBuf]) -> String {
         .join(", ")
 }
 
-/// The crate's only `unsafe`: candle's memory-mapped safetensors reader.
-#[allow(unsafe_code)]
+/// Memory-maps `files` as one safetensors source (headers parsed, no tensor data read), for
+/// callers that keep the mapping and build weights from it more than once (LoRA merging).
+pub fn mmap_safetensors(files: &[PathBuf]) -> Result<MmapedSafetensors> {
+    for file in files {
+        std::fs::metadata(file).map_err(|source| DiffusionError::Io {
+            path: file.clone(),
+            source,
+        })?;
+    }
+    mmap_files(files).map_err(|e| DiffusionError::Safetensors {
+        path: files.first().cloned().unwrap_or_default(),
+        message: format!("{e} (in {})", display_files(files)),
+    })
+}
+
 fn mmap_var_builder(
     files: &[PathBuf],
     dtype: DType,
     device: &Device,
 ) -> candle_core::Result<VarBuilder<'static>> {
-    // SAFETY: `from_mmaped_safetensors` is unsafe because a memory map is undefined behaviour
+    let mapped = mmap_files(files)?;
+    Ok(VarBuilder::from_backend(
+        Box::new(mapped),
+        dtype,
+        device.clone(),
+    ))
+}
+
+/// The crate's only `unsafe`: candle's memory-mapped safetensors reader.
+#[allow(unsafe_code)]
+fn mmap_files(files: &[PathBuf]) -> candle_core::Result<MmapedSafetensors> {
+    // SAFETY: `MmapedSafetensors::multi` is unsafe because a memory map is undefined behaviour
     // if the file changes underneath it. The files are read-only model weights opened here for
     // loading; candle validates each file's header and every tensor's byte range against the
     // file length before reading, and copies each tensor out of the map into memory it owns
     // (host or device), so no tensor outlives or aliases the map. Replacing a weight file while
     // a model is loading from it is the one unsupported case, as for any reader of the file.
-    unsafe { VarBuilder::from_mmaped_safetensors(files, dtype, device) }
+    unsafe { MmapedSafetensors::multi(files) }
 }
 
 #[cfg(test)]

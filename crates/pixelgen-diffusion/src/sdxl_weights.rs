@@ -1,0 +1,340 @@
+//! An SDXL folder's weights held memory-mapped, so pipelines with different LoRAs and strengths
+//! are built from one opening of the files.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::VarBuilder;
+use candle_nn::var_builder::SimpleBackend;
+
+use crate::checkpoint;
+use crate::clip::ClipTextModel;
+use crate::config::SdxlConfigs;
+use crate::error::{DiffusionError, Result};
+use crate::lora::{
+    self, BaseWeights, LoraComponent, LoraReport, MergePlan, MergedBackend, ScaledLora, TargetIndex,
+};
+use crate::pipeline::SdxlPipeline;
+use crate::text::SdxlTextEncoders;
+use crate::tokenizer::ClipTokenizer;
+use crate::unet::UNet2DConditionModel;
+use crate::vae::AutoencoderKl;
+use crate::weights::{mmap_safetensors, weight_files};
+
+/// The configs and memory-mapped weight files of a diffusers SDXL folder.
+///
+/// Opening reads the configs and the safetensors headers only. [`SdxlWeights::pipeline`] builds
+/// the models with any LoRAs merged in: each base tensor is copied out of the mapping (from the
+/// page cache once the files have been read) and, where a LoRA targets it, summed with the
+/// low-rank updates in f32 on the target device before conversion to the model's dtype. Calling
+/// it again with other LoRAs or strengths never re-opens or re-parses the base files and never
+/// modifies the mapped base, so no "un-merge" (with its rounding drift) is needed.
+pub struct SdxlWeights {
+    configs: SdxlConfigs,
+    unet: Arc<dyn BaseWeights>,
+    text_encoder: Arc<dyn BaseWeights>,
+    text_encoder_2: Arc<dyn BaseWeights>,
+    vae: Arc<dyn BaseWeights>,
+    targets: HashMap<LoraComponent, TargetIndex>,
+}
+
+impl std::fmt::Debug for SdxlWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SdxlWeights")
+            .field("dir", &self.configs.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Weight names with their shapes.
+type NamesAndShapes = Vec<(String, Vec<usize>)>;
+
+/// Records the names and shapes a model asks for, handing out broadcast zeros; answers
+/// `contains_tensor` as the real base would, so models pick the same names as when loading.
+struct Recorder {
+    base: Arc<dyn BaseWeights>,
+    names: Arc<Mutex<NamesAndShapes>>,
+}
+
+impl SimpleBackend for Recorder {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        if let Ok(mut list) = self.names.lock() {
+            list.push((name.to_string(), s.dims().to_vec()));
+        }
+        Tensor::zeros((), dtype, dev)?.broadcast_as(s)
+    }
+
+    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
+        Err(candle_core::Error::CannotFindTensor {
+            path: name.to_string(),
+        })
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.base.contains(name)
+    }
+}
+
+/// The [`TargetIndex`] of the weights `build` asks for when reading from `base`.
+fn recorded(
+    base: &Arc<dyn BaseWeights>,
+    build: impl FnOnce(VarBuilder<'static>) -> Result<()>,
+) -> Result<TargetIndex> {
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let recorder = Recorder {
+        base: base.clone(),
+        names: names.clone(),
+    };
+    build(VarBuilder::from_backend(
+        Box::new(recorder),
+        DType::F32,
+        Device::Cpu,
+    ))?;
+    let list = names.lock().map(|l| l.clone()).unwrap_or_default();
+    Ok(TargetIndex::new(
+        list.iter().map(|(n, s)| (n.as_str(), s.clone())),
+    ))
+}
+
+/// Planned LoRA updates of one network and the ones its build actually applied.
+struct Applied {
+    component: LoraComponent,
+    planned: Vec<String>,
+    done: Arc<Mutex<HashSet<String>>>,
+}
+
+impl SdxlWeights {
+    /// Opens a diffusers SDXL folder; `variant` picks e.g. `*.fp16.safetensors`.
+    pub fn open(dir: impl AsRef<Path>, variant: Option<&str>) -> Result<Self> {
+        let configs = SdxlConfigs::load(dir)?;
+        let d = configs.dir.clone();
+        let open = |sub: &str, stem: &str| -> Result<Arc<MmapedSafetensors>> {
+            Ok(Arc::new(mmap_safetensors(&weight_files(
+                &d.join(sub),
+                stem,
+                variant,
+            )?)?))
+        };
+        let unet = open("unet", "diffusion_pytorch_model")?;
+        let text_encoder = open("text_encoder", "model")?;
+        let text_encoder_2 = open("text_encoder_2", "model")?;
+        let vae = open("vae", "diffusion_pytorch_model")?;
+        let targets = HashMap::from([
+            (LoraComponent::Unet, TargetIndex::from_mmap(&unet)),
+            (
+                LoraComponent::TextEncoder,
+                TargetIndex::from_mmap(&text_encoder),
+            ),
+            (
+                LoraComponent::TextEncoder2,
+                TargetIndex::from_mmap(&text_encoder_2),
+            ),
+        ]);
+        Self::assemble(configs, [unet, text_encoder, text_encoder_2, vae], targets)
+    }
+
+    /// Opens a single-file SDXL checkpoint in the original SGM layout (`model.diffusion_model.*`,
+    /// `first_stage_model.*`, `conditioner.embedders.*`; fp16, bf16 or fp32). A checkpoint holds
+    /// no configs or tokenizers: `configs` supplies them (e.g. [`SdxlConfigs::sdxl_base`] with
+    /// the tokenizer folders of SDXL base). Checkpoints of another family (SD1.x/2.x, the SDXL
+    /// refiner, SD3, Flux) and checkpoints without a VAE or text encoder are rejected.
+    pub fn open_single_file(path: impl AsRef<Path>, configs: SdxlConfigs) -> Result<Self> {
+        let ckpt = checkpoint::open(path.as_ref(), &configs.unet, &configs.vae)?;
+        let unet: Arc<dyn BaseWeights> = Arc::new(ckpt.unet);
+        let text_encoder: Arc<dyn BaseWeights> = Arc::new(ckpt.text_encoder);
+        let text_encoder_2: Arc<dyn BaseWeights> = Arc::new(ckpt.text_encoder_2);
+        // LoRA targets: the names (and shapes) the models ask for, recorded by building them
+        // with a backend that hands out broadcast zeros (no allocation).
+        let targets = HashMap::from([
+            (
+                LoraComponent::Unet,
+                recorded(&unet, |vb| {
+                    UNet2DConditionModel::new(&configs.unet, vb).map(drop)
+                })?,
+            ),
+            (
+                LoraComponent::TextEncoder,
+                recorded(&text_encoder, |vb| {
+                    ClipTextModel::new(&configs.text_encoder, false, vb).map(drop)
+                })?,
+            ),
+            (
+                LoraComponent::TextEncoder2,
+                recorded(&text_encoder_2, |vb| {
+                    ClipTextModel::new(&configs.text_encoder_2, true, vb).map(drop)
+                })?,
+            ),
+        ]);
+        Self::assemble(
+            configs,
+            [unet, text_encoder, text_encoder_2, Arc::new(ckpt.vae)],
+            targets,
+        )
+    }
+
+    fn assemble(
+        configs: SdxlConfigs,
+        [unet, text_encoder, text_encoder_2, vae]: [Arc<dyn BaseWeights>; 4],
+        mut targets: HashMap<LoraComponent, TargetIndex>,
+    ) -> Result<Self> {
+        // kohya LoRAs trained on SGM's UNet name its modules the SGM way: accept both.
+        if let Some(t) = targets.remove(&LoraComponent::Unet) {
+            let sgm = checkpoint::unet_renamer(&configs.unet)?;
+            let t = t.with_aliases(|m| {
+                let name = sgm(&format!("{m}.weight"));
+                name.strip_suffix(".weight").map(str::to_string)
+            });
+            targets.insert(LoraComponent::Unet, t);
+        }
+        Ok(Self {
+            configs,
+            unet,
+            text_encoder,
+            text_encoder_2,
+            vae,
+            targets,
+        })
+    }
+
+    /// The folder's configs.
+    pub fn configs(&self) -> &SdxlConfigs {
+        &self.configs
+    }
+
+    /// Checks `loras` against this model without building anything: which layers match, which
+    /// do not; errors as [`SdxlWeights::pipeline`] would.
+    pub fn check_loras(&self, loras: &[ScaledLora]) -> Result<LoraReport> {
+        Ok(lora::plan(loras, &self.targets)?.1)
+    }
+
+    /// Builds the pipeline with `loras` merged in (none: the base model), the UNet and text
+    /// encoders in `dtype`, the VAE in f32 when its config says `force_upcast`.
+    pub fn pipeline(
+        &self,
+        loras: &[ScaledLora],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<(SdxlPipeline, LoraReport)> {
+        let (mut plan, report) = lora::plan(loras, &self.targets)?;
+        let mut applied = Vec::new();
+        let text = self.text_encoders(&mut plan, dtype, device, &mut applied)?;
+        let unet = UNet2DConditionModel::new(
+            &self.configs.unet,
+            self.var_builder(
+                &self.unet,
+                &mut plan,
+                LoraComponent::Unet,
+                dtype,
+                device,
+                &mut applied,
+            ),
+        )?;
+        // A planned update that no module loaded would be a silent no-op: refuse it.
+        for a in &applied {
+            let done = a.done.lock().map(|d| d.clone()).unwrap_or_default();
+            if let Some(missed) = a.planned.iter().find(|n| !done.contains(*n)) {
+                return Err(DiffusionError::Lora {
+                    path: loras
+                        .first()
+                        .map(|l| l.lora.path().to_path_buf())
+                        .unwrap_or_default(),
+                    message: format!(
+                        "the {} weight `{missed}` was matched but never loaded by the model \
+                         (an internal naming mismatch): please report this",
+                        a.component.name()
+                    ),
+                });
+            }
+        }
+        let vae_dtype = if self.configs.vae.force_upcast {
+            DType::F32
+        } else {
+            dtype
+        };
+        let vae = AutoencoderKl::new(
+            &self.configs.vae,
+            VarBuilder::from_backend(
+                Box::new(MergedBackend::new(
+                    self.vae.clone(),
+                    HashMap::new(),
+                    Arc::default(),
+                )),
+                vae_dtype,
+                device.clone(),
+            ),
+        )?;
+        let pipe = SdxlPipeline::from_parts(self.configs.clone(), text, unet, vae, dtype, device);
+        Ok((pipe, report))
+    }
+
+    fn text_encoders(
+        &self,
+        plan: &mut MergePlan,
+        dtype: DType,
+        device: &Device,
+        applied: &mut Vec<Applied>,
+    ) -> Result<SdxlTextEncoders> {
+        let c = &self.configs;
+        let vb1 = self.var_builder(
+            &self.text_encoder,
+            plan,
+            LoraComponent::TextEncoder,
+            dtype,
+            device,
+            applied,
+        );
+        let vb2 = self.var_builder(
+            &self.text_encoder_2,
+            plan,
+            LoraComponent::TextEncoder2,
+            dtype,
+            device,
+            applied,
+        );
+        Ok(SdxlTextEncoders::from_parts(
+            (
+                ClipTokenizer::from_folder(c.dir.join("tokenizer"))?,
+                ClipTokenizer::from_folder(c.dir.join("tokenizer_2"))?,
+            ),
+            (
+                ClipTextModel::new(&c.text_encoder, false, vb1)?,
+                ClipTextModel::new(&c.text_encoder_2, true, vb2)?,
+            ),
+            c.model_index.force_zeros_for_empty_prompt,
+            device,
+        ))
+    }
+
+    fn var_builder(
+        &self,
+        base: &Arc<dyn BaseWeights>,
+        plan: &mut MergePlan,
+        component: LoraComponent,
+        dtype: DType,
+        device: &Device,
+        applied: &mut Vec<Applied>,
+    ) -> VarBuilder<'static> {
+        let deltas = plan.remove(&component).unwrap_or_default();
+        let done = Arc::new(Mutex::new(HashSet::new()));
+        applied.push(Applied {
+            component,
+            planned: deltas.keys().cloned().collect(),
+            done: done.clone(),
+        });
+        VarBuilder::from_backend(
+            Box::new(MergedBackend::new(base.clone(), deltas, done)),
+            dtype,
+            device.clone(),
+        )
+    }
+}
