@@ -7,11 +7,14 @@
 //! <= 1e-4 (f32 on the CPU, same fp16 weights upcast). Against our own folder pipeline (f32
 //! weights) the only difference is the checkpoint's fp16 rounding: <= 1e-2.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
+use common::{fixtures, rel_err};
 use pixelgen_diffusion::checkpoint::unet_sgm_name;
 use pixelgen_diffusion::{
     Control, DiffusionError, GenerationParams, Lora, RecordedNoise, ScaledLora, SdxlConfigs,
@@ -21,36 +24,12 @@ use pixelgen_diffusion::{
 const RTOL: f64 = 1e-4;
 const FP16_RTOL: f64 = 1e-2;
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
 fn checkpoint() -> PathBuf {
     fixtures().join("checkpoint/tiny-sdxl.fp16.safetensors")
 }
 
 fn configs() -> SdxlConfigs {
     SdxlConfigs::load(fixtures().join("tiny-sdxl")).unwrap()
-}
-
-fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.dims(), b.dims());
-    let flat = |t: &Tensor| -> Vec<f64> {
-        t.to_dtype(DType::F64)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap()
-    };
-    let (a, b) = (flat(a), flat(b));
-    let diff = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max);
-    let scale = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
-    if scale > 0.0 { diff / scale } else { diff }
 }
 
 fn load(path: PathBuf) -> (HashMap<String, Tensor>, HashMap<String, String>) {

@@ -9,41 +9,20 @@
 //! txt2img image; the worst error is printed. Each LoRA output must also differ from the base
 //! model's by more than 100x that tolerance, so a LoRA that was silently not applied fails.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
+use common::{fixtures, rel_err};
 use pixelgen_diffusion::{
     Control, DiffusionError, GenerationParams, Lora, LoraLayout, RecordedNoise, ScaledLora,
     SdxlPipeline, SdxlWeights, UNetConditioning,
 };
 
 const RTOL: f64 = 1e-4;
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.dims(), b.dims());
-    let flat = |t: &Tensor| -> Vec<f64> {
-        t.to_dtype(DType::F64)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap()
-    };
-    let (a, b) = (flat(a), flat(b));
-    let diff = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max);
-    let scale = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
-    if scale > 0.0 { diff / scale } else { diff }
-}
 
 struct Fixture {
     weights: SdxlWeights,
