@@ -44,3 +44,14 @@ demo:
 # Pixelize any image: `just pixelize IN.png OUT.png --colors 16 --palette pico-8`.
 pixelize *ARGS:
     cargo run --release --example pixelize -- {{ARGS}}
+
+# Text to image with SDXL: `just generate MODEL_DIR "prompt" OUT.png` (a diffusers SDXL folder;
+# see docs/models.md). `just generate-tiny` runs the same code on the tiny random test model
+# (random weights: it proves the pipeline runs, the picture is noise).
+generate MODEL PROMPT OUT="target/demo/txt2img.png" *ARGS="":
+    mkdir -p "$(dirname '{{OUT}}')"
+    cargo run --release -p pixelgen-diffusion --example txt2img -- --model '{{MODEL}}' --prompt '{{PROMPT}}' --out '{{OUT}}' {{ARGS}}
+
+# The txt2img pipeline on the tiny random SDXL test model (CPU, seconds; the image is noise).
+generate-tiny:
+    just generate crates/pixelgen-diffusion/tests/fixtures/tiny-sdxl "pixel art red potion" target/demo/tiny_txt2img.png --width 64 --height 64 --steps 4
