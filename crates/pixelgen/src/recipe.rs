@@ -1,5 +1,6 @@
 //! [`Recipe`]: everything that decides a sprite's pixels, as plain serde data (RON or JSON).
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -116,6 +117,40 @@ pub enum Frames {
     },
 }
 
+/// A LoRA merged into the model for a recipe: a `.safetensors` file (kohya or diffusers/PEFT
+/// layout) and its strengths.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoraRef {
+    /// The LoRA file.
+    pub path: PathBuf,
+    /// Multiplier of its UNet layers (1 = as trained, 0 = off).
+    pub unet_strength: f64,
+    /// Multiplier of its text-encoder layers.
+    pub text_strength: f64,
+}
+
+impl Default for LoraRef {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::new(),
+            unet_strength: 1.0,
+            text_strength: 1.0,
+        }
+    }
+}
+
+impl LoraRef {
+    /// `path` at `strength` for both the UNet and the text encoders.
+    pub fn new(path: impl Into<PathBuf>, strength: f64) -> Self {
+        Self {
+            path: path.into(),
+            unet_strength: strength,
+            text_strength: strength,
+        }
+    }
+}
+
 /// Everything that decides a sprite's pixels (plus its queue priority), as plain serde data.
 ///
 /// The same recipe, model and device give the same pixels, so a recipe saved next to a
@@ -148,6 +183,14 @@ pub struct Recipe {
     pub sheet: Option<SheetOptions>,
     /// Queue priority (not part of the cache key: it does not change pixels).
     pub priority: Priority,
+    /// A model registry name (see `pixelgen_diffusion::Registry`), e.g. `pixel-art-fast`;
+    /// `None`: whatever model the engine was built with. An engine refuses a recipe that
+    /// names another model than its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// LoRAs merged into the model for this recipe, in order (after the registry model's own).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub loras: Vec<LoraRef>,
 }
 
 impl Default for Recipe {
@@ -165,6 +208,8 @@ impl Default for Recipe {
             frames: Frames::Single,
             sheet: None,
             priority: Priority::Runtime,
+            model: None,
+            loras: Vec::new(),
         }
     }
 }
@@ -225,6 +270,22 @@ impl Recipe {
                 "guidance",
                 format!("{} must be a finite number >= 0", self.guidance),
             ));
+        }
+        for (i, l) in self.loras.iter().enumerate() {
+            if l.path.as_os_str().is_empty() {
+                return Err(invalid("loras", format!("LoRA {i} has no path")));
+            }
+            if !l.unet_strength.is_finite() || !l.text_strength.is_finite() {
+                return Err(invalid(
+                    "loras",
+                    format!("{}: strengths must be finite numbers", l.path.display()),
+                ));
+            }
+        }
+        if let Some(name) = &self.model {
+            pixelgen_diffusion::Registry::builtin()
+                .and_then(|r| r.resolve(name))
+                .map_err(|e| invalid("model", e.to_string()))?;
         }
         match &self.frames {
             Frames::Single => {}
