@@ -174,6 +174,14 @@ mod tests {
                 model: Some("pixel-art".into()),
                 ..recipe()
             },
+            Recipe {
+                karras: Some(true),
+                ..recipe()
+            },
+            Recipe {
+                timestep_spacing: Some(pixelgen_diffusion::TimestepSpacing::Trailing),
+                ..recipe()
+            },
         ];
         // A LoRA's strength is part of the key, UNet and text alike.
         let lora = |u: f64, t: f64| Recipe {

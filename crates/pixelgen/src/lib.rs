@@ -50,6 +50,8 @@ pub use sheet::{GeneratedSheet, SavedSheet, generate_sheet, save_sheet};
 
 /// Re-exported so recipes can name samplers and pixel options without extra dependencies.
 pub use pixelgen_diffusion::SchedulerKind;
+/// Re-exported so recipes can name sampling presets and timestep spacings.
+pub use pixelgen_diffusion::{PresetName, SamplingPreset, TimestepSpacing};
 /// Re-exported so recipes can name samplers and pixel options without extra dependencies.
 pub use pixelgen_pixel::PixelOptions;
 /// Re-exported so recipes can name sheet options without extra dependencies.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pixelgen_diffusion::{GenerationParams, SchedulerKind};
+use pixelgen_diffusion::{GenerationParams, SamplingPreset, SchedulerKind, TimestepSpacing};
 use pixelgen_pixel::PixelOptions;
 use pixelgen_pixel::alpha::BackgroundOptions;
 use pixelgen_pixel::pipeline::Canvas;
@@ -171,6 +171,12 @@ pub struct Recipe {
     pub guidance: f64,
     /// Sampler; `None` uses the model folder's own scheduler.
     pub sampler: Option<SchedulerKind>,
+    /// Karras sigmas (Euler, DPM++ 2M); `None` keeps the model folder's setting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub karras: Option<bool>,
+    /// Timestep spacing (`trailing` for SDXL-Turbo); `None` keeps the model folder's setting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestep_spacing: Option<TimestepSpacing>,
     /// The sprite size the game wants (e.g. 32x32).
     pub size: Size,
     /// The size the model draws at (1024x1024 for SDXL; smaller for tests and drafts).
@@ -202,6 +208,8 @@ impl Default for Recipe {
             steps: 30,
             guidance: 5.0,
             sampler: None,
+            karras: None,
+            timestep_spacing: None,
             size: Size::square(32),
             generation_size: Size::square(1024),
             pixel: None,
@@ -365,6 +373,17 @@ impl Recipe {
         })
     }
 
+    /// This recipe with the sampling settings of `preset` (steps, guidance, sampler, Karras
+    /// sigmas, timestep spacing), e.g. `SamplingPreset::named("turbo")`.
+    pub fn with_preset(mut self, preset: &SamplingPreset) -> Self {
+        self.steps = preset.steps;
+        self.guidance = preset.guidance_scale;
+        self.sampler = Some(preset.sampler);
+        self.karras = preset.karras;
+        self.timestep_spacing = preset.timestep_spacing;
+        self
+    }
+
     /// The diffusion parameters for one frame's prompt.
     pub fn generation_params(&self, prompt: &str) -> GenerationParams {
         GenerationParams {
@@ -375,6 +394,8 @@ impl Recipe {
             steps: self.steps,
             guidance_scale: self.guidance,
             sampler: self.sampler,
+            karras: self.karras,
+            timestep_spacing: self.timestep_spacing,
             ..GenerationParams::default()
         }
     }
@@ -558,6 +579,29 @@ mod tests {
             matches!(err, PixelGenError::RecipeFormat { format: "json", .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn presets_set_every_sampling_field_and_reach_the_params() {
+        let turbo = SamplingPreset::named("turbo").unwrap();
+        let r = Recipe::new("knight").with_preset(&turbo);
+        let p = r.generation_params("knight");
+        let mut expected = GenerationParams {
+            prompt: "knight".into(),
+            width: 1024,
+            height: 1024,
+            ..GenerationParams::default()
+        };
+        turbo.apply(&mut expected);
+        assert_eq!(p, expected);
+        assert_eq!(p.timestep_spacing, Some(TimestepSpacing::Trailing));
+        let q = Recipe::new("knight")
+            .with_preset(&SamplingPreset::named("quality").unwrap())
+            .generation_params("knight");
+        assert_eq!((q.karras, q.steps), (Some(true), 30));
+        // Round trip through RON keeps the overrides.
+        let back = Recipe::from_ron(&r.to_ron().unwrap()).unwrap();
+        assert_eq!(back, r);
     }
 
     #[test]
