@@ -85,6 +85,8 @@ pub struct Generator {
     /// The built pipeline and the LoRA set it was built with.
     pipeline: Option<(Vec<LoraRef>, SdxlPipeline)>,
     lora_files: HashMap<PathBuf, Arc<Lora>>,
+    /// The LoRAs of a registry model, merged before a recipe's own.
+    model_loras: Vec<LoraRef>,
     previews: bool,
 }
 
@@ -97,6 +99,7 @@ impl Generator {
             weights: None,
             pipeline: None,
             lora_files: HashMap::new(),
+            model_loras: Vec::new(),
             previews: true,
         }
     }
@@ -131,8 +134,8 @@ impl Generator {
             .ok_or_else(|| PixelGenError::Engine("model vanished after loading".into()))
     }
 
-    /// The pipeline with exactly `loras` merged in: the current one when it has them, else
-    /// rebuilt from the memory-mapped base.
+    /// The pipeline with a registry model's own LoRAs then `loras` merged in: the current
+    /// one when it has them, else rebuilt from the memory-mapped base.
     pub fn pipeline_with(&mut self, loras: &[LoraRef]) -> Result<&SdxlPipeline> {
         let current = self.pipeline.as_ref().map(|(l, _)| l.as_slice());
         if current != Some(loras) {
@@ -145,18 +148,40 @@ impl Generator {
     }
 
     fn build(&mut self, loras: &[LoraRef]) -> Result<()> {
+        let requested = loras.to_vec();
         let device = self.config.device.open()?;
         if self.weights.is_none() {
-            let ModelSource::Local(dir) = &self.config.source;
-            let weights =
-                SdxlWeights::open(dir, self.config.variant.as_deref()).map_err(|source| {
-                    PixelGenError::ModelLoad {
-                        model: self.config.source.to_string(),
-                        source: Box::new(source),
-                    }
-                })?;
+            let load_err = |source| PixelGenError::ModelLoad {
+                model: self.config.source.to_string(),
+                source: Box::new(source),
+            };
+            let (dir, variant, vae, own) = match &self.config.source {
+                ModelSource::Local(dir) => (dir.clone(), self.config.variant.clone(), None, vec![]),
+                ModelSource::Registry(name) => {
+                    let (_, located) =
+                        crate::model::locate_registry(name, self.config.hub_cache.as_deref())?;
+                    let own = located
+                        .loras
+                        .iter()
+                        .map(|l| LoraRef {
+                            path: l.path.clone(),
+                            unet_strength: l.unet_strength,
+                            text_strength: l.text_strength,
+                        })
+                        .collect();
+                    (located.base, located.variant, located.vae, own)
+                }
+            };
+            let mut weights = SdxlWeights::open(&dir, variant.as_deref()).map_err(load_err)?;
+            if let Some(vae) = vae {
+                weights = weights.with_vae(vae).map_err(load_err)?;
+            }
             self.weights = Some(weights);
+            self.model_loras = own;
         }
+        // The registry model's own LoRAs come first.
+        let loras: Vec<LoraRef> = self.model_loras.iter().chain(loras).cloned().collect();
+        let loras = loras.as_slice();
         let mut scaled = Vec::with_capacity(loras.len());
         for l in loras {
             let lora = match self.lora_files.get(&l.path) {
@@ -185,7 +210,7 @@ impl Generator {
                 model: self.config.source.to_string(),
                 source: Box::new(source),
             })?;
-        self.pipeline = Some((loras.to_vec(), pipe));
+        self.pipeline = Some((requested, pipe));
         Ok(())
     }
 }
@@ -218,7 +243,11 @@ impl SpriteEngine for Generator {
             .seed
             .value()
             .ok_or_else(|| PixelGenError::Engine("the seed was not drawn".into()))?;
-        if let Some(name) = &recipe.model {
+        if let Some(name) = recipe
+            .model
+            .as_ref()
+            .filter(|n| self.config.source != ModelSource::Registry(n.to_string()))
+        {
             return Err(invalid(
                 "model",
                 format!(
