@@ -40,6 +40,13 @@ impl SdxlFiles {
         .map(|s| s.to_string())
         .collect();
         files.extend(crate::config::TOKENIZER_FILES.iter().map(|s| s.to_string()));
+        // Read when present: they set the pad token (`!` for SDXL's second tokenizer) and the
+        // length, so a download without them would tokenize differently.
+        for dir in ["tokenizer", "tokenizer_2"] {
+            for f in ["tokenizer_config.json", "special_tokens_map.json"] {
+                files.push(format!("{dir}/{f}"));
+            }
+        }
         let v = self
             .variant
             .as_deref()
@@ -284,6 +291,8 @@ mod tests {
         let plain = SdxlFiles::new(None).list();
         assert!(plain.contains(&"unet/diffusion_pytorch_model.safetensors".to_string()));
         assert!(plain.contains(&"tokenizer_2/merges.txt".to_string()));
+        assert!(plain.contains(&"tokenizer_2/special_tokens_map.json".to_string()));
+        assert!(plain.contains(&"tokenizer/tokenizer_config.json".to_string()));
         let fp16 = SdxlFiles::new(Some("fp16")).list();
         assert!(fp16.contains(&"text_encoder_2/model.fp16.safetensors".to_string()));
         assert!(!fp16.contains(&"text_encoder_2/model.safetensors".to_string()));

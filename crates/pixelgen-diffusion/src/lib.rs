@@ -44,6 +44,8 @@ pub mod pipeline;
 pub mod presets;
 pub mod preview;
 pub mod random;
+pub mod registry;
+pub mod sampling;
 pub mod scheduler;
 pub mod sdxl_weights;
 pub mod text;
@@ -64,9 +66,12 @@ pub use lora::{
 pub use noise::{NoiseSource, RecordedNoise, SeededNoise};
 pub use pipeline::{
     Control, Generated, GenerationParams, Progress, SdxlPipeline, count_non_finite, ensure_finite,
+    scheduler_config,
 };
 pub use preview::{SDXL_LATENT_RGB, latent_pixel_to_rgb, latents_to_rgb};
 pub use random::RandomWeights;
+pub use registry::{LoraSpec, ModelSpec, Registry, Source};
+pub use sampling::{PresetName, SamplingPreset};
 pub use scheduler::{Scheduler, SchedulerKind};
 pub use sdxl_weights::SdxlWeights;
 pub use text::{PromptEmbeds, SdxlTextEncoders};

@@ -5,7 +5,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::config::SdxlConfigs;
+use crate::config::{SchedulerConfig, SdxlConfigs, TimestepSpacing};
 use crate::error::{DiffusionError, Result, invalid};
 use crate::noise::NoiseSource;
 use crate::scheduler::{self, Ddim, Scheduler, SchedulerKind};
@@ -35,6 +35,9 @@ pub struct GenerationParams {
     pub karras: Option<bool>,
     /// DDIM's eta (0 = deterministic).
     pub eta: f64,
+    /// Timestep spacing; `None` keeps the folder's setting. SDXL-Turbo wants
+    /// [`TimestepSpacing::Trailing`] (its 1-4 step tables start at the last training step).
+    pub timestep_spacing: Option<TimestepSpacing>,
 }
 
 impl Default for GenerationParams {
@@ -49,6 +52,7 @@ impl Default for GenerationParams {
             sampler: None,
             karras: None,
             eta: 0.0,
+            timestep_spacing: None,
         }
     }
 }
@@ -109,6 +113,18 @@ pub fn ensure_finite(t: &Tensor, what: &'static str, hint: &'static str) -> Resu
         dtype: format!("{:?}", t.dtype()),
         hint,
     })
+}
+
+/// The folder's scheduler config with the overrides of `p` (Karras sigmas, timestep spacing).
+pub fn scheduler_config(folder: &SchedulerConfig, p: &GenerationParams) -> SchedulerConfig {
+    let mut config = folder.clone();
+    if let Some(k) = p.karras {
+        config.use_karras_sigmas = Some(k);
+    }
+    if let Some(s) = p.timestep_spacing {
+        config.timestep_spacing = Some(s);
+    }
+    config
 }
 
 /// SDXL text encoders, UNet and VAE, ready to generate.
@@ -326,10 +342,7 @@ impl SdxlPipeline {
             Some(k) => k,
             None => self.configs.scheduler.kind()?,
         };
-        let mut config = self.configs.scheduler.clone();
-        if let Some(k) = p.karras {
-            config.use_karras_sigmas = Some(k);
-        }
+        let config = scheduler_config(&self.configs.scheduler, p);
         Ok(if kind == SchedulerKind::Ddim {
             Box::new(Ddim::new(&config, p.steps)?.with_eta(p.eta)?)
         } else {

@@ -206,6 +206,19 @@ impl SdxlWeights {
         })
     }
 
+    /// Replaces the VAE with the one in folder `dir` (`config.json` +
+    /// `diffusion_pytorch_model.safetensors`, the layout of `madebyollin/sdxl-vae-fp16-fix`),
+    /// config included: the fp16-fix VAE says `force_upcast: false` and so runs in f16.
+    pub fn with_vae(mut self, dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let config: crate::config::VaeConfig =
+            crate::config::read_json(dir, "config.json", "VAE config")?;
+        let files = weight_files(dir, "diffusion_pytorch_model", None)?;
+        self.vae = Arc::new(mmap_safetensors(&files)?);
+        self.configs.vae = config;
+        Ok(self)
+    }
+
     /// The folder's configs.
     pub fn configs(&self) -> &SdxlConfigs {
         &self.configs
@@ -336,5 +349,74 @@ impl SdxlWeights {
             dtype,
             device.clone(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn tiny() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-sdxl")
+    }
+
+    #[test]
+    fn a_replacement_vae_brings_its_config_and_weights() {
+        let dir = std::env::temp_dir().join(format!("pixelgen-vae-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // The tiny VAE with another scaling factor and a shifted output bias.
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(tiny().join("vae/config.json")).unwrap())
+                .unwrap();
+        config["scaling_factor"] = serde_json::json!(0.5);
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        let mut tensors = candle_core::safetensors::load(
+            tiny().join("vae/diffusion_pytorch_model.safetensors"),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let bias = tensors.get("decoder.conv_out.bias").unwrap().clone();
+        tensors.insert("decoder.conv_out.bias".into(), (bias - 0.75).unwrap());
+        candle_core::safetensors::save(&tensors, dir.join("diffusion_pytorch_model.safetensors"))
+            .unwrap();
+
+        let base = SdxlWeights::open(tiny(), None).unwrap();
+        let (plain, _) = base.pipeline(&[], DType::F32, &Device::Cpu).unwrap();
+        let swapped = SdxlWeights::open(tiny(), None)
+            .unwrap()
+            .with_vae(&dir)
+            .unwrap();
+        assert_eq!(swapped.configs().vae.scaling_factor, 0.5);
+        let (other, _) = swapped.pipeline(&[], DType::F32, &Device::Cpu).unwrap();
+        let c = plain.configs().unet.in_channels;
+        let z = Tensor::zeros((1, c, 4, 4), DType::F32, &Device::Cpu).unwrap();
+        let a: f32 = plain
+            .decode(&z)
+            .unwrap()
+            .mean_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        let b: f32 = other
+            .decode(&z)
+            .unwrap()
+            .mean_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(
+            b < a - 0.05,
+            "the shifted bias darkens the image: {a} -> {b}"
+        );
+
+        let err = SdxlWeights::open(tiny(), None)
+            .unwrap()
+            .with_vae(dir.join("missing"))
+            .unwrap_err();
+        assert!(err.to_string().contains("config.json"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

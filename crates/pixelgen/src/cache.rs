@@ -166,7 +166,41 @@ mod tests {
                 negative: Some("blur".into()),
                 ..recipe()
             },
+            Recipe {
+                loras: vec![crate::recipe::LoraRef::new("pixel.safetensors", 1.0)],
+                ..recipe()
+            },
+            Recipe {
+                model: Some("pixel-art".into()),
+                ..recipe()
+            },
+            Recipe {
+                karras: Some(true),
+                ..recipe()
+            },
+            Recipe {
+                timestep_spacing: Some(pixelgen_diffusion::TimestepSpacing::Trailing),
+                ..recipe()
+            },
         ];
+        // A LoRA's strength is part of the key, UNet and text alike.
+        let lora = |u: f64, t: f64| Recipe {
+            loras: vec![crate::recipe::LoraRef {
+                path: "pixel.safetensors".into(),
+                unet_strength: u,
+                text_strength: t,
+            }],
+            ..recipe()
+        };
+        let full = CacheKey::new(&lora(1.0, 1.0), &model()).unwrap();
+        assert_ne!(CacheKey::new(&lora(0.5, 1.0), &model()).unwrap(), full);
+        assert_ne!(CacheKey::new(&lora(1.0, 0.5), &model()).unwrap(), full);
+        // Recipes without LoRAs or a model name keep the keys they had before these fields.
+        let json = serde_json::to_string(&recipe()).unwrap();
+        assert!(
+            !json.contains("loras") && !json.contains("\"model\""),
+            "{json}"
+        );
         for r in &changed {
             assert_ne!(CacheKey::new(r, &model()).unwrap(), base, "{r:?}");
         }

@@ -1,16 +1,21 @@
 //! [`SpriteEngine`]: recipe in, sprite out; [`Generator`] is the real one (SDXL + pixelize).
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candle_core::Tensor;
 use image::{Rgba, RgbaImage};
-use pixelgen_diffusion::{Control as DiffusionControl, SdxlPipeline, SeededNoise};
+use pixelgen_diffusion::{
+    Control as DiffusionControl, Lora, ScaledLora, SdxlPipeline, SdxlWeights, SeededNoise,
+};
 use pixelgen_pixel::pixelize;
 
 use crate::cache::CacheKey;
 use crate::error::{PixelGenError, Result, invalid};
 use crate::model::{ModelConfig, ModelIdentity, ModelSource};
-use crate::recipe::{Frames, Recipe};
+use crate::recipe::{Frames, LoraRef, Recipe};
 
 /// Progress of a running generation, reported after every sampling step.
 #[derive(Debug, Clone)]
@@ -68,11 +73,20 @@ pub trait SpriteEngine: Send {
 }
 
 /// The real engine: SDXL (loaded lazily, once) then pixel-art post-processing.
+///
+/// The base weights are opened once and stay memory-mapped ([`SdxlWeights`]); a recipe with
+/// other LoRAs or strengths than the last one rebuilds the pipeline from that mapping (no base
+/// file is re-opened), and parsed LoRA files are kept for reuse.
 #[derive(Debug)]
 pub struct Generator {
     config: ModelConfig,
     identity: Option<ModelIdentity>,
-    pipeline: Option<SdxlPipeline>,
+    weights: Option<SdxlWeights>,
+    /// The built pipeline and the LoRA set it was built with.
+    pipeline: Option<(Vec<LoraRef>, SdxlPipeline)>,
+    lora_files: HashMap<PathBuf, Arc<Lora>>,
+    /// The LoRAs of a registry model, merged before a recipe's own.
+    model_loras: Vec<LoraRef>,
     previews: bool,
 }
 
@@ -82,7 +96,10 @@ impl Generator {
         Self {
             config,
             identity: None,
+            weights: None,
             pipeline: None,
+            lora_files: HashMap::new(),
+            model_loras: Vec::new(),
             previews: true,
         }
     }
@@ -104,27 +121,97 @@ impl Generator {
         self.pipeline.is_some()
     }
 
-    /// Loads the model now if it is not loaded yet. A failure leaves the generator unloaded,
-    /// so the next call tries again.
+    /// Loads the model now if it is not loaded yet (without LoRAs, unless a pipeline with
+    /// LoRAs is already built). A failure leaves the generator unloaded, so the next call
+    /// tries again.
     pub fn load(&mut self) -> Result<&SdxlPipeline> {
         if self.pipeline.is_none() {
-            let device = self.config.device.open()?;
-            let ModelSource::Local(dir) = &self.config.source;
-            let pipe = SdxlPipeline::load(
-                dir,
-                self.config.variant.as_deref(),
-                self.config.precision.dtype(),
-                &device,
-            )
+            self.build(&[])?;
+        }
+        self.pipeline
+            .as_ref()
+            .map(|(_, p)| p)
+            .ok_or_else(|| PixelGenError::Engine("model vanished after loading".into()))
+    }
+
+    /// The pipeline with a registry model's own LoRAs then `loras` merged in: the current
+    /// one when it has them, else rebuilt from the memory-mapped base.
+    pub fn pipeline_with(&mut self, loras: &[LoraRef]) -> Result<&SdxlPipeline> {
+        let current = self.pipeline.as_ref().map(|(l, _)| l.as_slice());
+        if current != Some(loras) {
+            self.build(loras)?;
+        }
+        self.pipeline
+            .as_ref()
+            .map(|(_, p)| p)
+            .ok_or_else(|| PixelGenError::Engine("model vanished after loading".into()))
+    }
+
+    fn build(&mut self, loras: &[LoraRef]) -> Result<()> {
+        let requested = loras.to_vec();
+        let device = self.config.device.open()?;
+        if self.weights.is_none() {
+            let load_err = |source| PixelGenError::ModelLoad {
+                model: self.config.source.to_string(),
+                source: Box::new(source),
+            };
+            let (dir, variant, vae, own) = match &self.config.source {
+                ModelSource::Local(dir) => (dir.clone(), self.config.variant.clone(), None, vec![]),
+                ModelSource::Registry(name) => {
+                    let (_, located) =
+                        crate::model::locate_registry(name, self.config.hub_cache.as_deref())?;
+                    let own = located
+                        .loras
+                        .iter()
+                        .map(|l| LoraRef {
+                            path: l.path.clone(),
+                            unet_strength: l.unet_strength,
+                            text_strength: l.text_strength,
+                        })
+                        .collect();
+                    (located.base, located.variant, located.vae, own)
+                }
+            };
+            let mut weights = SdxlWeights::open(&dir, variant.as_deref()).map_err(load_err)?;
+            if let Some(vae) = vae {
+                weights = weights.with_vae(vae).map_err(load_err)?;
+            }
+            self.weights = Some(weights);
+            self.model_loras = own;
+        }
+        // The registry model's own LoRAs come first.
+        let loras: Vec<LoraRef> = self.model_loras.iter().chain(loras).cloned().collect();
+        let loras = loras.as_slice();
+        let mut scaled = Vec::with_capacity(loras.len());
+        for l in loras {
+            let lora = match self.lora_files.get(&l.path) {
+                Some(lora) => lora.clone(),
+                None => {
+                    let lora = Arc::new(Lora::load(&l.path)?);
+                    self.lora_files.insert(l.path.clone(), lora.clone());
+                    lora
+                }
+            };
+            scaled.push(ScaledLora {
+                lora,
+                unet_strength: l.unet_strength,
+                text_strength: l.text_strength,
+            });
+        }
+        let weights = self
+            .weights
+            .as_ref()
+            .ok_or_else(|| PixelGenError::Engine("model weights vanished after opening".into()))?;
+        // Drop the old pipeline first: two full SDXL models need not fit at once.
+        self.pipeline = None;
+        let (pipe, _report) = weights
+            .pipeline(&scaled, self.config.precision.dtype(), &device)
             .map_err(|source| PixelGenError::ModelLoad {
                 model: self.config.source.to_string(),
                 source: Box::new(source),
             })?;
-            self.pipeline = Some(pipe);
-        }
-        self.pipeline
-            .as_ref()
-            .ok_or_else(|| PixelGenError::Engine("model vanished after loading".into()))
+        self.pipeline = Some((requested, pipe));
+        Ok(())
     }
 }
 
@@ -156,11 +243,25 @@ impl SpriteEngine for Generator {
             .seed
             .value()
             .ok_or_else(|| PixelGenError::Engine("the seed was not drawn".into()))?;
+        if let Some(name) = recipe
+            .model
+            .as_ref()
+            .filter(|n| self.config.source != ModelSource::Registry(n.to_string()))
+        {
+            return Err(invalid(
+                "model",
+                format!(
+                    "this engine runs {}, not the registry model `{name}`: build the engine \
+                     for that model, or leave `model` out of the recipe",
+                    self.config.source
+                ),
+            ));
+        }
         // Load first: a wrong folder gets the loader's "is this a diffusers folder?" message.
-        self.load()?;
+        self.pipeline_with(&recipe.loras)?;
         let key = CacheKey::new(&recipe, &self.model_identity()?)?;
         let previews = self.previews;
-        let pipe = self.load()?;
+        let pipe = self.pipeline_with(&recipe.loras)?;
         let params = recipe.generation_params(&recipe.prompt);
         let mut on_step = |p: pixelgen_diffusion::Progress| {
             let report = Progress {

@@ -45,11 +45,13 @@ pub use error::{PixelGenError, Result};
 pub use model::{DeviceChoice, ModelConfig, ModelIdentity, ModelSource, Precision};
 pub use output::{SavedSprite, file_stem, file_stem_for, save_sprite, write_atomic};
 pub use pixelgen_diffusion::{SDXL_LATENT_RGB, latent_pixel_to_rgb, latents_to_rgb};
-pub use recipe::{Frames, MAX_SIDE, Priority, Recipe, Seed, Size};
+pub use recipe::{Frames, LoraRef, MAX_SIDE, Priority, Recipe, Seed, Size};
 pub use sheet::{GeneratedSheet, SavedSheet, generate_sheet, save_sheet};
 
 /// Re-exported so recipes can name samplers and pixel options without extra dependencies.
 pub use pixelgen_diffusion::SchedulerKind;
+/// Re-exported so recipes can name sampling presets and timestep spacings.
+pub use pixelgen_diffusion::{PresetName, SamplingPreset, TimestepSpacing};
 /// Re-exported so recipes can name samplers and pixel options without extra dependencies.
 pub use pixelgen_pixel::PixelOptions;
 /// Re-exported so recipes can name sheet options without extra dependencies.

@@ -8,6 +8,9 @@ use candle_core::{DType, Device};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use pixelgen_diffusion::hub;
+use pixelgen_diffusion::registry::{LocatedModel, ModelSpec, Registry};
+
 use crate::error::{PixelGenError, Result};
 
 /// Where the SDXL weights are.
@@ -16,6 +19,9 @@ use crate::error::{PixelGenError, Result};
 pub enum ModelSource {
     /// A local diffusers SDXL folder (`model_index.json`, `unet/`, `vae/`, ...).
     Local(PathBuf),
+    /// A name of the built-in model registry (`pixelgen_diffusion::Registry`), e.g.
+    /// `pixel-art-fast`: its base, VAE and LoRAs are looked up in the Hugging Face cache.
+    Registry(String),
 }
 
 impl ModelSource {
@@ -23,12 +29,38 @@ impl ModelSource {
     pub fn local(dir: impl Into<PathBuf>) -> Self {
         ModelSource::Local(dir.into())
     }
+
+    /// A registry model by name.
+    pub fn registry(name: impl Into<String>) -> Self {
+        ModelSource::Registry(name.into())
+    }
+}
+
+/// A registry name resolved to local files (hub cache lookups done).
+pub(crate) fn locate_registry(
+    name: &str,
+    cache: Option<&Path>,
+) -> Result<(ModelSpec, LocatedModel)> {
+    let load_err = |source| PixelGenError::ModelLoad {
+        model: format!("registry model `{name}`"),
+        source: Box::new(source),
+    };
+    let spec = Registry::builtin()
+        .and_then(|r| r.resolve(name))
+        .map_err(load_err)?;
+    let located = match cache {
+        Some(c) => spec.locate(c),
+        None => spec.locate(&hub::cache_dir()),
+    }
+    .map_err(load_err)?;
+    Ok((spec, located))
 }
 
 impl std::fmt::Display for ModelSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ModelSource::Local(p) => write!(f, "local folder {}", p.display()),
+            ModelSource::Registry(name) => write!(f, "registry model `{name}`"),
         }
     }
 }
@@ -107,8 +139,13 @@ pub struct ModelConfig {
     pub device: DeviceChoice,
     /// Weight precision.
     pub precision: Precision,
-    /// Weight file variant (`Some("fp16")` reads `*.fp16.safetensors`).
+    /// Weight file variant (`Some("fp16")` reads `*.fp16.safetensors`); a registry model
+    /// brings its own.
     pub variant: Option<String>,
+    /// The Hugging Face cache that registry models are looked up in; `None`: the standard one
+    /// (`$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hub_cache: Option<PathBuf>,
 }
 
 impl Default for ModelConfig {
@@ -118,6 +155,7 @@ impl Default for ModelConfig {
             device: DeviceChoice::Cpu,
             precision: Precision::F32,
             variant: None,
+            hub_cache: None,
         }
     }
 }
@@ -139,16 +177,32 @@ impl ModelConfig {
     /// safetensors header and some tensor data). Cheap (no full read of multi-GB weights),
     /// and it changes when a config, tokenizer or weight file is replaced.
     pub fn identity(&self) -> Result<ModelIdentity> {
-        let ModelSource::Local(dir) = &self.source;
-        let fingerprint = fingerprint_folder(dir)?;
+        let (source, fingerprint) = match &self.source {
+            ModelSource::Local(dir) => {
+                (format!("local:{}", dir.display()), fingerprint_folder(dir)?)
+            }
+            ModelSource::Registry(name) => {
+                let (spec, located) = locate_registry(name, self.hub_cache.as_deref())?;
+                let mut parts = vec![fingerprint_folder(&located.base)?];
+                if let Some(vae) = &located.vae {
+                    parts.push(fingerprint_folder(vae)?);
+                }
+                for l in &spec.loras {
+                    parts.push(format!(
+                        "{}*{}/{}",
+                        l.source, l.unet_strength, l.text_strength
+                    ));
+                }
+                (format!("registry:{name}"), parts.join("+"))
+            }
+        };
         let device_kind = match self.device {
             DeviceChoice::Cpu => "cpu",
             DeviceChoice::Cuda(_) => "cuda",
             DeviceChoice::Metal(_) => "metal",
         };
         Ok(ModelIdentity(format!(
-            "local:{};device={device_kind};precision={:?};variant={};fingerprint={fingerprint}",
-            dir.display(),
+            "{source};device={device_kind};precision={:?};variant={};fingerprint={fingerprint}",
             self.precision,
             self.variant.as_deref().unwrap_or("-"),
         )))

@@ -1,9 +1,10 @@
 //! [`Recipe`]: everything that decides a sprite's pixels, as plain serde data (RON or JSON).
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pixelgen_diffusion::{GenerationParams, SchedulerKind};
+use pixelgen_diffusion::{GenerationParams, SamplingPreset, SchedulerKind, TimestepSpacing};
 use pixelgen_pixel::PixelOptions;
 use pixelgen_pixel::alpha::BackgroundOptions;
 use pixelgen_pixel::pipeline::Canvas;
@@ -116,6 +117,40 @@ pub enum Frames {
     },
 }
 
+/// A LoRA merged into the model for a recipe: a `.safetensors` file (kohya or diffusers/PEFT
+/// layout) and its strengths.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoraRef {
+    /// The LoRA file.
+    pub path: PathBuf,
+    /// Multiplier of its UNet layers (1 = as trained, 0 = off).
+    pub unet_strength: f64,
+    /// Multiplier of its text-encoder layers.
+    pub text_strength: f64,
+}
+
+impl Default for LoraRef {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::new(),
+            unet_strength: 1.0,
+            text_strength: 1.0,
+        }
+    }
+}
+
+impl LoraRef {
+    /// `path` at `strength` for both the UNet and the text encoders.
+    pub fn new(path: impl Into<PathBuf>, strength: f64) -> Self {
+        Self {
+            path: path.into(),
+            unet_strength: strength,
+            text_strength: strength,
+        }
+    }
+}
+
 /// Everything that decides a sprite's pixels (plus its queue priority), as plain serde data.
 ///
 /// The same recipe, model and device give the same pixels, so a recipe saved next to a
@@ -136,6 +171,12 @@ pub struct Recipe {
     pub guidance: f64,
     /// Sampler; `None` uses the model folder's own scheduler.
     pub sampler: Option<SchedulerKind>,
+    /// Karras sigmas (Euler, DPM++ 2M); `None` keeps the model folder's setting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub karras: Option<bool>,
+    /// Timestep spacing (`trailing` for SDXL-Turbo); `None` keeps the model folder's setting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestep_spacing: Option<TimestepSpacing>,
     /// The sprite size the game wants (e.g. 32x32).
     pub size: Size,
     /// The size the model draws at (1024x1024 for SDXL; smaller for tests and drafts).
@@ -148,6 +189,14 @@ pub struct Recipe {
     pub sheet: Option<SheetOptions>,
     /// Queue priority (not part of the cache key: it does not change pixels).
     pub priority: Priority,
+    /// A model registry name (see `pixelgen_diffusion::Registry`), e.g. `pixel-art-fast`;
+    /// `None`: whatever model the engine was built with. An engine refuses a recipe that
+    /// names another model than its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// LoRAs merged into the model for this recipe, in order (after the registry model's own).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub loras: Vec<LoraRef>,
 }
 
 impl Default for Recipe {
@@ -159,12 +208,16 @@ impl Default for Recipe {
             steps: 30,
             guidance: 5.0,
             sampler: None,
+            karras: None,
+            timestep_spacing: None,
             size: Size::square(32),
             generation_size: Size::square(1024),
             pixel: None,
             frames: Frames::Single,
             sheet: None,
             priority: Priority::Runtime,
+            model: None,
+            loras: Vec::new(),
         }
     }
 }
@@ -225,6 +278,22 @@ impl Recipe {
                 "guidance",
                 format!("{} must be a finite number >= 0", self.guidance),
             ));
+        }
+        for (i, l) in self.loras.iter().enumerate() {
+            if l.path.as_os_str().is_empty() {
+                return Err(invalid("loras", format!("LoRA {i} has no path")));
+            }
+            if !l.unet_strength.is_finite() || !l.text_strength.is_finite() {
+                return Err(invalid(
+                    "loras",
+                    format!("{}: strengths must be finite numbers", l.path.display()),
+                ));
+            }
+        }
+        if let Some(name) = &self.model {
+            pixelgen_diffusion::Registry::builtin()
+                .and_then(|r| r.resolve(name))
+                .map_err(|e| invalid("model", e.to_string()))?;
         }
         match &self.frames {
             Frames::Single => {}
@@ -304,6 +373,17 @@ impl Recipe {
         })
     }
 
+    /// This recipe with the sampling settings of `preset` (steps, guidance, sampler, Karras
+    /// sigmas, timestep spacing), e.g. `SamplingPreset::named("turbo")`.
+    pub fn with_preset(mut self, preset: &SamplingPreset) -> Self {
+        self.steps = preset.steps;
+        self.guidance = preset.guidance_scale;
+        self.sampler = Some(preset.sampler);
+        self.karras = preset.karras;
+        self.timestep_spacing = preset.timestep_spacing;
+        self
+    }
+
     /// The diffusion parameters for one frame's prompt.
     pub fn generation_params(&self, prompt: &str) -> GenerationParams {
         GenerationParams {
@@ -314,6 +394,8 @@ impl Recipe {
             steps: self.steps,
             guidance_scale: self.guidance,
             sampler: self.sampler,
+            karras: self.karras,
+            timestep_spacing: self.timestep_spacing,
             ..GenerationParams::default()
         }
     }
@@ -497,6 +579,29 @@ mod tests {
             matches!(err, PixelGenError::RecipeFormat { format: "json", .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn presets_set_every_sampling_field_and_reach_the_params() {
+        let turbo = SamplingPreset::named("turbo").unwrap();
+        let r = Recipe::new("knight").with_preset(&turbo);
+        let p = r.generation_params("knight");
+        let mut expected = GenerationParams {
+            prompt: "knight".into(),
+            width: 1024,
+            height: 1024,
+            ..GenerationParams::default()
+        };
+        turbo.apply(&mut expected);
+        assert_eq!(p, expected);
+        assert_eq!(p.timestep_spacing, Some(TimestepSpacing::Trailing));
+        let q = Recipe::new("knight")
+            .with_preset(&SamplingPreset::named("quality").unwrap())
+            .generation_params("knight");
+        assert_eq!((q.karras, q.steps), (Some(true), 30));
+        // Round trip through RON keeps the overrides.
+        let back = Recipe::from_ron(&r.to_ron().unwrap()).unwrap();
+        assert_eq!(back, r);
     }
 
     #[test]
