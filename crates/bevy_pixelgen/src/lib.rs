@@ -78,12 +78,20 @@
 #![forbid(unsafe_code)]
 
 mod assets;
+#[cfg(feature = "editor")]
+mod editor;
 mod messages;
 mod plugin;
 mod request;
 mod worker;
 
 pub use assets::{LAYOUT_LABEL, PixelRecipeLoader, RECIPE_EXTENSION, RecipeAssetError};
+#[cfg(feature = "editor")]
+pub use editor::{
+    EditorAction, EditorError, EditorLog, EditorQueue, EditorState, Gallery, GalleryItem,
+    MAX_EDITOR_SIDE, MIN_EDITOR_SIDE, PixelGenEditorPlugin, PixelGenEditorSystems, PixelSettings,
+    Presets, StylePreset,
+};
 pub use messages::{SpriteFailed, SpriteFinished, SpriteProgress};
 pub use plugin::{
     EngineFactory, PixelGen, PixelGenPlugin, PixelGenSystems, checkerboard, default_compute_threads,
@@ -95,6 +103,9 @@ pub use pixelgen;
 
 /// The types most games need, for `use bevy_pixelgen::prelude::*`.
 pub mod prelude {
+    #[cfg(feature = "editor")]
+    #[doc(hidden)]
+    pub use crate::{EditorAction, EditorState, Gallery, PixelGenEditorPlugin};
     #[doc(hidden)]
     pub use crate::{
         PixelGen, PixelGenPlugin, PixelGenSystems, SpriteError, SpriteFailed, SpriteFinished,
