@@ -1,7 +1,9 @@
 # DGX-Pixels task runner. `./bootstrap.sh` installs `just` itself and runs `just setup`.
 
 # Debian/Ubuntu packages the recipes need (grows with the Bevy crates).
-apt_packages := "pkg-config"
+# xvfb, mesa-vulkan-drivers (lavapipe), libvulkan1 and xauth: the editor runs in a real window
+# under Xvfb without a GPU (`just editor-shot`).
+apt_packages := "pkg-config xvfb mesa-vulkan-drivers libvulkan1 xauth"
 
 # List the recipes.
 default:
@@ -44,3 +46,13 @@ demo:
 # Pixelize any image: `just pixelize IN.png OUT.png --colors 16 --palette pico-8`.
 pixelize *ARGS:
     cargo run --release --example pixelize -- {{ARGS}}
+
+# The editor panel in a window (procedural demo engine; pass a diffusers SDXL folder for the real model).
+editor *ARGS:
+    cargo run --example editor -- {{ARGS}}
+
+# The editor under Xvfb, driven by a script: screenshots in target/editor-shots/ (no GPU needed).
+editor-shot:
+    mkdir -p target/editor-shots
+    PIXELGEN_EDITOR_SCRIPT=target/editor-shots xvfb-run -a -s "-screen 0 1280x720x24" cargo run --example editor
+    @echo "editor-shot: wrote target/editor-shots/editor_empty.png and editor_generated.png"

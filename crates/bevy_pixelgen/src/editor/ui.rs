@@ -118,70 +118,74 @@ fn prompt_side(
         ui.add(egui::DragValue::new(&mut state.height).range(range));
     });
 
-    ui.collapsing("Pixel art", |ui| {
-        let px = &mut state.pixel;
-        ui.horizontal(|ui| {
-            let mut limit = px.colors.is_some();
-            ui.checkbox(&mut limit, "Colours");
-            let mut n = px.colors.unwrap_or(16);
-            ui.add_enabled(limit, egui::DragValue::new(&mut n).range(2..=64));
-            px.colors = limit.then_some(n);
-        });
-        let palette_name = px.palette.clone().unwrap_or_else(|| "(none)".into());
-        egui::ComboBox::from_label("Palette")
-            .selected_text(palette_name)
-            .show_ui(ui, |ui| {
-                if ui
-                    .selectable_label(px.palette.is_none(), "(none)")
-                    .clicked()
-                {
-                    px.palette = None;
-                }
-                for &name in Palette::builtin_names() {
+    egui::CollapsingHeader::new("Pixel art")
+        .default_open(true)
+        .show(ui, |ui| {
+            let px = &mut state.pixel;
+            ui.horizontal(|ui| {
+                let mut limit = px.colors.is_some();
+                ui.checkbox(&mut limit, "Colours");
+                let mut n = px.colors.unwrap_or(16);
+                ui.add_enabled(limit, egui::DragValue::new(&mut n).range(2..=64));
+                px.colors = limit.then_some(n);
+            });
+            let palette_name = px.palette.clone().unwrap_or_else(|| "(none)".into());
+            egui::ComboBox::from_label("Palette")
+                .selected_text(palette_name)
+                .show_ui(ui, |ui| {
                     if ui
-                        .selectable_label(px.palette.as_deref() == Some(name), name)
+                        .selectable_label(px.palette.is_none(), "(none)")
                         .clicked()
                     {
-                        px.palette = Some(name.to_owned());
+                        px.palette = None;
                     }
-                }
-            });
-        if let Some(Ok(p)) = px.palette.as_deref().map(Palette::builtin) {
-            swatches(ui, &p);
-        }
-        egui::ComboBox::from_label("Dither")
-            .selected_text(px.dither.name())
-            .show_ui(ui, |ui| {
-                for d in Dither::ALL {
-                    ui.selectable_value(&mut px.dither, d, d.name());
-                }
-            });
-        ui.checkbox(&mut px.transparent, "Transparent background");
-        ui.checkbox(&mut px.outline, "Outline");
-    });
-
-    ui.collapsing("Sampling", |ui| {
-        ui.horizontal(|ui| {
-            ui.checkbox(&mut state.seed_locked, "Lock seed");
-            ui.add_enabled(state.seed_locked, egui::DragValue::new(&mut state.seed));
-            if ui.button("Dice").on_hover_text("draw a new seed").clicked() {
-                actions.write(EditorAction::RollSeed);
+                    for &name in Palette::builtin_names() {
+                        if ui
+                            .selectable_label(px.palette.as_deref() == Some(name), name)
+                            .clicked()
+                        {
+                            px.palette = Some(name.to_owned());
+                        }
+                    }
+                });
+            if let Some(Ok(p)) = px.palette.as_deref().map(Palette::builtin) {
+                swatches(ui, &p);
             }
+            egui::ComboBox::from_label("Dither")
+                .selected_text(px.dither.name())
+                .show_ui(ui, |ui| {
+                    for d in Dither::ALL {
+                        ui.selectable_value(&mut px.dither, d, d.name());
+                    }
+                });
+            ui.checkbox(&mut px.transparent, "Transparent background");
+            ui.checkbox(&mut px.outline, "Outline");
         });
-        ui.add(egui::Slider::new(&mut state.steps, 1..=100).text("steps"));
-        ui.add(egui::Slider::new(&mut state.guidance, 0.0..=15.0).text("guidance"));
-        let sampler = state
-            .sampler
-            .map_or_else(|| "model default".to_owned(), |s| format!("{s:?}"));
-        egui::ComboBox::from_label("Sampler")
-            .selected_text(sampler)
-            .show_ui(ui, |ui| {
-                ui.selectable_value(&mut state.sampler, None, "model default");
-                for s in SchedulerKind::ALL {
-                    ui.selectable_value(&mut state.sampler, Some(s), format!("{s:?}"));
+
+    egui::CollapsingHeader::new("Sampling")
+        .default_open(true)
+        .show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut state.seed_locked, "Lock seed");
+                ui.add_enabled(state.seed_locked, egui::DragValue::new(&mut state.seed));
+                if ui.button("Dice").on_hover_text("draw a new seed").clicked() {
+                    actions.write(EditorAction::RollSeed);
                 }
             });
-    });
+            ui.add(egui::Slider::new(&mut state.steps, 1..=100).text("steps"));
+            ui.add(egui::Slider::new(&mut state.guidance, 0.0..=15.0).text("guidance"));
+            let sampler = state
+                .sampler
+                .map_or_else(|| "model default".to_owned(), |s| format!("{s:?}"));
+            egui::ComboBox::from_label("Sampler")
+                .selected_text(sampler)
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut state.sampler, None, "model default");
+                    for s in SchedulerKind::ALL {
+                        ui.selectable_value(&mut state.sampler, Some(s), format!("{s:?}"));
+                    }
+                });
+        });
 
     let ready = !state.prompt.trim().is_empty();
     if ui
