@@ -54,6 +54,15 @@
 //! the recipe's content, so a file always names the same sprite. With Bevy's `file_watcher`
 //! feature, editing the file regenerates it (or reloads it from the cache).
 //!
+//! # The editor panel (feature `editor`)
+//!
+//! `PixelGenEditorPlugin` adds an egui side panel (`bevy_egui`) next to `PixelGenPlugin`:
+//! style presets from `assets/presets/*.ron`, prompt and pixel settings, a queue with
+//! progress and cancel, and a gallery of results; F2 shows and hides it. The panel only draws
+//! plain resources (`EditorState`, `EditorQueue`, `Gallery`, `EditorLog`, `Presets`) and
+//! writes `EditorAction` messages, so a headless app (`panel: false`) or your own UI can drive
+//! it too. See `examples/editor.rs`.
+//!
 //! # Previews and CPU use
 //!
 //! Every [`SpriteProgress`] carries a small RGB preview of the current latents (1/8 of the
