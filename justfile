@@ -1,7 +1,9 @@
 # DGX-Pixels task runner. `./bootstrap.sh` installs `just` itself and runs `just setup`.
 
 # Debian/Ubuntu packages the recipes need (grows with the Bevy crates).
-apt_packages := "pkg-config"
+# xvfb, mesa-vulkan-drivers (lavapipe), libvulkan1 and xauth: the editor runs in a real window
+# under Xvfb without a GPU (`just editor-shot`).
+apt_packages := "pkg-config xvfb mesa-vulkan-drivers libvulkan1 xauth"
 
 # List the recipes.
 default:
@@ -55,3 +57,13 @@ generate MODEL PROMPT OUT="target/demo/txt2img.png" *ARGS="":
 # The txt2img pipeline on the tiny random SDXL test model (CPU, seconds; the image is noise).
 generate-tiny:
     just generate crates/pixelgen-diffusion/tests/fixtures/tiny-sdxl "pixel art red potion" target/demo/tiny_txt2img.png --width 64 --height 64 --steps 4
+
+# The editor panel in a window (procedural demo engine; pass a diffusers SDXL folder for the real model).
+editor *ARGS:
+    cargo run --example editor -- {{ARGS}}
+
+# The editor under Xvfb, driven by a script: screenshots in target/editor-shots/ (no GPU needed).
+editor-shot:
+    mkdir -p target/editor-shots
+    PIXELGEN_EDITOR_SCRIPT=target/editor-shots xvfb-run -a -s "-screen 0 1280x720x24" cargo run --example editor
+    @echo "editor-shot: wrote target/editor-shots/editor_empty.png and editor_generated.png"

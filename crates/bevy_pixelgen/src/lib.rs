@@ -54,6 +54,15 @@
 //! the recipe's content, so a file always names the same sprite. With Bevy's `file_watcher`
 //! feature, editing the file regenerates it (or reloads it from the cache).
 //!
+//! # The editor panel (feature `editor`)
+//!
+//! `PixelGenEditorPlugin` adds an egui side panel (`bevy_egui`) next to `PixelGenPlugin`:
+//! style presets from `assets/presets/*.ron`, prompt and pixel settings, a queue with
+//! progress and cancel, and a gallery of results; F2 shows and hides it. The panel only draws
+//! plain resources (`EditorState`, `EditorQueue`, `Gallery`, `EditorLog`, `Presets`) and
+//! writes `EditorAction` messages, so a headless app (`panel: false`) or your own UI can drive
+//! it too. See `examples/editor.rs`.
+//!
 //! # Previews and CPU use
 //!
 //! Every [`SpriteProgress`] carries a small RGB preview of the current latents (1/8 of the
@@ -78,12 +87,20 @@
 #![forbid(unsafe_code)]
 
 mod assets;
+#[cfg(feature = "editor")]
+mod editor;
 mod messages;
 mod plugin;
 mod request;
 mod worker;
 
 pub use assets::{LAYOUT_LABEL, PixelRecipeLoader, RECIPE_EXTENSION, RecipeAssetError};
+#[cfg(feature = "editor")]
+pub use editor::{
+    EditorAction, EditorError, EditorLog, EditorQueue, EditorState, Gallery, GalleryItem,
+    MAX_EDITOR_SIDE, MIN_EDITOR_SIDE, PixelGenEditorPlugin, PixelGenEditorSystems, PixelSettings,
+    Presets, StylePreset,
+};
 pub use messages::{SpriteFailed, SpriteFinished, SpriteProgress};
 pub use plugin::{
     EngineFactory, PixelGen, PixelGenPlugin, PixelGenSystems, checkerboard, default_compute_threads,
@@ -95,6 +112,9 @@ pub use pixelgen;
 
 /// The types most games need, for `use bevy_pixelgen::prelude::*`.
 pub mod prelude {
+    #[cfg(feature = "editor")]
+    #[doc(hidden)]
+    pub use crate::{EditorAction, EditorState, Gallery, PixelGenEditorPlugin};
     #[doc(hidden)]
     pub use crate::{
         PixelGen, PixelGenPlugin, PixelGenSystems, SpriteError, SpriteFailed, SpriteFinished,

@@ -1,0 +1,606 @@
+//! The editor's plain state: form fields, style presets, queue and gallery (no egui here).
+
+use std::path::{Path, PathBuf};
+
+use bevy::asset::Handle;
+use bevy::ecs::resource::Resource;
+use bevy::image::Image;
+use pixelgen::{PixelOptions, Priority, Recipe, SchedulerKind, Seed, Size};
+use pixelgen_pixel::cleanup::OutlineOptions;
+use pixelgen_pixel::palette::Palette;
+use pixelgen_pixel::quantize::{ColorCount, Dither};
+use serde::{Deserialize, Serialize};
+
+use crate::request::{Ticket, TicketId};
+
+/// Smallest true output side the editor offers, in pixels.
+pub const MIN_EDITOR_SIDE: u32 = 8;
+/// Largest true output side the editor offers, in pixels.
+pub const MAX_EDITOR_SIDE: u32 = 256;
+
+/// Why the editor could not do what was asked (shown in the panel, never a panic).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EditorError {
+    /// A preset file could not be read or parsed.
+    #[error("preset {path}: {message}")]
+    Preset {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The palette name is neither built in nor a readable palette file.
+    #[error("palette {name:?}: {message}")]
+    Palette {
+        /// The name or path given.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The recipe the form describes is invalid (empty prompt, bad size, ...).
+    #[error("{0}")]
+    Recipe(String),
+}
+
+/// The pixel-art settings the panel exposes (a friendly subset of [`PixelOptions`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PixelSettings {
+    /// Reduce to at most this many colours (`None`: keep the detected colours).
+    pub colors: Option<u32>,
+    /// A built-in palette name or a palette file (`None`: no fixed palette).
+    pub palette: Option<String>,
+    /// Dithering used by colour reduction or palette mapping.
+    pub dither: Dither,
+    /// Remove the background to transparency.
+    pub transparent: bool,
+    /// Draw a 1-px black outline.
+    pub outline: bool,
+}
+
+impl Default for PixelSettings {
+    fn default() -> Self {
+        Self {
+            colors: Some(16),
+            palette: None,
+            dither: Dither::None,
+            transparent: true,
+            outline: false,
+        }
+    }
+}
+
+/// A style preset: a prompt template plus pixel defaults, stored as RON in `assets/presets/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StylePreset {
+    /// Name shown in the panel.
+    pub name: String,
+    /// Prompt template; `{prompt}` is replaced by the user's prompt.
+    pub template: String,
+    /// Negative prompt (empty: none).
+    pub negative: String,
+    /// True output width in pixels.
+    pub width: u32,
+    /// True output height in pixels.
+    pub height: u32,
+    /// Pixel-art defaults.
+    pub pixel: PixelSettings,
+}
+
+impl Default for StylePreset {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            template: "{prompt}".into(),
+            negative: String::new(),
+            width: 32,
+            height: 32,
+            pixel: PixelSettings::default(),
+        }
+    }
+}
+
+impl StylePreset {
+    /// Parses a preset from RON; `path` names the file in the error.
+    pub fn from_ron(text: &str, path: &Path) -> Result<Self, EditorError> {
+        let preset: StylePreset = ron::from_str(text).map_err(|e| EditorError::Preset {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        if preset.name.trim().is_empty() {
+            return Err(EditorError::Preset {
+                path: path.to_owned(),
+                message: "has no `name`: give the preset a name to show in the panel".into(),
+            });
+        }
+        if !preset.template.contains("{prompt}") {
+            return Err(EditorError::Preset {
+                path: path.to_owned(),
+                message: "`template` has no `{prompt}`: the user's prompt would be lost".into(),
+            });
+        }
+        Ok(preset)
+    }
+
+    /// Copies the preset's template, negative prompt, size and pixel settings into `state`
+    /// (the prompt itself and the sampling settings are kept).
+    pub fn apply(&self, state: &mut EditorState) {
+        state.preset = Some(self.name.clone());
+        state.template.clone_from(&self.template);
+        state.negative.clone_from(&self.negative);
+        state.width = self.width.clamp(MIN_EDITOR_SIDE, MAX_EDITOR_SIDE);
+        state.height = self.height.clamp(MIN_EDITOR_SIDE, MAX_EDITOR_SIDE);
+        state.pixel = self.pixel.clone();
+    }
+}
+
+/// The style presets found at startup, and the files that failed (shown in the panel).
+#[derive(Resource, Debug, Clone, Default, PartialEq)]
+pub struct Presets {
+    /// Presets in file-name order.
+    pub presets: Vec<StylePreset>,
+    /// One entry per file or folder that could not be read.
+    pub errors: Vec<EditorError>,
+}
+
+impl Presets {
+    /// Loads every `*.ron` file in `dir`; a bad file is recorded in `errors` and skipped.
+    pub fn load_dir(dir: impl AsRef<Path>) -> Self {
+        let dir = dir.as_ref();
+        let mut out = Self::default();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                out.errors.push(EditorError::Preset {
+                    path: dir.to_owned(),
+                    message: format!("cannot read the presets folder: {e}"),
+                });
+                return out;
+            }
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "ron"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let parsed = std::fs::read_to_string(&path)
+                .map_err(|e| EditorError::Preset {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })
+                .and_then(|text| StylePreset::from_ron(&text, &path));
+            match parsed {
+                Ok(p) => out.presets.push(p),
+                Err(e) => out.errors.push(e),
+            }
+        }
+        out
+    }
+
+    /// The preset called `name`.
+    pub fn get(&self, name: &str) -> Option<&StylePreset> {
+        self.presets.iter().find(|p| p.name == name)
+    }
+}
+
+/// Everything the prompt side of the panel edits.
+#[derive(Resource, Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EditorState {
+    /// What to draw.
+    pub prompt: String,
+    /// The applied preset's name, if any.
+    pub preset: Option<String>,
+    /// Prompt template; `{prompt}` is replaced by `prompt`.
+    pub template: String,
+    /// Negative prompt (empty: none).
+    pub negative: String,
+    /// True output width ([`MIN_EDITOR_SIDE`]..=[`MAX_EDITOR_SIDE`]).
+    pub width: u32,
+    /// True output height ([`MIN_EDITOR_SIDE`]..=[`MAX_EDITOR_SIDE`]).
+    pub height: u32,
+    /// Pixel-art settings.
+    pub pixel: PixelSettings,
+    /// Keep `seed` for every request (off: a fresh seed each time).
+    pub seed_locked: bool,
+    /// The seed used while locked (the dice button draws a new one).
+    pub seed: u64,
+    /// Sampling steps.
+    pub steps: usize,
+    /// Guidance scale.
+    pub guidance: f64,
+    /// Sampler (`None`: the model's own).
+    pub sampler: Option<SchedulerKind>,
+    /// The size the model draws at (square).
+    pub generation_side: u32,
+    /// Whether the panel is shown.
+    pub visible: bool,
+}
+
+impl Default for EditorState {
+    fn default() -> Self {
+        let r = Recipe::default();
+        Self {
+            prompt: String::new(),
+            preset: None,
+            template: "{prompt}".into(),
+            negative: String::new(),
+            width: r.size.width,
+            height: r.size.height,
+            pixel: PixelSettings::default(),
+            seed_locked: false,
+            seed: 0,
+            steps: r.steps,
+            guidance: r.guidance,
+            sampler: None,
+            generation_side: r.generation_size.width,
+            visible: true,
+        }
+    }
+}
+
+impl EditorState {
+    /// The full prompt: the template with `{prompt}` filled in.
+    pub fn full_prompt(&self) -> String {
+        if self.template.contains("{prompt}") {
+            self.template.replace("{prompt}", self.prompt.trim())
+        } else {
+            self.prompt.trim().to_owned()
+        }
+    }
+
+    /// The pixel options the form describes: the recipe's size-based defaults (grid
+    /// detection, canvas of the output size) with the panel's settings on top.
+    pub fn pixel_options(&self) -> Result<PixelOptions, EditorError> {
+        let mut base = Recipe::new("");
+        base.size = self.size();
+        let mut opts = base.pixel_options();
+        if !self.pixel.transparent {
+            opts.background = None;
+        }
+        opts.colors = self
+            .pixel
+            .colors
+            .map(|n| ColorCount::Fixed(n.clamp(1, 256)));
+        opts.palette = match self.pixel.palette.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(name) => Some(Palette::resolve(name).map_err(|e| EditorError::Palette {
+                name: name.to_owned(),
+                message: e.to_string(),
+            })?),
+        };
+        opts.dither = self.pixel.dither;
+        opts.outline = self.pixel.outline.then(OutlineOptions::default);
+        opts.seed = self.seed;
+        Ok(opts)
+    }
+
+    /// The true output size, clamped to the editor's range.
+    pub fn size(&self) -> Size {
+        Size::new(
+            self.width.clamp(MIN_EDITOR_SIDE, MAX_EDITOR_SIDE),
+            self.height.clamp(MIN_EDITOR_SIDE, MAX_EDITOR_SIDE),
+        )
+    }
+
+    /// The recipe the Generate button submits (priority [`Priority::Editor`]); the error
+    /// says which field to fix.
+    pub fn recipe(&self) -> Result<Recipe, EditorError> {
+        let negative = self.negative.trim();
+        let side = self.generation_side.max(self.width).max(self.height);
+        let recipe = Recipe {
+            prompt: self.full_prompt(),
+            negative: (!negative.is_empty()).then(|| negative.to_owned()),
+            seed: if self.seed_locked {
+                Seed::Fixed(self.seed)
+            } else {
+                Seed::Random
+            },
+            steps: self.steps,
+            guidance: self.guidance,
+            sampler: self.sampler,
+            size: self.size(),
+            generation_size: Size::square(side),
+            pixel: Some(self.pixel_options()?),
+            priority: Priority::Editor,
+            ..Recipe::default()
+        };
+        if self.prompt.trim().is_empty() {
+            return Err(EditorError::Recipe(
+                "the prompt is empty: say what to draw".into(),
+            ));
+        }
+        recipe
+            .validate()
+            .map_err(|e| EditorError::Recipe(e.to_string()))?;
+        Ok(recipe)
+    }
+
+    /// Copies a finished recipe back into the form (for "regenerate" and "variations").
+    pub fn load_recipe(&mut self, recipe: &Recipe) {
+        self.prompt.clone_from(&recipe.prompt);
+        self.template = "{prompt}".into();
+        self.preset = None;
+        self.negative = recipe.negative.clone().unwrap_or_default();
+        self.width = recipe.size.width;
+        self.height = recipe.size.height;
+        self.steps = recipe.steps;
+        self.guidance = recipe.guidance;
+        self.sampler = recipe.sampler;
+        self.generation_side = recipe.generation_size.width;
+        if let Some(seed) = recipe.seed.value() {
+            self.seed = seed;
+            self.seed_locked = true;
+        }
+    }
+}
+
+/// Requests the editor submitted that are still shown in its queue.
+#[derive(Resource, Debug, Clone, Default)]
+pub struct EditorQueue {
+    /// Tickets in submission order.
+    pub tickets: Vec<Ticket>,
+}
+
+/// One finished sprite in the gallery.
+#[derive(Debug, Clone)]
+pub struct GalleryItem {
+    /// The request that made it.
+    pub ticket: TicketId,
+    /// The sprite.
+    pub image: Handle<Image>,
+    /// The recipe that made it (seed fixed): regenerates it.
+    pub recipe: Recipe,
+    /// Where the PNG was saved, if it was.
+    pub saved: Option<PathBuf>,
+}
+
+/// The editor's finished sprites, newest last.
+#[derive(Resource, Debug, Clone, Default)]
+pub struct Gallery {
+    /// The items, oldest first.
+    pub items: Vec<GalleryItem>,
+}
+
+/// Messages the panel shows (failed requests, bad presets, invalid forms), newest last.
+#[derive(Resource, Debug, Clone, Default, PartialEq)]
+pub struct EditorLog {
+    /// Error lines.
+    pub errors: Vec<String>,
+}
+
+impl EditorLog {
+    /// How many lines are kept.
+    pub const MAX: usize = 20;
+
+    /// Adds an error line, dropping the oldest beyond [`EditorLog::MAX`].
+    pub fn error(&mut self, message: impl Into<String>) {
+        self.errors.push(message.into());
+        if self.errors.len() > Self::MAX {
+            let extra = self.errors.len() - Self::MAX;
+            self.errors.drain(..extra);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn presets_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/presets")
+    }
+
+    #[test]
+    fn shipped_presets_all_load() {
+        let p = Presets::load_dir(presets_dir());
+        assert_eq!(p.errors, vec![], "every shipped preset parses");
+        let names: Vec<&str> = p.presets.iter().map(|p| p.name.as_str()).collect();
+        for want in [
+            "Character",
+            "Item icon",
+            "Tile",
+            "Portrait",
+            "UI icon",
+            "Effect",
+        ] {
+            assert!(names.contains(&want), "{want} missing from {names:?}");
+        }
+        for preset in &p.presets {
+            assert!(preset.template.contains("{prompt}"), "{}", preset.name);
+            assert!(
+                (MIN_EDITOR_SIDE..=MAX_EDITOR_SIDE).contains(&preset.width),
+                "{}",
+                preset.name
+            );
+        }
+        // The tile preset stays opaque and dithers.
+        let tile = p.get("Tile").expect("tile preset");
+        assert!(!tile.pixel.transparent);
+        assert_eq!(tile.pixel.dither, Dither::Bayer4);
+    }
+
+    #[test]
+    fn bad_preset_files_are_reported_and_skipped() {
+        let dir = std::env::temp_dir().join(format!("pixelgen-presets-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a_good.ron"), r#"(name: "Good", width: 16)"#).unwrap();
+        std::fs::write(
+            dir.join("b_broken.ron"),
+            "(name: \"Broken\", width: \"wide\")",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("c_lost.ron"),
+            r#"(name: "Lost", template: "knight")"#,
+        )
+        .unwrap();
+        std::fs::write(dir.join("notes.txt"), "not a preset").unwrap();
+        let p = Presets::load_dir(&dir);
+        assert_eq!(p.presets.len(), 1);
+        assert_eq!(p.presets[0].name, "Good");
+        assert_eq!(p.presets[0].width, 16);
+        assert_eq!(p.presets[0].height, 32, "missing fields take defaults");
+        assert_eq!(p.errors.len(), 2, "{:?}", p.errors);
+        let text: Vec<String> = p.errors.iter().map(ToString::to_string).collect();
+        assert!(text[0].contains("b_broken.ron"), "{}", text[0]);
+        assert!(text[1].contains("c_lost.ron") && text[1].contains("{prompt}"));
+        let missing = Presets::load_dir(dir.join("nope"));
+        assert!(missing.presets.is_empty());
+        assert_eq!(missing.errors.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn applying_a_preset_sets_template_size_and_pixels_but_keeps_the_prompt() {
+        let preset = StylePreset {
+            name: "Icon".into(),
+            template: "{prompt}, icon".into(),
+            negative: "blurry".into(),
+            width: 1000,
+            height: 4,
+            pixel: PixelSettings {
+                colors: Some(4),
+                palette: Some("pico-8".into()),
+                dither: Dither::Bayer2,
+                transparent: false,
+                outline: true,
+            },
+        };
+        let mut s = EditorState {
+            prompt: "sword".into(),
+            steps: 12,
+            ..EditorState::default()
+        };
+        preset.apply(&mut s);
+        assert_eq!(s.prompt, "sword");
+        assert_eq!(s.steps, 12);
+        assert_eq!(s.preset.as_deref(), Some("Icon"));
+        assert_eq!(s.full_prompt(), "sword, icon");
+        assert_eq!((s.width, s.height), (MAX_EDITOR_SIDE, MIN_EDITOR_SIDE));
+        assert_eq!(s.pixel, preset.pixel);
+        let r = s.recipe().unwrap();
+        assert_eq!(r.prompt, "sword, icon");
+        assert_eq!(r.negative.as_deref(), Some("blurry"));
+    }
+
+    #[test]
+    fn recipe_maps_the_form() {
+        let mut s = EditorState {
+            prompt: "  red potion ".into(),
+            width: 24,
+            height: 40,
+            steps: 8,
+            guidance: 3.5,
+            sampler: Some(SchedulerKind::Ddim),
+            generation_side: 512,
+            ..EditorState::default()
+        };
+        let r = s.recipe().unwrap();
+        assert_eq!(r.prompt, "red potion");
+        assert_eq!(r.negative, None);
+        assert_eq!(r.seed, Seed::Random, "unlocked seed is drawn per request");
+        assert_eq!(r.size, Size::new(24, 40));
+        assert_eq!(r.generation_size, Size::square(512));
+        assert_eq!((r.steps, r.guidance), (8, 3.5));
+        assert_eq!(r.sampler, Some(SchedulerKind::Ddim));
+        assert_eq!(r.priority, Priority::Editor);
+        let px = r.pixel.clone().unwrap();
+        assert!(px.background.is_some(), "transparent by default");
+        assert_eq!(px.colors, Some(ColorCount::Fixed(16)));
+        assert_eq!(px.palette, None);
+        assert_eq!(px.outline, None);
+        let canvas = px.canvas.unwrap();
+        assert_eq!((canvas.width, canvas.height), (24, 40));
+
+        s.seed_locked = true;
+        s.seed = 77;
+        s.pixel.transparent = false;
+        s.pixel.outline = true;
+        s.pixel.colors = None;
+        s.pixel.palette = Some("PICO8".into());
+        s.pixel.dither = Dither::FloydSteinberg;
+        s.width = 3; // below the editor's range: clamped
+        let r = s.recipe().unwrap();
+        assert_eq!(r.seed, Seed::Fixed(77));
+        assert_eq!(r.size, Size::new(MIN_EDITOR_SIDE, 40));
+        let px = r.pixel.unwrap();
+        assert!(px.background.is_none());
+        assert!(px.outline.is_some());
+        assert_eq!(px.colors, None);
+        assert_eq!(px.dither, Dither::FloydSteinberg);
+        let pal = px.palette.unwrap();
+        assert_eq!(pal.len(), 16);
+        assert_eq!(pal, Palette::builtin("pico-8").unwrap());
+    }
+
+    #[test]
+    fn generation_side_grows_to_fit_the_sprite() {
+        let s = EditorState {
+            prompt: "castle".into(),
+            width: 200,
+            height: 100,
+            generation_side: 64,
+            ..EditorState::default()
+        };
+        assert_eq!(s.recipe().unwrap().generation_size, Size::square(200));
+    }
+
+    #[test]
+    fn bad_forms_give_errors_not_panics() {
+        let empty = EditorState::default();
+        assert!(matches!(empty.recipe(), Err(EditorError::Recipe(_))));
+        let mut s = EditorState {
+            prompt: "slime".into(),
+            ..EditorState::default()
+        };
+        s.pixel.palette = Some("no-such-palette".into());
+        match s.recipe() {
+            Err(EditorError::Palette { name, .. }) => assert_eq!(name, "no-such-palette"),
+            other => panic!("expected a palette error, got {other:?}"),
+        }
+        s.pixel.palette = Some("  ".into());
+        assert!(s.recipe().is_ok(), "a blank palette means none");
+        s.steps = 0;
+        match s.recipe() {
+            Err(EditorError::Recipe(m)) => assert!(m.contains("steps"), "{m}"),
+            other => panic!("expected a steps error, got {other:?}"),
+        }
+        s.steps = 4;
+        s.guidance = f64::NAN;
+        assert!(matches!(s.recipe(), Err(EditorError::Recipe(_))));
+    }
+
+    #[test]
+    fn load_recipe_round_trips_through_the_form() {
+        let mut a = EditorState {
+            prompt: "lantern".into(),
+            negative: "dark".into(),
+            seed_locked: true,
+            seed: 5,
+            width: 48,
+            height: 16,
+            steps: 6,
+            ..EditorState::default()
+        };
+        let r = a.recipe().unwrap();
+        a.prompt.clear();
+        let mut b = EditorState::default();
+        b.load_recipe(&r);
+        assert_eq!(b.recipe().unwrap(), r);
+    }
+
+    #[test]
+    fn log_keeps_the_newest_lines() {
+        let mut log = EditorLog::default();
+        for i in 0..(EditorLog::MAX + 5) {
+            log.error(format!("e{i}"));
+        }
+        assert_eq!(log.errors.len(), EditorLog::MAX);
+        assert_eq!(log.errors[0], "e5");
+        assert_eq!(log.errors.last().map(String::as_str), Some("e24"));
+    }
+}
