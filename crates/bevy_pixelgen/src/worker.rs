@@ -183,24 +183,10 @@ fn run_job(
         }
     }
 
-    let Some(engine) = engine_slot.as_mut() else {
-        return Err(SpriteError::WorkerStopped);
-    };
     let mut on_progress = progress_reporter(id, ticket, jobs, heap, events);
-    let generated = catch_unwind(AssertUnwindSafe(|| {
+    let sprite: GeneratedSprite = guarded(engine_slot, |engine| {
         engine.generate(recipe, &mut on_progress)
-    }));
-    let sprite: GeneratedSprite = match generated {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(SpriteError::from_engine(e)),
-        Err(payload) => {
-            // The engine's state is unknown after a panic: drop it, build a new one next time.
-            *engine_slot = None;
-            return Err(SpriteError::Panicked {
-                message: panic_message(payload.as_ref()),
-            });
-        }
-    };
+    })?;
 
     let (saved, save_error) = match &config.output_dir {
         Some(dir) => match save_sprite(dir, &sprite) {
@@ -224,6 +210,27 @@ fn run_job(
         save_error,
         from_cache: false,
     })
+}
+
+/// Runs `f` on the engine, turning an engine error or a panic into a [`SpriteError`]. After a
+/// panic the engine's state is unknown: it is dropped and a new one is built next time.
+fn guarded<T>(
+    engine_slot: &mut Option<Box<dyn SpriteEngine>>,
+    f: impl FnOnce(&mut dyn SpriteEngine) -> pixelgen::Result<T>,
+) -> Result<T, SpriteError> {
+    let Some(engine) = engine_slot.as_mut() else {
+        return Err(SpriteError::WorkerStopped);
+    };
+    match catch_unwind(AssertUnwindSafe(|| f(engine.as_mut()))) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(SpriteError::from_engine(e)),
+        Err(payload) => {
+            *engine_slot = None;
+            Err(SpriteError::Panicked {
+                message: panic_message(payload.as_ref()),
+            })
+        }
+    }
 }
 
 /// A sheet request: every frame, then packing; saved as PNG + Aseprite JSON + recipe.
@@ -253,23 +260,10 @@ fn run_sheet(
             });
         }
     }
-    let Some(engine) = engine_slot.as_mut() else {
-        return Err(SpriteError::WorkerStopped);
-    };
     let mut on_progress = progress_reporter(id, ticket, jobs, heap, events);
-    let generated = catch_unwind(AssertUnwindSafe(|| {
-        generate_sheet(engine.as_mut(), recipe, &mut on_progress)
-    }));
-    let sheet: GeneratedSheet = match generated {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(SpriteError::from_engine(e)),
-        Err(payload) => {
-            *engine_slot = None;
-            return Err(SpriteError::Panicked {
-                message: panic_message(payload.as_ref()),
-            });
-        }
-    };
+    let sheet: GeneratedSheet = guarded(engine_slot, |engine| {
+        generate_sheet(engine, recipe, &mut on_progress)
+    })?;
     let (saved, save_error) = match &config.output_dir {
         Some(dir) => match save_sheet(dir, &sheet) {
             Ok(s) => (Some(s.png), None),
