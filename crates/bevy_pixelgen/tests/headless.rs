@@ -1,18 +1,18 @@
 //! The plugin in a headless app: placeholders, results in place, faults, cancel, queue, priority.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bevy::asset::{AssetPlugin, Assets, Handle};
-use bevy::ecs::message::MessageReader;
-use bevy::ecs::resource::Resource;
-use bevy::ecs::system::ResMut;
 use bevy::image::{Image, ImagePlugin, TextureAtlasLayout};
 use bevy::prelude::*;
 use bevy_pixelgen::prelude::*;
 use bevy_pixelgen::{EngineFactory, pixelgen};
+use common::{Log, collect};
 use crossbeam_channel::{Receiver, Sender};
 use pixelgen::{
     CacheKey, Control, GeneratedSprite, ModelIdentity, PixelGenError, Size, SpriteEngine,
@@ -127,24 +127,6 @@ fn fake() -> Fake {
         gate,
         factory,
     }
-}
-
-#[derive(Resource, Default)]
-struct Log {
-    progress: Vec<SpriteProgress>,
-    finished: Vec<SpriteFinished>,
-    failed: Vec<SpriteFailed>,
-}
-
-fn collect(
-    mut log: ResMut<Log>,
-    mut p: MessageReader<SpriteProgress>,
-    mut f: MessageReader<SpriteFinished>,
-    mut e: MessageReader<SpriteFailed>,
-) {
-    log.progress.extend(p.read().cloned());
-    log.finished.extend(f.read().cloned());
-    log.failed.extend(e.read().cloned());
 }
 
 fn app(plugin: PixelGenPlugin) -> App {

@@ -1,6 +1,8 @@
 //! Recipe files as assets: placeholder then sprite in one handle, cache hits that never run
 //! the model, reload of an edited recipe, sheets from recipes, bad files; latent previews.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,6 +12,7 @@ use bevy::image::{Image, ImagePlugin, TextureAtlasLayout};
 use bevy::prelude::*;
 use bevy_pixelgen::prelude::*;
 use bevy_pixelgen::{EngineFactory, pixelgen};
+use common::{Log, collect};
 use pixelgen::{CacheKey, Control, GeneratedSprite, ModelIdentity, SpriteEngine};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -79,24 +82,6 @@ impl Fake {
     fn runs(&self) -> Vec<String> {
         self.runs.lock().unwrap().clone()
     }
-}
-
-#[derive(Resource, Default)]
-struct Log {
-    progress: Vec<SpriteProgress>,
-    finished: Vec<SpriteFinished>,
-    failed: Vec<SpriteFailed>,
-}
-
-fn collect(
-    mut log: ResMut<Log>,
-    mut p: MessageReader<SpriteProgress>,
-    mut f: MessageReader<SpriteFinished>,
-    mut e: MessageReader<SpriteFailed>,
-) {
-    log.progress.extend(p.read().cloned());
-    log.finished.extend(f.read().cloned());
-    log.failed.extend(e.read().cloned());
 }
 
 fn temp_dir(name: &str) -> PathBuf {
