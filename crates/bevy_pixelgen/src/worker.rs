@@ -3,7 +3,7 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bevy::asset::RenderAssetUsages;
@@ -188,13 +188,7 @@ fn run_job(
         engine.generate(recipe, &mut on_progress)
     })?;
 
-    let (saved, save_error) = match &config.output_dir {
-        Some(dir) => match save_sprite(dir, &sprite) {
-            Ok(s) => (Some(s.png), None),
-            Err(e) => (None, Some(e.to_string())),
-        },
-        None => (None, None),
-    };
+    let (saved, save_error) = save_output(config, |dir| save_sprite(dir, &sprite).map(|s| s.png));
     if let Some(cache) = &config.cache
         && let Err(e) = cache.put_sprite(&sprite.key, &sprite.image)
     {
@@ -210,6 +204,21 @@ fn run_job(
         save_error,
         from_cache: false,
     })
+}
+
+/// Saves into the output folder when one is configured: the PNG's path, or why saving failed
+/// (a failed save is reported; the finished image still reaches the game).
+fn save_output(
+    config: &WorkerConfig,
+    save: impl FnOnce(&Path) -> pixelgen::Result<PathBuf>,
+) -> (Option<PathBuf>, Option<String>) {
+    match &config.output_dir {
+        Some(dir) => match save(dir) {
+            Ok(png) => (Some(png), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+        None => (None, None),
+    }
 }
 
 /// Runs `f` on the engine, turning an engine error or a panic into a [`SpriteError`]. After a
@@ -264,13 +273,7 @@ fn run_sheet(
     let sheet: GeneratedSheet = guarded(engine_slot, |engine| {
         generate_sheet(engine, recipe, &mut on_progress)
     })?;
-    let (saved, save_error) = match &config.output_dir {
-        Some(dir) => match save_sheet(dir, &sheet) {
-            Ok(s) => (Some(s.png), None),
-            Err(e) => (None, Some(e.to_string())),
-        },
-        None => (None, None),
-    };
+    let (saved, save_error) = save_output(config, |dir| save_sheet(dir, &sheet).map(|s| s.png));
     if let Some(cache) = &config.cache
         && let Err(e) = cache.put_sheet(&sheet.key, &sheet.sheet)
     {
