@@ -14,6 +14,10 @@ DIST=${DIST:-.dist}
 WHL=${WHL:-.whl}
 OUT=${OUT:-/tmp/gpu_bench_out}
 ITERS=${ITERS:-10}
+# Implementations to time: the first runs every section (its kernels/profile sections compare
+# all three), the others only the whole-model sections (UNet, VAE, pipelines).
+KERNELS=${KERNELS:-fused reference}
+# SKIP_BASELINE=1 skips diffusers (only when its numbers from the same warm machine exist).
 PY=${PY:-python3}
 # The tiny fixture model (correctness check, tokenizers of the pipeline run), in the checkout.
 FIXTURE=${FIXTURE:-crates/pixelgen-diffusion/tests/fixtures/tiny-sdxl}
@@ -34,11 +38,21 @@ for xz in "$DIST"/gpu_bench*.xz; do
   name=$(basename "$xz" .xz)
   "$PY" -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" "$xz" "/tmp/$name"
   chmod +x "/tmp/$name"
-  echo "=== $name"
-  "/tmp/$name" --device cuda --iters "$ITERS" --fixture "$FIXTURE" 2>&1 | tee "$OUT/$name.log"
-  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  only=check,kernels,profile,unet,clip,vae,pipe
+  for k in $KERNELS; do
+    echo "=== $name --kernels $k"
+    "/tmp/$name" --device cuda --iters "$ITERS" --fixture "$FIXTURE" --kernels "$k" --only "$only" \
+      2>&1 | tee "$OUT/$name-$k.log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+    only=unet,vae,pipe
+  done
 done
 
+if [ -n "${SKIP_BASELINE:-}" ]; then
+  grep -h '^RESULT' "$OUT"/*.log > "$OUT/results.txt"
+  echo "=== baseline skipped (SKIP_BASELINE); exit $status"
+  exit $status
+fi
 echo "=== diffusers eager"
 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHL"/*.whl
 PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 "$PY" "$DIST/diffusers_sdxl_bench.py" --mode eager --iters "$ITERS" \

@@ -19,7 +19,7 @@ export LIBRARY_PATH=$CUDA_HOME/lib/stubs:$CUDA_HOME/lib:${LIBRARY_PATH:-}
 mkdir -p "$DEST"
 for f in "${FEATURES[@]}"; do
   (cd "$here" && cargo build --release --features "$f" -p pixelgen-diffusion --example gpu_bench)
-  strip -o "/tmp/gpu_bench-$f" "$here/target/release/examples/gpu_bench"
+  strip -o "/tmp/gpu_bench-$f" "${CARGO_TARGET_DIR:-$here/target}/release/examples/gpu_bench"
   xz -6 -T2 -c "/tmp/gpu_bench-$f" > "$DEST/gpu_bench-$f.xz"
 done
 cp "$here/bench/gpu_bench.sh" "$DEST/"

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Tensor};
 use clap::Parser;
 use pixelgen_diffusion::clip::ClipTextModel;
+use pixelgen_diffusion::fused::{self, GroupNorm, Kernels};
+use pixelgen_diffusion::profile;
 use pixelgen_diffusion::{
     AutoencoderKl, ClipTokenizer, Control, DiffusionError, GenerationParams, RandomWeights,
     SchedulerKind, SdxlConfigs, SdxlPipeline, SdxlTextEncoders, SeededNoise, UNet2DConditionModel,
@@ -54,9 +56,13 @@ struct Args {
     /// VAE decode and pipeline sizes (first: the CFG pipeline's, second: the no-CFG one's).
     #[arg(long, default_value = "1024,512")]
     sizes: String,
-    /// Sections to run: check, unet, clip, vae, pipe.
-    #[arg(long, default_value = "check,unet,clip,vae,pipe")]
+    /// Sections to run: check, kernels, profile, unet, clip, vae, pipe.
+    #[arg(long, default_value = "check,kernels,profile,unet,clip,vae,pipe")]
     only: String,
+    /// Implementation of the hot spots: `fused` (our CUDA kernels), `fused-no-flash`, or
+    /// `reference` (candle's ops only). The `kernels` and `profile` sections compare all three.
+    #[arg(long, default_value = "fused")]
+    kernels: String,
     /// The tiny diffusers folder used for the correctness check and as tokenizer source.
     #[arg(long)]
     fixture: Option<PathBuf>,
@@ -140,6 +146,7 @@ struct Bench {
     fixture: PathBuf,
     mem: Option<GpuMemory>,
     failures: usize,
+    kernels: Kernels,
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -198,7 +205,7 @@ impl Bench {
     }
 
     fn tag(&self) -> String {
-        format!("candle_{:?}", self.dtype).to_lowercase()
+        format!("candle_{}_{:?}", kernels_name(self.kernels), self.dtype).to_lowercase()
     }
 
     fn sync(&self) -> AnyResult<()> {
@@ -359,6 +366,265 @@ impl Bench {
         Ok(())
     }
 
+    /// The fused kernels against the reference ops at SDXL shapes: error and time of each.
+    fn kernels(&mut self) -> AnyResult<()> {
+        let d = self.device.clone();
+        let modes = [Kernels::Reference, Kernels::FusedNoFlash, Kernels::Fused];
+        let rnd = |shape: &[usize], dtype: DType| -> AnyResult<Tensor> {
+            Ok(Tensor::randn(0f32, 1f32, shape, &d)?.to_dtype(dtype)?)
+        };
+        // (name, x shape, groups, dtype)
+        let norms: [(&str, Vec<usize>, DType); 4] = [
+            ("unet_128x128x320_b2", vec![2, 320, 128, 128], DType::F16),
+            ("unet_32x32x1280_b2", vec![2, 1280, 32, 32], DType::F16),
+            ("vae_1024x1024x128", vec![1, 128, 1024, 1024], DType::F32),
+            ("vae_1024x1024x128", vec![1, 128, 1024, 1024], DType::F16),
+        ];
+        for (name, shape, dtype) in norms {
+            let c = shape[1];
+            let x = (rnd(&shape, dtype)? * 3.0)?.affine(1.0, 0.5)?;
+            let gn = GroupNorm::from_tensors(
+                (rnd(&[c], dtype)?.affine(0.1, 1.0))?,
+                rnd(&[c], dtype)?,
+                32,
+                1e-6,
+            )?;
+            let mut outs = Vec::new();
+            for mode in modes.iter().take(2) {
+                fused::set_kernels(*mode);
+                let (times, out) = self.time(2, self.args.iters, || Ok(gn.forward_silu(&x)?))?;
+                self.result_plain(
+                    &format!("gn_silu_{name}_{dtype:?}_{}", kernels_name(*mode)).to_lowercase(),
+                    &times,
+                );
+                outs.push(out);
+            }
+            self.report_err(
+                &format!("gn_silu_{name}_{dtype:?}").to_lowercase(),
+                &outs[1],
+                &outs[0],
+                dtype,
+            )?;
+        }
+        // (name, batch, cin, cout, size, kernel, stride, dtype)
+        let convs = [
+            ("unet_128_320", 2, 320, 320, 128, 3, 1, self.dtype),
+            ("unet_64_640", 2, 640, 640, 64, 3, 1, self.dtype),
+            ("unet_32_1280", 2, 1280, 1280, 32, 3, 1, self.dtype),
+            ("unet_down_128_320", 2, 320, 320, 128, 3, 2, self.dtype),
+            ("unet_1x1_64_960_640", 2, 960, 640, 64, 1, 1, self.dtype),
+            ("vae_1024_128", 1, 128, 128, 1024, 3, 1, DType::F16),
+            ("vae_1024_128", 1, 128, 128, 1024, 3, 1, DType::F32),
+            ("vae_512_512", 1, 512, 512, 512, 3, 1, DType::F16),
+        ];
+        for (name, b, cin, cout, size, k, stride, dtype) in convs {
+            let cfg = candle_nn::Conv2dConfig {
+                padding: k / 2,
+                stride,
+                ..Default::default()
+            };
+            let conv = candle_nn::Conv2d::new(
+                (rnd(&[cout, cin, k, k], dtype)? * (1.0 / ((cin * k * k) as f64).sqrt()))?,
+                Some(rnd(&[cout], dtype)?),
+                cfg,
+            );
+            let x = rnd(&[b, cin, size, size], dtype)?;
+            let mut outs = Vec::new();
+            for mode in modes.iter().take(2) {
+                fused::set_kernels(*mode);
+                let (times, out) =
+                    self.time(2, self.args.iters.min(5), || Ok(fused::conv2d(&conv, &x)?))?;
+                let oh = (size + 2 * (k / 2) - k) / stride + 1;
+                let tflops = 2.0 * (b * cout * oh * oh * cin * k * k) as f64
+                    / (median(&times) * 1e-3)
+                    / 1e12;
+                self.result_plain(
+                    &format!(
+                        "conv_{name}_k{k}s{stride}_{dtype:?}_{}_tflops={tflops:.1}",
+                        kernels_name(*mode)
+                    )
+                    .to_lowercase(),
+                    &times,
+                );
+                outs.push(out);
+            }
+            self.report_err(
+                &format!("conv_{name}_k{k}s{stride}_{dtype:?}").to_lowercase(),
+                &outs[1],
+                &outs[0],
+                dtype,
+            )?;
+        }
+        // (name, rows, in, out)
+        let linears = [
+            ("ff_in_8192x640x5120", 8192, 640, 5120),
+            ("ff_out_8192x2560x640", 8192, 2560, 640),
+            ("ff_in_2048x1280x10240", 2048, 1280, 10240),
+            ("qkv_2048x1280x1280", 2048, 1280, 1280),
+        ];
+        for (name, rows, fin, fout) in linears {
+            let l = candle_nn::Linear::new(
+                (rnd(&[fout, fin], self.dtype)? * (1.0 / (fin as f64).sqrt()))?,
+                Some(rnd(&[fout], self.dtype)?),
+            );
+            let x = rnd(&[2, rows / 2, fin], self.dtype)?;
+            let mut outs = Vec::new();
+            for (label, lt) in [("candle", false), ("cublaslt", true)] {
+                fused::set_kernels(Kernels::Fused);
+                fused::set_cublaslt_linear(lt);
+                let (times, out) = self.time(2, self.args.iters, || Ok(fused::linear(&l, &x)?))?;
+                let tflops = 2.0 * (rows * fin * fout) as f64 / (median(&times) * 1e-3) / 1e12;
+                self.result_plain(&format!("linear_{name}_{label}_tflops={tflops:.1}"), &times);
+                outs.push(out);
+            }
+            fused::set_cublaslt_linear(true);
+            self.report_err(&format!("linear_{name}"), &outs[1], &outs[0], self.dtype)?;
+        }
+        let h = rnd(&[2, 4096, 10240], self.dtype)?;
+        let mut outs = Vec::new();
+        for mode in modes.iter().take(2) {
+            fused::set_kernels(*mode);
+            let (times, out) = self.time(2, self.args.iters, || Ok(fused::geglu(&h)?))?;
+            self.result_plain(
+                &format!("geglu_2x4096x10240_{}", kernels_name(*mode)),
+                &times,
+            );
+            outs.push(out);
+        }
+        self.report_err("geglu_2x4096x10240", &outs[1], &outs[0], self.dtype)?;
+        // (name, batch, lq, lk, heads)
+        let attns = [
+            ("self_4096_h10", 2, 4096, 4096, 10),
+            ("cross_4096x77_h10", 2, 4096, 77, 10),
+            ("self_1024_h20", 2, 1024, 1024, 20),
+            ("cross_1024x77_h20", 2, 1024, 77, 20),
+            ("self_256_h20_b1", 1, 256, 256, 20),
+        ];
+        for (name, b, lq, lk, heads) in attns {
+            let c = heads * 64;
+            let q = rnd(&[b, lq, c], self.dtype)?;
+            let k = rnd(&[b, lk, c], self.dtype)?;
+            let v = rnd(&[b, lk, c], self.dtype)?;
+            let mut outs = Vec::new();
+            for mode in modes {
+                fused::set_kernels(mode);
+                let (times, out) = self.time(2, self.args.iters, || {
+                    Ok(fused::attention(&q, &k, &v, heads, 64)?)
+                })?;
+                // 4 * b * heads * lq * lk * 64 FLOP (two matrix products).
+                let tflops =
+                    4.0 * (b * heads * lq * lk * 64) as f64 / (median(&times) * 1e-3) / 1e12;
+                self.result_plain(
+                    &format!("attn_{name}_{}_tflops={tflops:.1}", kernels_name(mode)),
+                    &times,
+                );
+                outs.push(out);
+            }
+            self.report_err(
+                &format!("attn_{name}_no_flash"),
+                &outs[1],
+                &outs[0],
+                self.dtype,
+            )?;
+            self.report_err(
+                &format!("attn_{name}_flash"),
+                &outs[2],
+                &outs[0],
+                self.dtype,
+            )?;
+        }
+        fused::set_kernels(self.kernels);
+        Ok(())
+    }
+
+    /// Prints `RESULT kernel_NAME median_ms=...`.
+    fn result_plain(&self, name: &str, times: &[f64]) {
+        println!(
+            "RESULT kernel_{name} median_ms={:.3} min_ms={:.3} n={}",
+            median(times),
+            times.iter().copied().fold(f64::INFINITY, f64::min),
+            times.len()
+        );
+    }
+
+    /// Compares a fused output with the reference one; counts a failure above the tolerance
+    /// of the dtype (f32 1e-4, half types 1e-2, relative to the reference's largest value).
+    fn report_err(
+        &mut self,
+        name: &str,
+        fused: &Tensor,
+        reference: &Tensor,
+        dtype: DType,
+    ) -> AnyResult<()> {
+        let err = rel_err(fused, reference)?;
+        let tol = if dtype == DType::F32 { 1e-4 } else { 1e-2 };
+        let bad = count_non_finite(fused)?;
+        let pass = err <= tol && bad == 0;
+        println!(
+            "RESULT check_kernel_{name} rel_err={err:.2e} tol={tol:.0e} nonfinite={bad} pass={pass}"
+        );
+        if !pass {
+            self.failures += 1;
+        }
+        Ok(())
+    }
+
+    /// Stage breakdown of one UNet step (1024², batch 2) and one VAE decode (1024², f16) for
+    /// each implementation; every stage synchronises, so the sums exceed the unprofiled totals.
+    fn profile(&mut self) -> AnyResult<()> {
+        let unet = self.build_unet()?;
+        let (lat, ctx, te, tid) = self.unet_inputs(1024, 2)?;
+        let cond = UNetConditioning {
+            encoder_hidden_states: &ctx,
+            text_embeds: &te,
+            time_ids: &tid,
+        };
+        let vae = self.build_vae(DType::F16)?;
+        let f = self.configs.vae.scale_factor();
+        let z = Tensor::randn(0f32, 1f32, (1, 4, 1024 / f, 1024 / f), &self.device)?
+            .to_dtype(DType::F16)?;
+        let run_unet = || -> AnyResult<Tensor> { Ok(unet.forward(&lat, 500.0, &cond)?) };
+        let run_vae = || -> AnyResult<Tensor> { Ok(vae.decode(&z)?) };
+        type Run<'a> = &'a dyn Fn() -> AnyResult<Tensor>;
+        let runs: [(&str, Run); 2] = [
+            ("unet_1024_b2", &run_unet),
+            ("vae_decode_1024_f16", &run_vae),
+        ];
+        for mode in [Kernels::Reference, Kernels::FusedNoFlash, Kernels::Fused] {
+            fused::set_kernels(mode);
+            for (what, run) in runs {
+                run()?;
+                self.sync()?;
+                profile::take();
+                profile::set_enabled(true);
+                let start = Instant::now();
+                let out = run();
+                self.sync()?;
+                let total = start.elapsed().as_secs_f64() * 1e3;
+                profile::set_enabled(false);
+                out?;
+                let mut stages = profile::take();
+                stages.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms));
+                let sum: f64 = stages.iter().map(|s| s.total_ms).sum();
+                let mode_name = kernels_name(mode);
+                println!(
+                    "RESULT profile_{what}_{mode_name}_total ms={total:.2} staged_ms={sum:.2}"
+                );
+                for s in stages {
+                    println!(
+                        "RESULT profile_{what}_{mode_name}_{} ms={:.2} calls={} share={:.1}%",
+                        s.name.replace('+', "_"),
+                        s.total_ms,
+                        s.calls,
+                        100.0 * s.total_ms / total
+                    );
+                }
+            }
+        }
+        fused::set_kernels(self.kernels);
+        Ok(())
+    }
+
     fn unet(&mut self) -> AnyResult<()> {
         let unet = self.build_unet()?;
         let shapes: Vec<(usize, usize)> = self
@@ -443,7 +709,7 @@ impl Bench {
     fn vae(&mut self) -> AnyResult<()> {
         let f = self.configs.vae.scale_factor();
         let sf = self.configs.vae.scaling_factor;
-        for dtype in [DType::F16, DType::F32] {
+        for dtype in [DType::F16, DType::BF16, DType::F32] {
             let vae = self.build_vae(dtype)?;
             for res in self.sizes()? {
                 self.reset_peak();
@@ -586,6 +852,14 @@ impl Bench {
     }
 }
 
+fn kernels_name(k: Kernels) -> &'static str {
+    match k {
+        Kernels::Reference => "reference",
+        Kernels::Fused => "fused",
+        Kernels::FusedNoFlash => "fused-no-flash",
+    }
+}
+
 fn device_name(d: &Device) -> &'static str {
     if d.is_cuda() {
         "cuda"
@@ -614,6 +888,17 @@ fn run() -> AnyResult<()> {
         "f32" => DType::F32,
         other => return Err(format!("--dtype {other}: use f16, bf16 or f32").into()),
     };
+    let kernels = match args.kernels.as_str() {
+        "fused" => Kernels::Fused,
+        "fused-no-flash" => Kernels::FusedNoFlash,
+        "reference" => Kernels::Reference,
+        other => {
+            return Err(
+                format!("--kernels {other}: use fused, fused-no-flash or reference").into(),
+            );
+        }
+    };
+    fused::set_kernels(kernels);
     let device = match args.device.as_str() {
         "cuda" => Device::new_cuda(0).map_err(|e| {
             format!("no CUDA device ({e}); build with `--features cuda` and run on a GPU machine")
@@ -636,8 +921,9 @@ fn run() -> AnyResult<()> {
         other => return Err(format!("--model {other}: use base or tiny").into()),
     };
     println!(
-        "pixelgen-diffusion gpu_bench: device {:?} dtype {dtype:?} model {} iters {} warmup {} cuda_feature={} cudnn_feature={} flash_attn_feature={}",
+        "pixelgen-diffusion gpu_bench: device {:?} dtype {dtype:?} kernels {} model {} iters {} warmup {} cuda_feature={} cudnn_feature={} flash_attn_feature={}",
         device.location(),
+        kernels_name(kernels),
         args.model,
         args.iters,
         args.warmup,
@@ -656,8 +942,11 @@ fn run() -> AnyResult<()> {
         fixture,
         mem,
         failures: 0,
+        kernels,
     };
     bench.section("check", Bench::check);
+    bench.section("kernels", Bench::kernels);
+    bench.section("profile", Bench::profile);
     bench.section("unet", Bench::unet);
     bench.section("clip", Bench::clip);
     bench.section("vae", Bench::vae);

@@ -1,9 +1,11 @@
 //! Building blocks shared by the UNet and the VAE: ResNet block, down/up-samplers, group norm.
 
 use candle_core::{DType, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Linear, Module, VarBuilder};
+use candle_nn::{Conv2d, Conv2dConfig, Linear, Module, VarBuilder};
 
-use crate::error::{Result, invalid};
+use crate::error::Result;
+pub(crate) use crate::fused::GroupNorm;
+use crate::profile;
 
 /// 3x3 (or `k`x`k`) convolution with "same" padding and stride 1.
 pub(crate) fn conv(cin: usize, cout: usize, k: usize, vb: VarBuilder) -> Result<Conv2d> {
@@ -21,13 +23,27 @@ pub(crate) fn group_norm(
     eps: f64,
     vb: VarBuilder,
 ) -> Result<GroupNorm> {
-    if groups == 0 || !channels.is_multiple_of(groups) {
-        return Err(invalid(
-            "norm_num_groups",
-            format!("{groups} groups do not divide {channels} channels"),
-        ));
-    }
-    Ok(candle_nn::group_norm(groups, channels, eps, vb)?)
+    GroupNorm::new(groups, channels, eps, vb)
+}
+
+/// Runs a convolution, timed as `conv1x1`/`conv3x3` when profiling.
+pub(crate) fn run_conv(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
+    let name = match conv.weight().dim(3) {
+        Ok(1) => "conv1x1",
+        Ok(3) => "conv3x3",
+        _ => "conv",
+    };
+    profile::scope(name, x.device(), || crate::fused::conv2d(conv, x))
+}
+
+/// Runs a linear layer, timed under `name` when profiling.
+pub(crate) fn run_linear(name: &'static str, l: &Linear, x: &Tensor) -> Result<Tensor> {
+    profile::scope(name, x.device(), || crate::fused::linear(l, x))
+}
+
+/// `a + b`, timed as `add` when profiling.
+pub(crate) fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    profile::scope("add", a.device(), || Ok((a + b)?))
 }
 
 /// diffusers' `ResnetBlock2D` (default time-scale-shift, output scale 1).
@@ -68,17 +84,17 @@ impl ResnetBlock {
     }
 
     pub(crate) fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
-        let mut h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
+        let mut h = run_conv(&self.conv1, &self.norm1.forward_silu(x)?)?;
         if let (Some(proj), Some(t)) = (&self.time_emb_proj, temb) {
             let t = proj.forward(&t.silu()?)?.unsqueeze(2)?.unsqueeze(3)?;
-            h = h.broadcast_add(&t)?;
+            h = profile::scope("add", x.device(), || Ok(h.broadcast_add(&t)?))?;
         }
-        let h = self.conv2.forward(&self.norm2.forward(&h)?.silu()?)?;
+        let h = run_conv(&self.conv2, &self.norm2.forward_silu(&h)?)?;
         let skip = match &self.shortcut {
-            Some(c) => c.forward(x)?,
+            Some(c) => run_conv(c, x)?,
             None => x.clone(),
         };
-        Ok((skip + h)?)
+        add(&skip, &h)
     }
 }
 
@@ -109,7 +125,7 @@ impl Downsample {
         } else {
             x.clone()
         };
-        Ok(self.conv.forward(&x)?)
+        run_conv(&self.conv, &x)
     }
 }
 
@@ -130,13 +146,15 @@ impl Upsample {
         let (_, _, h, w) = x.dims4()?;
         let (th, tw) = size.unwrap_or((2 * h, 2 * w));
         // Nearest interpolation in f32 for half types (torch upsamples half natively; exact either way).
-        let up = if x.dtype() == DType::BF16 {
-            x.to_dtype(DType::F32)?
-                .upsample_nearest2d(th, tw)?
-                .to_dtype(DType::BF16)?
-        } else {
-            x.upsample_nearest2d(th, tw)?
-        };
-        Ok(self.conv.forward(&up)?)
+        let up = profile::scope("upsample", x.device(), || {
+            Ok(if x.dtype() == DType::BF16 {
+                x.to_dtype(DType::F32)?
+                    .upsample_nearest2d(th, tw)?
+                    .to_dtype(DType::BF16)?
+            } else {
+                x.upsample_nearest2d(th, tw)?
+            })
+        })?;
+        run_conv(&self.conv, &up)
     }
 }

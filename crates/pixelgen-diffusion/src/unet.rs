@@ -6,12 +6,15 @@
 //! linear or 1x1-conv projections, GEGLU feed-forward; anything else is a clear error.
 
 use candle_core::{D, DType, Device, Tensor};
-use candle_nn::{Conv2d, GroupNorm, LayerNorm, Linear, Module, VarBuilder};
+use candle_nn::{Conv2d, LayerNorm, Linear, Module, VarBuilder};
 
-use crate::blocks::{Downsample, ResnetBlock, Upsample, conv, group_norm};
+use crate::blocks::{
+    Downsample, GroupNorm, ResnetBlock, Upsample, add, conv, group_norm, run_conv, run_linear,
+};
 use crate::config::{SdxlConfigs, UNetConfig};
 use crate::error::{Result, invalid, unsupported};
 use crate::weights::{load_var_builder, weight_files};
+use crate::{fused, profile};
 
 /// Sinusoidal embedding of (possibly fractional) timesteps, `[n] -> [n, dim]`, computed in f32
 /// the way diffusers' `get_timestep_embedding` does (the frequencies are rounded to f32 first).
@@ -71,11 +74,16 @@ impl TimestepMlp {
 }
 
 /// Multi-head attention with diffusers' names (`to_q`, `to_k`, `to_v`, `to_out.0`).
+///
+/// The projections are fused at load: self-attention keeps one `[3 * inner, dim]` weight (Q, K
+/// and V from one GEMM), cross-attention one for Q and one `[2 * inner, context_dim]` for K and
+/// V; the heads then read strided views of the fused output.
 #[derive(Debug, Clone)]
 struct CrossAttention {
-    to_q: Linear,
-    to_k: Linear,
-    to_v: Linear,
+    /// Self-attention: Q|K|V. Cross-attention: Q.
+    in_proj: Linear,
+    /// Cross-attention only: K|V from the context.
+    kv_proj: Option<Linear>,
     to_out: Linear,
     heads: usize,
     head_dim: usize,
@@ -84,16 +92,25 @@ struct CrossAttention {
 impl CrossAttention {
     fn new(
         dim: usize,
-        context_dim: usize,
+        context_dim: Option<usize>,
         heads: usize,
         head_dim: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
         let inner = heads * head_dim;
+        let kv_dim = context_dim.unwrap_or(dim);
+        let get = |name: &str, cin: usize| vb.pp(name).get((inner, cin), "weight");
+        let (q, k, v) = (get("to_q", dim)?, get("to_k", kv_dim)?, get("to_v", kv_dim)?);
+        let (in_proj, kv_proj) = match context_dim {
+            None => (Linear::new(Tensor::cat(&[&q, &k, &v], 0)?, None), None),
+            Some(_) => (
+                Linear::new(q, None),
+                Some(Linear::new(Tensor::cat(&[&k, &v], 0)?, None)),
+            ),
+        };
         Ok(Self {
-            to_q: candle_nn::linear_no_bias(dim, inner, vb.pp("to_q"))?,
-            to_k: candle_nn::linear_no_bias(context_dim, inner, vb.pp("to_k"))?,
-            to_v: candle_nn::linear_no_bias(context_dim, inner, vb.pp("to_v"))?,
+            in_proj,
+            kv_proj,
             to_out: candle_nn::linear(inner, dim, vb.pp("to_out").pp(0))?,
             heads,
             head_dim,
@@ -101,29 +118,27 @@ impl CrossAttention {
     }
 
     fn forward(&self, x: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
-        let context = context.unwrap_or(x);
-        let (b, lq, _) = x.dims3()?;
-        let lk = context.dim(1)?;
-        let split = |t: Tensor, l: usize| -> Result<Tensor> {
-            Ok(t.reshape((b, l, self.heads, self.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()?)
+        let inner = self.heads * self.head_dim;
+        let proj = run_linear("linear_qkv", &self.in_proj, x)?;
+        let (q, k, v) = match (&self.kv_proj, context) {
+            (Some(kv_proj), Some(context)) => {
+                let kv = run_linear("linear_qkv", kv_proj, context)?;
+                (proj, kv.narrow(2, 0, inner)?, kv.narrow(2, inner, inner)?)
+            }
+            (None, None) => (
+                proj.narrow(2, 0, inner)?,
+                proj.narrow(2, inner, inner)?,
+                proj.narrow(2, 2 * inner, inner)?,
+            ),
+            _ => {
+                return Err(invalid(
+                    "attention context",
+                    "self-attention takes no context and cross-attention needs one",
+                ));
+            }
         };
-        let q = split(self.to_q.forward(x)?, lq)?;
-        let k = split(self.to_k.forward(context)?, lk)?;
-        let v = split(self.to_v.forward(context)?, lk)?;
-        let dtype = q.dtype();
-        let scale = (self.head_dim as f64).powf(-0.5);
-        let scores = q
-            .matmul(&k.t()?)?
-            .to_dtype(DType::F32)?
-            .affine(scale, 0.0)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(dtype)?;
-        let o = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((b, lq, self.heads * self.head_dim))?;
-        Ok(self.to_out.forward(&o)?)
+        let o = fused::attention(&q, &k, &v, self.heads, self.head_dim)?;
+        run_linear("linear_out", &self.to_out, &o)
     }
 }
 
@@ -145,9 +160,9 @@ impl TransformerBlock {
         let inner = dim * 4;
         Ok(Self {
             norm1: candle_nn::layer_norm(dim, 1e-5, vb.pp("norm1"))?,
-            attn1: CrossAttention::new(dim, dim, heads, head_dim, vb.pp("attn1"))?,
+            attn1: CrossAttention::new(dim, None, heads, head_dim, vb.pp("attn1"))?,
             norm2: candle_nn::layer_norm(dim, 1e-5, vb.pp("norm2"))?,
-            attn2: CrossAttention::new(dim, context_dim, heads, head_dim, vb.pp("attn2"))?,
+            attn2: CrossAttention::new(dim, Some(context_dim), heads, head_dim, vb.pp("attn2"))?,
             norm3: candle_nn::layer_norm(dim, 1e-5, vb.pp("norm3"))?,
             ff_in: candle_nn::linear(dim, inner * 2, vb.pp("ff").pp("net").pp(0).pp("proj"))?,
             ff_out: candle_nn::linear(inner, dim, vb.pp("ff").pp("net").pp(2))?,
@@ -155,15 +170,17 @@ impl TransformerBlock {
     }
 
     fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
-        let x = (self.attn1.forward(&self.norm1.forward(x)?, None)? + x)?;
-        let x = (self
-            .attn2
-            .forward(&self.norm2.forward(&x)?, Some(context))?
-            + &x)?;
-        let h = self.ff_in.forward(&self.norm3.forward(&x)?)?;
-        let parts = h.chunk(2, D::Minus1)?;
-        let geglu = (&parts[0] * parts[1].gelu_erf()?)?;
-        Ok((self.ff_out.forward(&geglu)? + x)?)
+        let norm = |n: &LayerNorm, x: &Tensor| {
+            profile::scope("layer_norm", x.device(), || Ok(n.forward(x)?))
+        };
+        let x = add(&self.attn1.forward(&norm(&self.norm1, x)?, None)?, x)?;
+        let x = add(
+            &self.attn2.forward(&norm(&self.norm2, &x)?, Some(context))?,
+            &x,
+        )?;
+        let h = run_linear("linear_ff", &self.ff_in, &norm(&self.norm3, &x)?)?;
+        let geglu = fused::geglu(&h)?;
+        add(&run_linear("linear_ff", &self.ff_out, &geglu)?, &x)
     }
 }
 
@@ -225,25 +242,30 @@ impl SpatialTransformer {
     fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let normed = self.norm.forward(x)?;
-        let to_tokens =
-            |t: &Tensor| -> Result<Tensor> { Ok(t.permute((0, 2, 3, 1))?.reshape((b, h * w, c))?) };
+        let to_tokens = |t: &Tensor| -> Result<Tensor> {
+            profile::scope("permute", t.device(), || {
+                Ok(t.permute((0, 2, 3, 1))?.reshape((b, h * w, c))?)
+            })
+        };
         let mut t = match &self.proj_in {
-            Projection::Linear(l) => l.forward(&to_tokens(&normed)?)?,
-            Projection::Conv(cv) => to_tokens(&cv.forward(&normed)?)?,
+            Projection::Linear(l) => run_linear("linear_proj", l, &to_tokens(&normed)?)?,
+            Projection::Conv(cv) => to_tokens(&run_conv(cv, &normed)?)?,
         };
         for block in &self.blocks {
             t = block.forward(&t, context)?;
         }
         let to_map = |t: &Tensor| -> Result<Tensor> {
-            Ok(t.reshape((b, h, w, c))?
-                .permute((0, 3, 1, 2))?
-                .contiguous()?)
+            profile::scope("permute", t.device(), || {
+                Ok(t.reshape((b, h, w, c))?
+                    .permute((0, 3, 1, 2))?
+                    .contiguous()?)
+            })
         };
         let out = match &self.proj_out {
-            Projection::Linear(l) => to_map(&l.forward(&t)?)?,
-            Projection::Conv(cv) => cv.forward(&to_map(&t)?)?,
+            Projection::Linear(l) => to_map(&run_linear("linear_proj", l, &t)?)?,
+            Projection::Conv(cv) => run_conv(cv, &to_map(&t)?)?,
         };
-        Ok((out + x)?)
+        add(&out, x)
     }
 }
 
@@ -535,7 +557,7 @@ impl UNet2DConditionModel {
         }
         let context = cond.encoder_hidden_states.to_dtype(dtype)?;
 
-        let mut x = self.conv_in.forward(sample)?;
+        let mut x = run_conv(&self.conv_in, sample)?;
         let mut skips = vec![x.clone()];
         for block in &self.down {
             for (j, resnet) in block.resnets.iter().enumerate() {
@@ -563,7 +585,8 @@ impl UNet2DConditionModel {
                         "skip connections ran out: config and weights disagree",
                     )
                 })?;
-                x = resnet.forward(&Tensor::cat(&[&x, &skip], 1)?, Some(&emb))?;
+                let cat = profile::scope("cat", x.device(), || Ok(Tensor::cat(&[&x, &skip], 1)?))?;
+                x = resnet.forward(&cat, Some(&emb))?;
                 if let Some(attn) = block.attentions.get(j) {
                     x = attn.forward(&x, &context)?;
                 }
@@ -577,7 +600,7 @@ impl UNet2DConditionModel {
                 x = u.forward(&x, size)?;
             }
         }
-        let out = self.conv_out.forward(&self.norm_out.forward(&x)?.silu()?)?;
+        let out = run_conv(&self.conv_out, &self.norm_out.forward_silu(&x)?)?;
         debug_assert_eq!(out.dims(), &[b, self.config.out_channels, h, w]);
         Ok(out)
     }
@@ -659,6 +682,6 @@ fn check_supported(cfg: &UNetConfig) -> Result<()> {
             "not implemented yet",
         ));
     }
-    // `upcast_attention` needs nothing: the softmax always runs in f32 here.
+    // `upcast_attention` needs nothing: the reference and flash paths run the softmax in f32.
     Ok(())
 }

@@ -4,9 +4,11 @@
 //! scales latents with [`AutoencoderKl::scale_latents`] / [`AutoencoderKl::unscale_latents`].
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{Conv2d, GroupNorm, Linear, Module, VarBuilder};
+use candle_nn::{Conv2d, Linear, Module, VarBuilder};
 
-use crate::blocks::{Downsample, ResnetBlock, Upsample, conv, group_norm};
+use crate::blocks::{
+    Downsample, GroupNorm, ResnetBlock, Upsample, add, conv, group_norm, run_conv, run_linear,
+};
 use crate::config::{SdxlConfigs, VaeConfig};
 use crate::error::{Result, invalid, unsupported};
 use crate::weights::{load_var_builder, weight_files};
@@ -49,19 +51,13 @@ impl SpatialAttention {
             .reshape((b, c, h * w))?
             .transpose(1, 2)?
             .contiguous()?;
-        let q = self.q.forward(&t)?;
-        let k = self.k.forward(&t)?;
-        let v = self.v.forward(&t)?;
-        let dtype = q.dtype();
-        let scale = (c as f64).powf(-0.5);
-        let scores = q
-            .matmul(&k.t()?)?
-            .to_dtype(DType::F32)?
-            .affine(scale, 0.0)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(dtype)?;
-        let o = self.out.forward(&probs.matmul(&v)?)?;
+        let q = run_linear("linear_qkv", &self.q, &t)?;
+        let k = run_linear("linear_qkv", &self.k, &t)?;
+        let v = run_linear("linear_qkv", &self.v, &t)?;
+        let o = crate::fused::attention(&q, &k, &v, 1, c)?;
+        let o = run_linear("linear_out", &self.out, &o)?;
         let o = o.transpose(1, 2)?.reshape((b, c, h, w))?;
-        Ok((o + x)?)
+        add(&o, x)
     }
 }
 
@@ -159,7 +155,7 @@ impl Encoder {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut x = self.conv_in.forward(x)?;
+        let mut x = run_conv(&self.conv_in, x)?;
         for (resnets, down) in &self.blocks {
             for r in resnets {
                 x = r.forward(&x, None)?;
@@ -169,7 +165,7 @@ impl Encoder {
             }
         }
         let x = self.mid.forward(&x)?;
-        Ok(self.conv_out.forward(&self.norm_out.forward(&x)?.silu()?)?)
+        run_conv(&self.conv_out, &self.norm_out.forward_silu(&x)?)
     }
 }
 
@@ -215,7 +211,7 @@ impl Decoder {
     }
 
     fn forward(&self, z: &Tensor) -> Result<Tensor> {
-        let mut x = self.mid.forward(&self.conv_in.forward(z)?)?;
+        let mut x = self.mid.forward(&run_conv(&self.conv_in, z)?)?;
         for (resnets, up) in &self.blocks {
             for r in resnets {
                 x = r.forward(&x, None)?;
@@ -224,7 +220,7 @@ impl Decoder {
                 x = u.forward(&x, None)?;
             }
         }
-        Ok(self.conv_out.forward(&self.norm_out.forward(&x)?.silu()?)?)
+        run_conv(&self.conv_out, &self.norm_out.forward_silu(&x)?)
     }
 }
 

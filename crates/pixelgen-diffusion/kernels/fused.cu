@@ -1,0 +1,371 @@
+// Fused CUDA kernels of pixelgen-diffusion (feature `cuda`), compiled to PTX by build.rs and
+// loaded at run time by src/fused/cuda.rs. Each kernel replaces a chain of candle ops that
+// would otherwise make several full passes over large activations:
+//
+//   gn_stats_* + gn_apply_*   group norm (+ optional SiLU) on NCHW: per-(batch, group) mean and
+//                             variance by Welford/Chan in f32, then normalise, scale, shift and
+//                             activate in one pass (candle: ~10 passes, in f32).
+//   geglu_*                   a * gelu_erf(gate) over the two halves of the last dimension.
+//   flash_attn_d64_*          softmax(Q K^T * scale) V for head dim 64 without materialising the
+//                             scores: tiles of 64 queries x 64 keys, tensor cores (WMMA, f32
+//                             accumulate), online softmax in f32 (Dao et al., FlashAttention-2).
+//
+//   im2col_*                  the columns of a convolution as [batch, cin * kh * kw, pixels] for a
+//                             range of output pixels, read and written with consecutive threads
+//                             on consecutive pixels (coalesced), so that one GEMM per image
+//                             writes the NCHW output directly.
+//
+// Types: f32, f16 and bf16 (flash attention: f16 and bf16). Reductions and softmax run in f32.
+
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <mma.h>
+
+using namespace nvcuda;
+
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+template <typename T> __device__ __forceinline__ T from_f(float x);
+template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
+template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half(x); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
+    return __float2bfloat16(x);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Group norm
+
+// Running statistics of a set of values: count, mean, sum of squared deviations.
+struct Stat {
+    float n;
+    float mean;
+    float m2;
+};
+
+// Chan et al.'s parallel combination of two sets' statistics.
+__device__ __forceinline__ Stat combine(Stat a, Stat b) {
+    float n = a.n + b.n;
+    if (n == 0.f) return a;
+    float d = b.mean - a.mean;
+    float f = b.n / n;
+    Stat r;
+    r.n = n;
+    r.mean = a.mean + d * f;
+    r.m2 = a.m2 + b.m2 + d * d * a.n * f;
+    return r;
+}
+
+__device__ __forceinline__ Stat warp_combine(Stat s) {
+    for (int o = 16; o > 0; o >>= 1) {
+        Stat t;
+        t.n = __shfl_xor_sync(0xffffffffu, s.n, o);
+        t.mean = __shfl_xor_sync(0xffffffffu, s.mean, o);
+        t.m2 = __shfl_xor_sync(0xffffffffu, s.m2, o);
+        s = combine(s, t);
+    }
+    return s;
+}
+
+// grid (parts, batch * groups), block 256: statistics of one part of one group's contiguous
+// `group_len` values, written to part[(bg * parts + p) * 3 ..].
+template <typename T>
+__device__ void gn_stats(const T *x, float *part, long group_len, int parts) {
+    const int p = blockIdx.x;
+    const long bg = blockIdx.y;
+    const long chunk = (group_len + parts - 1) / parts;
+    const long start = p * chunk;
+    const long end = min(start + chunk, group_len);
+    const T *base = x + bg * group_len;
+    Stat s = {0.f, 0.f, 0.f};
+    for (long i = start + threadIdx.x; i < end; i += blockDim.x) {
+        float v = to_f(base[i]);
+        s.n += 1.f;
+        float d = v - s.mean;
+        s.mean += d / s.n;
+        s.m2 += d * (v - s.mean);
+    }
+    s = warp_combine(s);
+    __shared__ Stat warps[32];
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    if (l == 0) warps[w] = s;
+    __syncthreads();
+    if (w == 0) {
+        const int nw = blockDim.x / 32;
+        Stat t = {0.f, 0.f, 0.f};
+        if (l < nw) t = warps[l];
+        t = warp_combine(t);
+        if (l == 0) {
+            float *out = part + (bg * parts + p) * 3;
+            out[0] = t.n;
+            out[1] = t.mean;
+            out[2] = t.m2;
+        }
+    }
+}
+
+// grid (blocks per group, batch * groups), block 256: y = (x - mean) * rstd * w[c] + b[c],
+// then SiLU when `silu` is set. x and y are NCHW contiguous; a group is `cpg` channels of `hw`.
+template <typename T>
+__device__ void gn_apply(const T *x, const float *part, const T *w, const T *b, T *y,
+                         long group_len, int parts, long hw, int cpg, int groups, float eps,
+                         int silu) {
+    const long bg = blockIdx.y;
+    const int g = (int)(bg % groups);
+    __shared__ float stats[2];
+    if (threadIdx.x == 0) {
+        Stat s = {0.f, 0.f, 0.f};
+        for (int p = 0; p < parts; ++p) {
+            const float *q = part + (bg * parts + p) * 3;
+            Stat t = {q[0], q[1], q[2]};
+            s = combine(s, t);
+        }
+        stats[0] = s.mean;
+        stats[1] = rsqrtf(s.m2 / fmaxf(s.n, 1.f) + eps);
+    }
+    __syncthreads();
+    const float mean = stats[0], rstd = stats[1];
+    const long chunk = (group_len + gridDim.x - 1) / gridDim.x;
+    const long start = blockIdx.x * chunk;
+    const long end = min(start + chunk, group_len);
+    const long off = bg * group_len;
+    for (long i = start + threadIdx.x; i < end; i += blockDim.x) {
+        const int c = g * cpg + (int)(i / hw);
+        float v = (to_f(x[off + i]) - mean) * rstd * to_f(w[c]) + to_f(b[c]);
+        if (silu) v = v / (1.f + __expf(-v));
+        y[off + i] = from_f<T>(v);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GEGLU: out[r, i] = h[r, i] * gelu_erf(h[r, inner + i]) for h of shape [rows, 2 * inner].
+
+template <typename T>
+__device__ void geglu(const T *h, T *out, long rows, long inner) {
+    const long n = rows * inner;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n;
+         i += (long)gridDim.x * blockDim.x) {
+        const long r = i / inner, c = i - r * inner;
+        const float a = to_f(h[r * 2 * inner + c]);
+        const float g = to_f(h[r * 2 * inner + inner + c]);
+        out[i] = from_f<T>(a * 0.5f * g * (1.f + erff(g * 0.70710678118654752f)));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// im2col: col[b, (ci * kh + ky) * kw + kx, p] = x[b, ci, oy * stride - pad + ky, ox * stride - pad + kx]
+// for output pixels p0 + p (p < np, oy = (p0 + p) / wo, ox = (p0 + p) % wo), zero outside.
+// The caller keeps batch * cin * kh * kw * np below 2^31.
+
+// grid: x over the chunk's pixels, y (and z beyond 65535) over the rows b * K + r, so the
+// kernel offset (ci, ky, kx) is uniform per block and each thread does one division.
+template <typename T>
+__device__ void im2col(const T *x, T *col, int batch, int cin, int h, int w, int kh, int kw,
+                       int stride, int pad, int wo, int p0, int np) {
+    const int k_total = cin * kh * kw;
+    const int row = blockIdx.y + blockIdx.z * gridDim.y;
+    if (row >= batch * k_total) return;
+    const int b = row / k_total, r = row % k_total;
+    const int ci = r / (kh * kw), kk = r % (kh * kw);
+    const int ky = kk / kw, kx = kk % kw;
+    const T *src = x + ((long)b * cin + ci) * (long)h * w;
+    T *dst = col + (long)row * np;
+    for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < np; p += gridDim.x * blockDim.x) {
+        const int pp = p0 + p;
+        const int oy = pp / wo, ox = pp - oy * wo;
+        const int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+        dst[p] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? src[(long)iy * w + ix] : from_f<T>(0.f);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flash attention, head dim 64.
+//
+// q [B, Lq, H * 64], k and v [B, Lk, H * 64] (token stride and batch stride given, so views
+// into a fused QKV projection work), out [B, Lq, H * 64] contiguous. grid (ceil(Lq / 64), B * H),
+// block 128 = 4 warps; each warp owns 16 query rows. Per 64-key tile: S = Q K^T on tensor cores
+// into shared memory, online softmax by the warp's threads (each owns one row and every other
+// column), P (f16/bf16) back through shared memory, O += P V on tensor cores.
+
+constexpr int FA_D = 64;
+constexpr int FA_BR = 64;
+constexpr int FA_BC = 64;
+constexpr int FA_LDH = 72;  // padded row of a half tile (bank conflicts)
+constexpr int FA_LDS = 68;  // padded row of the f32 score tile
+
+template <typename T>
+__device__ void flash_attn_d64(const T *__restrict__ q, const T *__restrict__ k,
+                               const T *__restrict__ v, T *__restrict__ out, int lq, int lk,
+                               int heads, long q_bs, long q_ts, long k_bs, long k_ts, long v_bs,
+                               long v_ts, float scale_log2) {
+    __shared__ __align__(128) T qs[FA_BR * FA_LDH];
+    __shared__ __align__(128) T ks[FA_BC * FA_LDH];
+    __shared__ __align__(128) T vs[FA_BC * FA_LDH];
+    __shared__ __align__(128) float ss[4][16 * FA_LDS];
+
+    const int bh = blockIdx.y;
+    const int b = bh / heads, h = bh % heads;
+    const int q0 = blockIdx.x * FA_BR;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const T *qb = q + b * q_bs + h * FA_D;
+    const T *kb = k + b * k_bs + h * FA_D;
+    const T *vb = v + b * v_bs + h * FA_D;
+
+    // Q tile: 64 rows x 8 vectors of 8 elements (16 bytes).
+    for (int i = tid; i < FA_BR * 8; i += 128) {
+        const int r = i / 8, c8 = i % 8;
+        uint4 val = make_uint4(0, 0, 0, 0);
+        if (q0 + r < lq) val = *reinterpret_cast<const uint4 *>(qb + (long)(q0 + r) * q_ts + c8 * 8);
+        *reinterpret_cast<uint4 *>(&qs[r * FA_LDH + c8 * 8]) = val;
+    }
+    __syncthreads();
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qf[4];
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wmma::load_matrix_sync(qf[kk], qs + warp * 16 * FA_LDH + kk * 16, FA_LDH);
+
+    float *s_tile = ss[warp];
+    T *p_tile = reinterpret_cast<T *>(s_tile);  // 16 x FA_LDH halves fit in the score tile
+    const int row = lane >> 1, odd = lane & 1;
+    float m = -INFINITY, l = 0.f;
+    float acc[32];
+#pragma unroll
+    for (int j = 0; j < 32; ++j) acc[j] = 0.f;
+
+    for (int kt = 0; kt < lk; kt += FA_BC) {
+        __syncthreads();  // everyone is done with the previous K/V tile
+        for (int i = tid; i < FA_BC * 8; i += 128) {
+            const int r = i / 8, c8 = i % 8;
+            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+            if (kt + r < lk) {
+                kv = *reinterpret_cast<const uint4 *>(kb + (long)(kt + r) * k_ts + c8 * 8);
+                vv = *reinterpret_cast<const uint4 *>(vb + (long)(kt + r) * v_ts + c8 * 8);
+            }
+            *reinterpret_cast<uint4 *>(&ks[r * FA_LDH + c8 * 8]) = kv;
+            *reinterpret_cast<uint4 *>(&vs[r * FA_LDH + c8 * 8]) = vv;
+        }
+        __syncthreads();
+
+        // S = Q K^T (16 x 64 per warp).
+#pragma unroll
+        for (int n = 0; n < 4; ++n) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> sacc;
+            wmma::fill_fragment(sacc, 0.f);
+#pragma unroll
+            for (int kk = 0; kk < 4; ++kk) {
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> kf;
+                wmma::load_matrix_sync(kf, ks + n * 16 * FA_LDH + kk * 16, FA_LDH);
+                wmma::mma_sync(sacc, qf[kk], kf, sacc);
+            }
+            wmma::store_matrix_sync(s_tile + n * 16, sacc, FA_LDS, wmma::mem_row_major);
+        }
+        __syncwarp();
+
+        // Online softmax over this tile; the thread owns columns 2j + odd of its row.
+        float sv[32];
+        float mt = -INFINITY;
+        const int valid = lk - kt;
+#pragma unroll
+        for (int j = 0; j < 32; ++j) {
+            const int c = 2 * j + odd;
+            const float x = c < valid ? s_tile[row * FA_LDS + c] * scale_log2 : -INFINITY;
+            sv[j] = x;
+            mt = fmaxf(mt, x);
+        }
+        mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
+        const float m_new = fmaxf(m, mt);
+        const float alpha = exp2f(m - m_new);
+        float ls = 0.f;
+#pragma unroll
+        for (int j = 0; j < 32; ++j) {
+            sv[j] = exp2f(sv[j] - m_new);
+            ls += sv[j];
+        }
+        ls += __shfl_xor_sync(0xffffffffu, ls, 1);
+        l = l * alpha + ls;
+        m = m_new;
+#pragma unroll
+        for (int j = 0; j < 32; ++j) acc[j] *= alpha;
+        __syncwarp();
+#pragma unroll
+        for (int j = 0; j < 32; ++j) p_tile[row * FA_LDH + 2 * j + odd] = from_f<T>(sv[j]);
+        __syncwarp();
+
+        // O_tile = P V (16 x 64 per warp), added to the running output through shared memory.
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> of[4];
+#pragma unroll
+        for (int n = 0; n < 4; ++n) wmma::fill_fragment(of[n], 0.f);
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> pf;
+            wmma::load_matrix_sync(pf, p_tile + kk * 16, FA_LDH);
+#pragma unroll
+            for (int n = 0; n < 4; ++n) {
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> vf;
+                wmma::load_matrix_sync(vf, vs + kk * 16 * FA_LDH + n * 16, FA_LDH);
+                wmma::mma_sync(of[n], pf, vf, of[n]);
+            }
+        }
+        __syncwarp();
+#pragma unroll
+        for (int n = 0; n < 4; ++n)
+            wmma::store_matrix_sync(s_tile + n * 16, of[n], FA_LDS, wmma::mem_row_major);
+        __syncwarp();
+#pragma unroll
+        for (int j = 0; j < 32; ++j) acc[j] += s_tile[row * FA_LDS + 2 * j + odd];
+        __syncwarp();
+    }
+
+    const int qr = q0 + warp * 16 + row;
+    if (qr < lq) {
+        const float inv = 1.f / l;
+        T *o = out + ((long)b * lq + qr) * (long)heads * FA_D + h * FA_D;
+#pragma unroll
+        for (int j = 0; j < 32; ++j) o[2 * j + odd] = from_f<T>(acc[j] * inv);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points (extern "C" names the host side looks up).
+
+#define GN_ENTRY(NAME, T)                                                                        \
+    extern "C" __global__ void gn_stats_##NAME(const T *x, float *part, long group_len,         \
+                                               int parts) {                                     \
+        gn_stats<T>(x, part, group_len, parts);                                                 \
+    }                                                                                           \
+    extern "C" __global__ void gn_apply_##NAME(const T *x, const float *part, const T *w,       \
+                                               const T *b, T *y, long group_len, int parts,     \
+                                               long hw, int cpg, int groups, float eps,         \
+                                               int silu) {                                      \
+        gn_apply<T>(x, part, w, b, y, group_len, parts, hw, cpg, groups, eps, silu);            \
+    }                                                                                           \
+    extern "C" __global__ void geglu_##NAME(const T *h, T *out, long rows, long inner) {        \
+        geglu<T>(h, out, rows, inner);                                                          \
+    }
+
+#define IM2COL_ENTRY(NAME, T)                                                                    \
+    extern "C" __global__ void im2col_##NAME(const T *x, T *col, int batch, int cin, int h,     \
+                                             int w, int kh, int kw, int stride, int pad, int wo, \
+                                             int p0, int np) {                                  \
+        im2col<T>(x, col, batch, cin, h, w, kh, kw, stride, pad, wo, p0, np);                   \
+    }
+
+IM2COL_ENTRY(f32, float)
+IM2COL_ENTRY(f16, __half)
+IM2COL_ENTRY(bf16, __nv_bfloat16)
+
+GN_ENTRY(f32, float)
+GN_ENTRY(f16, __half)
+GN_ENTRY(bf16, __nv_bfloat16)
+
+#define FA_ENTRY(NAME, T)                                                                        \
+    extern "C" __global__ void __launch_bounds__(128)                                           \
+        flash_attn_d64_##NAME(const T *q, const T *k, const T *v, T *out, int lq, int lk,       \
+                              int heads, long q_bs, long q_ts, long k_bs, long k_ts, long v_bs, \
+                              long v_ts, float scale_log2) {                                    \
+        flash_attn_d64<T>(q, k, v, out, lq, lk, heads, q_bs, q_ts, k_bs, k_ts, v_bs, v_ts,      \
+                          scale_log2);                                                          \
+    }
+
+FA_ENTRY(f16, __half)
+FA_ENTRY(bf16, __nv_bfloat16)

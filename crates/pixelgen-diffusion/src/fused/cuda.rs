@@ -1,0 +1,785 @@
+//! Host side of `kernels/fused.cu`: candle custom ops that launch the fused kernels on CUDA.
+//!
+//! Launching a kernel is an FFI call with raw device pointers, so this file (with
+//! `weights.rs`) is where the crate allows `unsafe`; every launch checks shapes, strides and
+//! alignment first, so the kernels only ever index inside the buffers they are given.
+#![allow(unsafe_code)]
+
+use candle_core::backend::BackendStorage;
+use candle_core::cuda_backend::cudarc::cublaslt::{CudaBlasLT, Matmul, MatmulConfig};
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg,
+};
+use candle_core::cuda_backend::{CudaDType, CudaDevice, WrapErr};
+use candle_core::{
+    CpuStorage, CudaStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, bail,
+};
+use half::{bf16, f16};
+
+/// PTX of `kernels/fused.cu`, built by `build.rs`.
+const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/fused.ptx"));
+
+fn launch_fn(
+    dev: &CudaDevice,
+    name: &str,
+) -> Result<candle_core::cuda_backend::cudarc::driver::CudaFunction> {
+    Ok(dev
+        .get_or_load_custom_func(name, "pixelgen_fused", PTX)?
+        .into_cuda_function())
+}
+
+fn suffix(dtype: DType) -> Result<&'static str> {
+    Ok(match dtype {
+        DType::F32 => "f32",
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+        other => bail!("fused kernels take f32, f16 or bf16, not {other:?}"),
+    })
+}
+
+fn contiguous_view<'a, T: CudaDType + DeviceRepr>(
+    s: &'a CudaStorage,
+    l: &Layout,
+    what: &str,
+) -> Result<candle_core::cuda_backend::cudarc::driver::CudaView<'a, T>> {
+    if !l.is_contiguous() {
+        bail!("fused kernel: {what} must be contiguous");
+    }
+    Ok(s.as_cuda_slice::<T>()?.slice(l.start_offset()..))
+}
+
+/// Group norm over NCHW (any number of spatial dims) with an optional SiLU, in one kernel pair.
+pub(super) struct GroupNormOp {
+    pub groups: usize,
+    pub eps: f32,
+    pub silu: bool,
+}
+
+impl GroupNormOp {
+    fn run<T: CudaDType + DeviceRepr>(
+        &self,
+        dev: &CudaDevice,
+        x: (&CudaStorage, &Layout),
+        w: (&CudaStorage, &Layout),
+        b: (&CudaStorage, &Layout),
+        name: &str,
+    ) -> Result<CudaSlice<T>> {
+        let dims = x.1.dims();
+        let (batch, channels) = (dims[0], dims[1]);
+        let hw: usize = dims[2..].iter().product();
+        let cpg = channels / self.groups;
+        let group_len = cpg * hw;
+        let bg = batch * self.groups;
+        let xs = contiguous_view::<T>(x.0, x.1, "group norm input")?;
+        let ws = contiguous_view::<T>(w.0, w.1, "group norm weight")?;
+        let bs = contiguous_view::<T>(b.0, b.1, "group norm bias")?;
+        // Enough blocks to fill the card (~2 per SM on an H100), each with >= 1024 values.
+        let parts = 264usize
+            .div_ceil(bg)
+            .clamp(1, 64)
+            .min(group_len.div_ceil(1024).max(1));
+        let stream = dev.cuda_stream();
+        let part = stream.alloc_zeros::<f32>(bg * parts * 3).w()?;
+        // SAFETY: uninitialised device memory; the kernel/GEMM below writes every element before
+        // anything reads it.
+        let y = unsafe { dev.alloc::<T>(bg * group_len)? };
+        let (group_len_i, hw_i) = (group_len as i64, hw as i64);
+        let (parts_i, cpg_i, groups_i) = (parts as i32, cpg as i32, self.groups as i32);
+        let silu = i32::from(self.silu);
+
+        let stats = launch_fn(dev, &format!("gn_stats_{name}"))?;
+        let mut launch = stream.launch_builder(&stats);
+        launch.arg(&xs).arg(&part).arg(&group_len_i).arg(&parts_i);
+        let cfg = LaunchConfig {
+            grid_dim: (parts as u32, bg as u32, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: the kernel reads x[0 .. bg * group_len] and writes part[0 .. bg * parts * 3],
+        // both allocated with exactly those lengths above (x checked contiguous).
+        unsafe { launch.launch(cfg) }.w()?;
+
+        let apply = launch_fn(dev, &format!("gn_apply_{name}"))?;
+        let blocks = group_len.div_ceil(4096).clamp(1, 1024);
+        let mut launch = stream.launch_builder(&apply);
+        launch
+            .arg(&xs)
+            .arg(&part)
+            .arg(&ws)
+            .arg(&bs)
+            .arg(&y)
+            .arg(&group_len_i)
+            .arg(&parts_i)
+            .arg(&hw_i)
+            .arg(&cpg_i)
+            .arg(&groups_i)
+            .arg(&self.eps)
+            .arg(&silu);
+        let cfg = LaunchConfig {
+            grid_dim: (blocks as u32, bg as u32, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: as above; w and b hold `channels` values (checked by the caller) and y has
+        // bg * group_len elements.
+        unsafe { launch.launch(cfg) }.w()?;
+        Ok(y)
+    }
+}
+
+impl CustomOp3 for GroupNormOp {
+    fn name(&self) -> &'static str {
+        "pixelgen-group-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        bail!("the fused group norm runs on CUDA only")
+    }
+
+    fn cuda_fwd(
+        &self,
+        xs: &CudaStorage,
+        xl: &Layout,
+        ws: &CudaStorage,
+        wl: &Layout,
+        bs: &CudaStorage,
+        bl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let dims = xl.dims();
+        if dims.len() < 3 || self.groups == 0 || !dims[1].is_multiple_of(self.groups) {
+            bail!(
+                "fused group norm: bad input shape {dims:?} for {} groups",
+                self.groups
+            );
+        }
+        if wl.shape().elem_count() != dims[1] || bl.shape().elem_count() != dims[1] {
+            bail!(
+                "fused group norm: weight/bias do not have {} values",
+                dims[1]
+            );
+        }
+        if xs.dtype() != ws.dtype() || xs.dtype() != bs.dtype() {
+            bail!("fused group norm: input, weight and bias dtypes differ");
+        }
+        let dev = xs.device().clone();
+        let name = suffix(xs.dtype())?;
+        let x = (xs, xl);
+        let (w, b) = ((ws, wl), (bs, bl));
+        let out = match xs.dtype() {
+            DType::F32 => CudaStorage::wrap_cuda_slice(self.run::<f32>(&dev, x, w, b, name)?, dev),
+            DType::F16 => CudaStorage::wrap_cuda_slice(self.run::<f16>(&dev, x, w, b, name)?, dev),
+            _ => CudaStorage::wrap_cuda_slice(self.run::<bf16>(&dev, x, w, b, name)?, dev),
+        };
+        Ok((out, xl.shape().clone()))
+    }
+}
+
+/// `a * gelu_erf(gate)` over the two halves of the last dimension.
+pub(super) struct GegluOp;
+
+impl GegluOp {
+    fn run<T: CudaDType + DeviceRepr>(
+        dev: &CudaDevice,
+        s: &CudaStorage,
+        l: &Layout,
+        rows: usize,
+        inner: usize,
+    ) -> Result<CudaSlice<T>> {
+        let h = contiguous_view::<T>(s, l, "geglu input")?;
+        // SAFETY: uninitialised device memory; the kernel/GEMM below writes every element before
+        // anything reads it.
+        let out = unsafe { dev.alloc::<T>(rows * inner)? };
+        let func = launch_fn(dev, &format!("geglu_{}", suffix(s.dtype())?))?;
+        let stream = dev.cuda_stream();
+        let mut launch = stream.launch_builder(&func);
+        let (rows_i, inner_i) = (rows as i64, inner as i64);
+        launch.arg(&h).arg(&out).arg(&rows_i).arg(&inner_i);
+        let blocks = (rows * inner).div_ceil(256 * 4).clamp(1, 65_535) as u32;
+        let cfg = LaunchConfig {
+            grid_dim: (blocks, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: reads rows * 2 * inner input values (contiguous, checked) and writes
+        // rows * inner outputs, the sizes of the two buffers.
+        unsafe { launch.launch(cfg) }.w()?;
+        Ok(out)
+    }
+}
+
+impl CustomOp1 for GegluOp {
+    fn name(&self) -> &'static str {
+        "pixelgen-geglu"
+    }
+
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+        bail!("the fused GEGLU runs on CUDA only")
+    }
+
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        let dims = l.dims();
+        let Some((&last, lead)) = dims.split_last() else {
+            bail!("fused GEGLU: scalar input")
+        };
+        if !last.is_multiple_of(2) {
+            bail!("fused GEGLU: last dimension {last} is odd");
+        }
+        let inner = last / 2;
+        let rows: usize = lead.iter().product();
+        let dev = s.device().clone();
+        let out = match s.dtype() {
+            DType::F32 => {
+                CudaStorage::wrap_cuda_slice(Self::run::<f32>(&dev, s, l, rows, inner)?, dev)
+            }
+            DType::F16 => {
+                CudaStorage::wrap_cuda_slice(Self::run::<f16>(&dev, s, l, rows, inner)?, dev)
+            }
+            DType::BF16 => {
+                CudaStorage::wrap_cuda_slice(Self::run::<bf16>(&dev, s, l, rows, inner)?, dev)
+            }
+            other => bail!("fused GEGLU takes f32, f16 or bf16, not {other:?}"),
+        };
+        let mut out_dims = dims.to_vec();
+        if let Some(d) = out_dims.last_mut() {
+            *d = inner;
+        }
+        Ok((out, Shape::from(out_dims)))
+    }
+}
+
+/// Flash attention for head dim 64: q `[B, Lq, H*64]`, k and v `[B, Lk, H*64]` (token-strided
+/// views allowed) to `[B, Lq, H*64]`.
+pub(super) struct FlashAttnOp {
+    pub heads: usize,
+    pub scale: f32,
+}
+
+/// Batch stride, token stride and start offset of a `[B, L, H*64]` operand, checked for the
+/// kernel's 16-byte vector loads.
+fn strides(l: &Layout, what: &str) -> Result<(i64, i64, usize)> {
+    let st = l.stride();
+    if st.len() != 3 || st[2] != 1 {
+        bail!("flash attention: {what} needs a unit stride on the channel dimension");
+    }
+    if !st[0].is_multiple_of(8) || !st[1].is_multiple_of(8) || !l.start_offset().is_multiple_of(8) {
+        bail!("flash attention: {what} strides/offset are not multiples of 8 elements");
+    }
+    Ok((st[0] as i64, st[1] as i64, l.start_offset()))
+}
+
+impl FlashAttnOp {
+    #[allow(clippy::too_many_arguments)]
+    fn run<T: CudaDType + DeviceRepr>(
+        &self,
+        dev: &CudaDevice,
+        q: (&CudaStorage, &Layout),
+        k: (&CudaStorage, &Layout),
+        v: (&CudaStorage, &Layout),
+        (b, lq, lk): (usize, usize, usize),
+    ) -> Result<CudaSlice<T>> {
+        let (q_bs, q_ts, q_off) = strides(q.1, "q")?;
+        let (k_bs, k_ts, k_off) = strides(k.1, "k")?;
+        let (v_bs, v_ts, v_off) = strides(v.1, "v")?;
+        let qs = q.0.as_cuda_slice::<T>()?.slice(q_off..);
+        let ks = k.0.as_cuda_slice::<T>()?.slice(k_off..);
+        let vs = v.0.as_cuda_slice::<T>()?.slice(v_off..);
+        // SAFETY: uninitialised device memory; the kernel/GEMM below writes every element before
+        // anything reads it.
+        let out = unsafe { dev.alloc::<T>(b * lq * self.heads * 64)? };
+        let func = launch_fn(dev, &format!("flash_attn_d64_{}", suffix(q.0.dtype())?))?;
+        let stream = dev.cuda_stream();
+        let mut launch = stream.launch_builder(&func);
+        let (lq_i, lk_i, heads_i) = (lq as i32, lk as i32, self.heads as i32);
+        let scale_log2 = self.scale * std::f32::consts::LOG2_E;
+        launch
+            .arg(&qs)
+            .arg(&ks)
+            .arg(&vs)
+            .arg(&out)
+            .arg(&lq_i)
+            .arg(&lk_i)
+            .arg(&heads_i)
+            .arg(&q_bs)
+            .arg(&q_ts)
+            .arg(&k_bs)
+            .arg(&k_ts)
+            .arg(&v_bs)
+            .arg(&v_ts)
+            .arg(&scale_log2);
+        let cfg = LaunchConfig {
+            grid_dim: (lq.div_ceil(64) as u32, (b * self.heads) as u32, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: the layouts were checked against [b, lq|lk, heads * 64] with unit channel
+        // stride; the kernel reads rows < lq / lk only (masked) and writes b * lq * heads * 64
+        // outputs, the size of `out`.
+        unsafe { launch.launch(cfg) }.w()?;
+        Ok(out)
+    }
+}
+
+impl CustomOp3 for FlashAttnOp {
+    fn name(&self) -> &'static str {
+        "pixelgen-flash-attn"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        bail!("flash attention runs on CUDA only")
+    }
+
+    fn cuda_fwd(
+        &self,
+        qs: &CudaStorage,
+        ql: &Layout,
+        ks: &CudaStorage,
+        kl: &Layout,
+        vs: &CudaStorage,
+        vl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let (b, lq, c) = ql.shape().dims3()?;
+        let (kb, lk, kc) = kl.shape().dims3()?;
+        let (vb, lv, vc) = vl.shape().dims3()?;
+        if c != self.heads * 64 || kc != c || vc != c || kb != b || vb != b || lv != lk || lk == 0 {
+            bail!(
+                "flash attention: shapes q {:?} k {:?} v {:?} do not fit {} heads of 64",
+                ql.dims(),
+                kl.dims(),
+                vl.dims(),
+                self.heads
+            );
+        }
+        if qs.dtype() != ks.dtype() || qs.dtype() != vs.dtype() {
+            bail!("flash attention: q, k and v dtypes differ");
+        }
+        let dev = qs.device().clone();
+        let (q, k, v) = ((qs, ql), (ks, kl), (vs, vl));
+        let out = match qs.dtype() {
+            DType::F16 => {
+                CudaStorage::wrap_cuda_slice(self.run::<f16>(&dev, q, k, v, (b, lq, lk))?, dev)
+            }
+            DType::BF16 => {
+                CudaStorage::wrap_cuda_slice(self.run::<bf16>(&dev, q, k, v, (b, lq, lk))?, dev)
+            }
+            other => bail!("flash attention takes f16 or bf16, not {other:?}"),
+        };
+        Ok((out, Shape::from((b, lq, c))))
+    }
+}
+
+/// The columns of a convolution for output pixels `p0 .. p0 + np`: `[batch, cin*kh*kw, np]`.
+pub(super) struct Im2ColOp {
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub wo: usize,
+    pub p0: usize,
+    pub np: usize,
+}
+
+impl Im2ColOp {
+    fn run<T: CudaDType + DeviceRepr>(
+        &self,
+        dev: &CudaDevice,
+        s: &CudaStorage,
+        l: &Layout,
+    ) -> Result<CudaSlice<T>> {
+        let (b, c, h, w) = l.shape().dims4()?;
+        let total = b * c * self.kh * self.kw * self.np;
+        if total >= i32::MAX as usize {
+            bail!("im2col: {total} column values; split the pixels into smaller ranges");
+        }
+        let x = contiguous_view::<T>(s, l, "im2col input")?;
+        // SAFETY: uninitialised device memory; the kernel/GEMM below writes every element before
+        // anything reads it.
+        let col = unsafe { dev.alloc::<T>(total)? };
+        launch_im2col(
+            dev,
+            s.dtype(),
+            &x,
+            &col,
+            [b, c, h, w, self.kh, self.kw, self.stride, self.pad, self.wo, self.p0, self.np],
+        )?;
+        Ok(col)
+    }
+}
+
+impl CustomOp1 for Im2ColOp {
+    fn name(&self) -> &'static str {
+        "pixelgen-im2col"
+    }
+
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+        bail!("the fused im2col runs on CUDA only")
+    }
+
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        let (b, c, _, _) = l.shape().dims4()?;
+        let dev = s.device().clone();
+        let out = match s.dtype() {
+            DType::F32 => CudaStorage::wrap_cuda_slice(self.run::<f32>(&dev, s, l)?, dev),
+            DType::F16 => CudaStorage::wrap_cuda_slice(self.run::<f16>(&dev, s, l)?, dev),
+            DType::BF16 => CudaStorage::wrap_cuda_slice(self.run::<bf16>(&dev, s, l)?, dev),
+            other => bail!("im2col takes f32, f16 or bf16, not {other:?}"),
+        };
+        Ok((out, Shape::from((b, c * self.kh * self.kw, self.np))))
+    }
+}
+
+fn lt_err(
+    e: candle_core::cuda_backend::cudarc::cublaslt::result::CublasError,
+) -> candle_core::Error {
+    candle_core::Error::Msg(format!("cuBLASLt: {e:?}"))
+}
+
+/// Launches `im2col_*` filling `col` (`[b, cin*kh*kw, np]`) for output pixels `p0 .. p0 + np`;
+/// `dims` is `[b, cin, h, w, kh, kw, stride, pad, wo, p0, np]`.
+fn launch_im2col<T: DeviceRepr>(
+    dev: &CudaDevice,
+    dtype: DType,
+    x: &candle_core::cuda_backend::cudarc::driver::CudaView<'_, T>,
+    col: &CudaSlice<T>,
+    dims: [usize; 11],
+) -> Result<()> {
+    let [b, cin, h, w, kh, kw, _, _, _, _, np] = dims;
+    let rows = b * cin * kh * kw;
+    if rows * np > col.len() || b * cin * h * w > x.len() || np >= i32::MAX as usize {
+        bail!("im2col: buffers too small for {dims:?}");
+    }
+    let func = launch_fn(dev, &format!("im2col_{}", suffix(dtype)?))?;
+    let stream = dev.cuda_stream();
+    let mut launch = stream.launch_builder(&func);
+    let args = dims.map(|v| v as i32);
+    launch.arg(x).arg(col);
+    for a in &args {
+        launch.arg(a);
+    }
+    let (y, z) = (rows.min(65_535), rows.div_ceil(65_535));
+    let cfg = LaunchConfig {
+        grid_dim: (np.div_ceil(256).clamp(1, 1 << 20) as u32, y as u32, z as u32),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: the kernel writes col[row * np + p] for row < b * cin * kh * kw and p < np
+    // (checked against col's length above) and reads x only at in-bounds (b, c, y, x) of the
+    // contiguous input, whose length was checked too.
+    unsafe { launch.launch(cfg) }.w()?;
+    Ok(())
+}
+
+/// One cuBLASLt handle (with its 32 MiB workspace on Hopper) per device.
+fn blas_lt(dev: &CudaDevice) -> Result<std::sync::Arc<CudaBlasLT>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Handles = Mutex<Vec<(candle_core::cuda_backend::DeviceId, Arc<CudaBlasLT>)>>;
+    static HANDLES: OnceLock<Handles> = OnceLock::new();
+    let handles = HANDLES.get_or_init(|| Mutex::new(Vec::new()));
+    let mut handles = match handles.lock() {
+        Ok(h) => h,
+        Err(p) => p.into_inner(),
+    };
+    if let Some((_, h)) = handles.iter().find(|(id, _)| *id == dev.id()) {
+        return Ok(h.clone());
+    }
+    let h = Arc::new(CudaBlasLT::new(dev.cuda_stream()).map_err(lt_err)?);
+    handles.push((dev.id(), h.clone()));
+    Ok(h)
+}
+
+/// `x @ w^T (+ bias)` through cuBLASLt, the bias added in the GEMM's epilogue: x `[.., in]`
+/// contiguous, w `[out, in]` contiguous, bias `[out]`.
+pub(super) struct LinearOp;
+
+impl LinearOp {
+    fn run<T: CudaDType + DeviceRepr>(
+        x: (&CudaStorage, &Layout),
+        w: (&CudaStorage, &Layout),
+        bias: Option<(&CudaStorage, &Layout)>,
+    ) -> Result<(CudaStorage, Shape)>
+    where
+        CudaBlasLT: Matmul<T>,
+    {
+        let dims = x.1.dims();
+        let (out_f, in_f) = w.1.shape().dims2()?;
+        let Some((&last, lead)) = dims.split_last() else {
+            bail!("linear: scalar input")
+        };
+        if last != in_f {
+            bail!("linear: input has {last} features, the weight takes {in_f}");
+        }
+        let rows: usize = lead.iter().product();
+        let dev = x.0.device().clone();
+        let xs = contiguous_view::<T>(x.0, x.1, "linear input")?;
+        let ws = contiguous_view::<T>(w.0, w.1, "linear weight")?;
+        let bs = match bias {
+            Some((s, l)) => {
+                if l.shape().elem_count() != out_f {
+                    bail!(
+                        "linear: bias has {} values, not {out_f}",
+                        l.shape().elem_count()
+                    );
+                }
+                Some(contiguous_view::<T>(s, l, "linear bias")?)
+            }
+            None => None,
+        };
+        // SAFETY: uninitialised device memory; the kernel/GEMM below writes every element before
+        // anything reads it.
+        let mut out = unsafe { dev.alloc::<T>(rows * out_f)? };
+        let cfg = MatmulConfig {
+            transa: true,
+            transb: false,
+            transc: false,
+            m: out_f as u64,
+            n: rows as u64,
+            k: in_f as u64,
+            alpha: 1.0,
+            lda: in_f as i64,
+            ldb: in_f as i64,
+            beta: 0.0,
+            ldc: out_f as i64,
+            stride_a: None,
+            stride_b: None,
+            stride_c: None,
+            stride_bias: None,
+            batch_size: None,
+        };
+        let lt = blas_lt(&dev)?;
+        // SAFETY: column-major view of the row-major operands: A = w^T read as [in, out] with
+        // lda = in, B = x^T as [in, rows] with ldb = in, D = out^T as [out, rows] with
+        // ldc = out; every buffer holds exactly those sizes (checked above), bias `out` values.
+        unsafe { lt.matmul(cfg, &ws, &xs, &mut out, bs.as_ref(), None) }.map_err(lt_err)?;
+        let mut out_dims = dims.to_vec();
+        if let Some(d) = out_dims.last_mut() {
+            *d = out_f;
+        }
+        Ok((
+            CudaStorage::wrap_cuda_slice(out, dev),
+            Shape::from(out_dims),
+        ))
+    }
+
+    fn dispatch(
+        x: (&CudaStorage, &Layout),
+        w: (&CudaStorage, &Layout),
+        bias: Option<(&CudaStorage, &Layout)>,
+    ) -> Result<(CudaStorage, Shape)> {
+        if x.0.dtype() != w.0.dtype() || bias.is_some_and(|(b, _)| b.dtype() != w.0.dtype()) {
+            bail!("linear: input, weight and bias dtypes differ");
+        }
+        match x.0.dtype() {
+            DType::F16 => Self::run::<f16>(x, w, bias),
+            DType::BF16 => Self::run::<bf16>(x, w, bias),
+            other => bail!("the cuBLASLt linear takes f16 or bf16, not {other:?}"),
+        }
+    }
+}
+
+impl CustomOp2 for LinearOp {
+    fn name(&self) -> &'static str {
+        "pixelgen-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        bail!("the cuBLASLt linear runs on CUDA only")
+    }
+
+    fn cuda_fwd(
+        &self,
+        xs: &CudaStorage,
+        xl: &Layout,
+        ws: &CudaStorage,
+        wl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        Self::dispatch((xs, xl), (ws, wl), None)
+    }
+}
+
+impl CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "pixelgen-linear-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        bail!("the cuBLASLt linear runs on CUDA only")
+    }
+
+    fn cuda_fwd(
+        &self,
+        xs: &CudaStorage,
+        xl: &Layout,
+        ws: &CudaStorage,
+        wl: &Layout,
+        bs: &CudaStorage,
+        bl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        Self::dispatch((xs, xl), (ws, wl), Some((bs, bl)))
+    }
+}
+
+/// A 2-D convolution (groups 1, dilation 1) writing NCHW: per range of output pixels, the
+/// coalesced im2col into a reused buffer, then one cuBLASLt GEMM per image
+/// (`out[b, :, p0..] = w[cout, K] @ col[b, K, np]`) straight into the output. 1x1 stride-1
+/// convolutions read the input as the columns. The bias is added by the caller.
+pub(super) struct ConvOp {
+    pub stride: usize,
+    pub pad: usize,
+    /// Largest column buffer in values (the kernel's 32-bit indexing, and memory).
+    pub max_col: usize,
+}
+
+impl ConvOp {
+    fn run<T: CudaDType + DeviceRepr>(
+        &self,
+        x: (&CudaStorage, &Layout),
+        w: (&CudaStorage, &Layout),
+    ) -> Result<(CudaStorage, Shape)>
+    where
+        CudaBlasLT: Matmul<T>,
+    {
+        let (b, cin, h, wd) = x.1.shape().dims4()?;
+        let (cout, wcin, kh, kw) = w.1.shape().dims4()?;
+        let (s, p) = (self.stride, self.pad);
+        if wcin != cin || s == 0 || h + 2 * p < kh || wd + 2 * p < kw {
+            bail!(
+                "conv: input {:?} does not fit weight {:?}",
+                x.1.dims(),
+                w.1.dims()
+            );
+        }
+        let (ho, wo) = ((h + 2 * p - kh) / s + 1, (wd + 2 * p - kw) / s + 1);
+        let pixels = ho * wo;
+        let k = cin * kh * kw;
+        let dev = x.0.device().clone();
+        let xs = contiguous_view::<T>(x.0, x.1, "conv input")?;
+        let ws = contiguous_view::<T>(w.0, w.1, "conv weight")?;
+        // SAFETY: uninitialised device memory; the kernel/GEMM below writes every element before
+        // anything reads it.
+        let mut out = unsafe { dev.alloc::<T>(b * cout * pixels)? };
+        let lt = blas_lt(&dev)?;
+        let direct = kh == 1 && kw == 1 && s == 1 && p == 0;
+        let chunk = if direct {
+            pixels
+        } else {
+            (self.max_col / (b * k).max(1)).clamp(1, pixels)
+        };
+        let col = if direct {
+            None
+        } else {
+            // SAFETY: im2col writes each chunk's columns before the GEMM reads them.
+            Some(unsafe { dev.alloc::<T>(b * k * chunk)? })
+        };
+        let mut p0 = 0;
+        while p0 < pixels {
+            let np = chunk.min(pixels - p0);
+            if let Some(col) = col.as_ref() {
+                launch_im2col(
+                    &dev,
+                    x.0.dtype(),
+                    &xs,
+                    col,
+                    [b, cin, h, wd, kh, kw, s, p, wo, p0, np],
+                )?;
+            }
+            let cfg = MatmulConfig {
+                transa: false,
+                transb: false,
+                transc: false,
+                m: np as u64,
+                n: cout as u64,
+                k: k as u64,
+                alpha: 1.0,
+                lda: np as i64,
+                ldb: k as i64,
+                beta: 0.0,
+                ldc: pixels as i64,
+                stride_a: Some((k * np) as i64),
+                stride_b: Some(0),
+                stride_c: Some((cout * pixels) as i64),
+                stride_bias: None,
+                batch_size: Some(b as i32),
+            };
+            let mut dst = out.slice_mut(p0..);
+            // SAFETY: column-major views: A = col_b^T as [np, K] (lda = np, batch stride
+            // K * np), B = w^T as [K, cout] (ldb = K, shared by the batch), D = out_b^T's
+            // columns p0 .. p0 + np as [np, cout] with ldc = pixels (batch stride
+            // cout * pixels): the last element written is at
+            // (b - 1) * cout * pixels + (cout - 1) * pixels + p0 + np - 1 < b * cout * pixels.
+            unsafe {
+                match col.as_ref() {
+                    Some(c) => lt.matmul(cfg, &c.slice(..), &ws, &mut dst, None, None),
+                    None => lt.matmul(cfg, &xs, &ws, &mut dst, None, None),
+                }
+            }
+            .map_err(lt_err)?;
+            p0 += np;
+        }
+        Ok((
+            CudaStorage::wrap_cuda_slice(out, dev),
+            Shape::from((b, cout, ho, wo)),
+        ))
+    }
+}
+
+impl CustomOp2 for ConvOp {
+    fn name(&self) -> &'static str {
+        "pixelgen-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        bail!("the fused convolution runs on CUDA only")
+    }
+
+    fn cuda_fwd(
+        &self,
+        xs: &CudaStorage,
+        xl: &Layout,
+        ws: &CudaStorage,
+        wl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        if xs.dtype() != ws.dtype() {
+            bail!("conv: input and weight dtypes differ");
+        }
+        match xs.dtype() {
+            DType::F16 => self.run::<f16>((xs, xl), (ws, wl)),
+            DType::BF16 => self.run::<bf16>((xs, xl), (ws, wl)),
+            other => bail!("the cuBLASLt convolution takes f16 or bf16, not {other:?}"),
+        }
+    }
+}

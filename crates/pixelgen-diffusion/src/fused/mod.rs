@@ -1,0 +1,381 @@
+//! Fused GPU kernels for SDXL's hot spots (group norm + SiLU, GEGLU, attention), with candle's
+//! plain ops as the reference path.
+//!
+//! With the `cuda` feature, on a CUDA device, [`Kernels::Fused`] (the default) runs
+//! `kernels/fused.cu`: group norm and its SiLU in one pass after a Welford reduction, GEGLU in
+//! one pass, and flash attention (head dim 64, f16/bf16, tensor cores) that never materialises
+//! the `L x L` scores. Everywhere else (CPU, Metal, other head dims) the reference path runs;
+//! that is the path the CPU parity tests check against diffusers, and the GPU benchmark checks
+//! the fused path against it.
+//!
+//! ```
+//! use pixelgen_diffusion::fused::{Kernels, set_kernels, kernels};
+//! set_kernels(Kernels::Reference); // e.g. for an A/B benchmark
+//! assert_eq!(kernels(), Kernels::Reference);
+//! ```
+
+#[cfg(feature = "cuda")]
+mod cuda;
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use candle_core::{D, DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::error::{Result, invalid};
+use crate::profile;
+
+/// Which implementation the GPU hot spots use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// candle's ops only (scores and softmax in f32): the CPU path, and the GPU baseline.
+    Reference,
+    /// The fused CUDA kernels where they apply (the default).
+    Fused,
+    /// Fused group norm and GEGLU; attention through cuBLAS with half-precision scores and
+    /// candle's fused softmax instead of flash attention (for comparison).
+    FusedNoFlash,
+}
+
+static MODE: AtomicU8 = AtomicU8::new(0);
+
+/// Chooses the implementation for this process (overrides `PIXELGEN_KERNELS`).
+pub fn set_kernels(k: Kernels) {
+    MODE.store(
+        match k {
+            Kernels::Reference => 1,
+            Kernels::Fused => 2,
+            Kernels::FusedNoFlash => 3,
+        },
+        Ordering::Relaxed,
+    );
+}
+
+/// The implementation in use: [`set_kernels`], else the environment variable
+/// `PIXELGEN_KERNELS` (`reference`, `fused`, `fused-no-flash`), else [`Kernels::Fused`].
+pub fn kernels() -> Kernels {
+    match MODE.load(Ordering::Relaxed) {
+        1 => Kernels::Reference,
+        2 => Kernels::Fused,
+        3 => Kernels::FusedNoFlash,
+        _ => {
+            let k = match std::env::var("PIXELGEN_KERNELS").as_deref() {
+                Ok("reference") => Kernels::Reference,
+                Ok("fused-no-flash") => Kernels::FusedNoFlash,
+                _ => Kernels::Fused,
+            };
+            set_kernels(k);
+            k
+        }
+    }
+}
+
+/// Whether the fused kernels can run for tensors on `device` (CUDA build, CUDA device, not
+/// switched off).
+fn fused_on(device: &Device) -> bool {
+    cfg!(feature = "cuda") && device.is_cuda() && kernels() != Kernels::Reference
+}
+
+/// Group norm with affine weight and bias (diffusers' `nn.GroupNorm`), optionally followed by
+/// SiLU, fused on CUDA.
+#[derive(Debug, Clone)]
+pub struct GroupNorm {
+    weight: Tensor,
+    bias: Tensor,
+    groups: usize,
+    eps: f64,
+}
+
+impl GroupNorm {
+    /// Loads `weight` and `bias` of `channels` values; the groups must divide the channels.
+    pub fn new(groups: usize, channels: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Self::from_tensors(
+            vb.get(channels, "weight")?,
+            vb.get(channels, "bias")?,
+            groups,
+            eps,
+        )
+    }
+
+    /// From weight and bias tensors of one value per channel.
+    pub fn from_tensors(weight: Tensor, bias: Tensor, groups: usize, eps: f64) -> Result<Self> {
+        let channels = weight.elem_count();
+        if groups == 0 || !channels.is_multiple_of(groups) {
+            return Err(invalid(
+                "norm_num_groups",
+                format!("{groups} groups do not divide {channels} channels"),
+            ));
+        }
+        if bias.elem_count() != channels {
+            return Err(invalid(
+                "group norm bias",
+                format!("{} values for {channels} channels", bias.elem_count()),
+            ));
+        }
+        Ok(Self {
+            weight,
+            bias,
+            groups,
+            eps,
+        })
+    }
+
+    /// Normalises `x` `[batch, channels, ...]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        profile::scope("group_norm", x.device(), || self.run(x, false))
+    }
+
+    /// Normalises `x`, then applies SiLU.
+    pub fn forward_silu(&self, x: &Tensor) -> Result<Tensor> {
+        profile::scope("group_norm+silu", x.device(), || self.run(x, true))
+    }
+
+    fn run(&self, x: &Tensor, silu: bool) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if fused_on(x.device()) && x.rank() >= 3 && x.dtype() == self.weight.dtype() {
+            let op = cuda::GroupNormOp {
+                groups: self.groups,
+                eps: self.eps as f32,
+                silu,
+            };
+            return Ok(x
+                .contiguous()?
+                .apply_op3_no_bwd(&self.weight, &self.bias, &op)?);
+        }
+        let y = self.reference(x)?;
+        Ok(if silu { y.silu()? } else { y })
+    }
+
+    /// candle ops in f32 (as `candle_nn::GroupNorm`).
+    fn reference(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        if dims.len() < 3 {
+            return Err(invalid(
+                "group norm input",
+                format!("rank {} < 3", dims.len()),
+            ));
+        }
+        let (b, c) = (dims[0], dims[1]);
+        let n = x.elem_count() / (b * self.groups);
+        let dtype = x.dtype();
+        let internal = match dtype {
+            DType::F16 | DType::BF16 => DType::F32,
+            d => d,
+        };
+        let xg = x.reshape((b, self.groups, n))?.to_dtype(internal)?;
+        let mean = (xg.sum_keepdim(2)? / n as f64)?;
+        let xc = xg.broadcast_sub(&mean)?;
+        let var = (xc.sqr()?.sum_keepdim(2)? / n as f64)?;
+        let normed = xc.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        let mut wd = vec![1usize; dims.len()];
+        wd[1] = c;
+        Ok(normed
+            .to_dtype(dtype)?
+            .reshape(dims)?
+            .broadcast_mul(&self.weight.reshape(wd.clone())?)?
+            .broadcast_add(&self.bias.reshape(wd)?)?)
+    }
+}
+
+/// GEGLU: `h[..., :n] * gelu_erf(h[..., n:])` for `h` with `2n` values in the last dimension.
+pub fn geglu(h: &Tensor) -> Result<Tensor> {
+    profile::scope("geglu", h.device(), || {
+        #[cfg(feature = "cuda")]
+        if fused_on(h.device()) {
+            return Ok(h.contiguous()?.apply_op1_no_bwd(&cuda::GegluOp)?);
+        }
+        let parts = h.chunk(2, D::Minus1)?;
+        Ok((&parts[0] * parts[1].gelu_erf()?)?)
+    })
+}
+
+/// Multi-head scaled dot-product attention: `q` `[b, lq, heads * head_dim]`, `k` and `v`
+/// `[b, lk, heads * head_dim]`, result `[b, lq, heads * head_dim]`.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    head_dim: usize,
+) -> Result<Tensor> {
+    let scale = (head_dim as f64).powf(-0.5);
+    let device = q.device();
+    #[cfg(feature = "cuda")]
+    if fused_on(device)
+        && kernels() == Kernels::Fused
+        && head_dim == 64
+        && matches!(q.dtype(), DType::F16 | DType::BF16)
+    {
+        let op = cuda::FlashAttnOp {
+            heads,
+            scale: scale as f32,
+        };
+        let aligned = |t: &Tensor| {
+            let (st, off) = (t.stride(), t.layout().start_offset());
+            st.len() == 3 && st[2] == 1 && st[0] % 8 == 0 && st[1] % 8 == 0 && off % 8 == 0
+        };
+        if aligned(q) && aligned(k) && aligned(v) {
+            return profile::scope("attention", device, || Ok(q.apply_op3_no_bwd(k, v, &op)?));
+        }
+    }
+    let (b, lq, _) = q.dims3()?;
+    let lk = k.dim(1)?;
+    let split = |t: &Tensor, l: usize| -> Result<Tensor> {
+        Ok(t.reshape((b, l, heads, head_dim))?
+            .transpose(1, 2)?
+            .contiguous()?)
+    };
+    profile::scope("attention", device, || {
+        let dtype = q.dtype();
+        let half_scores = fused_on(device) && dtype != DType::F32;
+        let o = if half_scores {
+            // Scores in the model's half type; candle's softmax accumulates in f32.
+            let q = (split(q, lq)? * scale)?;
+            let scores = q.matmul(&split(k, lk)?.t()?)?;
+            candle_nn::ops::softmax_last_dim(&scores)?.matmul(&split(v, lk)?)?
+        } else {
+            let scores = split(q, lq)?
+                .matmul(&split(k, lk)?.t()?)?
+                .to_dtype(DType::F32)?
+                .affine(scale, 0.0)?;
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(dtype)?;
+            probs.matmul(&split(v, lk)?)?
+        };
+        Ok(o.transpose(1, 2)?.reshape((b, lq, heads * head_dim))?)
+    })
+}
+
+static CANDLE_LINEAR: AtomicU8 = AtomicU8::new(0);
+
+/// Routes the fused path's linear layers through candle's matmul (`false`, for comparison)
+/// or cuBLASLt with the bias in the GEMM epilogue (`true`, the default; also
+/// `PIXELGEN_LINEAR=candle` in the environment switches it off).
+pub fn set_cublaslt_linear(on: bool) {
+    CANDLE_LINEAR.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn cublaslt_linear() -> bool {
+    match CANDLE_LINEAR.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let on = std::env::var("PIXELGEN_LINEAR").as_deref() != Ok("candle");
+            set_cublaslt_linear(on);
+            on
+        }
+    }
+}
+
+/// A linear layer `x @ w^T + b`; on the fused path in f16/bf16 one cuBLASLt GEMM with the
+/// bias added in its epilogue.
+pub fn linear(l: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if fused_on(x.device())
+        && cublaslt_linear()
+        && matches!(x.dtype(), DType::F16 | DType::BF16)
+        && x.dtype() == l.weight().dtype()
+        && x.rank() >= 2
+    {
+        let x = x.contiguous()?;
+        let w = l.weight().contiguous()?;
+        return Ok(match l.bias() {
+            Some(b) => x.apply_op3_no_bwd(&w, b, &cuda::LinearOp)?,
+            None => x.apply_op2_no_bwd(&w, &cuda::LinearOp)?,
+        });
+    }
+    Ok(candle_nn::Module::forward(l, x)?)
+}
+
+/// Largest im2col buffer, in values, before a convolution is split into pixel ranges
+/// (128 Mi values: 256 MB in f16, and the kernel's 32-bit indexing).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+const IM2COL_MAX: usize = 1 << 27;
+
+/// A 2-D convolution; on the fused path the columns come from a coalesced im2col in chunks of
+/// output pixels and one GEMM per chunk writes NCHW directly (1x1 convolutions skip im2col).
+pub fn conv2d(c: &candle_nn::Conv2d, x: &Tensor) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    {
+        let cfg = c.config();
+        if fused_on(x.device())
+            && cfg.groups == 1
+            && cfg.dilation == 1
+            && x.rank() == 4
+            && x.dtype() == c.weight().dtype()
+        {
+            return conv2d_fused(c, x);
+        }
+    }
+    Ok(candle_nn::Module::forward(c, x)?)
+}
+
+#[cfg(feature = "cuda")]
+fn conv2d_fused(c: &candle_nn::Conv2d, x: &Tensor) -> Result<Tensor> {
+    let cfg = c.config();
+    let (b, cin, h, w) = x.dims4()?;
+    let (cout, wcin, kh, kw) = c.weight().dims4()?;
+    if wcin != cin {
+        return Err(invalid(
+            "conv input",
+            format!("{cin} channels, the weight takes {wcin}"),
+        ));
+    }
+    let (s, p) = (cfg.stride, cfg.padding);
+    if h + 2 * p < kh || w + 2 * p < kw || s == 0 {
+        return Err(invalid(
+            "conv input",
+            format!("{h}x{w} is smaller than the kernel"),
+        ));
+    }
+    let (ho, wo) = ((h + 2 * p - kh) / s + 1, (w + 2 * p - kw) / s + 1);
+    let k = cin * kh * kw;
+    let wm = c.weight().reshape((cout, k))?;
+    let x = x.contiguous()?;
+    if matches!(x.dtype(), DType::F16 | DType::BF16) {
+        let op = cuda::ConvOp {
+            stride: s,
+            pad: p,
+            max_col: IM2COL_MAX,
+        };
+        let out = x.apply_op2_no_bwd(&c.weight().contiguous()?, &op)?;
+        return Ok(match c.bias() {
+            Some(bias) => out.broadcast_add(&bias.reshape((1, cout, 1, 1))?)?,
+            None => out,
+        });
+    }
+    // f32: the same columns through candle's cuBLAS GEMM (exact f32, no TF32).
+    let pixels = ho * wo;
+    let out = if kh == 1 && kw == 1 && s == 1 && p == 0 {
+        wm.broadcast_matmul(&x.reshape((b, cin, pixels))?)?
+    } else {
+        let chunk = (IM2COL_MAX / (b * k).max(1)).clamp(1, pixels);
+        let mut outs = Vec::with_capacity(pixels.div_ceil(chunk));
+        let mut p0 = 0;
+        while p0 < pixels {
+            let np = chunk.min(pixels - p0);
+            let op = cuda::Im2ColOp {
+                kh,
+                kw,
+                stride: s,
+                pad: p,
+                wo,
+                p0,
+                np,
+            };
+            let col = x.apply_op1_no_bwd(&op)?;
+            outs.push(wm.broadcast_matmul(&col)?);
+            p0 += np;
+        }
+        if outs.len() == 1 {
+            outs.remove(0)
+        } else {
+            Tensor::cat(&outs, 2)?
+        }
+    };
+    let out = out.reshape((b, cout, ho, wo))?;
+    Ok(match c.bias() {
+        Some(bias) => out.broadcast_add(&bias.reshape((1, cout, 1, 1))?)?,
+        None => out,
+    })
+}
