@@ -506,7 +506,13 @@ impl Bench {
             let k = rnd(&[b, lk, c], self.dtype)?;
             let v = rnd(&[b, lk, c], self.dtype)?;
             let mut outs = Vec::new();
-            for mode in modes {
+            let attn_modes = [
+                Kernels::Reference,
+                Kernels::FusedNoFlash,
+                Kernels::FusedWmma,
+                Kernels::Fused,
+            ];
+            for mode in attn_modes {
                 fused::set_kernels(mode);
                 let (times, out) = self.time(2, self.args.iters, || {
                     Ok(fused::attention(&q, &k, &v, heads, 64)?)
@@ -526,12 +532,32 @@ impl Bench {
                 &outs[0],
                 self.dtype,
             )?;
-            self.report_err(
-                &format!("attn_{name}_flash"),
-                &outs[2],
-                &outs[0],
-                self.dtype,
-            )?;
+            for (label, i) in [("flash_wmma", 2), ("flash_mma", 3)] {
+                self.report_err(
+                    &format!("attn_{name}_{label}"),
+                    &outs[i],
+                    &outs[0],
+                    self.dtype,
+                )?;
+            }
+            // Fused QKV: q, k and v as strided views of one [b, l, 3c] projection.
+            if lq == lk {
+                fused::set_kernels(Kernels::Fused);
+                let qkv = Tensor::cat(&[&q, &k, &v], 2)?;
+                let strided = fused::attention(
+                    &qkv.narrow(2, 0, c)?,
+                    &qkv.narrow(2, c, c)?,
+                    &qkv.narrow(2, 2 * c, c)?,
+                    heads,
+                    64,
+                )?;
+                self.report_err(
+                    &format!("attn_{name}_flash_mma_strided"),
+                    &strided,
+                    &outs[0],
+                    self.dtype,
+                )?;
+            }
         }
         fused::set_kernels(self.kernels);
         Ok(())
@@ -590,7 +616,7 @@ impl Bench {
             ("unet_1024_b2", &run_unet),
             ("vae_decode_1024_f16", &run_vae),
         ];
-        for mode in [Kernels::Reference, Kernels::FusedNoFlash, Kernels::Fused] {
+        for mode in [Kernels::Reference, Kernels::FusedWmma, Kernels::Fused] {
             fused::set_kernels(mode);
             for (what, run) in runs {
                 run()?;
@@ -857,6 +883,7 @@ fn kernels_name(k: Kernels) -> &'static str {
         Kernels::Reference => "reference",
         Kernels::Fused => "fused",
         Kernels::FusedNoFlash => "fused-no-flash",
+        Kernels::FusedWmma => "fused-wmma",
     }
 }
 
@@ -891,6 +918,7 @@ fn run() -> AnyResult<()> {
     let kernels = match args.kernels.as_str() {
         "fused" => Kernels::Fused,
         "fused-no-flash" => Kernels::FusedNoFlash,
+        "fused-wmma" => Kernels::FusedWmma,
         "reference" => Kernels::Reference,
         other => {
             return Err(

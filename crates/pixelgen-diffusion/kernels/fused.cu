@@ -10,10 +10,12 @@
 //                             scores: tiles of 64 queries x 64 keys, tensor cores (WMMA, f32
 //                             accumulate), online softmax in f32 (Dao et al., FlashAttention-2).
 //
-//   im2col_*                  the columns of a convolution as [batch, cin * kh * kw, pixels] for a
-//                             range of output pixels, read and written with consecutive threads
-//                             on consecutive pixels (coalesced), so that one GEMM per image
-//                             writes the NCHW output directly.
+//   flash_attn_d64_mma_*      the same with mma.sync (m16n8k16) and register-resident S, P and O
+//                             (FlashAttention-2's layout: the score accumulators are re-packed as
+//                             the A operand of P V, rows rescaled in registers).
+//   im2col_*                  the columns of a convolution as [batch, pixels, cin * kh * kw] for a
+//                             range of output pixels, transposed through shared memory so reads
+//                             and writes are coalesced; one GEMM per image then writes NCHW.
 //
 // Types: f32, f16 and bf16 (flash attention: f16 and bf16). Reductions and softmax run in f32.
 
@@ -154,28 +156,49 @@ __device__ void geglu(const T *h, T *out, long rows, long inner) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// im2col: col[b, (ci * kh + ky) * kw + kx, p] = x[b, ci, oy * stride - pad + ky, ox * stride - pad + kx]
-// for output pixels p0 + p (p < np, oy = (p0 + p) / wo, ox = (p0 + p) % wo), zero outside.
-// The caller keeps batch * cin * kh * kw * np below 2^31.
+// im2col, pixel-major: col[b, p, r] = x[b, ci, oy * stride - pad + ky, ox * stride - pad + kx]
+// with r = (ci * kh + ky) * kw + kx, for output pixels p0 + p (p < np, oy = (p0 + p) / wo,
+// ox = (p0 + p) % wo), zero outside the image. r is contiguous, so one cuBLASLt "TN" GEMM per
+// image (the layout cuBLAS is fastest at) writes out[b, cout, p] = w[cout, K] . col[b, p, K]
+// in NCHW. A 32 x 32 tile goes through shared memory so that both the reads (along pixels) and
+// the writes (along r) are coalesced. grid (ceil(np / 32), ceil(K / 32), batch), block (32, 8).
 
-// grid: x over the chunk's pixels, y (and z beyond 65535) over the rows b * K + r, so the
-// kernel offset (ci, ky, kx) is uniform per block and each thread does one division.
 template <typename T>
-__device__ void im2col(const T *x, T *col, int batch, int cin, int h, int w, int kh, int kw,
-                       int stride, int pad, int wo, int p0, int np) {
+__device__ void im2col(const T *x, T *col, int cin, int h, int w, int kh, int kw, int stride,
+                       int pad, int wo, int p0, int np) {
+    __shared__ T tile[32][33];
     const int k_total = cin * kh * kw;
-    const int row = blockIdx.y + blockIdx.z * gridDim.y;
-    if (row >= batch * k_total) return;
-    const int b = row / k_total, r = row % k_total;
-    const int ci = r / (kh * kw), kk = r % (kh * kw);
-    const int ky = kk / kw, kx = kk % kw;
-    const T *src = x + ((long)b * cin + ci) * (long)h * w;
-    T *dst = col + (long)row * np;
-    for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < np; p += gridDim.x * blockDim.x) {
+    const int b = blockIdx.z;
+    const int pt = blockIdx.x * 32, rt = blockIdx.y * 32;
+    const T *xb = x + (long)b * cin * h * w;
+    // Read: thread (tx, ty) loads pixel pt + tx of rows rt + ty + 8 i.
+    const int p = pt + threadIdx.x;
+    int oy = 0, ox = 0;
+    if (p < np) {
         const int pp = p0 + p;
-        const int oy = pp / wo, ox = pp - oy * wo;
-        const int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
-        dst[p] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? src[(long)iy * w + ix] : from_f<T>(0.f);
+        oy = pp / wo;
+        ox = pp - oy * wo;
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const int r = rt + threadIdx.y + 8 * i;
+        T v = from_f<T>(0.f);
+        if (p < np && r < k_total) {
+            const int ci = r / (kh * kw), kk = r - ci * kh * kw;
+            const int ky = kk / kw, kx = kk - ky * kw;
+            const int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+            if (iy >= 0 && iy < h && ix >= 0 && ix < w) v = xb[((long)ci * h + iy) * w + ix];
+        }
+        tile[threadIdx.y + 8 * i][threadIdx.x] = v;
+    }
+    __syncthreads();
+    // Write: thread (tx, ty) stores row rt + tx of pixels pt + ty + 8 i.
+    const int r = rt + threadIdx.x;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const int pw = pt + threadIdx.y + 8 * i;
+        if (pw < np && r < k_total)
+            col[((long)b * np + pw) * k_total + r] = tile[threadIdx.x][threadIdx.y + 8 * i];
     }
 }
 
@@ -326,6 +349,200 @@ __device__ void flash_attn_d64(const T *__restrict__ q, const T *__restrict__ k,
 }
 
 // ---------------------------------------------------------------------------------------------
+// Flash attention, head dim 64, with mma.sync.m16n8k16 (f32 accumulate).
+//
+// Same interface and tiling as flash_attn_d64 (64 queries per block, 4 warps of 16 rows,
+// 64-key tiles), but the warp's scores, probabilities and output stay in registers. Fragment
+// layouts (PTX ISA, mma.m16n8k16, g = lane / 4, t = lane % 4): A holds rows g and g + 8, columns
+// 2t, 2t + 1 (+ 8); B holds k rows 2t, 2t + 1 (+ 8) of column g; C holds rows g and g + 8,
+// columns 2t, 2t + 1. So a thread owns two rows of S and O, and S's accumulators of two
+// adjacent 8-key tiles form exactly the A fragment of P for the P V product.
+
+template <typename T> struct MmaOps;
+
+template <> struct MmaOps<__half> {
+    static __device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4],
+                                               unsigned b0, unsigned b1) {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+            "{%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ unsigned pack(float lo, float hi) {
+        __half2 h = __floats2half2_rn(lo, hi);
+        return *reinterpret_cast<unsigned *>(&h);
+    }
+};
+
+template <> struct MmaOps<__nv_bfloat16> {
+    static __device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4],
+                                               unsigned b0, unsigned b1) {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+            "{%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ unsigned pack(float lo, float hi) {
+        __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+        return *reinterpret_cast<unsigned *>(&h);
+    }
+};
+
+template <typename T> __device__ __forceinline__ unsigned ld32(const T *p) {
+    return *reinterpret_cast<const unsigned *>(p);
+}
+
+template <typename T> __device__ __forceinline__ unsigned ld16x2(const T *lo, const T *hi) {
+    const unsigned a = *reinterpret_cast<const unsigned short *>(lo);
+    const unsigned b = *reinterpret_cast<const unsigned short *>(hi);
+    return a | (b << 16);
+}
+
+template <typename T>
+__device__ void flash_attn_d64_mma(const T *__restrict__ q, const T *__restrict__ k,
+                                   const T *__restrict__ v, T *__restrict__ out, int lq, int lk,
+                                   int heads, long q_bs, long q_ts, long k_bs, long k_ts,
+                                   long v_bs, long v_ts, float scale_log2) {
+    __shared__ __align__(128) T qs[FA_BR * FA_LDH];
+    __shared__ __align__(128) T ks[FA_BC * FA_LDH];
+    __shared__ __align__(128) T vs[FA_BC * FA_LDH];
+    using Ops = MmaOps<T>;
+
+    const int bh = blockIdx.y;
+    const int b = bh / heads, h = bh % heads;
+    const int q0 = blockIdx.x * FA_BR;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int g = lane >> 2, t = lane & 3;
+    const T *qb = q + b * q_bs + h * FA_D;
+    const T *kb = k + b * k_bs + h * FA_D;
+    const T *vb = v + b * v_bs + h * FA_D;
+
+    for (int i = tid; i < FA_BR * 8; i += 128) {
+        const int r = i / 8, c8 = i % 8;
+        uint4 val = make_uint4(0, 0, 0, 0);
+        if (q0 + r < lq) val = *reinterpret_cast<const uint4 *>(qb + (long)(q0 + r) * q_ts + c8 * 8);
+        *reinterpret_cast<uint4 *>(&qs[r * FA_LDH + c8 * 8]) = val;
+    }
+    __syncthreads();
+    unsigned qa[4][4];
+    const T *qw = qs + warp * 16 * FA_LDH;
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+        qa[kk][0] = ld32(qw + g * FA_LDH + kk * 16 + 2 * t);
+        qa[kk][1] = ld32(qw + (g + 8) * FA_LDH + kk * 16 + 2 * t);
+        qa[kk][2] = ld32(qw + g * FA_LDH + kk * 16 + 8 + 2 * t);
+        qa[kk][3] = ld32(qw + (g + 8) * FA_LDH + kk * 16 + 8 + 2 * t);
+    }
+
+    float o[8][4];
+#pragma unroll
+    for (int n = 0; n < 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+
+    for (int kt = 0; kt < lk; kt += FA_BC) {
+        __syncthreads();
+        for (int i = tid; i < FA_BC * 8; i += 128) {
+            const int r = i / 8, c8 = i % 8;
+            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+            if (kt + r < lk) {
+                kv = *reinterpret_cast<const uint4 *>(kb + (long)(kt + r) * k_ts + c8 * 8);
+                vv = *reinterpret_cast<const uint4 *>(vb + (long)(kt + r) * v_ts + c8 * 8);
+            }
+            *reinterpret_cast<uint4 *>(&ks[r * FA_LDH + c8 * 8]) = kv;
+            *reinterpret_cast<uint4 *>(&vs[r * FA_LDH + c8 * 8]) = vv;
+        }
+        __syncthreads();
+
+        float s[8][4];
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+            const T *kr = ks + (n * 8 + g) * FA_LDH + 2 * t;
+#pragma unroll
+            for (int kk = 0; kk < 4; ++kk)
+                Ops::mma(s[n], qa[kk], ld32(kr + kk * 16), ld32(kr + kk * 16 + 8));
+        }
+
+        const int valid = lk - kt;
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const bool ok = n * 8 + 2 * t + e < valid;
+                s[n][e] = ok ? s[n][e] * scale_log2 : -INFINITY;
+                s[n][2 + e] = ok ? s[n][2 + e] * scale_log2 : -INFINITY;
+                mx0 = fmaxf(mx0, s[n][e]);
+                mx1 = fmaxf(mx1, s[n][2 + e]);
+            }
+        }
+#pragma unroll
+        for (int o2 = 1; o2 < 4; o2 <<= 1) {
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, o2));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, o2));
+        }
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float a0 = exp2f(m0 - mn0), a1 = exp2f(m1 - mn1);
+        float rs0 = 0.f, rs1 = 0.f;
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+            s[n][0] = exp2f(s[n][0] - mn0);
+            s[n][1] = exp2f(s[n][1] - mn0);
+            s[n][2] = exp2f(s[n][2] - mn1);
+            s[n][3] = exp2f(s[n][3] - mn1);
+            rs0 += s[n][0] + s[n][1];
+            rs1 += s[n][2] + s[n][3];
+        }
+#pragma unroll
+        for (int o2 = 1; o2 < 4; o2 <<= 1) {
+            rs0 += __shfl_xor_sync(0xffffffffu, rs0, o2);
+            rs1 += __shfl_xor_sync(0xffffffffu, rs1, o2);
+        }
+        l0 = l0 * a0 + rs0;
+        l1 = l1 * a1 + rs1;
+        m0 = mn0;
+        m1 = mn1;
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+            o[n][0] *= a0;
+            o[n][1] *= a0;
+            o[n][2] *= a1;
+            o[n][3] *= a1;
+        }
+
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const unsigned pa[4] = {Ops::pack(s[2 * j][0], s[2 * j][1]),
+                                    Ops::pack(s[2 * j][2], s[2 * j][3]),
+                                    Ops::pack(s[2 * j + 1][0], s[2 * j + 1][1]),
+                                    Ops::pack(s[2 * j + 1][2], s[2 * j + 1][3])};
+            const T *vr = vs + (j * 16 + 2 * t) * FA_LDH + g;
+#pragma unroll
+            for (int n = 0; n < 8; ++n) {
+                const unsigned b0 = ld16x2(vr + n * 8, vr + FA_LDH + n * 8);
+                const unsigned b1 = ld16x2(vr + 8 * FA_LDH + n * 8, vr + 9 * FA_LDH + n * 8);
+                Ops::mma(o[n], pa, b0, b1);
+            }
+        }
+    }
+
+    const float inv0 = 1.f / l0, inv1 = 1.f / l1;
+    const int r0 = q0 + warp * 16 + g, r1 = r0 + 8;
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+        const int col = h * FA_D + n * 8 + 2 * t;
+        if (r0 < lq)
+            *reinterpret_cast<unsigned *>(out + ((long)b * lq + r0) * (long)heads * FA_D + col) =
+                Ops::pack(o[n][0] * inv0, o[n][1] * inv0);
+        if (r1 < lq)
+            *reinterpret_cast<unsigned *>(out + ((long)b * lq + r1) * (long)heads * FA_D + col) =
+                Ops::pack(o[n][2] * inv1, o[n][3] * inv1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Entry points (extern "C" names the host side looks up).
 
 #define GN_ENTRY(NAME, T)                                                                        \
@@ -344,10 +561,10 @@ __device__ void flash_attn_d64(const T *__restrict__ q, const T *__restrict__ k,
     }
 
 #define IM2COL_ENTRY(NAME, T)                                                                    \
-    extern "C" __global__ void im2col_##NAME(const T *x, T *col, int batch, int cin, int h,     \
-                                             int w, int kh, int kw, int stride, int pad, int wo, \
-                                             int p0, int np) {                                  \
-        im2col<T>(x, col, batch, cin, h, w, kh, kw, stride, pad, wo, p0, np);                   \
+    extern "C" __global__ void im2col_##NAME(const T *x, T *col, int cin, int h, int w, int kh, \
+                                             int kw, int stride, int pad, int wo, int p0,       \
+                                             int np) {                                          \
+        im2col<T>(x, col, cin, h, w, kh, kw, stride, pad, wo, p0, np);                          \
     }
 
 IM2COL_ENTRY(f32, float)
@@ -369,3 +586,15 @@ GN_ENTRY(bf16, __nv_bfloat16)
 
 FA_ENTRY(f16, __half)
 FA_ENTRY(bf16, __nv_bfloat16)
+
+#define FA_MMA_ENTRY(NAME, T)                                                                    \
+    extern "C" __global__ void __launch_bounds__(128)                                           \
+        flash_attn_d64_mma_##NAME(const T *q, const T *k, const T *v, T *out, int lq, int lk,   \
+                                  int heads, long q_bs, long q_ts, long k_bs, long k_ts,        \
+                                  long v_bs, long v_ts, float scale_log2) {                     \
+        flash_attn_d64_mma<T>(q, k, v, out, lq, lk, heads, q_bs, q_ts, k_bs, k_ts, v_bs, v_ts,  \
+                              scale_log2);                                                      \
+    }
+
+FA_MMA_ENTRY(f16, __half)
+FA_MMA_ENTRY(bf16, __nv_bfloat16)

@@ -100,7 +100,11 @@ impl CrossAttention {
         let inner = heads * head_dim;
         let kv_dim = context_dim.unwrap_or(dim);
         let get = |name: &str, cin: usize| vb.pp(name).get((inner, cin), "weight");
-        let (q, k, v) = (get("to_q", dim)?, get("to_k", kv_dim)?, get("to_v", kv_dim)?);
+        let (q, k, v) = (
+            get("to_q", dim)?,
+            get("to_k", kv_dim)?,
+            get("to_v", kv_dim)?,
+        );
         let (in_proj, kv_proj) = match context_dim {
             None => (Linear::new(Tensor::cat(&[&q, &k, &v], 0)?, None), None),
             Some(_) => (

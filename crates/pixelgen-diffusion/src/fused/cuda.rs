@@ -260,6 +260,8 @@ impl CustomOp1 for GegluOp {
 pub(super) struct FlashAttnOp {
     pub heads: usize,
     pub scale: f32,
+    /// The mma.sync kernel (registers) rather than the WMMA one (shared-memory round trips).
+    pub mma: bool,
 }
 
 /// Batch stride, token stride and start offset of a `[B, L, H*64]` operand, checked for the
@@ -294,7 +296,11 @@ impl FlashAttnOp {
         // SAFETY: uninitialised device memory; the kernel/GEMM below writes every element before
         // anything reads it.
         let out = unsafe { dev.alloc::<T>(b * lq * self.heads * 64)? };
-        let func = launch_fn(dev, &format!("flash_attn_d64_{}", suffix(q.0.dtype())?))?;
+        let kind = if self.mma { "mma_" } else { "" };
+        let func = launch_fn(
+            dev,
+            &format!("flash_attn_d64_{kind}{}", suffix(q.0.dtype())?),
+        )?;
         let stream = dev.cuda_stream();
         let mut launch = stream.launch_builder(&func);
         let (lq_i, lk_i, heads_i) = (lq as i32, lk as i32, self.heads as i32);
@@ -383,7 +389,7 @@ impl CustomOp3 for FlashAttnOp {
     }
 }
 
-/// The columns of a convolution for output pixels `p0 .. p0 + np`: `[batch, cin*kh*kw, np]`.
+/// The columns of a convolution for output pixels `p0 .. p0 + np`: `[batch, np, cin*kh*kw]`.
 pub(super) struct Im2ColOp {
     pub kh: usize,
     pub kw: usize,
@@ -415,7 +421,19 @@ impl Im2ColOp {
             s.dtype(),
             &x,
             &col,
-            [b, c, h, w, self.kh, self.kw, self.stride, self.pad, self.wo, self.p0, self.np],
+            [
+                b,
+                c,
+                h,
+                w,
+                self.kh,
+                self.kw,
+                self.stride,
+                self.pad,
+                self.wo,
+                self.p0,
+                self.np,
+            ],
         )?;
         Ok(col)
     }
@@ -439,7 +457,7 @@ impl CustomOp1 for Im2ColOp {
             DType::BF16 => CudaStorage::wrap_cuda_slice(self.run::<bf16>(&dev, s, l)?, dev),
             other => bail!("im2col takes f32, f16 or bf16, not {other:?}"),
         };
-        Ok((out, Shape::from((b, c * self.kh * self.kw, self.np))))
+        Ok((out, Shape::from((b, self.np, c * self.kh * self.kw))))
     }
 }
 
@@ -449,8 +467,8 @@ fn lt_err(
     candle_core::Error::Msg(format!("cuBLASLt: {e:?}"))
 }
 
-/// Launches `im2col_*` filling `col` (`[b, cin*kh*kw, np]`) for output pixels `p0 .. p0 + np`;
-/// `dims` is `[b, cin, h, w, kh, kw, stride, pad, wo, p0, np]`.
+/// Launches `im2col_*` filling `col` (`[b, np, cin*kh*kw]`, pixel-major) for output pixels
+/// `p0 .. p0 + np`; `dims` is `[b, cin, h, w, kh, kw, stride, pad, wo, p0, np]`.
 fn launch_im2col<T: DeviceRepr>(
     dev: &CudaDevice,
     dtype: DType,
@@ -459,27 +477,31 @@ fn launch_im2col<T: DeviceRepr>(
     dims: [usize; 11],
 ) -> Result<()> {
     let [b, cin, h, w, kh, kw, _, _, _, _, np] = dims;
-    let rows = b * cin * kh * kw;
-    if rows * np > col.len() || b * cin * h * w > x.len() || np >= i32::MAX as usize {
-        bail!("im2col: buffers too small for {dims:?}");
+    let k = cin * kh * kw;
+    if b * np * k > col.len()
+        || b * cin * h * w > x.len()
+        || np * k >= i32::MAX as usize
+        || b > 65_535
+        || k.div_ceil(32) > 65_535
+    {
+        bail!("im2col: buffers or grid too small for {dims:?}");
     }
     let func = launch_fn(dev, &format!("im2col_{}", suffix(dtype)?))?;
     let stream = dev.cuda_stream();
     let mut launch = stream.launch_builder(&func);
     let args = dims.map(|v| v as i32);
     launch.arg(x).arg(col);
-    for a in &args {
+    for a in &args[1..] {
         launch.arg(a);
     }
-    let (y, z) = (rows.min(65_535), rows.div_ceil(65_535));
     let cfg = LaunchConfig {
-        grid_dim: (np.div_ceil(256).clamp(1, 1 << 20) as u32, y as u32, z as u32),
-        block_dim: (256, 1, 1),
+        grid_dim: (np.div_ceil(32) as u32, k.div_ceil(32) as u32, b as u32),
+        block_dim: (32, 8, 1),
         shared_mem_bytes: 0,
     };
-    // SAFETY: the kernel writes col[row * np + p] for row < b * cin * kh * kw and p < np
-    // (checked against col's length above) and reads x only at in-bounds (b, c, y, x) of the
-    // contiguous input, whose length was checked too.
+    // SAFETY: the kernel writes col[(b * np + p) * k + r] for p < np, r < k (checked against
+    // col's length above) and reads x only at in-bounds (b, c, y, x) of the contiguous input,
+    // whose length was checked too.
     unsafe { launch.launch(cfg) }.w()?;
     Ok(())
 }
@@ -648,9 +670,9 @@ impl CustomOp3 for LinearOp {
 }
 
 /// A 2-D convolution (groups 1, dilation 1) writing NCHW: per range of output pixels, the
-/// coalesced im2col into a reused buffer, then one cuBLASLt GEMM per image
-/// (`out[b, :, p0..] = w[cout, K] @ col[b, K, np]`) straight into the output. 1x1 stride-1
-/// convolutions read the input as the columns. The bias is added by the caller.
+/// pixel-major im2col into a reused buffer, then one cuBLASLt "TN" GEMM per image
+/// (`out[b, :, p0..] = w[cout, K] . col[b, np, K]^T`) straight into the output. The bias is
+/// added by the caller.
 pub(super) struct ConvOp {
     pub stride: usize,
     pub pad: usize,
@@ -687,39 +709,31 @@ impl ConvOp {
         // anything reads it.
         let mut out = unsafe { dev.alloc::<T>(b * cout * pixels)? };
         let lt = blas_lt(&dev)?;
-        let direct = kh == 1 && kw == 1 && s == 1 && p == 0;
-        let chunk = if direct {
-            pixels
-        } else {
-            (self.max_col / (b * k).max(1)).clamp(1, pixels)
-        };
-        let col = if direct {
-            None
-        } else {
-            // SAFETY: im2col writes each chunk's columns before the GEMM reads them.
-            Some(unsafe { dev.alloc::<T>(b * k * chunk)? })
-        };
+        // Pixel ranges of a multiple of 32 (the im2col tile, and 16-byte aligned GEMM offsets).
+        let chunk = ((self.max_col / (b * k).max(1)) / 32 * 32)
+            .max(32)
+            .min(pixels);
+        // SAFETY: im2col writes each chunk's columns before the GEMM reads them.
+        let col = unsafe { dev.alloc::<T>(b * k * chunk)? };
         let mut p0 = 0;
         while p0 < pixels {
             let np = chunk.min(pixels - p0);
-            if let Some(col) = col.as_ref() {
-                launch_im2col(
-                    &dev,
-                    x.0.dtype(),
-                    &xs,
-                    col,
-                    [b, cin, h, wd, kh, kw, s, p, wo, p0, np],
-                )?;
-            }
+            launch_im2col(
+                &dev,
+                x.0.dtype(),
+                &xs,
+                &col,
+                [b, cin, h, wd, kh, kw, s, p, wo, p0, np],
+            )?;
             let cfg = MatmulConfig {
-                transa: false,
+                transa: true,
                 transb: false,
                 transc: false,
                 m: np as u64,
                 n: cout as u64,
                 k: k as u64,
                 alpha: 1.0,
-                lda: np as i64,
+                lda: k as i64,
                 ldb: k as i64,
                 beta: 0.0,
                 ldc: pixels as i64,
@@ -730,18 +744,12 @@ impl ConvOp {
                 batch_size: Some(b as i32),
             };
             let mut dst = out.slice_mut(p0..);
-            // SAFETY: column-major views: A = col_b^T as [np, K] (lda = np, batch stride
-            // K * np), B = w^T as [K, cout] (ldb = K, shared by the batch), D = out_b^T's
+            // SAFETY: column-major views: A = col_b as [K, np] (lda = K, transposed, batch
+            // stride np * K), B = w^T as [K, cout] (ldb = K, shared by the batch), D = out_b^T's
             // columns p0 .. p0 + np as [np, cout] with ldc = pixels (batch stride
             // cout * pixels): the last element written is at
             // (b - 1) * cout * pixels + (cout - 1) * pixels + p0 + np - 1 < b * cout * pixels.
-            unsafe {
-                match col.as_ref() {
-                    Some(c) => lt.matmul(cfg, &c.slice(..), &ws, &mut dst, None, None),
-                    None => lt.matmul(cfg, &xs, &ws, &mut dst, None, None),
-                }
-            }
-            .map_err(lt_err)?;
+            unsafe { lt.matmul(cfg, &col.slice(..), &ws, &mut dst, None, None) }.map_err(lt_err)?;
             p0 += np;
         }
         Ok((

@@ -32,6 +32,9 @@ pub enum Kernels {
     Reference,
     /// The fused CUDA kernels where they apply (the default).
     Fused,
+    /// As `Fused`, with the first flash-attention kernel (WMMA, shared-memory round trips),
+    /// for comparison.
+    FusedWmma,
     /// Fused group norm and GEGLU; attention through cuBLAS with half-precision scores and
     /// candle's fused softmax instead of flash attention (for comparison).
     FusedNoFlash,
@@ -46,22 +49,26 @@ pub fn set_kernels(k: Kernels) {
             Kernels::Reference => 1,
             Kernels::Fused => 2,
             Kernels::FusedNoFlash => 3,
+            Kernels::FusedWmma => 4,
         },
         Ordering::Relaxed,
     );
 }
 
 /// The implementation in use: [`set_kernels`], else the environment variable
-/// `PIXELGEN_KERNELS` (`reference`, `fused`, `fused-no-flash`), else [`Kernels::Fused`].
+/// `PIXELGEN_KERNELS` (`reference`, `fused`, `fused-no-flash`, `fused-wmma`), else
+/// [`Kernels::Fused`].
 pub fn kernels() -> Kernels {
     match MODE.load(Ordering::Relaxed) {
         1 => Kernels::Reference,
         2 => Kernels::Fused,
         3 => Kernels::FusedNoFlash,
+        4 => Kernels::FusedWmma,
         _ => {
             let k = match std::env::var("PIXELGEN_KERNELS").as_deref() {
                 Ok("reference") => Kernels::Reference,
                 Ok("fused-no-flash") => Kernels::FusedNoFlash,
+                Ok("fused-wmma") => Kernels::FusedWmma,
                 _ => Kernels::Fused,
             };
             set_kernels(k);
@@ -202,13 +209,14 @@ pub fn attention(
     let device = q.device();
     #[cfg(feature = "cuda")]
     if fused_on(device)
-        && kernels() == Kernels::Fused
+        && matches!(kernels(), Kernels::Fused | Kernels::FusedWmma)
         && head_dim == 64
         && matches!(q.dtype(), DType::F16 | DType::BF16)
     {
         let op = cuda::FlashAttnOp {
             heads,
             scale: scale as f32,
+            mma: kernels() == Kernels::Fused,
         };
         let aligned = |t: &Tensor| {
             let (st, off) = (t.stride(), t.layout().start_offset());
@@ -292,8 +300,9 @@ pub fn linear(l: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 const IM2COL_MAX: usize = 1 << 27;
 
-/// A 2-D convolution; on the fused path the columns come from a coalesced im2col in chunks of
-/// output pixels and one GEMM per chunk writes NCHW directly (1x1 convolutions skip im2col).
+/// A 2-D convolution; on the fused path the columns come from a coalesced, pixel-major im2col
+/// in chunks of output pixels and one GEMM per chunk writes NCHW directly (f16/bf16: cuBLASLt;
+/// f32: candle's exact-f32 GEMM, where 1x1 convolutions skip im2col).
 pub fn conv2d(c: &candle_nn::Conv2d, x: &Tensor) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
     {
@@ -364,7 +373,7 @@ fn conv2d_fused(c: &candle_nn::Conv2d, x: &Tensor) -> Result<Tensor> {
                 np,
             };
             let col = x.apply_op1_no_bwd(&op)?;
-            outs.push(wm.broadcast_matmul(&col)?);
+            outs.push(wm.broadcast_matmul(&col.transpose(1, 2)?)?);
             p0 += np;
         }
         if outs.len() == 1 {
