@@ -39,6 +39,7 @@ pub mod error;
 pub mod hub;
 pub mod image_out;
 pub mod lora;
+pub mod lycoris;
 pub mod noise;
 pub mod pipeline;
 pub mod presets;
@@ -61,7 +62,8 @@ pub use config::{
 pub use error::{DiffusionError, Result};
 pub use image_out::{save_png, to_rgba_images};
 pub use lora::{
-    Lora, LoraComponent, LoraLayer, LoraLayout, LoraMatch, LoraMetadata, LoraReport, ScaledLora,
+    KronFactor, Lora, LoraComponent, LoraLayer, LoraLayout, LoraMatch, LoraMetadata, LoraReport,
+    LoraUpdate, ScaledLora,
 };
 pub use noise::{NoiseSource, RecordedNoise, SeededNoise};
 pub use pipeline::{
