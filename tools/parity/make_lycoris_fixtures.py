@@ -37,6 +37,7 @@ import make_fixtures as base  # noqa: E402
 FIXTURES = base.FIXTURES
 OUT = FIXTURES / "lycoris"
 RANK = 4
+LOHA_RANK = 2  # LoHa stores four factors: a smaller rank keeps the file small
 UNET_TARGETS = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn2.to_q", "attn2.to_k",
                 "attn2.to_v", "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out")
 UNET_CONVS = ("down_blocks.0.resnets.0.conv1", "down_blocks.0.resnets.1.conv2", "up_blocks.2.resnets.0.conv1")
@@ -75,13 +76,13 @@ def make_loha(pipe, gen):
         out, rest = w.shape[0], w[0].numel()
         key = prefix + name.replace(".", "_")
         alpha = [2.0, 4.0, 1.0][i % 3]  # per-layer alphas
-        a1 = h(torch.randn((out, RANK), generator=gen) * 0.5)
-        b1 = h(torch.randn((RANK, rest), generator=gen) / rest**0.5)
-        a2 = h(torch.randn((out, RANK), generator=gen) * 0.5)
-        b2 = h(torch.randn((RANK, rest), generator=gen) / rest**0.5)
+        a1 = h(torch.randn((out, LOHA_RANK), generator=gen) * 0.5)
+        b1 = h(torch.randn((LOHA_RANK, rest), generator=gen) / rest**0.5)
+        a2 = h(torch.randn((out, LOHA_RANK), generator=gen) * 0.5)
+        b2 = h(torch.randn((LOHA_RANK, rest), generator=gen) / rest**0.5)
         tensors.update({f"{key}.hada_w1_a": a1, f"{key}.hada_w1_b": b1, f"{key}.hada_w2_a": a2,
                         f"{key}.hada_w2_b": b2, f"{key}.alpha": torch.tensor(alpha)})
-        deltas[(prefix, name)] = ((a1 @ b1) * (a2 @ b2) * (alpha / RANK)).reshape(w.shape)
+        deltas[(prefix, name)] = ((a1 @ b1) * (a2 @ b2) * (alpha / LOHA_RANK)).reshape(w.shape)
     return tensors, deltas
 
 

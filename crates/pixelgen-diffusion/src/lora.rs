@@ -156,6 +156,9 @@ pub struct LoraLayer {
     pub update: LoraUpdate,
     /// `alpha / rank` (1 when the file gives no alpha; see [`crate::lycoris`] for LoKr).
     pub scale: f64,
+    /// DoRA's magnitude `m`, one value per output channel (PEFT's `lora_magnitude_vector`):
+    /// the weight becomes `m / ||W + s·dW||_row ⊙ (W + s·dW)` instead of `W + s·dW`.
+    pub magnitude: Option<Tensor>,
 }
 
 impl LoraLayer {
@@ -289,7 +292,8 @@ impl Lora {
         &self.layers
     }
 
-    /// Tensors of the file that are not LoRA factors this crate applies (e.g. DoRA scales).
+    /// Tensors of the file that are not factors this crate applies (e.g. kohya `dora_scale`,
+    /// Tucker cores of LyCORIS convolutions).
     pub fn ignored_keys(&self) -> &[String] {
         &self.ignored
     }
@@ -358,6 +362,7 @@ fn parse_kohya(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<Parsed>
                     module: module.to_string(),
                     update: p.update,
                     scale: p.scale,
+                    magnitude: None,
                 });
             }
             continue;
@@ -380,6 +385,7 @@ fn parse_kohya(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<Parsed>
                 up: factor(up)?,
             },
             scale,
+            magnitude: None,
         });
     }
     Ok((layers, unused(tensors, &used)))
@@ -453,7 +459,17 @@ fn parse_diffusers(
             Some(a) => a / rank as f64,
             None => 1.0,
         };
+        // DoRA (PEFT `use_dora`): the magnitude vector of the layer.
+        let magnitude_key = [".lora_magnitude_vector", ".lora_magnitude_vector.weight"]
+            .map(|s| format!("{prefix}{s}"))
+            .into_iter()
+            .find(|k| tensors.contains_key(k));
+        let magnitude = match &magnitude_key {
+            Some(k) => Some(factor(&tensors[k])?),
+            None => None,
+        };
         used.extend([key.clone(), up_key, alpha_key]);
+        used.extend(magnitude_key);
         layers.push(LoraLayer {
             component,
             module: module.to_string(),
@@ -462,6 +478,7 @@ fn parse_diffusers(
                 up: factor(up)?,
             },
             scale,
+            magnitude,
         });
     }
     Ok((layers, unused(tensors, &used)))
@@ -592,7 +609,8 @@ pub struct LoraMatch {
     pub matched: usize,
     /// Layers that match no weight of the model (`component: module`): not applied.
     pub unmatched: Vec<String>,
-    /// Tensors of the file that are not LoRA factors (e.g. DoRA scales): not applied.
+    /// Tensors of the file that are not factors this crate applies (e.g. kohya `dora_scale`):
+    /// not applied.
     pub ignored: Vec<String>,
 }
 
@@ -601,6 +619,8 @@ pub struct LoraMatch {
 pub(crate) struct Delta {
     form: DeltaForm,
     factor: f64,
+    /// DoRA's magnitude, `[out]`.
+    magnitude: Option<Tensor>,
 }
 
 #[derive(Debug, Clone)]
@@ -812,9 +832,26 @@ fn fit(lora: &Lora, layer: &LoraLayer, name: &str, shape: &[usize]) -> Result<De
             ),
         ));
     };
+    let magnitude = match &layer.magnitude {
+        Some(m) if m.elem_count() == out => Some(m.reshape(out)?),
+        Some(m) => {
+            return Err(lora_err(
+                &lora.path,
+                format!(
+                    "layer `{}` has a DoRA magnitude of shape {:?}, expected {out} values (one \
+                     per output channel of `{}.{name}`)",
+                    layer.module,
+                    m.dims(),
+                    layer.component.name()
+                ),
+            ));
+        }
+        None => None,
+    };
     Ok(Delta {
         form: form?,
         factor: 1.0,
+        magnitude,
     })
 }
 
@@ -925,10 +962,28 @@ impl SimpleBackend for MergedBackend {
         };
         // Merge in f32 whatever the model's dtype, then convert once.
         let shape = base.shape().clone();
-        let mut w = base.to_dtype(DType::F32)?;
+        let base = base.to_dtype(DType::F32)?;
+        let mut w = base.clone();
         for d in deltas {
-            let product = d.matrix(dev)?;
-            w = (w + product.reshape(&shape)?.affine(d.factor, 0.0)?)?;
+            let product = d.matrix(dev)?.reshape(&shape)?.affine(d.factor, 0.0)?;
+            w = match &d.magnitude {
+                None => (w + product)?,
+                // DoRA, as PEFT merges it: the norm of the base weight plus this update, per
+                // output channel, rescaled to the magnitude.
+                Some(m) => {
+                    let out = shape.dims().first().copied().unwrap_or(1);
+                    let norm = (&base + &product)?
+                        .reshape((out, ()))?
+                        .sqr()?
+                        .sum_keepdim(1)?
+                        .sqrt()?;
+                    let scale = m.to_device(dev)?.reshape((out, 1))?.broadcast_div(&norm)?;
+                    (w + product)?
+                        .reshape((out, ()))?
+                        .broadcast_mul(&scale)?
+                        .reshape(&shape)?
+                }
+            };
         }
         if let Ok(mut applied) = self.applied.lock() {
             applied.insert(name.to_string());
