@@ -234,6 +234,8 @@ pub(crate) struct SgmPart {
     file: Arc<MmapedSafetensors>,
     part: Part,
     prefixes: Prefixes,
+    /// The key prefix of the VAE: `first_stage_model.` in a checkpoint, empty in a VAE file.
+    vae_root: &'static str,
 }
 
 impl SgmPart {
@@ -243,14 +245,18 @@ impl SgmPart {
             Part::Vae => {
                 if name.contains(".attentions.") {
                     let sgm = self.prefixes.rename(name, &VAE_ATTENTION);
-                    let key = format!("{VAE}{sgm}");
+                    let key = format!("{}{sgm}", self.vae_root);
                     if name.ends_with(".weight") && !name.contains("group_norm") {
                         Source::Squeeze(key)
                     } else {
                         Source::Key(key)
                     }
                 } else {
-                    Source::Key(format!("{VAE}{}", self.prefixes.rename(name, &VAE_RESNET)))
+                    Source::Key(format!(
+                        "{}{}",
+                        self.vae_root,
+                        self.prefixes.rename(name, &VAE_RESNET)
+                    ))
                 }
             }
             Part::ClipL => {
@@ -340,10 +346,10 @@ impl BaseWeights for SgmPart {
     }
 }
 
-/// The four networks of an SGM-layout SDXL checkpoint.
+/// The four networks of an SGM-layout SDXL checkpoint (the VAE may be absent).
 pub(crate) struct SgmCheckpoint {
     pub(crate) unet: SgmPart,
-    pub(crate) vae: SgmPart,
+    pub(crate) vae: Option<SgmPart>,
     pub(crate) text_encoder: SgmPart,
     pub(crate) text_encoder_2: SgmPart,
 }
@@ -356,8 +362,14 @@ fn wrong(path: &Path, what: impl Into<String>) -> DiffusionError {
 }
 
 /// Opens `path` as an SDXL base checkpoint in the SGM layout; a checkpoint of another family
-/// (SD1.x/2.x, SDXL refiner, SD3, Flux) or one without a VAE is a clear error.
-pub(crate) fn open(path: &Path, unet: &UNetConfig, vae: &VaeConfig) -> Result<SgmCheckpoint> {
+/// (SD1.x/2.x, SDXL refiner, SD3, Flux) is a clear error, and so is one without a VAE when
+/// `need_vae` (a UNet-only file needs a separately given VAE).
+pub(crate) fn open(
+    path: &Path,
+    unet: &UNetConfig,
+    vae: &VaeConfig,
+    need_vae: bool,
+) -> Result<SgmCheckpoint> {
     let files = [PathBuf::from(path)];
     let file = Arc::new(crate::weights::mmap_safetensors(&files)?);
     let has = |prefix: &str| file.tensors().iter().any(|(k, _)| k.starts_with(prefix));
@@ -393,11 +405,15 @@ pub(crate) fn open(path: &Path, unet: &UNetConfig, vae: &VaeConfig) -> Result<Sg
             "no `model.diffusion_model.*` UNet weights: not an SDXL single-file checkpoint",
         ));
     }
+    if need_vae && !has(VAE) {
+        return Err(wrong(
+            path,
+            "it has no VAE (`first_stage_model.*`): it is a UNet-only file; give a VAE with \
+             `SdxlWeights::open_single_file_with_vae` (a diffusers `vae/` folder such as \
+             madebyollin/sdxl-vae-fp16-fix, or a VAE .safetensors file), or use a full checkpoint",
+        ));
+    }
     for (prefix, what) in [
-        (
-            VAE,
-            "VAE (`first_stage_model.*`): it is a UNet-only file; use a full checkpoint or the diffusers folder with its `vae/`",
-        ),
         (
             CLIP_L,
             "first text encoder (`conditioner.embedders.0.transformer.*`)",
@@ -415,13 +431,44 @@ pub(crate) fn open(path: &Path, unet: &UNetConfig, vae: &VaeConfig) -> Result<Sg
         file: file.clone(),
         part,
         prefixes,
+        vae_root: VAE,
     };
     Ok(SgmCheckpoint {
         unet: part(Part::Unet, unet_prefixes(unet)?),
-        vae: part(Part::Vae, vae_prefixes(vae)),
+        vae: has(VAE).then(|| part(Part::Vae, vae_prefixes(vae))),
         text_encoder: part(Part::ClipL, Prefixes::default()),
         text_encoder_2: part(Part::ClipG, Prefixes::default()),
     })
+}
+
+/// Opens a standalone VAE `.safetensors` file: diffusers names (`decoder.up_blocks.*`, as in
+/// a `vae/diffusion_pytorch_model.safetensors`), the original LDM names (`decoder.up.*`, as in
+/// `sdxl_vae.safetensors` files made for A1111/ComfyUI), or a whole checkpoint's
+/// `first_stage_model.*`. Anything else is a clear error.
+pub(crate) fn open_vae_file(path: &Path, cfg: &VaeConfig) -> Result<Arc<dyn BaseWeights>> {
+    let files = [PathBuf::from(path)];
+    let file = crate::weights::mmap_safetensors(&files)?;
+    let has = |prefix: &str| file.tensors().iter().any(|(k, _)| k.starts_with(prefix));
+    if has("decoder.up_blocks.") && has("encoder.down_blocks.") {
+        return Ok(Arc::new(file));
+    }
+    let vae_root = if has("decoder.up.") && has("encoder.down.") {
+        ""
+    } else if has("first_stage_model.decoder.up.") {
+        VAE
+    } else {
+        return Err(wrong(
+            path,
+            "it is not an SDXL VAE file: expected diffusers (`decoder.up_blocks.*`) or original \
+             (`decoder.up.*`) VAE weight names",
+        ));
+    };
+    Ok(Arc::new(SgmPart {
+        file: Arc::new(file),
+        part: Part::Vae,
+        prefixes: vae_prefixes(cfg),
+        vae_root,
+    }))
 }
 
 #[cfg(test)]

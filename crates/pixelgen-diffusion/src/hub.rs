@@ -28,6 +28,26 @@ impl SdxlFiles {
 
     /// Every file, relative to the repo root: configs, tokenizer files, then weights.
     pub fn list(&self) -> Vec<String> {
+        let mut files = Self::config_files();
+        let v = self
+            .variant
+            .as_deref()
+            .map(|v| format!(".{v}"))
+            .unwrap_or_default();
+        for (dir, stem) in [
+            ("unet", "diffusion_pytorch_model"),
+            ("vae", "diffusion_pytorch_model"),
+            ("text_encoder", "model"),
+            ("text_encoder_2", "model"),
+        ] {
+            files.push(format!("{dir}/{stem}{v}.safetensors"));
+        }
+        files
+    }
+
+    /// The configs and tokenizer files only (what a single-file checkpoint needs besides its
+    /// weights), relative to the repo root.
+    pub fn config_files() -> Vec<String> {
         let mut files: Vec<String> = [
             "model_index.json",
             "scheduler/scheduler_config.json",
@@ -46,19 +66,6 @@ impl SdxlFiles {
             for f in ["tokenizer_config.json", "special_tokens_map.json"] {
                 files.push(format!("{dir}/{f}"));
             }
-        }
-        let v = self
-            .variant
-            .as_deref()
-            .map(|v| format!(".{v}"))
-            .unwrap_or_default();
-        for (dir, stem) in [
-            ("unet", "diffusion_pytorch_model"),
-            ("vae", "diffusion_pytorch_model"),
-            ("text_encoder", "model"),
-            ("text_encoder_2", "model"),
-        ] {
-            files.push(format!("{dir}/{stem}{v}.safetensors"));
         }
         files
     }

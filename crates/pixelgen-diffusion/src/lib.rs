@@ -6,8 +6,10 @@
 //! `tools/parity/make_fixtures.py`): tokenizers exactly, text encoders, UNet, VAE and whole
 //! 4-step runs within 1e-4 relative in f32 on the CPU, and five samplers ([`scheduler`]) with
 //! diffusers' own timestep and sigma tables. [`SdxlWeights`] also opens single-file SGM
-//! checkpoints ([`checkpoint`]) and merges LoRAs in the kohya and diffusers/PEFT layouts
-//! ([`lora`]) at load, both checked against diffusers the same way (see `docs/models.md`).
+//! checkpoints ([`checkpoint`], UNet-only ones with a separate VAE) and merges LoRAs in the
+//! kohya and diffusers/PEFT layouts ([`lora`]), DoRA, and LyCORIS LoHa/LoKr ([`lycoris`]) at
+//! load, checked against diffusers the same way (LyCORIS against its published formulas; see
+//! `docs/models.md`).
 //!
 //! ```no_run
 //! use candle_core::{DType, Device};
@@ -40,6 +42,7 @@ pub mod fused;
 pub mod hub;
 pub mod image_out;
 pub mod lora;
+pub mod lycoris;
 pub mod noise;
 pub mod pipeline;
 pub mod presets;
@@ -63,7 +66,8 @@ pub use config::{
 pub use error::{DiffusionError, Result};
 pub use image_out::{save_png, to_rgba_images};
 pub use lora::{
-    Lora, LoraComponent, LoraLayer, LoraLayout, LoraMatch, LoraMetadata, LoraReport, ScaledLora,
+    KronFactor, Lora, LoraComponent, LoraLayer, LoraLayout, LoraMatch, LoraMetadata, LoraReport,
+    LoraUpdate, ScaledLora,
 };
 pub use noise::{NoiseSource, RecordedNoise, SeededNoise};
 pub use pipeline::{

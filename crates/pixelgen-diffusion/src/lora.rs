@@ -102,7 +102,48 @@ impl LoraMetadata {
     }
 }
 
-/// One layer of a LoRA: the low-rank factors for one weight of the base model.
+/// How a layer forms its weight update from its factors (f32, on the host).
+#[derive(Debug, Clone)]
+pub enum LoraUpdate {
+    /// LoRA / LoCon: `up @ down`, `down` `[rank, in(, kh, kw)]`, `up` `[out, rank(, 1, 1)]`.
+    LowRank {
+        /// `[rank, in]` or `[rank, in, kh, kw]`.
+        down: Tensor,
+        /// `[out, rank]` or `[out, rank, 1, 1]`.
+        up: Tensor,
+    },
+    /// LyCORIS LoHa: `(w1_a @ w1_b) ⊙ (w2_a @ w2_b)`, `w*_a` `[out, rank]`, `w*_b`
+    /// `[rank, in(·kh·kw)]`.
+    Hadamard {
+        /// First pair, left factor.
+        w1_a: Tensor,
+        /// First pair, right factor.
+        w1_b: Tensor,
+        /// Second pair, left factor.
+        w2_a: Tensor,
+        /// Second pair, right factor.
+        w2_b: Tensor,
+    },
+    /// LyCORIS LoKr: `kron(w1, w2)`; `w1` is `[o1, i1]`, `w2` `[o2, i2]` or a conv kernel
+    /// `[o2, i2, kh, kw]`, with `o1·o2 = out` and `i1·i2 = in`.
+    Kronecker {
+        /// The small left factor.
+        w1: KronFactor,
+        /// The right factor.
+        w2: KronFactor,
+    },
+}
+
+/// One factor of a LoKr layer.
+#[derive(Debug, Clone)]
+pub enum KronFactor {
+    /// Stored whole.
+    Full(Tensor),
+    /// Stored as `a @ b` (`a` `[rows, rank]`, `b` `[rank, cols]`).
+    Product(Tensor, Tensor),
+}
+
+/// One layer of a LoRA: the factors of the update of one weight of the base model.
 #[derive(Debug, Clone)]
 pub struct LoraLayer {
     /// The network it modifies.
@@ -111,18 +152,28 @@ pub struct LoraLayer {
     /// encoders' `text_model` prefix: dotted for diffusers (`down_blocks.1.attentions.0.proj_in`),
     /// with underscores for kohya (`down_blocks_1_attentions_0_proj_in`).
     pub module: String,
-    /// `[rank, in]` or `[rank, in, kh, kw]`, f32 on the host.
-    pub down: Tensor,
-    /// `[out, rank]` or `[out, rank, 1, 1]`, f32 on the host.
-    pub up: Tensor,
-    /// `alpha / rank` (1 when the file gives no alpha).
+    /// The factors and how they combine.
+    pub update: LoraUpdate,
+    /// `alpha / rank` (1 when the file gives no alpha; see [`crate::lycoris`] for LoKr).
     pub scale: f64,
+    /// DoRA's magnitude `m`, one value per output channel (PEFT's `lora_magnitude_vector`):
+    /// the weight becomes `m / ||W + s·dW||_row ⊙ (W + s·dW)` instead of `W + s·dW`.
+    pub magnitude: Option<Tensor>,
 }
 
 impl LoraLayer {
-    /// The layer's rank (rows of `down`).
+    /// The layer's rank: rows of `down` (LoRA), of `w1_b` (LoHa), of the product factor's `b`
+    /// (LoKr; 0 when both factors are full).
     pub fn rank(&self) -> usize {
-        self.down.dims().first().copied().unwrap_or(0)
+        let rows = |t: &Tensor| t.dims().first().copied().unwrap_or(0);
+        match &self.update {
+            LoraUpdate::LowRank { down, .. } => rows(down),
+            LoraUpdate::Hadamard { w1_b, .. } => rows(w1_b),
+            LoraUpdate::Kronecker { w1, w2 } => match (w1, w2) {
+                (_, KronFactor::Product(_, b)) | (KronFactor::Product(_, b), _) => rows(b),
+                _ => 0,
+            },
+        }
     }
 }
 
@@ -206,7 +257,8 @@ impl Lora {
                 format!(
                     "no LoRA layers found among its {} tensors (e.g. {sample:?}): expected kohya \
                      (`lora_unet_*.lora_down.weight`) or diffusers/PEFT \
-                     (`unet.*.lora_A.weight`) keys; LyCORIS (LoHa/LoKr) files are not supported",
+                     (`unet.*.lora_A.weight`) keys, or LyCORIS LoHa/LoKr (`hada_w1_a`, \
+                     `lokr_w1`) in kohya names",
                     tensors.len()
                 ),
             ));
@@ -240,7 +292,8 @@ impl Lora {
         &self.layers
     }
 
-    /// Tensors of the file that are not LoRA factors this crate applies (e.g. DoRA scales).
+    /// Tensors of the file that are not factors this crate applies (e.g. kohya `dora_scale`,
+    /// Tucker cores of LyCORIS convolutions).
     pub fn ignored_keys(&self) -> &[String] {
         &self.ignored
     }
@@ -248,16 +301,16 @@ impl Lora {
 
 type Parsed = (Vec<LoraLayer>, Vec<String>);
 
-fn scalar(t: &Tensor) -> Result<f64> {
+pub(crate) fn scalar(t: &Tensor) -> Result<f64> {
     let v: Vec<f64> = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
     Ok(v.first().copied().unwrap_or(f64::NAN))
 }
 
-fn factor(t: &Tensor) -> Result<Tensor> {
+pub(crate) fn factor(t: &Tensor) -> Result<Tensor> {
     Ok(t.to_dtype(DType::F32)?)
 }
 
-fn rank_of(path: &Path, key: &str, down: &Tensor) -> Result<usize> {
+pub(crate) fn rank_of(path: &Path, key: &str, down: &Tensor) -> Result<usize> {
     match down.dims().first() {
         Some(&r) if r > 0 && down.rank() >= 2 => Ok(r),
         _ => Err(lora_err(
@@ -274,12 +327,18 @@ fn parse_kohya(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<Parsed>
     const DOWN: &str = ".lora_down.weight";
     let mut used = std::collections::HashSet::new();
     let mut layers = Vec::new();
-    let mut keys: Vec<&String> = tensors.keys().collect();
-    keys.sort();
-    for key in keys {
-        let Some(prefix) = key.strip_suffix(DOWN) else {
-            continue;
-        };
+    // Layer prefixes, each once: LoRA/LoCon (`lora_down`) or LyCORIS LoHa/LoKr.
+    let mut prefixes: Vec<&str> = tensors
+        .keys()
+        .filter_map(|k| {
+            std::iter::once(DOWN)
+                .chain(crate::lycoris::FIRST_KEYS)
+                .find_map(|s| k.strip_suffix(s))
+        })
+        .collect();
+    prefixes.sort();
+    prefixes.dedup();
+    for prefix in prefixes {
         let (component, module) = if let Some(m) = prefix.strip_prefix("lora_unet_") {
             (LoraComponent::Unet, m)
         } else if let Some(m) = prefix.strip_prefix("lora_te2_") {
@@ -293,23 +352,40 @@ fn parse_kohya(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<Parsed>
             continue;
         };
         let module = module.strip_prefix("text_model_").unwrap_or(module);
-        let up_key = format!("{prefix}.lora_up.weight");
+        let key = format!("{prefix}{DOWN}");
         let alpha_key = format!("{prefix}.alpha");
-        let (Some(down), Some(up)) = (tensors.get(key), tensors.get(&up_key)) else {
+        let Some(down) = tensors.get(&key) else {
+            if let Some(p) = crate::lycoris::parse(path, tensors, prefix)? {
+                used.extend(p.used);
+                layers.push(LoraLayer {
+                    component,
+                    module: module.to_string(),
+                    update: p.update,
+                    scale: p.scale,
+                    magnitude: None,
+                });
+            }
+            continue;
+        };
+        let up_key = format!("{prefix}.lora_up.weight");
+        let Some(up) = tensors.get(&up_key) else {
             return Err(lora_err(path, format!("`{key}` has no `{up_key}`")));
         };
-        let rank = rank_of(path, key, down)?;
+        let rank = rank_of(path, &key, down)?;
         let scale = match tensors.get(&alpha_key) {
             Some(a) => scalar(a)? / rank as f64,
             None => 1.0,
         };
-        used.extend([key.clone(), up_key, alpha_key]);
+        used.extend([key, up_key, alpha_key]);
         layers.push(LoraLayer {
             component,
             module: module.to_string(),
-            down: factor(down)?,
-            up: factor(up)?,
+            update: LoraUpdate::LowRank {
+                down: factor(down)?,
+                up: factor(up)?,
+            },
             scale,
+            magnitude: None,
         });
     }
     Ok((layers, unused(tensors, &used)))
@@ -383,13 +459,26 @@ fn parse_diffusers(
             Some(a) => a / rank as f64,
             None => 1.0,
         };
+        // DoRA (PEFT `use_dora`): the magnitude vector of the layer.
+        let magnitude_key = [".lora_magnitude_vector", ".lora_magnitude_vector.weight"]
+            .map(|s| format!("{prefix}{s}"))
+            .into_iter()
+            .find(|k| tensors.contains_key(k));
+        let magnitude = match &magnitude_key {
+            Some(k) => Some(factor(&tensors[k])?),
+            None => None,
+        };
         used.extend([key.clone(), up_key, alpha_key]);
+        used.extend(magnitude_key);
         layers.push(LoraLayer {
             component,
             module: module.to_string(),
-            down: factor(down)?,
-            up: factor(up)?,
+            update: LoraUpdate::LowRank {
+                down: factor(down)?,
+                up: factor(up)?,
+            },
             scale,
+            magnitude,
         });
     }
     Ok((layers, unused(tensors, &used)))
@@ -520,16 +609,57 @@ pub struct LoraMatch {
     pub matched: usize,
     /// Layers that match no weight of the model (`component: module`): not applied.
     pub unmatched: Vec<String>,
-    /// Tensors of the file that are not LoRA factors (e.g. DoRA scales): not applied.
+    /// Tensors of the file that are not factors this crate applies (e.g. kohya `dora_scale`):
+    /// not applied.
     pub ignored: Vec<String>,
 }
 
-/// One low-rank update: `factor * up @ down`, both 2-D, f32 on the host.
+/// One weight update, its factors reshaped to matrices (f32, on the host), times `factor`.
 #[derive(Debug, Clone)]
 pub(crate) struct Delta {
-    up: Tensor,
-    down: Tensor,
+    form: DeltaForm,
     factor: f64,
+    /// DoRA's magnitude, `[out]`.
+    magnitude: Option<Tensor>,
+}
+
+#[derive(Debug, Clone)]
+enum DeltaForm {
+    /// `up [out, r] @ down [r, rest]`.
+    LowRank { up: Tensor, down: Tensor },
+    /// `(a1 @ b1) ⊙ (a2 @ b2)`, all 2-D.
+    Hadamard([Tensor; 4]),
+    /// `kron(w1, w2)` with `w1` `o1 x i1` and `w2` `o2 x (i2·k)`.
+    Kronecker {
+        w1: KronFactor,
+        w2: KronFactor,
+        dims1: (usize, usize),
+        dims2: (usize, usize, usize),
+    },
+}
+
+impl Delta {
+    /// The update as a `[out, rest]` matrix on `dev`, without `factor`.
+    fn matrix(&self, dev: &Device) -> candle_core::Result<Tensor> {
+        match &self.form {
+            DeltaForm::LowRank { up, down } => up.to_device(dev)?.matmul(&down.to_device(dev)?),
+            DeltaForm::Hadamard([a1, b1, a2, b2]) => {
+                let p1 = a1.to_device(dev)?.matmul(&b1.to_device(dev)?)?;
+                let p2 = a2.to_device(dev)?.matmul(&b2.to_device(dev)?)?;
+                p1 * p2
+            }
+            DeltaForm::Kronecker {
+                w1,
+                w2,
+                dims1,
+                dims2,
+            } => {
+                let m1 = crate::lycoris::kron_factor(w1, dims1.0, dev)?;
+                let m2 = crate::lycoris::kron_factor(w2, dims2.0, dev)?;
+                crate::lycoris::kron_matrix(&m1, &m2, *dims1, *dims2)
+            }
+        }
+    }
 }
 
 /// The updates for each base weight name, per network.
@@ -614,41 +744,154 @@ pub(crate) fn plan(
     Ok((merge, report))
 }
 
-/// Checks that `layer`'s factors fit the weight `name` of shape `shape`, as 2-D factors.
+/// Checks that `layer`'s factors fit the weight `name` of shape `shape`, as matrices.
 fn fit(lora: &Lora, layer: &LoraLayer, name: &str, shape: &[usize]) -> Result<Delta> {
-    let rank = layer.rank();
     let out = shape.first().copied().unwrap_or(0);
+    let inp = shape.get(1).copied().unwrap_or(0);
     let rest: usize = shape.iter().skip(1).product();
-    let up_dims = layer.up.dims();
-    let up_ok = up_dims.len() >= 2
-        && up_dims[0] == out
-        && up_dims[1] == rank
-        && up_dims[2..].iter().all(|&d| d == 1);
-    let down_ok = layer.down.elem_count() == rank * rest && shape.len() >= 2;
-    if !(up_ok && down_ok) {
+    let dims = |t: &Tensor| t.dims().to_vec();
+    let rows = |t: &Tensor| t.dims().first().copied().unwrap_or(0);
+    // `t` is a matrix `[r, c]` (trailing 1s allowed).
+    let is_matrix = |t: &Tensor, r: usize, c: usize| {
+        let d = t.dims();
+        d.len() >= 2 && d[0] == r && d[1..].iter().product::<usize>() == c
+    };
+    let form = match &layer.update {
+        LoraUpdate::LowRank { down, up } => {
+            let rank = rows(down);
+            let up_ok = up.dims().len() >= 2
+                && up.dims()[0] == out
+                && up.dims()[1] == rank
+                && up.dims()[2..].iter().all(|&d| d == 1);
+            (up_ok && down.elem_count() == rank * rest && shape.len() >= 2).then(|| {
+                Ok::<_, DiffusionError>(DeltaForm::LowRank {
+                    up: up.reshape((out, rank))?,
+                    down: down.reshape((rank, rest))?,
+                })
+            })
+        }
+        LoraUpdate::Hadamard {
+            w1_a,
+            w1_b,
+            w2_a,
+            w2_b,
+        } => {
+            let (r1, r2) = (rows(w1_b), rows(w2_b));
+            let ok = is_matrix(w1_a, out, r1)
+                && is_matrix(w2_a, out, r2)
+                && is_matrix(w1_b, r1, rest)
+                && is_matrix(w2_b, r2, rest);
+            ok.then(|| {
+                Ok(DeltaForm::Hadamard([
+                    w1_a.reshape((out, r1))?,
+                    w1_b.reshape((r1, rest))?,
+                    w2_a.reshape((out, r2))?,
+                    w2_b.reshape((r2, rest))?,
+                ]))
+            })
+        }
+        LoraUpdate::Kronecker { w1, w2 } => kron_dims(w1, w2, out, inp, rest).map(|(d1, d2)| {
+            Ok(DeltaForm::Kronecker {
+                w1: w1.clone(),
+                w2: w2.clone(),
+                dims1: d1,
+                dims2: d2,
+            })
+        }),
+    };
+    let Some(form) = form else {
         let base = lora
             .metadata
             .base_model
             .as_deref()
             .map(|b| format!(", header says base model `{b}`"))
             .unwrap_or_default();
+        let factors: Vec<Vec<usize>> = match &layer.update {
+            LoraUpdate::LowRank { down, up } => vec![dims(down), dims(up)],
+            LoraUpdate::Hadamard {
+                w1_a,
+                w1_b,
+                w2_a,
+                w2_b,
+            } => vec![dims(w1_a), dims(w1_b), dims(w2_a), dims(w2_b)],
+            LoraUpdate::Kronecker { w1, w2 } => [w1, w2]
+                .iter()
+                .flat_map(|f| match f {
+                    KronFactor::Full(w) => vec![dims(w)],
+                    KronFactor::Product(a, b) => vec![dims(a), dims(b)],
+                })
+                .collect(),
+        };
         return Err(lora_err(
             &lora.path,
             format!(
-                "layer `{}` (down {:?}, up {:?}) does not fit the model's weight `{}.{name}` \
+                "layer `{}` (factors {factors:?}) does not fit the model's weight `{}.{name}` \
                  {shape:?}: the LoRA was made for another model{base}",
                 layer.module,
-                layer.down.dims(),
-                up_dims,
                 layer.component.name()
             ),
         ));
-    }
+    };
+    let magnitude = match &layer.magnitude {
+        Some(m) if m.elem_count() == out => Some(m.reshape(out)?),
+        Some(m) => {
+            return Err(lora_err(
+                &lora.path,
+                format!(
+                    "layer `{}` has a DoRA magnitude of shape {:?}, expected {out} values (one \
+                     per output channel of `{}.{name}`)",
+                    layer.module,
+                    m.dims(),
+                    layer.component.name()
+                ),
+            ));
+        }
+        None => None,
+    };
     Ok(Delta {
-        up: layer.up.reshape((out, rank))?,
-        down: layer.down.reshape((rank, rest))?,
+        form: form?,
         factor: 1.0,
+        magnitude,
     })
+}
+
+/// `((o1, i1), (o2, i2, k))` of a LoKr layer on a weight `[out, in(, kh, kw)]` (`rest` =
+/// in·kh·kw), when its factors fit.
+type KronDims = ((usize, usize), (usize, usize, usize));
+
+fn kron_dims(
+    w1: &KronFactor,
+    w2: &KronFactor,
+    out: usize,
+    inp: usize,
+    rest: usize,
+) -> Option<KronDims> {
+    // (rows, cols) of a factor as a matrix, and for a full one its trailing kernel size.
+    let shape = |f: &KronFactor| -> Option<(usize, usize, Option<usize>)> {
+        match f {
+            KronFactor::Full(w) => {
+                let d = w.dims();
+                (d.len() >= 2).then(|| (d[0], d[1], Some(d[2..].iter().product())))
+            }
+            KronFactor::Product(a, b) => {
+                let (da, db) = (a.dims(), b.dims());
+                (da.len() == 2 && db.len() >= 2 && da[1] == db[0])
+                    .then(|| (da[0], db[1..].iter().product(), None))
+            }
+        }
+    };
+    let (o1, i1, k1) = shape(w1)?;
+    let (o2, c2, k2) = shape(w2)?;
+    if o1 == 0 || i1 == 0 || inp == 0 || k1.is_some_and(|k| k != 1) {
+        return None;
+    }
+    let k = rest / inp;
+    let i2 = inp / i1;
+    let fits = o1 * o2 == out
+        && i1 * i2 == inp
+        && c2 * k2.unwrap_or(1) == i2 * k
+        && k2.is_none_or(|k2| k2 == k || k2 == 1 && c2 == i2 * k);
+    fits.then_some(((o1, i1), (o2, i2, k)))
 }
 
 /// Where a network's base weights come from, by the names our modules ask for (diffusers').
@@ -719,10 +962,28 @@ impl SimpleBackend for MergedBackend {
         };
         // Merge in f32 whatever the model's dtype, then convert once.
         let shape = base.shape().clone();
-        let mut w = base.to_dtype(DType::F32)?;
+        let base = base.to_dtype(DType::F32)?;
+        let mut w = base.clone();
         for d in deltas {
-            let product = d.up.to_device(dev)?.matmul(&d.down.to_device(dev)?)?;
-            w = (w + product.reshape(&shape)?.affine(d.factor, 0.0)?)?;
+            let product = d.matrix(dev)?.reshape(&shape)?.affine(d.factor, 0.0)?;
+            w = match &d.magnitude {
+                None => (w + product)?,
+                // DoRA, as PEFT merges it: the norm of the base weight plus this update, per
+                // output channel, rescaled to the magnitude.
+                Some(m) => {
+                    let out = shape.dims().first().copied().unwrap_or(1);
+                    let norm = (&base + &product)?
+                        .reshape((out, ()))?
+                        .sqr()?
+                        .sum_keepdim(1)?
+                        .sqrt()?;
+                    let scale = m.to_device(dev)?.reshape((out, 1))?.broadcast_div(&norm)?;
+                    (w + product)?
+                        .reshape((out, ()))?
+                        .broadcast_mul(&scale)?
+                        .reshape(&shape)?
+                }
+            };
         }
         if let Ok(mut applied) = self.applied.lock() {
             applied.insert(name.to_string());

@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::SdxlConfigs;
 use crate::error::{DiffusionError, Result, invalid};
 use crate::hub::{self, SdxlFiles};
 use crate::sampling::{PresetName, SamplingPreset};
+use crate::sdxl_weights::SdxlWeights;
 
 /// The built-in registry, as JSON.
 pub const BUILTIN_JSON: &str = include_str!("registry.json");
@@ -196,9 +198,15 @@ struct Entry {
     #[serde(default)]
     vae: Option<Source>,
     #[serde(default)]
+    config: Option<Source>,
+    #[serde(default)]
     loras: Vec<LoraSpec>,
     sampling: PresetName,
 }
+
+/// Where a single-file base gets its configs and tokenizers when its entry names none: SDXL
+/// base 1.0's repo (config and tokenizer files only, a few MB).
+pub const DEFAULT_CONFIG_REPO: &str = "stabilityai/stable-diffusion-xl-base-1.0";
 
 /// A resolved registry name: every part of the model and how to sample it.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,8 +221,13 @@ pub struct ModelSpec {
     /// Weight variant of a diffusers base (`fp16` reads `*.fp16.safetensors`).
     pub variant: Option<String>,
     /// A replacement VAE folder (`config.json` + `diffusion_pytorch_model.safetensors`), e.g.
-    /// the fp16-fix VAE that runs in f16 without overflowing.
+    /// the fp16-fix VAE that runs in f16 without overflowing, or a VAE `.safetensors` file (the
+    /// VAE of a UNet-only single-file base).
     pub vae: Option<Source>,
+    /// For a single-file base: a diffusers folder with the configs and tokenizers
+    /// (`model_index.json`, `*/config.json`, `tokenizer*/`); `None`: those of
+    /// [`DEFAULT_CONFIG_REPO`]. Unused for a diffusers-folder base.
+    pub config: Option<Source>,
     /// LoRAs merged into the base, in order.
     pub loras: Vec<LoraSpec>,
     /// The sampling preset's name.
@@ -241,8 +254,10 @@ pub struct LocatedModel {
     pub base: PathBuf,
     /// Weight variant of a diffusers base.
     pub variant: Option<String>,
-    /// A replacement VAE folder.
+    /// A replacement VAE folder or file.
     pub vae: Option<PathBuf>,
+    /// The configs-and-tokenizers folder of a single-file base (`None` for a folder base).
+    pub config: Option<PathBuf>,
     /// LoRA files with strengths.
     pub loras: Vec<LocatedLora>,
     /// The sampling settings.
@@ -263,6 +278,15 @@ impl ModelSpec {
             Some(v) => Some(v.locate(cache, &vae_files)?),
             None => None,
         };
+        let config = if base.is_file() {
+            let source = self
+                .config
+                .clone()
+                .unwrap_or_else(|| Source::hub(DEFAULT_CONFIG_REPO));
+            Some(source.locate(cache, &SdxlFiles::config_files())?)
+        } else {
+            None
+        };
         let mut loras = Vec::with_capacity(self.loras.len());
         for l in &self.loras {
             if let Source::Hub { file: None, .. } = l.source {
@@ -281,9 +305,41 @@ impl ModelSpec {
             base,
             variant: self.variant.clone(),
             vae,
+            config,
             loras,
             sampling: self.sampling.clone(),
         })
+    }
+}
+
+impl LocatedModel {
+    /// Opens the base weights: a diffusers folder (with `variant`), or a single-file checkpoint
+    /// with the configs and tokenizers of `config`; then the VAE, when one is given (for a
+    /// UNet-only checkpoint it is required). LoRAs are not merged here: pass them to
+    /// [`SdxlWeights::pipeline`].
+    pub fn open(&self) -> Result<SdxlWeights> {
+        if self.base.is_file() {
+            let dir = self.config.as_ref().ok_or_else(|| {
+                invalid(
+                    "model config",
+                    format!(
+                        "{} is a single-file checkpoint: name a folder with its configs and \
+                         tokenizers (`config`)",
+                        self.base.display()
+                    ),
+                )
+            })?;
+            let configs = SdxlConfigs::load(dir)?;
+            return match &self.vae {
+                Some(vae) => SdxlWeights::open_single_file_with_vae(&self.base, configs, vae),
+                None => SdxlWeights::open_single_file(&self.base, configs),
+            };
+        }
+        let weights = SdxlWeights::open(&self.base, self.variant.as_deref())?;
+        match &self.vae {
+            Some(vae) => weights.with_vae(vae),
+            None => Ok(weights),
+        }
     }
 }
 
@@ -325,6 +381,23 @@ impl Registry {
         Ok(Self { entries })
     }
 
+    /// [`Registry::from_json`] of the file at `path`.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| DiffusionError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_json(&text).map_err(|e| match e {
+            DiffusionError::Config { what, source, .. } => DiffusionError::Config {
+                path: path.to_path_buf(),
+                what,
+                source,
+            },
+            other => other,
+        })
+    }
+
     /// Adds or replaces the entries of `other` (a user registry over the built-in one).
     pub fn extend(&mut self, other: Registry) {
         self.entries.extend(other.entries);
@@ -352,6 +425,7 @@ impl Registry {
             base: e.base.clone(),
             variant: e.variant.clone(),
             vae: e.vae.clone(),
+            config: e.config.clone(),
             loras: e.loras.clone(),
             preset: e.sampling,
             sampling: e.sampling.preset(),
@@ -510,6 +584,49 @@ mod tests {
         assert_eq!(located.loras.len(), 2);
         assert!(located.loras[1].path.ends_with("pixel-art-xl.safetensors"));
         assert_eq!(located.loras[1].unet_strength, 1.2);
+        let _ = std::fs::remove_dir_all(&cache);
+    }
+
+    #[test]
+    fn single_file_base_gets_configs_from_the_sdxl_repo_unless_named() {
+        let dir = temp("single");
+        let ckpt = dir.join("finetune.safetensors");
+        std::fs::write(&ckpt, b"x").unwrap();
+        let json = format!(
+            r#"{{"mine": {{"base": {{"local": {{"path": "{}"}}}}, "sampling": "quality"}}}}"#,
+            ckpt.display()
+        );
+        let file = dir.join("models.json");
+        std::fs::write(&file, &json).unwrap();
+        let r = Registry::from_file(&file).unwrap();
+        let spec = r.resolve("mine").unwrap();
+        assert_eq!(spec.config, None);
+        // No configs cached: the command fetches SDXL base's configs and tokenizers only.
+        let cache = temp("single-cache");
+        let err = spec.locate(&cache).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("huggingface-cli download {DEFAULT_CONFIG_REPO}")),
+            "{err}"
+        );
+        assert!(err.contains("'unet/config.json'"), "{err}");
+        assert!(!err.contains(".safetensors'"), "no weights: {err}");
+        put(&cache, DEFAULT_CONFIG_REPO, &SdxlFiles::config_files());
+        let located = spec.locate(&cache).unwrap();
+        assert_eq!(located.base, ckpt);
+        assert!(located.config.unwrap().join("model_index.json").is_file());
+        // A folder base needs no config folder.
+        let folder = Registry::from_json(&format!(
+            r#"{{"f": {{"base": {{"local": {{"path": "{}"}}}}, "sampling": "fast"}}}}"#,
+            dir.display()
+        ))
+        .unwrap();
+        let located = folder.resolve("f").unwrap().locate(&cache).unwrap();
+        assert_eq!(located.config, None);
+        // A broken registry file names itself.
+        std::fs::write(&file, "{").unwrap();
+        let err = Registry::from_file(&file).unwrap_err().to_string();
+        assert!(err.contains("models.json"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&cache);
     }
 

@@ -147,9 +147,40 @@ impl SdxlWeights {
     /// `first_stage_model.*`, `conditioner.embedders.*`; fp16, bf16 or fp32). A checkpoint holds
     /// no configs or tokenizers: `configs` supplies them (e.g. [`SdxlConfigs::sdxl_base`] with
     /// the tokenizer folders of SDXL base). Checkpoints of another family (SD1.x/2.x, the SDXL
-    /// refiner, SD3, Flux) and checkpoints without a VAE or text encoder are rejected.
+    /// refiner, SD3, Flux) and checkpoints without a VAE or text encoder are rejected; for a
+    /// UNet-only file use [`SdxlWeights::open_single_file_with_vae`].
     pub fn open_single_file(path: impl AsRef<Path>, configs: SdxlConfigs) -> Result<Self> {
-        let ckpt = checkpoint::open(path.as_ref(), &configs.unet, &configs.vae)?;
+        let (weights, vae) = Self::single_file(path.as_ref(), configs, true)?;
+        let vae = vae.ok_or_else(|| DiffusionError::Unsupported {
+            feature: format!("checkpoint {}", path.as_ref().display()),
+            hint: "it has no VAE".into(),
+        })?;
+        Ok(Self { vae, ..weights })
+    }
+
+    /// [`SdxlWeights::open_single_file`] with the VAE taken from `vae` instead of the
+    /// checkpoint: a diffusers VAE folder (`config.json` + `diffusion_pytorch_model.safetensors`,
+    /// e.g. `madebyollin/sdxl-vae-fp16-fix`, whose config comes with it) or a VAE
+    /// `.safetensors` file (diffusers or original names; `configs.vae` stays its config). This
+    /// opens UNet-only checkpoints (no `first_stage_model.*`); a checkpoint's own VAE, if any,
+    /// is not used.
+    pub fn open_single_file_with_vae(
+        path: impl AsRef<Path>,
+        configs: SdxlConfigs,
+        vae: impl AsRef<Path>,
+    ) -> Result<Self> {
+        let (weights, _) = Self::single_file(path.as_ref(), configs, false)?;
+        weights.with_vae(vae)
+    }
+
+    /// The checkpoint's UNet and text encoders (the VAE field holds the UNet until replaced)
+    /// and its VAE when it has one.
+    fn single_file(
+        path: &Path,
+        configs: SdxlConfigs,
+        need_vae: bool,
+    ) -> Result<(Self, Option<Arc<dyn BaseWeights>>)> {
+        let ckpt = checkpoint::open(path, &configs.unet, &configs.vae, need_vae)?;
         let unet: Arc<dyn BaseWeights> = Arc::new(ckpt.unet);
         let text_encoder: Arc<dyn BaseWeights> = Arc::new(ckpt.text_encoder);
         let text_encoder_2: Arc<dyn BaseWeights> = Arc::new(ckpt.text_encoder_2);
@@ -175,11 +206,17 @@ impl SdxlWeights {
                 })?,
             ),
         ]);
-        Self::assemble(
+        let vae: Option<Arc<dyn BaseWeights>> = match ckpt.vae {
+            Some(v) => Some(Arc::new(v)),
+            None => None,
+        };
+        let placeholder = unet.clone();
+        let weights = Self::assemble(
             configs,
-            [unet, text_encoder, text_encoder_2, Arc::new(ckpt.vae)],
+            [unet, text_encoder, text_encoder_2, placeholder],
             targets,
-        )
+        )?;
+        Ok((weights, vae))
     }
 
     fn assemble(
@@ -206,14 +243,20 @@ impl SdxlWeights {
         })
     }
 
-    /// Replaces the VAE with the one in folder `dir` (`config.json` +
+    /// Replaces the VAE with the one at `path`: a folder (`config.json` +
     /// `diffusion_pytorch_model.safetensors`, the layout of `madebyollin/sdxl-vae-fp16-fix`),
-    /// config included: the fp16-fix VAE says `force_upcast: false` and so runs in f16.
-    pub fn with_vae(mut self, dir: impl AsRef<Path>) -> Result<Self> {
-        let dir = dir.as_ref();
+    /// config included (the fp16-fix VAE says `force_upcast: false` and so runs in f16), or a
+    /// single VAE `.safetensors` file with diffusers or original (`decoder.up.*`) names, which
+    /// keeps the current VAE config.
+    pub fn with_vae(mut self, path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        if path.is_file() {
+            self.vae = checkpoint::open_vae_file(path, &self.configs.vae)?;
+            return Ok(self);
+        }
         let config: crate::config::VaeConfig =
-            crate::config::read_json(dir, "config.json", "VAE config")?;
-        let files = weight_files(dir, "diffusion_pytorch_model", None)?;
+            crate::config::read_json(path, "config.json", "VAE config")?;
+        let files = weight_files(path, "diffusion_pytorch_model", None)?;
         self.vae = Arc::new(mmap_safetensors(&files)?);
         self.configs.vae = config;
         Ok(self)

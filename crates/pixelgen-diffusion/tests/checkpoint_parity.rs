@@ -241,6 +241,95 @@ fn checkpoint_missing_the_vae_is_a_clear_error() {
         &[],
     ));
     assert!(msg.contains("no VAE"), "{msg}");
+    assert!(msg.contains("open_single_file_with_vae"), "{msg}");
+}
+
+/// Every output of `a` equals `b`'s bit for bit.
+fn assert_same(what: &str, a: &SdxlPipeline, b: &SdxlPipeline, init: &Tensor) {
+    for ((name, x), (_, y)) in outputs(a, init).iter().zip(outputs(b, init)) {
+        assert_eq!(rel_err(x, &y), 0.0, "{what}: {name}");
+    }
+}
+
+#[test]
+fn unet_only_checkpoint_falls_back_to_a_separate_vae() {
+    let init =
+        load(fixtures().join("checkpoint/expected.safetensors")).0["txt2img.initial_latents"]
+            .clone();
+    let full = SdxlWeights::open_single_file(checkpoint(), configs()).unwrap();
+    let (full_pipe, _) = full.pipeline(&[], DType::F32, &Device::Cpu).unwrap();
+    let unet_only = variant(
+        "unet_only.safetensors",
+        |k| !k.starts_with("first_stage_model."),
+        &[],
+    );
+
+    // The checkpoint's own VAE as a standalone file in the original names (`decoder.up.*`, as
+    // A1111-style `sdxl_vae.safetensors` files are): the full checkpoint's outputs exactly.
+    let ldm_vae: HashMap<String, Tensor> =
+        candle_core::safetensors::load(checkpoint(), &Device::Cpu)
+            .unwrap()
+            .into_iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("first_stage_model.")
+                    .map(|k| (k.to_string(), v))
+            })
+            .collect();
+    assert!(ldm_vae.keys().any(|k| k.starts_with("decoder.up.")));
+    let ldm_path = variant("vae_ldm.safetensors", |_| false, &[]);
+    candle_core::safetensors::save(&ldm_vae, &ldm_path).unwrap();
+    let from_file =
+        SdxlWeights::open_single_file_with_vae(&unet_only, configs(), &ldm_path).unwrap();
+    let (file_pipe, _) = from_file.pipeline(&[], DType::F32, &Device::Cpu).unwrap();
+    assert_same("LDM VAE file", &file_pipe, &full_pipe, &init);
+
+    // The tiny diffusers `vae/` folder (f32, config included): the same as replacing the full
+    // checkpoint's VAE with it, and different from the fp16 VAE in the image only.
+    let vae_dir = fixtures().join("tiny-sdxl/vae");
+    let (folder_pipe, _) = SdxlWeights::open_single_file_with_vae(&unet_only, configs(), &vae_dir)
+        .unwrap()
+        .pipeline(&[], DType::F32, &Device::Cpu)
+        .unwrap();
+    let (replaced, _) = SdxlWeights::open_single_file(checkpoint(), configs())
+        .unwrap()
+        .with_vae(&vae_dir)
+        .unwrap()
+        .pipeline(&[], DType::F32, &Device::Cpu)
+        .unwrap();
+    assert_same("VAE folder", &folder_pipe, &replaced, &init);
+    let image = |p: &SdxlPipeline| outputs(p, &init).pop().unwrap().1;
+    let fp16_vs_f32 = rel_err(&image(&folder_pipe), &image(&full_pipe));
+    println!("image with the f32 VAE folder vs the checkpoint's fp16 VAE: {fp16_vs_f32:.2e}");
+    assert!(
+        fp16_vs_f32 > 0.0 && fp16_vs_f32 <= FP16_RTOL,
+        "{fp16_vs_f32:e}"
+    );
+
+    // The folder's weight file alone (diffusers names): the same as the folder.
+    let (named_pipe, _) = SdxlWeights::open_single_file_with_vae(
+        &unet_only,
+        configs(),
+        vae_dir.join("diffusion_pytorch_model.safetensors"),
+    )
+    .unwrap()
+    .pipeline(&[], DType::F32, &Device::Cpu)
+    .unwrap();
+    assert_same("diffusers VAE file", &named_pipe, &folder_pipe, &init);
+
+    // A file that is no VAE, and a missing one: clear errors.
+    let err = SdxlWeights::open_single_file_with_vae(
+        &unet_only,
+        configs(),
+        fixtures().join("lora/peft.safetensors"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("not an SDXL VAE"), "{err}");
+    let err =
+        SdxlWeights::open_single_file_with_vae(&unet_only, configs(), fixtures().join("nope/vae"))
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("nope/vae"), "{err}");
 }
 
 #[test]

@@ -17,7 +17,9 @@ pub struct CacheKey(pub [u8; 32]);
 impl CacheKey {
     /// The key of `recipe` run on `model`. The recipe's seed must be fixed (draw it first
     /// with [`Recipe::with_drawn_seed`]); priority is left out since it does not change pixels,
-    /// and `pixel: None` is keyed as the options it stands for.
+    /// and `pixel: None` is keyed as the options it stands for. Each LoRA of the recipe is
+    /// keyed by its path, strengths and the SHA-256 of its file content (computed once per
+    /// path, size and modification time), so replacing a LoRA file changes the key.
     pub fn new(recipe: &Recipe, model: &ModelIdentity) -> Result<Self> {
         if recipe.seed == Seed::Random {
             return Err(PixelGenError::InvalidRecipe {
@@ -42,6 +44,11 @@ impl CacheKey {
         h.update(model.0.as_bytes());
         h.update([0]);
         h.update(canonical.as_bytes());
+        // Recipes without LoRAs keep the keys they had before LoRA contents were keyed.
+        for l in &recipe.loras {
+            h.update(b"\0lora-content:");
+            h.update(crate::digest::file_digest_hex(&l.path).as_bytes());
+        }
         Ok(CacheKey(h.finalize().into()))
     }
 
@@ -206,6 +213,35 @@ mod tests {
         }
         let other_model = ModelIdentity("local:/m;fingerprint=abd".into());
         assert_ne!(CacheKey::new(&recipe(), &other_model).unwrap(), base);
+    }
+
+    #[test]
+    fn a_changed_lora_file_at_the_same_path_changes_the_key() {
+        let dir = std::env::temp_dir().join(format!("pixelgen-key-lora-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pixel.safetensors");
+        let with = Recipe {
+            loras: vec![crate::recipe::LoraRef::new(&path, 1.0)],
+            ..recipe()
+        };
+        let missing = CacheKey::new(&with, &model()).unwrap();
+        std::fs::write(&path, b"first lora").unwrap();
+        let first = CacheKey::new(&with, &model()).unwrap();
+        assert_ne!(first, missing);
+        assert_eq!(first, CacheKey::new(&with, &model()).unwrap(), "stable");
+        // Retrained: same path and size, other bytes, a later mtime.
+        std::fs::write(&path, b"other lora").unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(10);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        let second = CacheKey::new(&with, &model()).unwrap();
+        assert_ne!(second, first, "the LoRA's content is part of the key");
+        assert_ne!(second, CacheKey::new(&recipe(), &model()).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use candle_core::Tensor;
 use image::{Rgba, RgbaImage};
 use pixelgen_diffusion::{
-    Control as DiffusionControl, Lora, ScaledLora, SdxlPipeline, SdxlWeights, SeededNoise,
+    Control as DiffusionControl, Lora, SamplingPreset, ScaledLora, SdxlPipeline, SdxlWeights,
+    SeededNoise,
 };
 use pixelgen_pixel::pixelize;
 
@@ -87,6 +88,8 @@ pub struct Generator {
     lora_files: HashMap<PathBuf, Arc<Lora>>,
     /// The LoRAs of a registry model, merged before a recipe's own.
     model_loras: Vec<LoraRef>,
+    /// The sampling preset of a registry model: fills what a recipe leaves unset.
+    preset: Option<SamplingPreset>,
     previews: bool,
 }
 
@@ -100,6 +103,7 @@ impl Generator {
             pipeline: None,
             lora_files: HashMap::new(),
             model_loras: Vec::new(),
+            preset: None,
             previews: true,
         }
     }
@@ -155,11 +159,18 @@ impl Generator {
                 model: self.config.source.to_string(),
                 source: Box::new(source),
             };
-            let (dir, variant, vae, own) = match &self.config.source {
-                ModelSource::Local(dir) => (dir.clone(), self.config.variant.clone(), None, vec![]),
+            let (weights, own, preset) = match &self.config.source {
+                ModelSource::Local(dir) => (
+                    SdxlWeights::open(dir, self.config.variant.as_deref()).map_err(load_err)?,
+                    vec![],
+                    None,
+                ),
                 ModelSource::Registry(name) => {
-                    let (_, located) =
-                        crate::model::locate_registry(name, self.config.hub_cache.as_deref())?;
+                    let (spec, located) = crate::model::locate_registry(
+                        name,
+                        self.config.hub_cache.as_deref(),
+                        self.config.registry.as_deref(),
+                    )?;
                     let own = located
                         .loras
                         .iter()
@@ -169,15 +180,14 @@ impl Generator {
                             text_strength: l.text_strength,
                         })
                         .collect();
-                    (located.base, located.variant, located.vae, own)
+                    // A diffusers folder or a single-file checkpoint, then the VAE.
+                    let weights = located.open().map_err(load_err)?;
+                    (weights, own, Some(spec.sampling))
                 }
             };
-            let mut weights = SdxlWeights::open(&dir, variant.as_deref()).map_err(load_err)?;
-            if let Some(vae) = vae {
-                weights = weights.with_vae(vae).map_err(load_err)?;
-            }
             self.weights = Some(weights);
             self.model_loras = own;
+            self.preset = preset;
         }
         // The registry model's own LoRAs come first.
         let loras: Vec<LoraRef> = self.model_loras.iter().chain(loras).cloned().collect();
@@ -261,8 +271,14 @@ impl SpriteEngine for Generator {
         self.pipeline_with(&recipe.loras)?;
         let key = CacheKey::new(&recipe, &self.model_identity()?)?;
         let previews = self.previews;
+        // A registry model's preset fills the sampling fields the recipe leaves unset; the key
+        // above is of the recipe as written (the preset is part of the model identity).
+        let sampled = match &self.preset {
+            Some(preset) => recipe.with_unset_sampling_from(preset),
+            None => recipe.clone(),
+        };
         let pipe = self.pipeline_with(&recipe.loras)?;
-        let params = recipe.generation_params(&recipe.prompt);
+        let params = sampled.generation_params(&sampled.prompt);
         let mut on_step = |p: pixelgen_diffusion::Progress| {
             let report = Progress {
                 step: p.step,

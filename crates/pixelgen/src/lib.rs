@@ -30,6 +30,7 @@
 //! ```
 
 mod cache;
+mod digest;
 mod disk;
 mod engine;
 mod error;

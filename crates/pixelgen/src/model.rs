@@ -36,18 +36,22 @@ impl ModelSource {
     }
 }
 
-/// A registry name resolved to local files (hub cache lookups done).
+/// A registry name resolved to local files (hub cache lookups done), looked up in the built-in
+/// registry extended by the user's registry file, if any.
 pub(crate) fn locate_registry(
     name: &str,
     cache: Option<&Path>,
+    user: Option<&Path>,
 ) -> Result<(ModelSpec, LocatedModel)> {
     let load_err = |source| PixelGenError::ModelLoad {
         model: format!("registry model `{name}`"),
         source: Box::new(source),
     };
-    let spec = Registry::builtin()
-        .and_then(|r| r.resolve(name))
-        .map_err(load_err)?;
+    let mut registry = Registry::builtin().map_err(load_err)?;
+    if let Some(path) = user {
+        registry.extend(Registry::from_file(path).map_err(load_err)?);
+    }
+    let spec = registry.resolve(name).map_err(load_err)?;
     let located = match cache {
         Some(c) => spec.locate(c),
         None => spec.locate(&hub::cache_dir()),
@@ -146,6 +150,11 @@ pub struct ModelConfig {
     /// (`$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hub_cache: Option<PathBuf>,
+    /// A JSON registry file whose entries are added to the built-in ones (same names replace
+    /// them), for [`ModelSource::Registry`] names of your own: local single-file checkpoints,
+    /// other LoRAs. See `docs/models.md`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<PathBuf>,
 }
 
 impl Default for ModelConfig {
@@ -156,6 +165,7 @@ impl Default for ModelConfig {
             precision: Precision::F32,
             variant: None,
             hub_cache: None,
+            registry: None,
         }
     }
 }
@@ -178,21 +188,23 @@ impl ModelConfig {
     /// and it changes when a config, tokenizer or weight file is replaced.
     pub fn identity(&self) -> Result<ModelIdentity> {
         let (source, fingerprint) = match &self.source {
-            ModelSource::Local(dir) => {
-                (format!("local:{}", dir.display()), fingerprint_folder(dir)?)
-            }
+            ModelSource::Local(dir) => (format!("local:{}", dir.display()), fingerprint_path(dir)?),
             ModelSource::Registry(name) => {
-                let (spec, located) = locate_registry(name, self.hub_cache.as_deref())?;
-                let mut parts = vec![fingerprint_folder(&located.base)?];
-                if let Some(vae) = &located.vae {
-                    parts.push(fingerprint_folder(vae)?);
+                let (spec, located) =
+                    locate_registry(name, self.hub_cache.as_deref(), self.registry.as_deref())?;
+                let mut parts = vec![fingerprint_path(&located.base)?];
+                for extra in [&located.vae, &located.config].into_iter().flatten() {
+                    parts.push(fingerprint_path(extra)?);
                 }
-                for l in &spec.loras {
+                for l in &located.loras {
                     parts.push(format!(
                         "{}*{}/{}",
-                        l.source, l.unet_strength, l.text_strength
+                        crate::digest::file_digest_hex(&l.path),
+                        l.unet_strength,
+                        l.text_strength
                     ));
                 }
+                parts.push(format!("preset={:?}", spec.sampling));
                 (format!("registry:{name}"), parts.join("+"))
             }
         };
@@ -222,13 +234,29 @@ impl std::fmt::Display for ModelIdentity {
 const WHOLE_FILE_LIMIT: u64 = 1 << 20;
 const EDGE: u64 = 1 << 20;
 
+/// [`fingerprint_folder`] of a folder, or of a single file (a checkpoint, a VAE file).
+fn fingerprint_path(path: &Path) -> Result<String> {
+    match (path.is_file(), path.parent(), path.file_name()) {
+        (true, Some(dir), Some(name)) => fingerprint_files(dir, vec![PathBuf::from(name)]),
+        _ => fingerprint_folder(path),
+    }
+}
+
 fn fingerprint_folder(dir: &Path) -> Result<String> {
+    let mut files = Vec::new();
+    collect_files(dir, dir, &mut files).map_err(|(path, source)| PixelGenError::ModelIdentity {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    fingerprint_files(dir, files)
+}
+
+/// The fingerprint of `files` (relative to `dir`): see [`ModelConfig::identity`].
+fn fingerprint_files(dir: &Path, mut files: Vec<PathBuf>) -> Result<String> {
     let io = |path: &Path, source| PixelGenError::ModelIdentity {
         path: path.to_path_buf(),
         source,
     };
-    let mut files = Vec::new();
-    collect_files(dir, dir, &mut files).map_err(|(p, e)| io(&p, e))?;
     files.sort();
     let mut hash = Sha256::new();
     let mut buf = vec![0u8; EDGE as usize];

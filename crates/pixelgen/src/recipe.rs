@@ -205,8 +205,8 @@ impl Default for Recipe {
             prompt: String::new(),
             negative: None,
             seed: Seed::Random,
-            steps: 30,
-            guidance: 5.0,
+            steps: Self::DEFAULT_STEPS,
+            guidance: Self::DEFAULT_GUIDANCE,
             sampler: None,
             karras: None,
             timestep_spacing: None,
@@ -223,6 +223,11 @@ impl Default for Recipe {
 }
 
 impl Recipe {
+    /// The default `steps`; a recipe that keeps it takes a registry model's preset steps.
+    pub const DEFAULT_STEPS: usize = 30;
+    /// The default `guidance`; a recipe that keeps it takes a registry model's preset guidance.
+    pub const DEFAULT_GUIDANCE: f64 = 5.0;
+
     /// A recipe for `prompt` with every other field at its default.
     pub fn new(prompt: impl Into<String>) -> Self {
         Self {
@@ -290,10 +295,13 @@ impl Recipe {
                 ));
             }
         }
-        if let Some(name) = &self.model {
-            pixelgen_diffusion::Registry::builtin()
-                .and_then(|r| r.resolve(name))
-                .map_err(|e| invalid("model", e.to_string()))?;
+        // The name itself is checked by the engine, against its registry (built-in + the
+        // user's file): an engine refuses a recipe naming another model than its own.
+        if self.model.as_ref().is_some_and(|m| m.trim().is_empty()) {
+            return Err(invalid(
+                "model",
+                "is empty: name a registry model or leave it out",
+            ));
         }
         match &self.frames {
             Frames::Single => {}
@@ -382,6 +390,25 @@ impl Recipe {
         self.karras = preset.karras;
         self.timestep_spacing = preset.timestep_spacing;
         self
+    }
+
+    /// This recipe with the sampling fields it leaves unset taken from `preset` (what the
+    /// engine does with a registry model's preset, e.g. `pixel-art-fast`'s 8 LCM steps at
+    /// guidance 1.5): `sampler`, `karras` and `timestep_spacing` when `None`, `steps` and
+    /// `guidance` when they hold their defaults ([`Recipe::DEFAULT_STEPS`],
+    /// [`Recipe::DEFAULT_GUIDANCE`]). Values the recipe sets win.
+    pub fn with_unset_sampling_from(&self, preset: &SamplingPreset) -> Self {
+        let mut r = self.clone();
+        if r.steps == Self::DEFAULT_STEPS {
+            r.steps = preset.steps;
+        }
+        if r.guidance == Self::DEFAULT_GUIDANCE {
+            r.guidance = preset.guidance_scale;
+        }
+        r.sampler = r.sampler.or(Some(preset.sampler));
+        r.karras = r.karras.or(preset.karras);
+        r.timestep_spacing = r.timestep_spacing.or(preset.timestep_spacing);
+        r
     }
 
     /// The diffusion parameters for one frame's prompt.
@@ -602,6 +629,41 @@ mod tests {
         // Round trip through RON keeps the overrides.
         let back = Recipe::from_ron(&r.to_ron().unwrap()).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn a_preset_fills_only_the_unset_sampling_fields() {
+        let fast = SamplingPreset::named("fast").unwrap();
+        let unset = Recipe::new("knight").with_unset_sampling_from(&fast);
+        assert_eq!(
+            (unset.steps, unset.guidance, unset.sampler),
+            (8, 1.5, Some(SchedulerKind::Lcm))
+        );
+        let turbo = SamplingPreset::named("turbo").unwrap();
+        let t = Recipe::new("knight").with_unset_sampling_from(&turbo);
+        assert_eq!(t.timestep_spacing, Some(TimestepSpacing::Trailing));
+        assert_eq!((t.steps, t.guidance), (1, 0.0));
+        // Explicit values win, field by field.
+        let own = Recipe {
+            steps: 4,
+            guidance: 2.0,
+            sampler: Some(SchedulerKind::Euler),
+            timestep_spacing: Some(TimestepSpacing::Leading),
+            ..Recipe::new("knight")
+        }
+        .with_unset_sampling_from(&turbo);
+        assert_eq!((own.steps, own.guidance), (4, 2.0));
+        assert_eq!(own.sampler, Some(SchedulerKind::Euler));
+        assert_eq!(own.timestep_spacing, Some(TimestepSpacing::Leading));
+        let half = Recipe {
+            steps: 6,
+            ..Recipe::new("knight")
+        }
+        .with_unset_sampling_from(&fast);
+        assert_eq!((half.steps, half.guidance), (6, 1.5));
+        // Everything else is kept.
+        assert_eq!(half.prompt, "knight");
+        assert_eq!(half.size, Recipe::default().size);
     }
 
     #[test]
