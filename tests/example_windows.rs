@@ -244,3 +244,66 @@ fn runtime_loot_shows_placeholders_then_the_generated_icons() {
         );
     }
 }
+
+/// `(x, y, w, h)` of frame `i` from the manifest's `rect` lines.
+fn frame_rect(run: &Run, i: &str) -> (u32, u32, u32, u32) {
+    let line = run
+        .lines("rect")
+        .into_iter()
+        .find(|w| w[0] == i)
+        .unwrap_or_else(|| panic!("no rect for frame {i}"));
+    let n = |k: usize| line[k].parse::<u32>().expect("a number");
+    (n(1), n(2), n(3), n(4))
+}
+
+#[test]
+fn sprite_sheet_animates_the_generated_frames() {
+    let Some(run) = run_example("sprite_sheet") else {
+        return;
+    };
+    let hero = run.lines("hero")[0];
+    let (x, y, zoom): (f32, f32, f32) = (
+        hero[0].parse().unwrap(),
+        hero[1].parse().unwrap(),
+        hero[2].parse().unwrap(),
+    );
+    // While the sheet is generated the character animates over the placeholder sheet.
+    let pending = run.shot("sheet_pending");
+    let share = placeholder_share(&pending, (32, 32), zoom, x, y);
+    assert!(share > 0.99, "{share} of the placeholder shown");
+
+    // The sheet: four 32x32 frames in a row, as the layout says.
+    let sheet = load(Path::new(run.value("sheet")));
+    assert_eq!(sheet.dimensions(), (128, 32));
+    assert_eq!(run.lines("rect").len(), 4);
+    let frame = |i: &str| {
+        let (fx, fy, fw, fh) = frame_rect(&run, i);
+        assert_eq!((fw, fh), (32, 32));
+        image::imageops::crop_imm(&sheet, fx, fy, fw, fh).to_image()
+    };
+    let (a, b) = (run.value("frame_a"), run.value("frame_b"));
+    assert_ne!(a, b, "the index moved");
+    let (frame_a, frame_b) = (frame(a), frame(b));
+    let changed = frame_a
+        .pixels()
+        .zip(frame_b.pixels())
+        .filter(|(p, q)| p != q)
+        .count();
+    assert!(
+        changed > 50,
+        "frames {a} and {b} differ in only {changed} px"
+    );
+    // Each shot shows exactly the frame the atlas index named, at the character's place.
+    for (shot, f, name) in [("sheet_a", &frame_a, a), ("sheet_b", &frame_b, b)] {
+        let img = run.shot(shot);
+        let (share, opaque) = match_sprite(&img, f, zoom, x, y);
+        assert!(opaque > 200, "frame {name}: almost empty ({opaque} px)");
+        assert!(
+            share > 0.98,
+            "{shot}: only {share} of frame {name} on screen"
+        );
+        let other = if name == a { &frame_b } else { &frame_a };
+        let (other_share, _) = match_sprite(&img, other, zoom, x, y);
+        assert!(other_share < share, "{shot} shows the other frame as well");
+    }
+}
