@@ -307,3 +307,54 @@ fn sprite_sheet_animates_the_generated_frames() {
         assert!(other_share < share, "{shot} shows the other frame as well");
     }
 }
+
+/// A manifest line `KEY X Y PNG` as a position and the sprite it names.
+fn placed(run: &Run, key: &str) -> (f32, f32, RgbaImage) {
+    let w = run.lines(key)[0];
+    let png = load(Path::new(&w[2]));
+    assert_eq!(png.dimensions(), (16, 16), "{key}");
+    (w[0].parse().unwrap(), w[1].parse().unwrap(), png)
+}
+
+#[test]
+fn dungeon_shows_generated_sprites_and_the_hero_picks_up_the_item() {
+    let Some(run) = run_example("dungeon") else {
+        return;
+    };
+    let zoom = run.number("zoom");
+    let before = run.shot("dungeon_before");
+    let after = run.shot("dungeon_after");
+    let (hx, hy, hero) = placed(&run, "hero");
+    let (ix, iy, item) = placed(&run, "item");
+    let (ex, ey, enemy) = placed(&run, "enemy");
+    // The hero (a request), the item (a request) and the enemy (a recipe file loaded as an
+    // asset) are drawn where the game put them, as generated.
+    for (what, x, y, sprite) in [
+        ("hero", hx, hy, &hero),
+        ("item", ix, iy, &item),
+        ("enemy", ex, ey, &enemy),
+    ] {
+        let (share, opaque) = match_sprite(&before, sprite, zoom, x, y);
+        assert!(opaque > 40, "{what}: an almost empty sprite ({opaque} px)");
+        assert!(share > 0.95, "{what}: only {share} of it on screen");
+    }
+    // Holding the right arrow walked the hero onto the item and picked it up.
+    assert_eq!(run.value("picked"), "1");
+    assert_eq!(run.value("items_left"), "0");
+    let after_at = run.lines("hero_after")[0];
+    let (ax, ay): (f32, f32) = (after_at[0].parse().unwrap(), after_at[1].parse().unwrap());
+    assert!(
+        ax > hx + 100.0 && ay == hy,
+        "the hero moved right: {hx} -> {ax}"
+    );
+    assert!((ix - ax).abs() < 40.0, "the hero reached the item");
+    let (share, _) = match_sprite(&after, &hero, zoom, ax, ay);
+    assert!(share > 0.95, "the hero is drawn at its new place ({share})");
+    let (gone, _) = match_sprite(&after, &hero, zoom, hx, hy);
+    assert!(gone < 0.3, "the hero left its old place ({gone})");
+    // The item is gone: what shows at its place now is the hero, not the item.
+    let (item_left, _) = match_sprite(&after, &item, zoom, ix, iy);
+    assert!(item_left < 0.3, "the item is still drawn ({item_left})");
+    let (enemy_still, _) = match_sprite(&after, &enemy, zoom, ex, ey);
+    assert!(enemy_still > 0.95, "the enemy stays ({enemy_still})");
+}
