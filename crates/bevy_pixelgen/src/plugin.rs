@@ -414,9 +414,17 @@ impl PixelGen {
     }
 
     /// The latest generation started for the recipe asset at `path` (e.g.
-    /// `"items/potion.pixelgen.ron"`): `None` before its first cache miss finished loading.
+    /// `"items/potion.pixelgen.ron"`): `None` before its first cache miss finished loading,
+    /// and once the game dropped every handle of it.
     pub fn recipe_asset_ticket<'a>(&self, path: impl Into<AssetPath<'a>>) -> Option<&Ticket> {
         self.recipe_assets.ticket(&path.into().into_owned())
+    }
+
+    /// How many recipe assets (`*.pixelgen.ron`) the plugin tracks: those loaded (or loading)
+    /// whose image the game still holds. Dropping every handle of one forgets it (and cancels
+    /// its generation if one still runs).
+    pub fn recipe_assets_tracked(&self) -> usize {
+        self.recipe_assets.len()
     }
 
     /// The ticket of a request still in flight.

@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -417,6 +418,191 @@ fn progress_carries_the_latent_preview_to_the_message_and_ticket() {
         "RGB made opaque RGBA"
     );
     assert_eq!(t.preview().as_deref(), Some(&*preview));
+    std::fs::remove_dir_all(&assets).unwrap();
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
+/// Handles the recipe-asset table must not keep alive: the test's message log holds clones
+/// of every finished sprite's handle, so forget them.
+fn forget_logged_handles(app: &mut App) {
+    let mut log = app.world_mut().resource_mut::<Log>();
+    log.finished.clear();
+    log.failed.clear();
+}
+
+fn tracked(app: &App) -> usize {
+    app.world().resource::<PixelGen>().recipe_assets_tracked()
+}
+
+fn image_alive(app: &App, id: AssetId<Image>) -> bool {
+    app.world().resource::<Assets<Image>>().get(id).is_some()
+}
+
+#[test]
+fn dropped_recipe_assets_are_forgotten_and_their_images_freed() {
+    let assets = temp_dir("f");
+    let cache = temp_dir("f-cache");
+    write(&assets, "items/potion.pixelgen.ron", POTION);
+    write(&assets, "items/same.pixelgen.ron", POTION);
+    let f = fake();
+    let mut app = app(&assets, &cache, &f);
+    let potion: Handle<Image> = load(&app, "items/potion.pixelgen.ron");
+    run_until(&mut app, "the generated sprite", |a| {
+        log(a).finished.len() == 1
+    });
+    let sprite = solid(&app, &potion).expect("the sprite");
+    // A second file with the same recipe: a cache hit, tracked without a ticket.
+    let same: Handle<Image> = load(&app, "items/same.pixelgen.ron");
+    run_until(&mut app, "the cached recipe", |a| {
+        state(a, &same).is_loaded()
+    });
+    assert_eq!(tracked(&app), 2);
+    let pg = app.world().resource::<PixelGen>();
+    assert!(
+        pg.recipe_asset_ticket("items/potion.pixelgen.ron")
+            .is_some()
+    );
+    forget_logged_handles(&mut app);
+
+    // The game drops the generated one: the entry goes and the image is freed (before, the
+    // entry's ticket kept a strong handle, so the image lived for ever).
+    let potion_id = potion.id();
+    drop(potion);
+    run_until(&mut app, "the entry to go", |a| tracked(a) == 1);
+    run_until(&mut app, "the image to be freed", |a| {
+        !image_alive(a, potion_id)
+    });
+    let pg = app.world().resource::<PixelGen>();
+    assert!(
+        pg.recipe_asset_ticket("items/potion.pixelgen.ron")
+            .is_none()
+    );
+    assert!(image_alive(&app, same.id()), "the held one stays");
+
+    // The cache hit goes too when dropped.
+    let same_id = same.id();
+    drop(same);
+    run_until(&mut app, "the table to empty", |a| tracked(a) == 0);
+    run_until(&mut app, "the image to be freed", |a| {
+        !image_alive(a, same_id)
+    });
+
+    // Loading the file again works as the first time (now a cache hit: no model run).
+    let again: Handle<Image> = load(&app, "items/potion.pixelgen.ron");
+    run_until(&mut app, "the reload", |a| state(a, &again).is_loaded());
+    assert_eq!(solid(&app, &again), Some(sprite));
+    assert_eq!(tracked(&app), 1);
+    for _ in 0..5 {
+        app.update();
+    }
+    assert_eq!(f.runs().len(), 1, "the model ran once in all");
+    assert_eq!(tracked(&app), 1, "a held asset stays tracked");
+    std::fs::remove_dir_all(&assets).unwrap();
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
+/// Runs until cancelled (checking every 2 ms), or until `open` is set.
+struct GatedEngine {
+    runs: Arc<Mutex<Vec<String>>>,
+    open: Arc<AtomicBool>,
+}
+
+impl SpriteEngine for GatedEngine {
+    fn model_identity(&mut self) -> pixelgen::Result<ModelIdentity> {
+        Ok(ModelIdentity("gated-fake".into()))
+    }
+
+    fn generate(
+        &mut self,
+        recipe: &Recipe,
+        progress: &mut dyn FnMut(&pixelgen::Progress) -> Control,
+    ) -> pixelgen::Result<GeneratedSprite> {
+        let recipe = recipe.clone().with_drawn_seed();
+        self.runs.lock().unwrap().push(recipe.prompt.clone());
+        let start = Instant::now();
+        let mut step = 0;
+        while !self.open.load(Ordering::Acquire) && start.elapsed() < TIMEOUT {
+            step += 1;
+            let p = pixelgen::Progress {
+                step,
+                total: usize::MAX,
+                preview: None,
+            };
+            if progress(&p) == Control::Cancel {
+                return Err(pixelgen::PixelGenError::Cancelled { step, total: step });
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(GeneratedSprite {
+            key: CacheKey::new(&recipe, &ModelIdentity("gated-fake".into()))?,
+            image: image::RgbaImage::from_pixel(
+                recipe.size.width,
+                recipe.size.height,
+                image::Rgba([1, 2, 3, 255]),
+            ),
+            recipe,
+            raw_size: (64, 64),
+            fell_back: false,
+            elapsed: Duration::ZERO,
+        })
+    }
+}
+
+#[test]
+fn dropping_a_recipe_asset_while_it_generates_cancels_the_generation() {
+    let assets = temp_dir("g");
+    let cache = temp_dir("g-cache");
+    write(&assets, "items/potion.pixelgen.ron", POTION);
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let open = Arc::new(AtomicBool::new(false));
+    let (r, o) = (runs.clone(), open.clone());
+    let f = Fake {
+        runs,
+        factory: EngineFactory::new(move || {
+            Ok(Box::new(GatedEngine {
+                runs: r.clone(),
+                open: o.clone(),
+            }) as Box<dyn SpriteEngine>)
+        }),
+    };
+    let mut app = app(&assets, &cache, &f);
+    let potion: Handle<Image> = load(&app, "items/potion.pixelgen.ron");
+    let ticket_of = |a: &App| {
+        a.world()
+            .resource::<PixelGen>()
+            .recipe_asset_ticket("items/potion.pixelgen.ron")
+            .cloned()
+    };
+    run_until(&mut app, "the generation to run", |a| {
+        ticket_of(a).is_some_and(|t| matches!(t.status(), TicketStatus::Running { .. }))
+    });
+    let ticket = ticket_of(&app).unwrap();
+    let id = ticket.id();
+    let potion_id = potion.id();
+    drop(potion);
+    run_until(&mut app, "the cancel", |a| {
+        log(a).failed.iter().any(|m| m.ticket == id)
+    });
+    let failure = log(&app).failed.iter().find(|m| m.ticket == id).unwrap();
+    assert!(
+        matches!(failure.error, SpriteError::Cancelled),
+        "{}",
+        failure.error
+    );
+    assert!(matches!(
+        ticket.status(),
+        TicketStatus::Failed(SpriteError::Cancelled)
+    ));
+    assert_eq!(tracked(&app), 0);
+    assert!(log(&app).finished.is_empty(), "no sprite was delivered");
+    // With the last ticket clone and logged handle gone, the image is freed.
+    drop(ticket);
+    forget_logged_handles(&mut app);
+    run_until(&mut app, "the image to be freed", |a| {
+        !image_alive(a, potion_id)
+    });
+    assert_eq!(f.runs(), vec!["red potion"]);
+    open.store(true, Ordering::Release);
     std::fs::remove_dir_all(&assets).unwrap();
     std::fs::remove_dir_all(&cache).unwrap();
 }
