@@ -89,6 +89,7 @@
 mod assets;
 #[cfg(feature = "editor")]
 mod editor;
+mod frame_cache;
 mod messages;
 mod plugin;
 mod request;

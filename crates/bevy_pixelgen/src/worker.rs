@@ -15,6 +15,7 @@ use pixelgen::{
     SpriteEngine, generate_sheet, save_sheet, save_sprite,
 };
 
+use crate::frame_cache::FrameCache;
 use crate::plugin::EngineFactory;
 use crate::request::{SpriteError, Ticket, TicketId};
 
@@ -242,7 +243,8 @@ fn guarded<T>(
     }
 }
 
-/// A sheet request: every frame, then packing; saved as PNG + Aseprite JSON + recipe.
+/// A sheet request: every frame (each made once: see [`FrameCache`]), then packing; saved as
+/// PNG + Aseprite JSON + recipe.
 fn run_sheet(
     config: &WorkerConfig,
     engine_slot: &mut Option<Box<dyn SpriteEngine>>,
@@ -271,7 +273,8 @@ fn run_sheet(
     }
     let mut on_progress = progress_reporter(id, ticket, jobs, heap, events);
     let sheet: GeneratedSheet = guarded(engine_slot, |engine| {
-        generate_sheet(engine, recipe, &mut on_progress)
+        let mut frames = FrameCache::new(engine, config.cache.as_ref());
+        generate_sheet(&mut frames, recipe, &mut on_progress)
     })?;
     let (saved, save_error) = save_output(config, |dir| save_sheet(dir, &sheet).map(|s| s.png));
     if let Some(cache) = &config.cache

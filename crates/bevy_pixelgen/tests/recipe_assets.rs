@@ -1,5 +1,6 @@
 //! Recipe files as assets: placeholder then sprite in one handle, cache hits that never run
-//! the model, reload of an edited recipe, sheets from recipes, bad files; latent previews.
+//! the model, reload of an edited recipe, sheets from recipes, bad files; latent previews;
+//! dropped recipe assets forgotten; sheet frames generated once.
 
 mod common;
 
@@ -603,6 +604,86 @@ fn dropping_a_recipe_asset_while_it_generates_cancels_the_generation() {
     });
     assert_eq!(f.runs(), vec!["red potion"]);
     open.store(true, Ordering::Release);
+    std::fs::remove_dir_all(&assets).unwrap();
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
+/// A sheet request with one frame per prompt, in one row of 4x4 frames, seed 3.
+fn strip(prompts: &[&str]) -> SpriteRequest {
+    let mut recipe = Recipe::new("hero");
+    recipe.seed = Seed::Fixed(3);
+    recipe.size = pixelgen::Size::square(4);
+    recipe.generation_size = pixelgen::Size::square(64);
+    recipe.frames = pixelgen::Frames::Prompts(prompts.iter().map(|p| (*p).to_owned()).collect());
+    recipe.sheet = Some(pixelgen::SheetOptions {
+        columns: Some(prompts.len() as u32),
+        ..Default::default()
+    });
+    recipe.into()
+}
+
+/// The colour of every 4x4 frame of a one-row sheet (each frame is solid).
+fn frame_colours(app: &App, h: &Handle<Image>) -> Vec<[u8; 4]> {
+    let (w, _, data) = pixels(app, h).expect("the sheet");
+    (0..w / 4)
+        .map(|i| {
+            let at = (i * 4 * 4) as usize;
+            data[at..at + 4].try_into().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn sheet_frames_are_generated_once_and_shared_with_sprites() {
+    let assets = temp_dir("h");
+    let cache = temp_dir("h-cache");
+    let f = fake();
+    let mut app = app(&assets, &cache, &f);
+    let submit = |app: &mut App, r: SpriteRequest, sheet: bool| {
+        let mut pg = app.world_mut().resource_mut::<PixelGen>();
+        if sheet {
+            pg.submit_sheet(r)
+        } else {
+            pg.submit(r)
+        }
+    };
+    // Identical frames in one sheet run the model once.
+    let a = submit(&mut app, strip(&["idle", "walk", "idle", "walk"]), true);
+    run_until(&mut app, "sheet a", |a| log(a).finished.len() == 1);
+    assert_eq!(f.runs(), vec!["idle", "walk"]);
+    let (idle, walk, jump) = (colour("idle", 3), colour("walk", 3), colour("jump", 3));
+    assert_eq!(
+        frame_colours(&app, a.handle()),
+        vec![idle, walk, idle, walk]
+    );
+    // Steps count across all frames, the reused ones included (the fake makes one step).
+    let steps: Vec<_> = log(&app)
+        .progress
+        .iter()
+        .map(|p| (p.step, p.total))
+        .collect();
+    assert_eq!(steps, vec![(1, 4), (2, 4), (3, 4), (4, 4)]);
+
+    // Another sheet sharing two frames: only the new one is generated.
+    let b = submit(&mut app, strip(&["jump", "walk", "idle"]), true);
+    run_until(&mut app, "sheet b", |a| log(a).finished.len() == 2);
+    assert_eq!(f.runs(), vec!["idle", "walk", "jump"]);
+    assert_eq!(frame_colours(&app, b.handle()), vec![jump, walk, idle]);
+    assert!(
+        !log(&app).finished[1].from_cache,
+        "a new sheet, made of cached frames"
+    );
+
+    // A sprite with a frame's recipe comes from the cache (frames are stored as sprites).
+    let mut single = Recipe::new("walk");
+    single.seed = Seed::Fixed(3);
+    single.size = pixelgen::Size::square(4);
+    single.generation_size = pixelgen::Size::square(64);
+    let s = submit(&mut app, single.into(), false);
+    run_until(&mut app, "the sprite", |a| log(a).finished.len() == 3);
+    assert!(log(&app).finished[2].from_cache);
+    assert_eq!(solid(&app, s.handle()), Some(walk));
+    assert_eq!(f.runs().len(), 3, "no model run for the sprite");
     std::fs::remove_dir_all(&assets).unwrap();
     std::fs::remove_dir_all(&cache).unwrap();
 }
