@@ -55,6 +55,8 @@ const ZOOM: f32 = 4.0;
 /// Where the items land (world units; the camera is centred on the origin).
 const SLOT_Y: f32 = -20.0;
 const SLOT_X: [f32; PER_DROP] = [-240.0, -80.0, 80.0, 240.0];
+/// Where the chest stands.
+const CHEST_AT: Vec2 = Vec2::new(0.0, -170.0);
 /// How long the "ready" pop lasts (s).
 const POP: f32 = 0.3;
 
@@ -129,6 +131,8 @@ struct DropLoot;
 struct Chest {
     ticket: TicketId,
     ready: bool,
+    /// Why the chest's sprite failed, if it did.
+    failed: Option<String>,
     shake: f32,
 }
 
@@ -186,10 +190,11 @@ fn setup(mut commands: Commands, mut pixelgen: ResMut<PixelGen>, engine: Res<Eng
     let ticket = pixelgen.submit(engine.fit(request));
     commands.spawn((
         Sprite::from_image(ticket.handle().clone()),
-        Transform::from_xyz(0.0, -170.0, 0.0).with_scale(Vec3::splat(ZOOM)),
+        Transform::from_translation(CHEST_AT.extend(0.0)).with_scale(Vec3::splat(ZOOM)),
         Chest {
             ticket: ticket.id(),
             ready: false,
+            failed: None,
             shake: 0.0,
         },
     ));
@@ -284,11 +289,16 @@ fn react_to_generation(
         }
     }
     for fail in failed.read() {
-        if let Ok((c, mut sprite)) = chest.single_mut()
+        if let Ok((mut c, mut sprite)) = chest.single_mut()
             && c.ticket == fail.ticket
         {
+            c.failed = Some(fail.error.to_string());
             sprite.color = Color::srgb(1.0, 0.4, 0.4);
             hud.say(format!("the chest could not be drawn: {}", fail.error));
+            hud.say(
+                "to get a model see docs/models.md; without --model the demo engine runs"
+                    .to_owned(),
+            );
         }
         for (_, mut loot, mut sprite) in &mut items {
             if loot.ticket == fail.ticket {
@@ -353,7 +363,8 @@ fn draw_hud(
     Ok(())
 }
 
-/// The window test's run: wait for the chest, open it, screenshot the placeholders, wait for
+/// The window test's run: wait for the chest (without a model: screenshot its failure and
+/// stop), open it, screenshot the placeholders, wait for
 /// every icon, screenshot them, write where each item is and which PNG it shows.
 fn run_script(
     mut commands: Commands,
@@ -362,7 +373,16 @@ fn run_script(
     items: Query<(&Loot, &Transform, Has<Pop>)>,
     mut drops: MessageWriter<DropLoot>,
 ) {
+    let failure = chest.iter().find_map(|c| c.failed.clone());
     match script.step {
+        0 if script.frame > 10 && failure.is_some() => {
+            script.shoot(&mut commands, "loot_failed");
+            script.note("zoom", ZOOM);
+            script.note("chest", format!("{} {}", CHEST_AT.x, CHEST_AT.y));
+            script.note("failed", failure.unwrap_or_default());
+            script.step = u32::MAX; // nothing more to do
+            script.finish();
+        }
         0 if script.frame > 10 && chest.iter().any(|c| c.ready) => {
             drops.write(DropLoot);
             script.advance();

@@ -89,16 +89,22 @@ impl Drop for Run {
 
 /// Runs `examples/NAME.rs --script DIR` under Xvfb; `None` where there is no Xvfb.
 fn run_example(name: &str) -> Option<Run> {
+    run_example_with(name, "", &[])
+}
+
+/// Runs `examples/NAME.rs ARGS --script DIR` under Xvfb (`tag` keeps runs of one example apart).
+fn run_example_with(name: &str, tag: &str, args: &[&str]) -> Option<Run> {
     if !has_xvfb() {
         eprintln!("skipped: xvfb-run is not installed (run `just setup`)");
         return None;
     }
     let _turn = WINDOW.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = std::env::temp_dir().join(format!("dgx-pixels-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("dgx-pixels-{name}{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut child = Command::new("xvfb-run")
         .args(["-a", "-s", "-screen 0 1280x720x24"])
         .arg(example_bin(name))
+        .args(args)
         .arg("--script")
         .arg(&dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -196,6 +202,47 @@ fn runtime_loot_shows_placeholders_then_the_generated_icons() {
     let Some(run) = run_example("runtime_loot") else {
         return;
     };
+    check_loot(&run);
+}
+
+/// The same run on the tiny random-weight SDXL: the real model code, pixelize and saving,
+/// delivered into the running game.
+#[test]
+fn runtime_loot_on_the_tiny_sdxl_model() {
+    let Some(run) = run_example_with("runtime_loot", "-tiny", &["--tiny"]) else {
+        return;
+    };
+    check_loot(&run);
+}
+
+/// A model folder that is not there: the game starts, says why on screen, and keeps running.
+#[test]
+fn runtime_loot_without_a_model_explains_and_keeps_running() {
+    let missing = std::env::temp_dir().join("dgx-pixels-no-such-model");
+    let Some(run) = run_example_with(
+        "runtime_loot",
+        "-missing",
+        &["--model", missing.to_str().unwrap()],
+    ) else {
+        return;
+    };
+    let failed = run.lines("failed")[0].join(" ");
+    assert!(failed.contains("dgx-pixels-no-such-model"), "{failed}");
+    // The chest keeps its placeholder, tinted red.
+    let shot = run.shot("loot_failed");
+    let chest = run.lines("chest")[0];
+    let (x, y): (f32, f32) = (chest[0].parse().unwrap(), chest[1].parse().unwrap());
+    let zoom = run.number("zoom");
+    let red = blocks((24, 24), zoom, x, y)
+        .filter(|&(_, _, sx, sy)| {
+            let p = shot.get_pixel(sx, sy).0;
+            p[0] > 0x40 && p[1] < p[0] / 2 && p[2] < p[0] / 2
+        })
+        .count();
+    assert_eq!(red, 24 * 24, "the failed chest is drawn red");
+}
+
+fn check_loot(run: &Run) {
     let pending = run.shot("loot_pending");
     let ready = run.shot("loot_ready");
     let zoom = run.number("zoom");
