@@ -202,6 +202,36 @@ fn named_colour(prompt: &str) -> Option<[u8; 3]> {
         .find_map(|w| NAMES.iter().find(|(n, _)| *n == w).map(|(_, c)| *c))
 }
 
+/// Cell values of the eyes (after the three body shades).
+const EYE: u8 = 4;
+const PUPIL: u8 = 5;
+
+/// Whether the prompt names a creature (which gets eyes).
+fn has_eyes(prompt: &str) -> bool {
+    const CREATURES: [&str; 16] = [
+        "hero",
+        "knight",
+        "slime",
+        "bat",
+        "skeleton",
+        "monster",
+        "character",
+        "creature",
+        "warrior",
+        "goblin",
+        "wizard",
+        "person",
+        "cat",
+        "dog",
+        "dragon",
+        "ghost",
+    ];
+    let lower = prompt.to_lowercase();
+    lower
+        .split(|c: char| !c.is_alphanumeric())
+        .any(|w| CREATURES.contains(&w))
+}
+
 /// The animation pose a prompt asks for: N - 1 for "... frame N ...", else `None`.
 fn pose(prompt: &str) -> Option<u32> {
     let lower = prompt.to_lowercase();
@@ -262,6 +292,13 @@ pub fn demo_sprite(w: u32, h: u32, seed: u64, prompt: &str) -> image::RgbaImage 
             };
         }
     }
+    // Creatures get a pair of eyes (a white pixel over a dark one, mirrored).
+    if has_eyes(prompt) && w >= 8 && body_h >= 8 {
+        let ex = half - 1 - (w / 5).max(1);
+        let ey = body_h * 2 / 5;
+        cells[(ey * half + ex) as usize] = EYE;
+        cells[((ey + 1) * half + ex) as usize] = PUPIL;
+    }
     let foot_w = i64::from((w / 6).max(1));
     let swing = if pose.is_multiple_of(2) { -1 } else { 1 };
     let cell = |x: i64, y: i64| -> u8 {
@@ -300,6 +337,8 @@ pub fn demo_sprite(w: u32, h: u32, seed: u64, prompt: &str) -> image::RgbaImage 
                     image::Rgba([0, 0, 0, 0])
                 }
             }
+            EYE => image::Rgba([240, 240, 232, 255]),
+            PUPIL => image::Rgba(OUTLINE),
             v => {
                 let [r, g, b] = shades[usize::from(v - 1)];
                 image::Rgba([r, g, b, 255])
