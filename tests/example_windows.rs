@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use image::{Rgba, RgbaImage};
 
@@ -99,31 +98,40 @@ fn run_example_with(name: &str, tag: &str, args: &[&str]) -> Option<Run> {
         return None;
     }
     let _turn = WINDOW.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = std::env::temp_dir().join(format!("dgx-pixels-{name}{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut child = Command::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1280x720x24"])
-        .arg(example_bin(name))
-        .args(args)
-        .arg("--script")
-        .arg(&dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start xvfb-run");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
+    let pid = std::process::id();
+    let dir = std::env::temp_dir().join(format!("dgx-pixels-{name}{tag}-{pid}"));
+    let log_path = std::env::temp_dir().join(format!("dgx-pixels-{name}{tag}-{pid}.log"));
+    // An X display of our own: `xvfb-run -a` races with other Xvfb users starting at the
+    // same moment, so pick a number away from its range (99 up) and try another if taken.
+    for attempt in 0..4 {
+        let _ = std::fs::remove_dir_all(&dir);
+        let display = 200 + (pid * 7 + attempt * 131) % 600;
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let status = Command::new("xvfb-run")
+            .args(["-n", &display.to_string(), "-s", "-screen 0 1280x720x24"])
+            // The example is stopped inside the X session, so Xvfb is cleaned up too.
+            .args(["timeout", "-k", "5", "100"])
+            .arg(example_bin(name))
+            .args(args)
+            .arg("--script")
+            .arg(&dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .status()
+            .expect("start xvfb-run");
+        let out = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if !status.success() && out.contains("Xvfb failed to start") {
+            continue;
         }
-        if start.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            panic!("{name} did not finish its script in 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{name} exited with {status}");
+        let tail: String = out.lines().rev().take(15).collect::<Vec<_>>().join("\n");
+        assert!(
+            status.success(),
+            "{name} exited with {status}; last log lines (newest first):\n{tail}"
+        );
+        let _ = std::fs::remove_file(&log_path);
+        break;
+    }
     let text = std::fs::read_to_string(dir.join("manifest.txt")).expect("manifest");
     let manifest = text
         .lines()
