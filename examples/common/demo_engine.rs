@@ -68,7 +68,8 @@ impl EngineChoice {
                      and run `cargo run --release --example {example} -- --model DIR`"
                 );
                 info!(
-                    "`--tiny` runs the real SDXL code on the tiny test model (random weights: noise)"
+                    "a smoke run of the real SDXL code without a download: `cargo run --example \
+                     runtime_loot -- --tiny` (the tiny test model: random weights, noise sprites)"
                 );
             }
             Self::Tiny => warn!(
