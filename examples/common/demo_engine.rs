@@ -247,8 +247,8 @@ fn pose(prompt: &str) -> Option<u32> {
     None
 }
 
-/// A `w` x `h` sprite: random cells mirrored left-right inside an ellipse, three shades of a
-/// hue (a colour word of the prompt, else seeded), black outline. The shape depends on the
+/// A `w` x `h` sprite: a mirror-symmetric blob with a ragged edge, lit from above in three
+/// shades of a hue (a colour word of the prompt, else seeded), with a dark outline. The shape depends on the
 /// seed and the prompt's letters (not its numbers, so all frames of a sheet share it); a
 /// pose ("frame N" in the prompt) adds two swinging feet and moves the body up and down.
 pub fn demo_sprite(w: u32, h: u32, seed: u64, prompt: &str) -> image::RgbaImage {
@@ -273,7 +273,7 @@ pub fn demo_sprite(w: u32, h: u32, seed: u64, prompt: &str) -> image::RgbaImage 
     let bob = [0i64, 1, 2, 1][(pose % 4) as usize];
     let feet = i64::from((h / 8).max(1));
     let body_h = if posed.is_some() {
-        (i64::from(h) - feet - 2).max(1) as u32
+        (i64::from(h) - feet + 1).max(1) as u32
     } else {
         h
     };
@@ -284,12 +284,15 @@ pub fn demo_sprite(w: u32, h: u32, seed: u64, prompt: &str) -> image::RgbaImage 
         for x in 0..half {
             let dx = (x as f32 + 0.5 - cx) / (cx * 0.85);
             let dy = (y as f32 + 0.5 - cy) / (cy * 0.85);
-            let inside = dx * dx + dy * dy < 1.0;
-            let r = next(&mut rng) % 100;
-            cells[(y * half + x) as usize] = if inside && r < 75 {
-                1 + (r % 3) as u8
-            } else {
-                0
+            // A ragged edge, a body lit from above, and some texture.
+            let r = (next(&mut rng) % 1000) as f32 / 1000.0;
+            let inside = dx * dx + dy * dy < 0.85 + 0.3 * r;
+            let light = -dy * 0.6 + (r - 0.5) * 0.7;
+            cells[(y * half + x) as usize] = match (inside, light) {
+                (false, _) => 0,
+                (true, l) if l > 0.25 => 3,
+                (true, l) if l < -0.25 => 1,
+                _ => 2,
             };
         }
     }
