@@ -1,5 +1,5 @@
-//! Sheet frames that are not generated twice: from the sprite cache, or from an identical
-//! frame of the same sheet.
+//! Sheet frames that are not generated twice: from an identical frame of the same sheet, the
+//! worker's memory or the disk cache.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,14 +10,17 @@ use pixelgen::{
     SpriteEngine,
 };
 
+use crate::memory_cache::MemoryCache;
+
 /// Wraps the engine while a sheet is made (`pixelgen::generate_sheet` asks it for one sprite
 /// per frame). A frame whose single-sprite recipe was made before is not generated again:
 /// it comes from the frames made so far for this sheet (e.g. `["idle", "blink", "idle"]`
-/// runs the model twice), else from the disk cache, where every generated frame is stored
-/// under the same key a sprite request with that recipe has (so sheets and sprites share
-/// work both ways).
+/// runs the model twice), else from the worker's memory of recent sprites, else from the
+/// disk cache. Every generated frame is kept in memory and on disk under the key a sprite
+/// request with that recipe has (so sheets and sprites share work both ways).
 pub(crate) struct FrameCache<'a> {
     engine: &'a mut dyn SpriteEngine,
+    memory: &'a mut MemoryCache,
     cache: Option<&'a DiskCache>,
     identity: Option<ModelIdentity>,
     made: HashMap<CacheKey, RgbaImage>,
@@ -27,9 +30,14 @@ pub(crate) struct FrameCache<'a> {
 }
 
 impl<'a> FrameCache<'a> {
-    pub(crate) fn new(engine: &'a mut dyn SpriteEngine, cache: Option<&'a DiskCache>) -> Self {
+    pub(crate) fn new(
+        engine: &'a mut dyn SpriteEngine,
+        memory: &'a mut MemoryCache,
+        cache: Option<&'a DiskCache>,
+    ) -> Self {
         Self {
             engine,
+            memory,
             cache,
             identity: None,
             made: HashMap::new(),
@@ -38,9 +46,12 @@ impl<'a> FrameCache<'a> {
     }
 
     /// The frame made before, if any (an unreadable cache entry is a miss).
-    fn lookup(&self, key: &CacheKey) -> Option<RgbaImage> {
+    fn lookup(&mut self, key: &CacheKey) -> Option<RgbaImage> {
         if let Some(image) = self.made.get(key) {
             return Some(image.clone());
+        }
+        if let Some(image) = self.memory.get(key) {
+            return Some(image);
         }
         match self.cache?.get_sprite(key) {
             Ok(hit) => hit,
@@ -105,6 +116,7 @@ impl SpriteEngine for FrameCache<'_> {
         {
             bevy::log::warn!("pixelgen: cannot cache the frame {}: {e}", sprite.key);
         }
+        self.memory.put(sprite.key, &sprite.image);
         self.made.insert(sprite.key, sprite.image.clone());
         Ok(sprite)
     }

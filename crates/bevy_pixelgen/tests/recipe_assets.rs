@@ -1,6 +1,7 @@
 //! Recipe files as assets: placeholder then sprite in one handle, cache hits that never run
 //! the model, reload of an edited recipe, sheets from recipes, bad files; latent previews;
-//! dropped recipe assets forgotten; sheet frames generated once.
+//! dropped recipe assets forgotten; sheet frames generated once; identical requests served
+//! from the worker's memory.
 
 mod common;
 
@@ -13,7 +14,7 @@ use bevy::asset::{AssetPlugin, AssetServer, Assets, Handle, LoadState};
 use bevy::image::{Image, ImagePlugin, TextureAtlasLayout};
 use bevy::prelude::*;
 use bevy_pixelgen::prelude::*;
-use bevy_pixelgen::{EngineFactory, pixelgen};
+use bevy_pixelgen::{DEFAULT_MEMORY_CACHE_BYTES, EngineFactory, pixelgen};
 use common::{Log, collect};
 use pixelgen::{CacheKey, Control, GeneratedSprite, ModelIdentity, SpriteEngine};
 
@@ -686,4 +687,62 @@ fn sheet_frames_are_generated_once_and_shared_with_sprites() {
     assert_eq!(f.runs().len(), 3, "no model run for the sprite");
     std::fs::remove_dir_all(&assets).unwrap();
     std::fs::remove_dir_all(&cache).unwrap();
+}
+
+/// An app whose worker has no disk cache and keeps `memory` bytes of recent sprites.
+fn memory_app(f: &Fake, memory: usize) -> App {
+    let mut app = App::new();
+    app.add_plugins((
+        MinimalPlugins,
+        AssetPlugin::default(),
+        ImagePlugin::default(),
+        PixelGenPlugin {
+            output_dir: None,
+            cache_dir: None,
+            memory_cache_bytes: memory,
+            ..PixelGenPlugin::with_engine(f.factory.clone())
+        },
+    ))
+    .init_resource::<Log>()
+    .add_systems(Update, collect);
+    app.finish();
+    app.cleanup();
+    app
+}
+
+#[test]
+fn identical_requests_come_from_memory_without_a_disk_cache() {
+    let coin = || SpriteRequest::new("coin").seed(9).size(6, 6);
+    let f = fake();
+    let mut app = memory_app(&f, DEFAULT_MEMORY_CACHE_BYTES);
+    let submit =
+        |app: &mut App, r: SpriteRequest| app.world_mut().resource_mut::<PixelGen>().submit(r);
+    let a = submit(&mut app, coin());
+    let b = submit(&mut app, coin());
+    let other = submit(&mut app, SpriteRequest::new("coin").seed(10).size(6, 6));
+    run_until(&mut app, "three sprites", |a| log(a).finished.len() == 3);
+    assert_eq!(f.runs(), vec!["coin", "coin"], "seed 9 once, seed 10 once");
+    let done = |t: &Ticket| {
+        log(&app)
+            .finished
+            .iter()
+            .find(|m| m.ticket == t.id())
+            .unwrap()
+    };
+    assert!(!done(&a).from_cache && done(&b).from_cache && !done(&other).from_cache);
+    assert_eq!(solid(&app, a.handle()), Some(colour("coin", 9)));
+    assert_eq!(
+        solid(&app, b.handle()),
+        solid(&app, a.handle()),
+        "the same pixels"
+    );
+
+    // Turned off, every request runs the model.
+    let f = fake();
+    let mut app = memory_app(&f, 0);
+    submit(&mut app, coin());
+    submit(&mut app, coin());
+    run_until(&mut app, "two sprites", |a| log(a).finished.len() == 2);
+    assert_eq!(f.runs().len(), 2);
+    assert!(log(&app).finished.iter().all(|m| !m.from_cache));
 }
