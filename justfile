@@ -67,3 +67,20 @@ editor-shot:
     mkdir -p target/editor-shots
     PIXELGEN_EDITOR_SCRIPT=target/editor-shots xvfb-run -a -s "-screen 0 1280x720x24" cargo run --example editor
     @echo "editor-shot: wrote target/editor-shots/editor_empty.png and editor_generated.png"
+
+# A chest that drops loot whose icons are generated at runtime (demo engine; `--model DIR` for SDXL).
+loot *ARGS:
+    cargo run --example runtime_loot -- {{ARGS}}
+
+# An animated character from a generated sprite sheet (demo engine; `--model DIR` for SDXL).
+sprite-sheet *ARGS:
+    cargo run --example sprite_sheet -- {{ARGS}}
+
+# A tiny top-down dungeon whose hero, enemies and items are generated (demo engine; `--model DIR`).
+dungeon *ARGS:
+    cargo run --example dungeon -- {{ARGS}}
+
+# The game examples under Xvfb, scripted, with their screenshots checked (no GPU needed).
+examples-shot:
+    cargo build --examples
+    cargo test --test example_windows

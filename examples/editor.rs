@@ -13,17 +13,17 @@
 //! Generate), saves `DIR/editor_empty.png` and `DIR/editor_generated.png` and exits: the
 //! real-window test under Xvfb uses it.
 
+#[path = "common/demo_engine.rs"]
+mod demo_engine;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, save_to_disk};
 use bevy::window::WindowResolution;
-use bevy_pixelgen::pixelgen::{
-    CacheKey, Control, GeneratedSprite, ModelIdentity, Progress, SpriteEngine,
-};
+use bevy_pixelgen::PixelGenEditorPlugin;
 use bevy_pixelgen::prelude::*;
-use bevy_pixelgen::{EngineFactory, PixelGenEditorPlugin, pixelgen};
 
 fn main() {
     let model = std::env::args().nth(1).map(PathBuf::from);
@@ -32,9 +32,7 @@ fn main() {
         Some(dir) => PixelGenPlugin::new(ModelConfig::new(ModelSource::local(dir))),
         None => {
             info!("no model folder given: using the procedural demo engine");
-            PixelGenPlugin::with_engine(EngineFactory::new(|| {
-                Ok(Box::new(DemoEngine) as Box<dyn SpriteEngine>)
-            }))
+            PixelGenPlugin::with_engine(demo_engine::demo_factory(Duration::from_millis(40)))
         }
     };
     let mut app = App::new();
@@ -142,113 +140,4 @@ fn run_script(
         error!("scripted run: no sprite after 3000 frames");
         exit.write(AppExit::error());
     }
-}
-
-/// A stand-in for SDXL: a seeded, mirror-symmetric blob sprite with an outline.
-struct DemoEngine;
-
-impl SpriteEngine for DemoEngine {
-    fn model_identity(&mut self) -> pixelgen::Result<ModelIdentity> {
-        Ok(ModelIdentity("demo-engine".into()))
-    }
-
-    fn generate(
-        &mut self,
-        recipe: &Recipe,
-        progress: &mut dyn FnMut(&Progress) -> Control,
-    ) -> pixelgen::Result<GeneratedSprite> {
-        let recipe = recipe.clone().with_drawn_seed();
-        let total = recipe.steps.clamp(1, 20);
-        for step in 1..=total {
-            std::thread::sleep(Duration::from_millis(40));
-            let p = Progress {
-                step,
-                total,
-                preview: None,
-            };
-            if progress(&p) == Control::Cancel {
-                return Err(pixelgen::PixelGenError::Cancelled { step, total });
-            }
-        }
-        let image = demo_sprite(
-            recipe.size.width,
-            recipe.size.height,
-            recipe.seed.value().unwrap_or(0),
-        );
-        Ok(GeneratedSprite {
-            key: CacheKey::new(&recipe, &ModelIdentity("demo-engine".into()))?,
-            image,
-            recipe,
-            raw_size: (0, 0),
-            fell_back: false,
-            elapsed: Duration::ZERO,
-        })
-    }
-}
-
-/// xorshift64* step.
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    state.wrapping_mul(0x2545_F491_4F6C_DD1D)
-}
-
-/// A `w` x `h` sprite: random cells mirrored left-right inside an ellipse, three shades of a
-/// seeded hue, black outline.
-fn demo_sprite(w: u32, h: u32, seed: u64) -> image::RgbaImage {
-    let mut rng = seed | 1;
-    let base = [
-        (next(&mut rng) % 160 + 80) as u8,
-        (next(&mut rng) % 160 + 40) as u8,
-        (next(&mut rng) % 160 + 40) as u8,
-    ];
-    let shade = |k: f32| base.map(|c| (f32::from(c) * k).min(255.0) as u8);
-    let shades = [shade(0.6), shade(1.0), shade(1.3)];
-    let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
-    let half = w.div_ceil(2);
-    let mut cells = vec![0u8; (half * h) as usize];
-    for y in 0..h {
-        for x in 0..half {
-            let dx = (x as f32 + 0.5 - cx) / (cx * 0.85);
-            let dy = (y as f32 + 0.5 - cy) / (cy * 0.85);
-            let inside = dx * dx + dy * dy < 1.0;
-            let r = next(&mut rng) % 100;
-            cells[(y * half + x) as usize] = if inside && r < 75 {
-                1 + (r % 3) as u8
-            } else {
-                0
-            };
-        }
-    }
-    let cell = |x: i64, y: i64| -> u8 {
-        if x < 0 || y < 0 || x >= i64::from(w) || y >= i64::from(h) {
-            return 0;
-        }
-        let mx = if x < i64::from(half) {
-            x
-        } else {
-            i64::from(w) - 1 - x
-        };
-        cells[(y * i64::from(half) + mx) as usize]
-    };
-    image::RgbaImage::from_fn(w, h, |x, y| {
-        let (xi, yi) = (i64::from(x), i64::from(y));
-        match cell(xi, yi) {
-            0 => {
-                let near = [(-1, 0), (1, 0), (0, -1), (0, 1)]
-                    .iter()
-                    .any(|(dx, dy)| cell(xi + dx, yi + dy) != 0);
-                if near {
-                    image::Rgba([20, 16, 24, 255])
-                } else {
-                    image::Rgba([0, 0, 0, 0])
-                }
-            }
-            v => {
-                let [r, g, b] = shades[usize::from(v - 1)];
-                image::Rgba([r, g, b, 255])
-            }
-        }
-    })
 }

@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bevy::asset::io::Reader;
-use bevy::asset::{AssetEvent, AssetLoader, AssetPath, AssetServer, LoadContext};
+use bevy::asset::{AssetEvent, AssetLoader, AssetPath, AssetServer, Handle, LoadContext};
 use bevy::ecs::message::MessageReader;
 use bevy::ecs::system::{Res, ResMut};
 use bevy::image::{Image, TextureAtlasLayout};
@@ -241,6 +241,41 @@ impl RecipeAssets {
     pub(crate) fn ticket(&self, path: &AssetPath<'static>) -> Option<&Ticket> {
         self.by_path.get(path)?.ticket.as_ref()
     }
+
+    /// How many recipe assets are tracked.
+    pub(crate) fn len(&self) -> usize {
+        self.by_path.len()
+    }
+
+    /// Forgets the recipe assets the game no longer holds, so the table (and the images its
+    /// tickets keep alive) does not grow for ever.
+    ///
+    /// An entry with a ticket holds the image's only strong handle besides the game's (the
+    /// ticket's): when nothing else holds it, the entry goes, a generation still queued or
+    /// running for it is cancelled and its result dropped, and the image is freed with the
+    /// ticket. An entry without a ticket (a cache hit, or a load not finished yet) goes when
+    /// the asset server no longer knows its path; `check_untracked` says whether to look
+    /// (it takes the server's lock, so only on frames where an asset was dropped or loaded).
+    fn forget_unused(&mut self, server: &AssetServer, check_untracked: bool) {
+        self.by_path.retain(|path, asset| match &asset.ticket {
+            Some(ticket) => {
+                let held = held_elsewhere(ticket.handle());
+                if !held {
+                    ticket.supersede();
+                }
+                held
+            }
+            None => !check_untracked || server.get_path_id(path).is_some(),
+        });
+    }
+}
+
+/// Whether a strong handle other than `handle` itself points at its asset.
+fn held_elsewhere(handle: &Handle<Image>) -> bool {
+    match handle {
+        Handle::Strong(arc) => Arc::strong_count(arc) > 1,
+        Handle::Uuid(..) => true,
+    }
 }
 
 /// `PreUpdate`: takes the loader's reports and, once a recipe asset's placeholder is in
@@ -254,7 +289,9 @@ pub(crate) fn start_recipe_assets(
         return;
     };
     let pg = &mut *pixel_gen;
+    let mut loaded_any = false;
     while let Ok(load) = pg.recipe_loads.try_recv() {
+        loaded_any = true;
         match pg.recipe_assets.by_path.get_mut(&load.path) {
             Some(asset) => asset.latest = load,
             None => {
@@ -272,7 +309,13 @@ pub(crate) fn start_recipe_assets(
         events.clear();
         return;
     }
-    for event in events.read() {
+    let events: Vec<AssetEvent<Image>> = events.read().copied().collect();
+    let dropped_any = events
+        .iter()
+        .any(|e| matches!(e, AssetEvent::Unused { .. } | AssetEvent::Removed { .. }));
+    pg.recipe_assets
+        .forget_unused(&server, dropped_any || loaded_any);
+    for event in &events {
         let AssetEvent::LoadedWithDependencies { id } = event else {
             continue;
         };

@@ -54,6 +54,14 @@
 //! the recipe's content, so a file always names the same sprite. With Bevy's `file_watcher`
 //! feature, editing the file regenerates it (or reloads it from the cache).
 //!
+//! # Caches
+//!
+//! The worker keeps recently made sprites in memory ([`PixelGenPlugin::memory_cache_bytes`])
+//! and, with [`PixelGenPlugin::cache_dir`], on disk: a request identical to an earlier one
+//! (same recipe, seed and model) is served without the model ([`SpriteFinished::from_cache`]).
+//! Sheets are made frame by frame through the same caches, so a frame repeated in a sheet,
+//! or made before by another sheet or as a sprite, is not generated again.
+//!
 //! # The editor panel (feature `editor`)
 //!
 //! `PixelGenEditorPlugin` adds an egui side panel (`bevy_egui`) next to `PixelGenPlugin`:
@@ -89,6 +97,8 @@
 mod assets;
 #[cfg(feature = "editor")]
 mod editor;
+mod frame_cache;
+mod memory_cache;
 mod messages;
 mod plugin;
 mod request;
@@ -103,7 +113,8 @@ pub use editor::{
 };
 pub use messages::{SpriteFailed, SpriteFinished, SpriteProgress};
 pub use plugin::{
-    EngineFactory, PixelGen, PixelGenPlugin, PixelGenSystems, checkerboard, default_compute_threads,
+    DEFAULT_MEMORY_CACHE_BYTES, EngineFactory, PixelGen, PixelGenPlugin, PixelGenSystems,
+    checkerboard, default_compute_threads,
 };
 pub use request::{SpriteError, SpriteRequest, Ticket, TicketId, TicketStatus};
 pub use worker::to_bevy_image;

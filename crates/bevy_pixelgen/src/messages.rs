@@ -42,7 +42,8 @@ pub struct SpriteFinished {
     pub saved: Option<PathBuf>,
     /// Why saving failed, if it did (the sprite is delivered anyway).
     pub save_error: Option<String>,
-    /// The sprite came from the on-disk cache rather than the model.
+    /// The sprite came from a cache (the worker's memory of recent sprites, or the disk
+    /// cache) rather than the model.
     pub from_cache: bool,
 }
 

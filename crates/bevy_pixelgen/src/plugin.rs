@@ -83,7 +83,14 @@ pub struct PixelGenPlugin {
     /// `None` uses rayon's global pool (all cores, or `RAYON_NUM_THREADS`). GPU runs spend
     /// little CPU either way.
     pub compute_threads: Option<usize>,
+    /// Bytes of recently made sprites and sheet frames the worker keeps in memory (RGBA,
+    /// least recently used dropped first): an identical request (same recipe, seed and model)
+    /// is served from there without the model, even without `cache_dir`. 0 turns it off.
+    pub memory_cache_bytes: usize,
 }
+
+/// The default [`PixelGenPlugin::memory_cache_bytes`]: 64 MiB (some 16 000 32x32 sprites).
+pub const DEFAULT_MEMORY_CACHE_BYTES: usize = 64 << 20;
 
 /// The default [`PixelGenPlugin::compute_threads`]: the machine's cores minus one (at least 1).
 pub fn default_compute_threads() -> usize {
@@ -103,6 +110,7 @@ impl Default for PixelGenPlugin {
             cache_dir: None,
             queue_capacity: 32,
             compute_threads: Some(default_compute_threads()),
+            memory_cache_bytes: DEFAULT_MEMORY_CACHE_BYTES,
         }
     }
 }
@@ -196,6 +204,7 @@ impl Plugin for PixelGenPlugin {
             output_dir: self.output_dir.clone(),
             cache,
             compute_threads: self.compute_threads,
+            memory_cache_bytes: self.memory_cache_bytes,
         };
         let pixel_gen = PixelGen::start(
             config,
@@ -414,9 +423,17 @@ impl PixelGen {
     }
 
     /// The latest generation started for the recipe asset at `path` (e.g.
-    /// `"items/potion.pixelgen.ron"`): `None` before its first cache miss finished loading.
+    /// `"items/potion.pixelgen.ron"`): `None` before its first cache miss finished loading,
+    /// and once the game dropped every handle of it.
     pub fn recipe_asset_ticket<'a>(&self, path: impl Into<AssetPath<'a>>) -> Option<&Ticket> {
         self.recipe_assets.ticket(&path.into().into_owned())
+    }
+
+    /// How many recipe assets (`*.pixelgen.ron`) the plugin tracks: those loaded (or loading)
+    /// whose image the game still holds. Dropping every handle of one forgets it (and cancels
+    /// its generation if one still runs).
+    pub fn recipe_assets_tracked(&self) -> usize {
+        self.recipe_assets.len()
     }
 
     /// The ticket of a request still in flight.

@@ -15,6 +15,8 @@ use pixelgen::{
     SpriteEngine, generate_sheet, save_sheet, save_sprite,
 };
 
+use crate::frame_cache::FrameCache;
+use crate::memory_cache::MemoryCache;
 use crate::plugin::EngineFactory;
 use crate::request::{SpriteError, Ticket, TicketId};
 
@@ -57,6 +59,8 @@ pub(crate) struct WorkerConfig {
     pub(crate) cache: Option<DiskCache>,
     /// Threads for the engine's CPU compute (a dedicated rayon pool); `None`: rayon's global pool.
     pub(crate) compute_threads: Option<usize>,
+    /// The byte budget of the worker's memory of recent sprites (0: off).
+    pub(crate) memory_cache_bytes: usize,
 }
 
 struct Queued(Job);
@@ -105,6 +109,7 @@ pub(crate) fn run(config: WorkerConfig, jobs: Receiver<Job>, events: Sender<Work
             .ok()
     });
     let mut engine: Option<Box<dyn SpriteEngine>> = None;
+    let mut memory = MemoryCache::new(config.memory_cache_bytes);
     let mut heap = BinaryHeap::new();
     loop {
         if heap.is_empty() {
@@ -123,7 +128,10 @@ pub(crate) fn run(config: WorkerConfig, jobs: Receiver<Job>, events: Sender<Work
             continue; // cancelled while queued; the cancel already reported it
         }
         let id = job.ticket.id();
-        let mut work = || run_job(&config, &mut engine, &job.ticket, &jobs, &mut heap, &events);
+        let mut work = || {
+            let state = (&mut engine, &mut memory);
+            run_job(&config, state, &job.ticket, &jobs, &mut heap, &events)
+        };
         let outcome = match &pool {
             Some(pool) => pool.install(work),
             None => work(),
@@ -139,9 +147,12 @@ pub(crate) fn run(config: WorkerConfig, jobs: Receiver<Job>, events: Sender<Work
     }
 }
 
+/// The engine (built on the first job, dropped after a panic) and the memory of recent sprites.
+type WorkerState<'a> = (&'a mut Option<Box<dyn SpriteEngine>>, &'a mut MemoryCache);
+
 fn run_job(
     config: &WorkerConfig,
-    engine_slot: &mut Option<Box<dyn SpriteEngine>>,
+    (engine_slot, memory): WorkerState<'_>,
     ticket: &Ticket,
     jobs: &Receiver<Job>,
     heap: &mut BinaryHeap<Queued>,
@@ -163,13 +174,19 @@ fn run_job(
     }
 
     if ticket.is_sheet() {
-        return run_sheet(config, engine_slot, ticket, jobs, heap, events);
+        return run_sheet(config, (engine_slot, memory), ticket, jobs, heap, events);
     }
 
-    // Cache lookup (needs the model identity, which may read the model folder's configs).
-    if let Some(cache) = &config.cache {
-        let key = cache_key(engine_slot, recipe)?;
-        if let Some(image) = read_cached(cache, &key, |c, k| c.get_sprite(k)) {
+    // Cache lookups, memory first (the key needs the model identity, which may read the
+    // model folder's configs).
+    if let Some(key) = lookup_key(config, engine_slot, memory, recipe)? {
+        let hit = memory.get(&key).or_else(|| {
+            let cache = config.cache.as_ref()?;
+            let image = read_cached(cache, &key, |c, k| c.get_sprite(k))?;
+            memory.put(key, &image);
+            Some(image)
+        });
+        if let Some(image) = hit {
             return Ok(Finished {
                 id,
                 image: to_bevy_image(image),
@@ -189,6 +206,7 @@ fn run_job(
     })?;
 
     let (saved, save_error) = save_output(config, |dir| save_sprite(dir, &sprite).map(|s| s.png));
+    memory.put(sprite.key, &sprite.image);
     if let Some(cache) = &config.cache
         && let Err(e) = cache.put_sprite(&sprite.key, &sprite.image)
     {
@@ -242,10 +260,11 @@ fn guarded<T>(
     }
 }
 
-/// A sheet request: every frame, then packing; saved as PNG + Aseprite JSON + recipe.
+/// A sheet request: every frame (each made once: see [`FrameCache`]), then packing; saved as
+/// PNG + Aseprite JSON + recipe.
 fn run_sheet(
     config: &WorkerConfig,
-    engine_slot: &mut Option<Box<dyn SpriteEngine>>,
+    (engine_slot, memory): WorkerState<'_>,
     ticket: &Ticket,
     jobs: &Receiver<Job>,
     heap: &mut BinaryHeap<Queued>,
@@ -271,7 +290,8 @@ fn run_sheet(
     }
     let mut on_progress = progress_reporter(id, ticket, jobs, heap, events);
     let sheet: GeneratedSheet = guarded(engine_slot, |engine| {
-        generate_sheet(engine, recipe, &mut on_progress)
+        let mut frames = FrameCache::new(engine, memory, config.cache.as_ref());
+        generate_sheet(&mut frames, recipe, &mut on_progress)
     })?;
     let (saved, save_error) = save_output(config, |dir| save_sheet(dir, &sheet).map(|s| s.png));
     if let Some(cache) = &config.cache
@@ -334,6 +354,25 @@ pub(crate) fn atlas_layout(layout: &SheetLayout, width: u32, height: u32) -> Tex
         atlas.add_texture(URect::new(r.x, r.y, r.x + r.w, r.y + r.h));
     }
     atlas
+}
+
+/// The key to look `recipe` up under, when a cache is on. Without a disk cache a key that
+/// cannot be computed (e.g. an unreadable model folder) only skips the memory lookup, so
+/// generation reports the real problem; a panic is reported at once.
+fn lookup_key(
+    config: &WorkerConfig,
+    engine_slot: &mut Option<Box<dyn SpriteEngine>>,
+    memory: &MemoryCache,
+    recipe: &Recipe,
+) -> Result<Option<CacheKey>, SpriteError> {
+    if config.cache.is_none() && !memory.enabled() {
+        return Ok(None);
+    }
+    match cache_key(engine_slot, recipe) {
+        Ok(key) => Ok(Some(key)),
+        Err(e) if config.cache.is_some() || matches!(e, SpriteError::Panicked { .. }) => Err(e),
+        Err(_) => Ok(None),
+    }
 }
 
 /// The cache key of `recipe` on the engine's model (building nothing: the engine exists).

@@ -1,9 +1,12 @@
 //! Recipe files as assets: placeholder then sprite in one handle, cache hits that never run
-//! the model, reload of an edited recipe, sheets from recipes, bad files; latent previews.
+//! the model, reload of an edited recipe, sheets from recipes, bad files; latent previews;
+//! dropped recipe assets forgotten; sheet frames generated once; identical requests served
+//! from the worker's memory.
 
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,7 +14,7 @@ use bevy::asset::{AssetPlugin, AssetServer, Assets, Handle, LoadState};
 use bevy::image::{Image, ImagePlugin, TextureAtlasLayout};
 use bevy::prelude::*;
 use bevy_pixelgen::prelude::*;
-use bevy_pixelgen::{EngineFactory, pixelgen};
+use bevy_pixelgen::{DEFAULT_MEMORY_CACHE_BYTES, EngineFactory, pixelgen};
 use common::{Log, collect};
 use pixelgen::{CacheKey, Control, GeneratedSprite, ModelIdentity, SpriteEngine};
 
@@ -419,4 +422,327 @@ fn progress_carries_the_latent_preview_to_the_message_and_ticket() {
     assert_eq!(t.preview().as_deref(), Some(&*preview));
     std::fs::remove_dir_all(&assets).unwrap();
     std::fs::remove_dir_all(&cache).unwrap();
+}
+
+/// Handles the recipe-asset table must not keep alive: the test's message log holds clones
+/// of every finished sprite's handle, so forget them.
+fn forget_logged_handles(app: &mut App) {
+    let mut log = app.world_mut().resource_mut::<Log>();
+    log.finished.clear();
+    log.failed.clear();
+}
+
+fn tracked(app: &App) -> usize {
+    app.world().resource::<PixelGen>().recipe_assets_tracked()
+}
+
+fn image_alive(app: &App, id: AssetId<Image>) -> bool {
+    app.world().resource::<Assets<Image>>().get(id).is_some()
+}
+
+#[test]
+fn dropped_recipe_assets_are_forgotten_and_their_images_freed() {
+    let assets = temp_dir("f");
+    let cache = temp_dir("f-cache");
+    write(&assets, "items/potion.pixelgen.ron", POTION);
+    write(&assets, "items/same.pixelgen.ron", POTION);
+    let f = fake();
+    let mut app = app(&assets, &cache, &f);
+    let potion: Handle<Image> = load(&app, "items/potion.pixelgen.ron");
+    run_until(&mut app, "the generated sprite", |a| {
+        log(a).finished.len() == 1
+    });
+    let sprite = solid(&app, &potion).expect("the sprite");
+    // A second file with the same recipe: a cache hit, tracked without a ticket.
+    let same: Handle<Image> = load(&app, "items/same.pixelgen.ron");
+    run_until(&mut app, "the cached recipe", |a| {
+        state(a, &same).is_loaded()
+    });
+    assert_eq!(tracked(&app), 2);
+    let pg = app.world().resource::<PixelGen>();
+    assert!(
+        pg.recipe_asset_ticket("items/potion.pixelgen.ron")
+            .is_some()
+    );
+    forget_logged_handles(&mut app);
+
+    // The game drops the generated one: the entry goes and the image is freed (before, the
+    // entry's ticket kept a strong handle, so the image lived for ever).
+    let potion_id = potion.id();
+    drop(potion);
+    run_until(&mut app, "the entry to go", |a| tracked(a) == 1);
+    run_until(&mut app, "the image to be freed", |a| {
+        !image_alive(a, potion_id)
+    });
+    let pg = app.world().resource::<PixelGen>();
+    assert!(
+        pg.recipe_asset_ticket("items/potion.pixelgen.ron")
+            .is_none()
+    );
+    assert!(image_alive(&app, same.id()), "the held one stays");
+
+    // The cache hit goes too when dropped.
+    let same_id = same.id();
+    drop(same);
+    run_until(&mut app, "the table to empty", |a| tracked(a) == 0);
+    run_until(&mut app, "the image to be freed", |a| {
+        !image_alive(a, same_id)
+    });
+
+    // Loading the file again works as the first time (now a cache hit: no model run).
+    let again: Handle<Image> = load(&app, "items/potion.pixelgen.ron");
+    run_until(&mut app, "the reload", |a| state(a, &again).is_loaded());
+    assert_eq!(solid(&app, &again), Some(sprite));
+    assert_eq!(tracked(&app), 1);
+    for _ in 0..5 {
+        app.update();
+    }
+    assert_eq!(f.runs().len(), 1, "the model ran once in all");
+    assert_eq!(tracked(&app), 1, "a held asset stays tracked");
+    std::fs::remove_dir_all(&assets).unwrap();
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
+/// Runs until cancelled (checking every 2 ms), or until `open` is set.
+struct GatedEngine {
+    runs: Arc<Mutex<Vec<String>>>,
+    open: Arc<AtomicBool>,
+}
+
+impl SpriteEngine for GatedEngine {
+    fn model_identity(&mut self) -> pixelgen::Result<ModelIdentity> {
+        Ok(ModelIdentity("gated-fake".into()))
+    }
+
+    fn generate(
+        &mut self,
+        recipe: &Recipe,
+        progress: &mut dyn FnMut(&pixelgen::Progress) -> Control,
+    ) -> pixelgen::Result<GeneratedSprite> {
+        let recipe = recipe.clone().with_drawn_seed();
+        self.runs.lock().unwrap().push(recipe.prompt.clone());
+        let start = Instant::now();
+        let mut step = 0;
+        while !self.open.load(Ordering::Acquire) && start.elapsed() < TIMEOUT {
+            step += 1;
+            let p = pixelgen::Progress {
+                step,
+                total: usize::MAX,
+                preview: None,
+            };
+            if progress(&p) == Control::Cancel {
+                return Err(pixelgen::PixelGenError::Cancelled { step, total: step });
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(GeneratedSprite {
+            key: CacheKey::new(&recipe, &ModelIdentity("gated-fake".into()))?,
+            image: image::RgbaImage::from_pixel(
+                recipe.size.width,
+                recipe.size.height,
+                image::Rgba([1, 2, 3, 255]),
+            ),
+            recipe,
+            raw_size: (64, 64),
+            fell_back: false,
+            elapsed: Duration::ZERO,
+        })
+    }
+}
+
+#[test]
+fn dropping_a_recipe_asset_while_it_generates_cancels_the_generation() {
+    let assets = temp_dir("g");
+    let cache = temp_dir("g-cache");
+    write(&assets, "items/potion.pixelgen.ron", POTION);
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let open = Arc::new(AtomicBool::new(false));
+    let (r, o) = (runs.clone(), open.clone());
+    let f = Fake {
+        runs,
+        factory: EngineFactory::new(move || {
+            Ok(Box::new(GatedEngine {
+                runs: r.clone(),
+                open: o.clone(),
+            }) as Box<dyn SpriteEngine>)
+        }),
+    };
+    let mut app = app(&assets, &cache, &f);
+    let potion: Handle<Image> = load(&app, "items/potion.pixelgen.ron");
+    let ticket_of = |a: &App| {
+        a.world()
+            .resource::<PixelGen>()
+            .recipe_asset_ticket("items/potion.pixelgen.ron")
+            .cloned()
+    };
+    run_until(&mut app, "the generation to run", |a| {
+        ticket_of(a).is_some_and(|t| matches!(t.status(), TicketStatus::Running { .. }))
+    });
+    let ticket = ticket_of(&app).unwrap();
+    let id = ticket.id();
+    let potion_id = potion.id();
+    drop(potion);
+    run_until(&mut app, "the cancel", |a| {
+        log(a).failed.iter().any(|m| m.ticket == id)
+    });
+    let failure = log(&app).failed.iter().find(|m| m.ticket == id).unwrap();
+    assert!(
+        matches!(failure.error, SpriteError::Cancelled),
+        "{}",
+        failure.error
+    );
+    assert!(matches!(
+        ticket.status(),
+        TicketStatus::Failed(SpriteError::Cancelled)
+    ));
+    assert_eq!(tracked(&app), 0);
+    assert!(log(&app).finished.is_empty(), "no sprite was delivered");
+    // With the last ticket clone and logged handle gone, the image is freed.
+    drop(ticket);
+    forget_logged_handles(&mut app);
+    run_until(&mut app, "the image to be freed", |a| {
+        !image_alive(a, potion_id)
+    });
+    assert_eq!(f.runs(), vec!["red potion"]);
+    open.store(true, Ordering::Release);
+    std::fs::remove_dir_all(&assets).unwrap();
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
+/// A sheet request with one frame per prompt, in one row of 4x4 frames, seed 3.
+fn strip(prompts: &[&str]) -> SpriteRequest {
+    let mut recipe = Recipe::new("hero");
+    recipe.seed = Seed::Fixed(3);
+    recipe.size = pixelgen::Size::square(4);
+    recipe.generation_size = pixelgen::Size::square(64);
+    recipe.frames = pixelgen::Frames::Prompts(prompts.iter().map(|p| (*p).to_owned()).collect());
+    recipe.sheet = Some(pixelgen::SheetOptions {
+        columns: Some(prompts.len() as u32),
+        ..Default::default()
+    });
+    recipe.into()
+}
+
+/// The colour of every 4x4 frame of a one-row sheet (each frame is solid).
+fn frame_colours(app: &App, h: &Handle<Image>) -> Vec<[u8; 4]> {
+    let (w, _, data) = pixels(app, h).expect("the sheet");
+    (0..w / 4)
+        .map(|i| {
+            let at = (i * 4 * 4) as usize;
+            data[at..at + 4].try_into().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn sheet_frames_are_generated_once_and_shared_with_sprites() {
+    let assets = temp_dir("h");
+    let cache = temp_dir("h-cache");
+    let f = fake();
+    let mut app = app(&assets, &cache, &f);
+    let submit = |app: &mut App, r: SpriteRequest, sheet: bool| {
+        let mut pg = app.world_mut().resource_mut::<PixelGen>();
+        if sheet {
+            pg.submit_sheet(r)
+        } else {
+            pg.submit(r)
+        }
+    };
+    // Identical frames in one sheet run the model once.
+    let a = submit(&mut app, strip(&["idle", "walk", "idle", "walk"]), true);
+    run_until(&mut app, "sheet a", |a| log(a).finished.len() == 1);
+    assert_eq!(f.runs(), vec!["idle", "walk"]);
+    let (idle, walk, jump) = (colour("idle", 3), colour("walk", 3), colour("jump", 3));
+    assert_eq!(
+        frame_colours(&app, a.handle()),
+        vec![idle, walk, idle, walk]
+    );
+    // Steps count across all frames, the reused ones included (the fake makes one step).
+    let steps: Vec<_> = log(&app)
+        .progress
+        .iter()
+        .map(|p| (p.step, p.total))
+        .collect();
+    assert_eq!(steps, vec![(1, 4), (2, 4), (3, 4), (4, 4)]);
+
+    // Another sheet sharing two frames: only the new one is generated.
+    let b = submit(&mut app, strip(&["jump", "walk", "idle"]), true);
+    run_until(&mut app, "sheet b", |a| log(a).finished.len() == 2);
+    assert_eq!(f.runs(), vec!["idle", "walk", "jump"]);
+    assert_eq!(frame_colours(&app, b.handle()), vec![jump, walk, idle]);
+    assert!(
+        !log(&app).finished[1].from_cache,
+        "a new sheet, made of cached frames"
+    );
+
+    // A sprite with a frame's recipe comes from the cache (frames are stored as sprites).
+    let mut single = Recipe::new("walk");
+    single.seed = Seed::Fixed(3);
+    single.size = pixelgen::Size::square(4);
+    single.generation_size = pixelgen::Size::square(64);
+    let s = submit(&mut app, single.into(), false);
+    run_until(&mut app, "the sprite", |a| log(a).finished.len() == 3);
+    assert!(log(&app).finished[2].from_cache);
+    assert_eq!(solid(&app, s.handle()), Some(walk));
+    assert_eq!(f.runs().len(), 3, "no model run for the sprite");
+    std::fs::remove_dir_all(&assets).unwrap();
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
+/// An app whose worker has no disk cache and keeps `memory` bytes of recent sprites.
+fn memory_app(f: &Fake, memory: usize) -> App {
+    let mut app = App::new();
+    app.add_plugins((
+        MinimalPlugins,
+        AssetPlugin::default(),
+        ImagePlugin::default(),
+        PixelGenPlugin {
+            output_dir: None,
+            cache_dir: None,
+            memory_cache_bytes: memory,
+            ..PixelGenPlugin::with_engine(f.factory.clone())
+        },
+    ))
+    .init_resource::<Log>()
+    .add_systems(Update, collect);
+    app.finish();
+    app.cleanup();
+    app
+}
+
+#[test]
+fn identical_requests_come_from_memory_without_a_disk_cache() {
+    let coin = || SpriteRequest::new("coin").seed(9).size(6, 6);
+    let f = fake();
+    let mut app = memory_app(&f, DEFAULT_MEMORY_CACHE_BYTES);
+    let submit =
+        |app: &mut App, r: SpriteRequest| app.world_mut().resource_mut::<PixelGen>().submit(r);
+    let a = submit(&mut app, coin());
+    let b = submit(&mut app, coin());
+    let other = submit(&mut app, SpriteRequest::new("coin").seed(10).size(6, 6));
+    run_until(&mut app, "three sprites", |a| log(a).finished.len() == 3);
+    assert_eq!(f.runs(), vec!["coin", "coin"], "seed 9 once, seed 10 once");
+    let done = |t: &Ticket| {
+        log(&app)
+            .finished
+            .iter()
+            .find(|m| m.ticket == t.id())
+            .unwrap()
+    };
+    assert!(!done(&a).from_cache && done(&b).from_cache && !done(&other).from_cache);
+    assert_eq!(solid(&app, a.handle()), Some(colour("coin", 9)));
+    assert_eq!(
+        solid(&app, b.handle()),
+        solid(&app, a.handle()),
+        "the same pixels"
+    );
+
+    // Turned off, every request runs the model.
+    let f = fake();
+    let mut app = memory_app(&f, 0);
+    submit(&mut app, coin());
+    submit(&mut app, coin());
+    run_until(&mut app, "two sprites", |a| log(a).finished.len() == 2);
+    assert_eq!(f.runs().len(), 2);
+    assert!(log(&app).finished.iter().all(|m| !m.from_cache));
 }

@@ -1,0 +1,355 @@
+//! Shared by the examples: which engine runs (`--model DIR`, `--tiny`, or the procedural demo
+//! engine) and the demo engine itself, a seeded stand-in for SDXL that is not AI.
+//!
+//! Include it with `#[path = "common/demo_engine.rs"] mod demo_engine;`.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bevy::ecs::resource::Resource;
+use bevy::log::{info, warn};
+use bevy_pixelgen::pixelgen::{
+    self, CacheKey, Control, GeneratedSprite, ModelIdentity, Progress, SpriteEngine,
+};
+use bevy_pixelgen::prelude::*;
+use bevy_pixelgen::{EngineFactory, pixelgen::Size};
+
+/// The identity the demo engine reports (part of its cache keys).
+pub const DEMO_IDENTITY: &str = "demo-engine";
+
+/// The tiny random-weight SDXL the tests use (real code path, noise pictures).
+pub fn tiny_model_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/pixelgen-diffusion/tests/fixtures/tiny-sdxl")
+}
+
+/// What generates the sprites of an example (also a resource, for systems that fit requests).
+#[derive(Resource, Debug, Clone, PartialEq)]
+pub enum EngineChoice {
+    /// The procedural demo engine (no model needed; not AI).
+    Demo,
+    /// The tiny SDXL test model: random weights, so the pictures are noise.
+    Tiny,
+    /// A diffusers SDXL folder.
+    Model(PathBuf),
+}
+
+impl EngineChoice {
+    /// From the examples' `--model DIR` and `--tiny` arguments (`--model` wins).
+    pub fn from_args(model: Option<PathBuf>, tiny: bool) -> Self {
+        match (model, tiny) {
+            (Some(dir), _) => Self::Model(dir),
+            (None, true) => Self::Tiny,
+            (None, false) => Self::Demo,
+        }
+    }
+
+    /// A short label to show on screen.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Demo => {
+                "DEMO ENGINE: procedural stand-in, not AI (run with --model DIR for SDXL)"
+                    .to_owned()
+            }
+            Self::Tiny => "TINY TEST MODEL: random weights, the sprites are noise".to_owned(),
+            Self::Model(dir) => format!("SDXL: {}", dir.display()),
+        }
+    }
+
+    /// Logs which engine runs and, without a model, how to get one.
+    pub fn explain(&self, example: &str) {
+        match self {
+            Self::Demo => {
+                info!("no --model given: using the procedural DEMO engine (seeded blobs, not AI)");
+                info!(
+                    "for real sprites download an SDXL model in diffusers layout (see docs/models.md) \
+                     and run `cargo run --release --example {example} -- --model DIR`"
+                );
+                info!(
+                    "a smoke run of the real SDXL code without a download: `cargo run --example \
+                     runtime_loot -- --tiny` (the tiny test model: random weights, noise sprites)"
+                );
+            }
+            Self::Tiny => warn!(
+                "--tiny: the tiny SDXL test model has RANDOM weights; it proves the pipeline runs, \
+                 its sprites are noise"
+            ),
+            Self::Model(dir) => {
+                if !dir.join("model_index.json").is_file() {
+                    warn!(
+                        "{} has no model_index.json: generation will fail with the reason on screen \
+                         (see docs/models.md for how to get a model)",
+                        dir.display()
+                    );
+                }
+                info!("SDXL from {} (loads on the first request)", dir.display());
+            }
+        }
+    }
+
+    /// The plugin for this engine (nothing saved to disk).
+    pub fn plugin(&self) -> PixelGenPlugin {
+        let plugin = match self {
+            Self::Demo => PixelGenPlugin::with_engine(demo_factory(Duration::from_millis(40))),
+            Self::Tiny => {
+                PixelGenPlugin::new(ModelConfig::new(ModelSource::local(tiny_model_dir())))
+            }
+            Self::Model(dir) => PixelGenPlugin::new(ModelConfig::new(ModelSource::local(dir))),
+        };
+        PixelGenPlugin {
+            output_dir: None,
+            ..plugin
+        }
+    }
+
+    /// Fits a request to the engine: the tiny model draws at 64x64 in 3 steps; the demo
+    /// engine and SDXL keep the request's settings.
+    pub fn fit(&self, mut request: SpriteRequest) -> SpriteRequest {
+        if *self == Self::Tiny {
+            let r = &mut request.recipe;
+            r.generation_size = Size::square(64);
+            r.size = Size::new(r.size.width.min(64), r.size.height.min(64));
+            r.steps = 3;
+        }
+        request
+    }
+}
+
+/// A factory for the demo engine; every sampling step takes `step`.
+pub fn demo_factory(step: Duration) -> EngineFactory {
+    EngineFactory::new(move || Ok(Box::new(DemoEngine { step }) as Box<dyn SpriteEngine>))
+}
+
+/// A stand-in for SDXL: a seeded, mirror-symmetric blob sprite with an outline.
+///
+/// The prompt matters: a colour word ("red", "gold", ...) picks the hue, the other words
+/// change the shape, and "frame N" picks an animation pose (a bob and swinging feet), so the
+/// frames of a sheet are one character in several poses.
+pub struct DemoEngine {
+    /// How long each sampling step takes (so progress and placeholders can be seen).
+    pub step: Duration,
+}
+
+impl SpriteEngine for DemoEngine {
+    fn model_identity(&mut self) -> pixelgen::Result<ModelIdentity> {
+        Ok(ModelIdentity(DEMO_IDENTITY.into()))
+    }
+
+    fn generate(
+        &mut self,
+        recipe: &Recipe,
+        progress: &mut dyn FnMut(&Progress) -> Control,
+    ) -> pixelgen::Result<GeneratedSprite> {
+        recipe.validate()?;
+        let recipe = recipe.clone().with_drawn_seed();
+        let total = recipe.steps.clamp(1, 20);
+        for step in 1..=total {
+            std::thread::sleep(self.step);
+            let p = Progress {
+                step,
+                total,
+                preview: None,
+            };
+            if progress(&p) == Control::Cancel {
+                return Err(pixelgen::PixelGenError::Cancelled { step, total });
+            }
+        }
+        let image = demo_sprite(
+            recipe.size.width,
+            recipe.size.height,
+            recipe.seed.value().unwrap_or(0),
+            &recipe.prompt,
+        );
+        Ok(GeneratedSprite {
+            key: CacheKey::new(&recipe, &ModelIdentity(DEMO_IDENTITY.into()))?,
+            image,
+            recipe,
+            raw_size: (0, 0),
+            fell_back: false,
+            elapsed: Duration::ZERO,
+        })
+    }
+}
+
+/// xorshift64* step.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+/// The base colour a colour word in the prompt asks for.
+fn named_colour(prompt: &str) -> Option<[u8; 3]> {
+    const NAMES: [(&str, [u8; 3]); 12] = [
+        ("red", [200, 40, 40]),
+        ("ruby", [190, 20, 60]),
+        ("green", [60, 170, 60]),
+        ("emerald", [30, 160, 100]),
+        ("blue", [50, 90, 210]),
+        ("sapphire", [40, 60, 190]),
+        ("gold", [220, 170, 40]),
+        ("yellow", [230, 200, 50]),
+        ("purple", [140, 60, 180]),
+        ("silver", [170, 175, 190]),
+        ("orange", [230, 120, 30]),
+        ("brown", [140, 90, 50]),
+    ];
+    let lower = prompt.to_lowercase();
+    lower
+        .split(|c: char| !c.is_alphanumeric())
+        .find_map(|w| NAMES.iter().find(|(n, _)| *n == w).map(|(_, c)| *c))
+}
+
+/// Cell values of the eyes (after the three body shades).
+const EYE: u8 = 4;
+const PUPIL: u8 = 5;
+
+/// Whether the prompt names a creature (which gets eyes).
+fn has_eyes(prompt: &str) -> bool {
+    const CREATURES: [&str; 16] = [
+        "hero",
+        "knight",
+        "slime",
+        "bat",
+        "skeleton",
+        "monster",
+        "character",
+        "creature",
+        "warrior",
+        "goblin",
+        "wizard",
+        "person",
+        "cat",
+        "dog",
+        "dragon",
+        "ghost",
+    ];
+    let lower = prompt.to_lowercase();
+    lower
+        .split(|c: char| !c.is_alphanumeric())
+        .any(|w| CREATURES.contains(&w))
+}
+
+/// The animation pose a prompt asks for: N - 1 for "... frame N ...", else `None`.
+fn pose(prompt: &str) -> Option<u32> {
+    let lower = prompt.to_lowercase();
+    let mut words = lower.split(|c: char| !c.is_alphanumeric());
+    while let Some(w) = words.next() {
+        if w == "frame"
+            && let Some(n) = words.next().and_then(|n| n.parse::<u32>().ok())
+        {
+            return Some(n.saturating_sub(1));
+        }
+    }
+    None
+}
+
+/// A `w` x `h` sprite: a mirror-symmetric blob with a ragged edge, lit from above in three
+/// shades of a hue (a colour word of the prompt, else seeded), with a dark outline. The shape depends on the
+/// seed and the prompt's letters (not its numbers, so all frames of a sheet share it); a
+/// pose ("frame N" in the prompt) adds two swinging feet and moves the body up and down.
+pub fn demo_sprite(w: u32, h: u32, seed: u64, prompt: &str) -> image::RgbaImage {
+    let letters = prompt
+        .bytes()
+        .filter(u8::is_ascii_alphabetic)
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x100_0000_01b3)
+        });
+    let mut rng = (seed ^ letters) | 1;
+    let seeded = [
+        (next(&mut rng) % 160 + 80) as u8,
+        (next(&mut rng) % 160 + 40) as u8,
+        (next(&mut rng) % 160 + 40) as u8,
+    ];
+    let base = named_colour(prompt).unwrap_or(seeded);
+    let shade = |k: f32| base.map(|c| (f32::from(c) * k).min(255.0) as u8);
+    let shades = [shade(0.6), shade(1.0), shade(1.3)];
+    // Animation frames get feet (the bottom eighth) and a body moved down by `bob`.
+    let posed = pose(prompt);
+    let pose = posed.unwrap_or(0);
+    let bob = [0i64, 1, 2, 1][(pose % 4) as usize];
+    let feet = i64::from((h / 8).max(1));
+    let body_h = if posed.is_some() {
+        (i64::from(h) - feet + 1).max(1) as u32
+    } else {
+        h
+    };
+    let (cx, cy) = (w as f32 / 2.0, body_h as f32 / 2.0);
+    let half = w.div_ceil(2);
+    let mut cells = vec![0u8; (half * body_h) as usize];
+    for y in 0..body_h {
+        for x in 0..half {
+            let dx = (x as f32 + 0.5 - cx) / (cx * 0.85);
+            let dy = (y as f32 + 0.5 - cy) / (cy * 0.85);
+            // A ragged edge, a body lit from above, and some texture.
+            let r = (next(&mut rng) % 1000) as f32 / 1000.0;
+            let inside = dx * dx + dy * dy < 0.85 + 0.3 * r;
+            let light = -dy * 0.6 + (r - 0.5) * 0.7;
+            cells[(y * half + x) as usize] = match (inside, light) {
+                (false, _) => 0,
+                (true, l) if l > 0.25 => 3,
+                (true, l) if l < -0.25 => 1,
+                _ => 2,
+            };
+        }
+    }
+    // Creatures get a pair of eyes (a white pixel over a dark one, mirrored).
+    if has_eyes(prompt) && w >= 8 && body_h >= 8 {
+        let ex = half - 1 - (w / 5).max(1);
+        let ey = body_h * 2 / 5;
+        cells[(ey * half + ex) as usize] = EYE;
+        cells[((ey + 1) * half + ex) as usize] = PUPIL;
+    }
+    let foot_w = i64::from((w / 6).max(1));
+    let swing = if pose.is_multiple_of(2) { -1 } else { 1 };
+    let cell = |x: i64, y: i64| -> u8 {
+        if x < 0 || y < 0 || x >= i64::from(w) || y >= i64::from(h) {
+            return 0;
+        }
+        // Two feet under the body, swinging in opposite directions with the pose.
+        let foot_top = i64::from(h) - feet - 1;
+        if posed.is_some() && y >= foot_top && y < i64::from(h) - 1 {
+            let left = i64::from(w) / 3 - foot_w / 2 + swing;
+            let right = i64::from(w) * 2 / 3 - foot_w / 2 - swing;
+            let on = |x0: i64| x >= x0 && x < x0 + foot_w;
+            return if on(left) || on(right) { 1 } else { 0 };
+        }
+        let by = y - bob;
+        if by < 0 || by >= i64::from(body_h) {
+            return 0;
+        }
+        let mx = if x < i64::from(half) {
+            x
+        } else {
+            i64::from(w) - 1 - x
+        };
+        cells[(by * i64::from(half) + mx) as usize]
+    };
+    image::RgbaImage::from_fn(w, h, |x, y| {
+        let (xi, yi) = (i64::from(x), i64::from(y));
+        match cell(xi, yi) {
+            0 => {
+                let near = [(-1, 0), (1, 0), (0, -1), (0, 1)]
+                    .iter()
+                    .any(|(dx, dy)| cell(xi + dx, yi + dy) != 0);
+                if near {
+                    image::Rgba(OUTLINE)
+                } else {
+                    image::Rgba([0, 0, 0, 0])
+                }
+            }
+            EYE => image::Rgba([240, 240, 232, 255]),
+            PUPIL => image::Rgba(OUTLINE),
+            v => {
+                let [r, g, b] = shades[usize::from(v - 1)];
+                image::Rgba([r, g, b, 255])
+            }
+        }
+    })
+}
+
+/// The demo sprites' outline colour.
+pub const OUTLINE: [u8; 4] = [20, 16, 24, 255];
