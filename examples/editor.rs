@@ -7,11 +7,15 @@
 //!
 //! Without a model folder a small procedural "demo engine" stands in for SDXL (seeded,
 //! symmetric blob sprites), so the panel, queue and gallery can be tried on any machine.
-//! F2 shows and hides the panel. The newest gallery sprite is shown in the scene, 8x.
+//! F2 shows and hides the panel. The newest gallery sprite is shown in the scene, 8x. The
+//! two sprites bottom right ("Hero" and "Chest") carry `PixelGenTarget`: pick one as the
+//! panel's apply target and press "Apply" on a gallery item to swap its image (sheets play).
+//! The panel's settings are kept in `.pixelgen/editor.ron` between runs.
 //!
 //! With `PIXELGEN_EDITOR_SCRIPT=DIR` the example drives itself (style preset, prompt,
 //! Generate), saves `DIR/editor_empty.png` and `DIR/editor_generated.png` and exits: the
-//! real-window test under Xvfb uses it.
+//! real-window test under Xvfb uses it (settings are neither read nor written then). The
+//! script also applies the result to "Hero".
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,7 +27,7 @@ use bevy_pixelgen::pixelgen::{
     CacheKey, Control, GeneratedSprite, ModelIdentity, Progress, SpriteEngine,
 };
 use bevy_pixelgen::prelude::*;
-use bevy_pixelgen::{EngineFactory, PixelGenEditorPlugin, pixelgen};
+use bevy_pixelgen::{EngineFactory, PixelGenEditorPlugin, checkerboard, pixelgen};
 
 fn main() {
     let model = std::env::args().nth(1).map(PathBuf::from);
@@ -51,7 +55,15 @@ fn main() {
         output_dir: None,
         ..pixelgen
     })
-    .add_plugins(PixelGenEditorPlugin::default())
+    .add_plugins(PixelGenEditorPlugin {
+        // A scripted run starts from the defaults and leaves no settings behind.
+        settings_path: if script.is_some() {
+            None
+        } else {
+            PixelGenEditorPlugin::default().settings_path
+        },
+        ..PixelGenEditorPlugin::default()
+    })
     .add_systems(Startup, setup)
     .add_systems(Update, show_newest);
     if let Some(dir) = script {
@@ -65,7 +77,7 @@ fn main() {
 #[derive(Component)]
 struct Showcase;
 
-fn setup(mut commands: Commands) {
+fn setup(mut commands: Commands, mut images: ResMut<Assets<Image>>) {
     commands.spawn(Camera2d);
     commands.spawn((
         Sprite::default(),
@@ -73,6 +85,16 @@ fn setup(mut commands: Commands) {
         Visibility::Hidden,
         Showcase,
     ));
+    // Scene sprites the panel may change ("apply to selected"): a grey checkerboard until then.
+    let placeholder = images.add(checkerboard(pixelgen::Size::square(16)));
+    for (name, x) in [("Hero", 400.0), ("Chest", 520.0)] {
+        commands.spawn((
+            Sprite::from_image(placeholder.clone()),
+            Transform::from_xyz(x, -230.0, 0.0).with_scale(Vec3::splat(4.0)),
+            Name::new(name),
+            PixelGenTarget,
+        ));
+    }
 }
 
 fn show_newest(
@@ -95,6 +117,7 @@ struct Script {
     frame: u32,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_script(
     mut script: ResMut<Script>,
     mut state: ResMut<EditorState>,
@@ -103,6 +126,7 @@ fn run_script(
     mut commands: Commands,
     mut exit: MessageWriter<AppExit>,
     mut done_at: Local<Option<u32>>,
+    targets: Query<(Entity, &Name), With<PixelGenTarget>>,
 ) {
     script.frame += 1;
     let frame = script.frame;
@@ -125,8 +149,17 @@ fn run_script(
         }
         _ => {}
     }
-    if done_at.is_none() && frame > 41 && !gallery.items.is_empty() {
+    if done_at.is_none()
+        && frame > 41
+        && let Some(item) = gallery.items.last()
+    {
         *done_at = Some(frame);
+        if let Some((hero, _)) = targets.iter().find(|(_, n)| n.as_str() == "Hero") {
+            actions.write(EditorAction::ApplyToTarget {
+                item: item.ticket,
+                target: hero,
+            });
+        }
     }
     if let Some(at) = *done_at {
         if frame == at + 30 {
