@@ -38,7 +38,7 @@ fn colour(recipe: &Recipe) -> [u8; 4] {
 /// A test engine: records every recipe it is given; `fail` in the prompt errors, `slow`
 /// runs steps until cancelled, `gated` runs 5 steps each released by the test (with a
 /// preview per step, acknowledged after reporting); anything else returns a solid sprite of
-/// the recipe's size in [`colour`].
+/// the recipe's size in [`colour`] (with a red ramp left to right when it says `ramp`).
 struct FakeEngine {
     seen: Arc<Mutex<Vec<Recipe>>>,
     go: Receiver<()>,
@@ -91,11 +91,17 @@ impl SpriteEngine for FakeEngine {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
-        let image = image::RgbaImage::from_pixel(
+        let mut image = image::RgbaImage::from_pixel(
             recipe.size.width,
             recipe.size.height,
             image::Rgba(colour(recipe)),
         );
+        if recipe.prompt.contains("ramp") {
+            // A left-to-right ramp: a hard step where the right edge wraps to the left.
+            for (x, _, p) in image.enumerate_pixels_mut() {
+                p.0[0] = (x * 255 / recipe.size.width.max(2).saturating_sub(1)) as u8;
+            }
+        }
         Ok(GeneratedSprite {
             key: CacheKey::new(recipe, &ModelIdentity("fake".into()))?,
             image,
@@ -886,4 +892,18 @@ fn settings_are_saved_after_a_pause_and_at_exit_and_a_bad_file_falls_back() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn gallery_items_carry_a_seam_score_for_the_tiling_check() {
+    let mut h = harness("seams");
+    let app = &mut h.app;
+    let flat = generate(app, "stone floor", 1);
+    let ramp = generate(app, "ramp wall", 2);
+    assert_eq!(flat.seam, Some(0.0), "a flat texture tiles seamlessly");
+    let seam = ramp.seam.expect("a seam score");
+    assert!(
+        seam > pixelgen_pixel::tile::DEFAULT_SEAM_THRESHOLD,
+        "a ramp has a visible wrap seam: {seam}"
+    );
 }
