@@ -104,8 +104,8 @@ pub use editor::{
     MAX_EDITOR_FRAMES, MAX_EDITOR_SIDE, MIN_EDITOR_SIDE, PaletteFile, PanelKeyboardFocus,
     PixelGenEditorPlugin, PixelGenEditorSystems, PixelGenTarget, PixelSettings, Presets,
     QueueEntry, SaveDialog, SaveFolder, SavedAsset, SettingsFile, SheetPlayback, SheetSettings,
-    StylePreset, VariationSeeds, asset_name, eta, frame_at, frame_uv, load_settings, save_settings,
-    save_to_assets, short_duration, steps_per_second, suggested_name,
+    StylePreset, VariationSeeds, asset_name, backup_path, eta, frame_at, frame_uv, load_settings,
+    save_settings, save_to_assets, short_duration, steps_per_second, suggested_name,
 };
 pub use messages::{SpriteFailed, SpriteFinished, SpriteProgress};
 pub use plugin::{

@@ -877,8 +877,9 @@ fn settings_are_saved_after_a_pause_and_at_exit_and_a_bad_file_falls_back() {
         assert!(h.app.world().resource::<EditorLog>().errors.is_empty());
     }
     {
-        std::fs::write(&path, "(prompt: \"half a file").unwrap();
-        let h = harness_with("settings-c", plugin(path.clone()));
+        let broken = "(prompt: \"half a file";
+        std::fs::write(&path, broken).unwrap();
+        let mut h = harness_with("settings-c", plugin(path.clone()));
         assert_eq!(
             *h.app.world().resource::<EditorState>(),
             EditorState::default()
@@ -890,6 +891,38 @@ fn settings_are_saved_after_a_pause_and_at_exit_and_a_bad_file_falls_back() {
             "{}",
             errors[0]
         );
+        // The broken file is kept aside before the next save replaces it.
+        let backup = bevy_pixelgen::backup_path(&path);
+        assert!(errors[0].contains("editor.ron.bad"), "{}", errors[0]);
+        assert_eq!(std::fs::read_to_string(&backup).unwrap(), broken);
+        form(&mut h.app, |s| s.prompt = "fresh".into());
+        h.app.world_mut().write_message(AppExit::Success);
+        h.app.update();
+        assert_eq!(load_settings(&path).unwrap().unwrap().prompt, "fresh");
+        assert_eq!(std::fs::read_to_string(&backup).unwrap(), broken);
+    }
+    {
+        // Saved settings naming a palette file load it for the swatches.
+        let hex = dir.join("four.hex");
+        std::fs::write(&hex, "000000\n555555\naaaaaa\nffffff\n").unwrap();
+        let state = EditorState {
+            pixel: bevy_pixelgen::PixelSettings {
+                palette: Some(hex.display().to_string()),
+                ..Default::default()
+            },
+            ..EditorState::default()
+        };
+        bevy_pixelgen::save_settings(&path, &state).unwrap();
+        let h = harness_with("settings-d", plugin(path.clone()));
+        let loaded = h
+            .app
+            .world()
+            .resource::<PaletteFile>()
+            .loaded
+            .clone()
+            .unwrap();
+        assert_eq!(loaded.0, hex.display().to_string());
+        assert_eq!(loaded.1.len(), 4);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -35,7 +35,7 @@ pub use gallery::{
     asset_name, frame_at, frame_uv, save_to_assets, suggested_name,
 };
 pub use queue::{EditorQueue, QueueEntry, eta, short_duration, steps_per_second};
-pub use settings::{SettingsFile, load_settings, save_settings};
+pub use settings::{SettingsFile, backup_path, load_settings, save_settings};
 pub use state::{
     EditorError, EditorLog, EditorState, MAX_EDITOR_FRAMES, MAX_EDITOR_SIDE, MIN_EDITOR_SIDE,
     PixelSettings, Presets, SheetSettings, StylePreset, VariationSeeds,
@@ -163,8 +163,10 @@ impl Plugin for PixelGenEditorPlugin {
             }
             None => EditorState::default(),
         };
+        let palette_file = startup_palette(&state, &mut log);
         app.add_message::<EditorAction>()
             .insert_resource(presets)
+            .insert_resource(palette_file)
             .insert_resource(log)
             .insert_resource(settings::SettingsSaver::loaded(state.clone()))
             .insert_resource(state)
@@ -172,7 +174,6 @@ impl Plugin for PixelGenEditorPlugin {
             .init_resource::<Gallery>()
             .init_resource::<SaveDialog>()
             .init_resource::<PanelKeyboardFocus>()
-            .init_resource::<PaletteFile>()
             .insert_resource(SaveFolder(self.save_dir.clone()))
             .insert_resource(ToggleKey(self.toggle_key))
             .add_systems(
@@ -194,6 +195,25 @@ impl Plugin for PixelGenEditorPlugin {
             );
         if self.panel {
             ui::add_panel(app);
+        }
+    }
+}
+
+/// The palette file the saved settings name (not a built-in name), read for its swatches.
+fn startup_palette(state: &EditorState, log: &mut EditorLog) -> PaletteFile {
+    let Some(name) = state.pixel.palette.as_deref().map(str::trim) else {
+        return PaletteFile::default();
+    };
+    if name.is_empty() || Palette::builtin(name).is_ok() {
+        return PaletteFile::default();
+    }
+    match Palette::resolve(name) {
+        Ok(p) => PaletteFile {
+            loaded: Some((name.to_owned(), p)),
+        },
+        Err(e) => {
+            log.error(format!("palette {name}: {e}"));
+            PaletteFile::default()
         }
     }
 }

@@ -74,17 +74,33 @@ pub fn save_settings(path: &Path, state: &EditorState) -> Result<(), EditorError
 }
 
 /// The state at startup: the saved settings, or the defaults (and a logged reason) when the
-/// file is missing or unreadable.
+/// file is missing or unreadable. An unparsable file is copied to `FILE.bad` first, so the
+/// next save does not destroy what was in it.
 pub(super) fn startup_state(path: &Path, log: &mut EditorLog) -> EditorState {
     match load_settings(path) {
         Ok(Some(s)) => s,
         Ok(None) => EditorState::default(),
         Err(e) => {
-            bevy::log::warn!("pixelgen editor: {e}");
-            log.error(e.to_string());
+            let mut message = e.to_string();
+            if path.is_file() {
+                let backup = backup_path(path);
+                match std::fs::copy(path, &backup) {
+                    Ok(_) => message.push_str(&format!(" (kept a copy in {})", backup.display())),
+                    Err(c) => message.push_str(&format!(" (no copy kept: {c})")),
+                }
+            }
+            bevy::log::warn!("pixelgen editor: {message}");
+            log.error(message);
             EditorState::default()
         }
     }
+}
+
+/// Where an unreadable settings file is copied: `FILE.bad` next to it.
+pub fn backup_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".bad");
+    path.with_file_name(name)
 }
 
 /// Writes the form once it has been unchanged for the debounce time, and at exit.
