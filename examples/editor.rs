@@ -27,7 +27,7 @@ use bevy_pixelgen::pixelgen::{
     CacheKey, Control, GeneratedSprite, ModelIdentity, Progress, SpriteEngine,
 };
 use bevy_pixelgen::prelude::*;
-use bevy_pixelgen::{EngineFactory, PixelGenEditorPlugin, checkerboard, pixelgen};
+use bevy_pixelgen::{EngineFactory, PixelGenEditorPlugin, pixelgen};
 
 fn main() {
     let model = std::env::args().nth(1).map(PathBuf::from);
@@ -86,7 +86,9 @@ fn setup(mut commands: Commands, mut images: ResMut<Assets<Image>>) {
         Showcase,
     ));
     // Scene sprites the panel may change ("apply to selected"): a grey checkerboard until then.
-    let placeholder = images.add(checkerboard(pixelgen::Size::square(16)));
+    let placeholder = images.add(bevy_pixelgen::checkerboard(
+        bevy_pixelgen::pixelgen::Size::square(16),
+    ));
     for (name, x) in [("Hero", 400.0), ("Chest", 520.0)] {
         commands.spawn((
             Sprite::from_image(placeholder.clone()),
