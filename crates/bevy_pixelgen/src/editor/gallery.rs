@@ -5,6 +5,7 @@ use std::path::{Component as PathPart, Path, PathBuf};
 use std::time::Duration;
 
 use bevy::asset::{Assets, Handle};
+use bevy::ecs::change_detection::DetectChangesMut;
 use bevy::ecs::component::Component;
 use bevy::ecs::entity::Entity;
 use bevy::ecs::query::With;
@@ -270,7 +271,9 @@ pub(super) fn play_sheets(
     mut gallery: ResMut<Gallery>,
     mut sprites: Query<(&mut Sprite, &SheetPlayback)>,
 ) {
-    gallery.clock += time.delta();
+    // The clock ticks every frame; it does not count as a gallery change (systems watching
+    // `Gallery` for new items should not run every frame).
+    gallery.bypass_change_detection().clock += time.delta();
     for (mut sprite, playback) in &mut sprites {
         let frame = gallery.frame_now(playback.frames, state.fps);
         if let Some(atlas) = sprite.texture_atlas.as_mut()

@@ -77,7 +77,7 @@ fn draw_panel(
     presets: Res<Presets>,
     queue: Res<EditorQueue>,
     gallery: Res<Gallery>,
-    log: Res<EditorLog>,
+    mut log: ResMut<EditorLog>,
     mut dialog: ResMut<SaveDialog>,
     palette_file: Res<PaletteFile>,
     mut focus: ResMut<PanelKeyboardFocus>,
@@ -128,8 +128,20 @@ fn draw_panel(
                 for e in &log.errors {
                     ui.colored_label(egui::Color32::from_rgb(0xff, 0x70, 0x70), e);
                 }
-                if let Some(note) = log.notes.last() {
-                    ui.colored_label(egui::Color32::from_rgb(0x90, 0xe0, 0x90), note);
+                if !log.errors.is_empty() || !log.notes.is_empty() {
+                    ui.horizontal(|ui| {
+                        if let Some(note) = log.notes.last() {
+                            ui.colored_label(egui::Color32::from_rgb(0x90, 0xe0, 0x90), note);
+                        }
+                        if ui
+                            .small_button("Clear")
+                            .on_hover_text("clear messages")
+                            .clicked()
+                        {
+                            log.errors.clear();
+                            log.notes.clear();
+                        }
+                    });
                 }
                 prompt_side(
                     ui,
