@@ -101,11 +101,11 @@ pub use assets::{LAYOUT_LABEL, PixelRecipeLoader, RECIPE_EXTENSION, RecipeAssetE
 #[cfg(feature = "editor")]
 pub use editor::{
     EditorAction, EditorError, EditorLog, EditorQueue, EditorState, Gallery, GalleryItem,
-    MAX_EDITOR_FRAMES, MAX_EDITOR_SIDE, MIN_EDITOR_SIDE, PaletteFile, PanelKeyboardFocus,
-    PixelGenEditorPlugin, PixelGenEditorSystems, PixelGenTarget, PixelSettings, Presets,
-    QueueEntry, SaveDialog, SaveFolder, SavedAsset, SettingsFile, SheetPlayback, SheetSettings,
-    StylePreset, VariationSeeds, asset_name, backup_path, eta, frame_at, frame_uv, load_settings,
-    save_settings, save_to_assets, short_duration, steps_per_second, suggested_name,
+    MAX_EDITOR_FRAMES, MAX_EDITOR_SIDE, MIN_EDITOR_SIDE, PROMPT_FIELD, PaletteFile,
+    PanelKeyboardFocus, PixelGenEditorPlugin, PixelGenEditorSystems, PixelGenTarget, PixelSettings,
+    Presets, QueueEntry, SaveDialog, SaveFolder, SavedAsset, SettingsFile, SheetPlayback,
+    SheetSettings, StylePreset, VariationSeeds, asset_name, backup_path, eta, frame_at, frame_uv,
+    load_settings, save_settings, save_to_assets, short_duration, steps_per_second, suggested_name,
 };
 pub use messages::{SpriteFailed, SpriteFinished, SpriteProgress};
 pub use plugin::{
@@ -114,6 +114,9 @@ pub use plugin::{
 pub use request::{SpriteError, SpriteRequest, Ticket, TicketId, TicketStatus};
 pub use worker::to_bevy_image;
 
+/// The `bevy_egui` the editor panel is built with (same version for your own panels).
+#[cfg(feature = "editor")]
+pub use bevy_egui;
 pub use pixelgen;
 
 /// The types most games need, for `use bevy_pixelgen::prelude::*`.

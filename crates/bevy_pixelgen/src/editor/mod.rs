@@ -41,6 +41,8 @@ pub use state::{
     PixelSettings, Presets, SheetSettings, StylePreset, VariationSeeds,
 };
 
+pub use ui::PROMPT_FIELD;
+
 use crate::messages::{SpriteFailed, SpriteFinished};
 use crate::plugin::PixelGen;
 use crate::request::TicketId;

@@ -25,6 +25,10 @@ use super::{
 };
 use crate::request::TicketStatus;
 
+/// The egui id (`egui::Id::new(PROMPT_FIELD)`) of the panel's prompt field, e.g. to give it
+/// the keyboard from a script.
+pub const PROMPT_FIELD: &str = "pixelgen_editor_prompt";
+
 /// How many of the newest gallery items the panel shows.
 const GALLERY_SHOWN: usize = 48;
 /// Gallery thumbnails are scaled by a whole factor to about this many points (zoom 0).
@@ -196,6 +200,7 @@ fn prompt_side(
     ui.label("Prompt");
     ui.add(
         egui::TextEdit::multiline(&mut state.prompt)
+            .id(egui::Id::new(PROMPT_FIELD))
             .desired_rows(2)
             .hint_text("a red potion"),
     );
