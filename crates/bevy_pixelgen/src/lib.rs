@@ -103,9 +103,10 @@ pub use editor::{
     EditorAction, EditorError, EditorLog, EditorQueue, EditorState, Gallery, GalleryItem,
     MAX_EDITOR_FRAMES, MAX_EDITOR_SIDE, MIN_EDITOR_SIDE, PROMPT_FIELD, PaletteFile,
     PanelKeyboardFocus, PixelGenEditorPlugin, PixelGenEditorSystems, PixelGenTarget, PixelSettings,
-    Presets, QueueEntry, SaveDialog, SaveFolder, SavedAsset, SettingsFile, SheetPlayback,
-    SheetSettings, StylePreset, VariationSeeds, asset_name, backup_path, eta, frame_at, frame_uv,
-    load_settings, save_settings, save_to_assets, short_duration, steps_per_second, suggested_name,
+    Presets, QueueEntry, SaveDialog, SaveFolder, SavedAsset, SettingsFile, SheetFrames,
+    SheetPlayback, SheetSettings, StylePreset, VariationSeeds, asset_name, backup_path, eta,
+    frame_at, frame_uv, load_settings, save_settings, save_to_assets, short_duration,
+    steps_per_second, suggested_name,
 };
 pub use messages::{SpriteFailed, SpriteFinished, SpriteProgress};
 pub use plugin::{

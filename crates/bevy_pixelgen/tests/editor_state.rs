@@ -711,6 +711,32 @@ fn sheets_from_the_form_play_in_the_gallery_and_on_an_applied_target() {
         );
     }
 
+    // Saved to assets, a sheet also gets its frames as Aseprite JSON, timed at the fps.
+    act(
+        app,
+        EditorAction::SaveToAssets {
+            item: item.ticket,
+            name: "mobs/slime".into(),
+            overwrite: false,
+        },
+    );
+    app.update();
+    let base = h.dir.join("assets/generated/mobs");
+    let json = std::fs::read_to_string(base.join("slime.json")).expect("the sheet's JSON");
+    let saved = pixelgen_pixel::sheet::SheetLayout::from_aseprite_json(&json).unwrap();
+    assert_eq!(saved.frames.len(), 3);
+    for (i, f) in saved.frames.iter().enumerate() {
+        let r = layout.textures[i];
+        assert_eq!((f.rect.x, f.rect.y), (r.min.x, r.min.y), "frame {i}");
+        assert_eq!((f.rect.w, f.rect.h), (8, 8));
+        assert_eq!(f.duration_ms, 200, "5 fps");
+    }
+    assert!(json.contains("\"slime.png\""), "the JSON names its image");
+    let png = image::open(base.join("slime.png")).unwrap().into_rgba8();
+    assert_eq!(png.dimensions(), (layout.size.x, layout.size.y));
+    let recipe = std::fs::read_to_string(base.join("slime.pixelgen.ron")).unwrap();
+    assert_eq!(Recipe::from_ron(&recipe).unwrap().frame_count(), 3);
+
     // The gallery plays it at 5 fps: one frame per 2 updates of 100 ms.
     let mut shown = Vec::new();
     for _ in 0..6 {

@@ -1,7 +1,7 @@
 //! The gallery: finished sprites and sheets, saving them into the game's assets, applying
 //! them to scene sprites, and sheet playback.
 
-use std::path::{Component as PathPart, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bevy::asset::{Assets, Handle};
@@ -16,6 +16,7 @@ use bevy::math::{Rect, URect};
 use bevy::sprite::Sprite;
 use bevy::time::{Real, Time};
 use pixelgen::Recipe;
+use pixelgen_pixel::sheet::{FrameRect, JsonForm, SheetFrame, SheetLayout};
 
 use super::state::{EditorError, EditorState};
 use crate::request::TicketId;
@@ -130,6 +131,62 @@ pub struct SavedAsset {
     pub png: PathBuf,
     /// The recipe next to it (`NAME.pixelgen.ron`).
     pub recipe: PathBuf,
+    /// For sheets: Aseprite-compatible JSON (hash form) describing the frames.
+    pub json: Option<PathBuf>,
+}
+
+/// A sheet's frames for "save to assets": its atlas layout and the playback speed, which
+/// sets every frame's duration.
+#[derive(Debug, Clone, Copy)]
+pub struct SheetFrames<'a> {
+    /// One rect per frame, in order.
+    pub layout: &'a TextureAtlasLayout,
+    /// Frames per second (each frame lasts `1000 / fps` ms).
+    pub fps: f32,
+}
+
+impl SheetFrames<'_> {
+    /// The layout as a [`SheetLayout`]: cells from the atlas rects (grid, padding and margin
+    /// read off the first two cells), untrimmed frames named `frame N`, equal durations.
+    pub fn sheet_layout(&self) -> SheetLayout {
+        let rects = &self.layout.textures;
+        let first = rects.first().copied().unwrap_or_default();
+        let columns = rects
+            .iter()
+            .filter(|r| r.min.y == first.min.y)
+            .count()
+            .max(1) as u32;
+        let padding = rects
+            .get(1)
+            .filter(|r| r.min.y == first.min.y)
+            .map_or(0, |r| r.min.x.saturating_sub(first.max.x));
+        let fps = if self.fps.is_finite() && self.fps > 0.0 {
+            self.fps
+        } else {
+            8.0
+        };
+        let duration_ms = (1000.0 / fps).round().max(1.0) as u32;
+        SheetLayout {
+            tile_width: first.width(),
+            tile_height: first.height(),
+            columns,
+            rows: (rects.len() as u32).div_ceil(columns),
+            padding,
+            margin: first.min.x,
+            extrude: false,
+            frames: rects
+                .iter()
+                .enumerate()
+                .map(|(i, r)| SheetFrame {
+                    name: format!("frame {i}"),
+                    rect: FrameRect::new(r.min.x, r.min.y, r.width(), r.height()),
+                    source: FrameRect::new(0, 0, r.width(), r.height()),
+                    duration_ms,
+                })
+                .collect(),
+            tags: Vec::new(),
+        }
+    }
 }
 
 /// Checks a name for "save to assets" and returns it without a `.png` ending: file stems of
@@ -188,21 +245,26 @@ pub fn suggested_name(recipe: &Recipe) -> String {
     }
 }
 
-/// Writes `image` as `DIR/NAME.png` and `recipe` as `DIR/NAME.pixelgen.ron`, each through a
-/// temporary file and a rename. Existing files are refused unless `overwrite`.
+/// Writes `image` as `DIR/NAME.png` and `recipe` as `DIR/NAME.pixelgen.ron` (and for a
+/// sheet its frames as `DIR/NAME.json`, Aseprite hash form), each through a temporary file
+/// and a rename. Existing files are refused unless `overwrite`.
 pub fn save_to_assets(
     dir: &Path,
     name: &str,
     image: &Image,
     recipe: &Recipe,
+    sheet: Option<SheetFrames<'_>>,
     overwrite: bool,
 ) -> Result<SavedAsset, EditorError> {
     let stem = asset_name(name)?;
     let png = dir.join(format!("{stem}.png"));
     let ron = dir.join(format!("{stem}.pixelgen.ron"));
-    debug_assert!(png.components().all(|c| !matches!(c, PathPart::ParentDir)));
+    let json = sheet.is_some().then(|| dir.join(format!("{stem}.json")));
     if !overwrite {
-        for p in [&png, &ron] {
+        for p in [Some(&png), Some(&ron), json.as_ref()]
+            .into_iter()
+            .flatten()
+        {
             if p.exists() {
                 return Err(EditorError::Exists(p.clone()));
             }
@@ -231,7 +293,19 @@ pub fn save_to_assets(
     }
     pixelgen::write_atomic(&png, &bytes).map_err(|e| write_err(&png, e.to_string()))?;
     pixelgen::write_atomic(&ron, text.as_bytes()).map_err(|e| write_err(&ron, e.to_string()))?;
-    Ok(SavedAsset { png, recipe: ron })
+    if let (Some(json), Some(sheet)) = (&json, sheet) {
+        let png_name = format!("{}.png", stem.rsplit('/').next().unwrap_or(&stem));
+        let text = sheet
+            .sheet_layout()
+            .to_aseprite_json(&png_name, JsonForm::Hash);
+        pixelgen::write_atomic(json, text.as_bytes())
+            .map_err(|e| write_err(json, e.to_string()))?;
+    }
+    Ok(SavedAsset {
+        png,
+        recipe: ron,
+        json,
+    })
 }
 
 /// Swaps the sprite of `target` (a [`PixelGenTarget`]) for `item`: its image, and for a
@@ -319,6 +393,44 @@ mod tests {
         assert_eq!(suggested_name(&r), "red-potion-glowing-7");
         r.prompt = "???".into();
         assert_eq!(asset_name(&suggested_name(&r)).unwrap(), "sprite-7");
+    }
+
+    #[test]
+    fn atlas_layouts_become_sheet_layouts() {
+        let mut atlas = TextureAtlasLayout::from_grid(
+            bevy::math::UVec2::new(6, 4),
+            3,
+            2,
+            Some(bevy::math::UVec2::splat(2)),
+            Some(bevy::math::UVec2::splat(1)),
+        );
+        atlas.textures.truncate(5);
+        let sheet = SheetFrames {
+            layout: &atlas,
+            fps: 12.0,
+        }
+        .sheet_layout();
+        assert_eq!((sheet.tile_width, sheet.tile_height), (6, 4));
+        assert_eq!((sheet.columns, sheet.rows), (3, 2));
+        assert_eq!((sheet.padding, sheet.margin), (2, 1));
+        assert_eq!(sheet.frames.len(), 5);
+        let last = &sheet.frames[4];
+        assert_eq!(last.rect, FrameRect::new(1 + 8, 1 + 6, 6, 4));
+        assert_eq!(last.duration_ms, 83, "1000 / 12 fps, rounded");
+        let json = sheet.to_aseprite_json("x.png", JsonForm::Hash);
+        assert_eq!(
+            SheetLayout::from_aseprite_json(&json).unwrap().frames,
+            sheet.frames
+        );
+        let odd = SheetFrames {
+            layout: &atlas,
+            fps: f32::NAN,
+        };
+        assert_eq!(
+            odd.sheet_layout().frames[0].duration_ms,
+            125,
+            "falls back to 8 fps"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use bevy::ecs::query::With;
 use bevy::ecs::resource::Resource;
 use bevy::ecs::schedule::IntoScheduleConfigs;
 use bevy::ecs::system::{Commands, Query, Res, ResMut};
-use bevy::image::Image;
+use bevy::image::{Image, TextureAtlasLayout};
 use bevy::input::ButtonInput;
 use bevy::input::keyboard::KeyCode;
 use bevy::sprite::Sprite;
@@ -31,8 +31,8 @@ use pixelgen::{Frames, Priority, Recipe, Seed};
 use pixelgen_pixel::palette::Palette;
 
 pub use gallery::{
-    Gallery, GalleryItem, PixelGenTarget, SaveDialog, SaveFolder, SavedAsset, SheetPlayback,
-    asset_name, frame_at, frame_uv, save_to_assets, suggested_name,
+    Gallery, GalleryItem, PixelGenTarget, SaveDialog, SaveFolder, SavedAsset, SheetFrames,
+    SheetPlayback, asset_name, frame_at, frame_uv, save_to_assets, suggested_name,
 };
 pub use queue::{EditorQueue, QueueEntry, eta, short_duration, steps_per_second};
 pub use settings::{SettingsFile, backup_path, load_settings, save_settings};
@@ -351,6 +351,8 @@ fn apply_gallery_actions(
     mut dialog: ResMut<SaveDialog>,
     folder: Res<SaveFolder>,
     images: Option<Res<Assets<Image>>>,
+    layouts: Option<Res<Assets<TextureAtlasLayout>>>,
+    state: Res<EditorState>,
     mut sprites: Query<&mut Sprite, With<PixelGenTarget>>,
     names: Query<&Name>,
     mut commands: Commands,
@@ -373,7 +375,15 @@ fn apply_gallery_actions(
                     ));
                     continue;
                 };
-                match save_to_assets(&folder.0, name, image, &entry.recipe, *overwrite) {
+                let atlas = entry
+                    .layout
+                    .as_ref()
+                    .and_then(|h| layouts.as_deref()?.get(h));
+                let sheet = atlas.map(|layout| SheetFrames {
+                    layout,
+                    fps: state.fps,
+                });
+                match save_to_assets(&folder.0, name, image, &entry.recipe, sheet, *overwrite) {
                     Ok(saved) => {
                         log.note(format!("saved {}", saved.png.display()));
                         entry.saved_as = Some(saved.png);
