@@ -3,6 +3,13 @@
 //! The panel only draws plain resources ([`EditorState`], [`EditorQueue`], [`Gallery`],
 //! [`EditorLog`], [`Presets`]) and writes [`EditorAction`] messages; ordinary systems act on
 //! them, so everything but the drawing works (and is tested) without a window.
+//!
+//! - `state`: the form ([`EditorState`]), style presets, the message log.
+//! - `queue`: requests in flight with live preview, elapsed time and ETA ([`QueueEntry`]).
+//! - `gallery`: results, "save to assets", "apply to selected" ([`PixelGenTarget`]) and sheet
+//!   playback.
+//! - `settings`: the form as RON on disk, loaded at startup, saved after changes and at exit.
+//! - `ui`: the egui drawing.
 
 mod gallery;
 mod queue;
