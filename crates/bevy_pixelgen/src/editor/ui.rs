@@ -218,7 +218,12 @@ fn prompt_side(
             .on_hover_text("show results tiled 3x3 with their seam score");
     });
 
-    egui::CollapsingHeader::new("Frames (sprite sheet)")
+    let frames = match state.sheet.count {
+        0 | 1 => "Frames: single sprite".to_owned(),
+        n => format!("Frames: sheet of {n}"),
+    };
+    egui::CollapsingHeader::new(frames)
+        .id_salt("pixelgen_frames")
         .default_open(state.sheet.count > 1)
         .show(ui, |ui| frames_form(ui, state));
 
