@@ -966,3 +966,41 @@ fn gallery_items_carry_a_seam_score_for_the_tiling_check() {
         "a ramp has a visible wrap seam: {seam}"
     );
 }
+
+#[test]
+fn an_engine_that_cannot_start_says_how_to_get_a_model() {
+    let factory = EngineFactory::new(|| {
+        Err(PixelGenError::Engine(
+            "no model folder at models/sdxl".into(),
+        ))
+    });
+    let dir = temp_dir("no-model");
+    let mut app = App::new();
+    app.add_plugins((
+        MinimalPlugins,
+        AssetPlugin::default(),
+        ImagePlugin::default(),
+        PixelGenPlugin {
+            output_dir: None,
+            ..PixelGenPlugin::with_engine(factory)
+        },
+        editor_plugin(&dir),
+    ));
+    app.finish();
+    app.cleanup();
+    form(&mut app, |s| {
+        s.prompt = "tree".into();
+        s.generation_side = 64;
+    });
+    act(&mut app, EditorAction::Generate);
+    run_until(&mut app, "the failure", |a| {
+        !a.world().resource::<EditorLog>().errors.is_empty()
+    });
+    let e = app.world().resource::<EditorLog>().errors[0].clone();
+    assert!(
+        e.contains("models/sdxl") && e.contains("docs/models.md"),
+        "{e}"
+    );
+    assert!(app.world().resource::<EditorQueue>().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

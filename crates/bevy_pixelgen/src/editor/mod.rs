@@ -456,8 +456,14 @@ fn collect_results(
         if queue.take(m.ticket).is_none() {
             continue;
         }
-        if !matches!(m.error, crate::SpriteError::Cancelled) {
-            log.error(format!("request {} failed: {}", m.ticket, m.error));
+        match &m.error {
+            crate::SpriteError::Cancelled => {}
+            crate::SpriteError::EngineStart(_) => log.error(format!(
+                "request {} failed: {}. No model yet? docs/models.md says which weights to \
+                 get and where to put them",
+                m.ticket, m.error
+            )),
+            e => log.error(format!("request {} failed: {e}", m.ticket)),
         }
     }
 }
