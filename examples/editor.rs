@@ -123,6 +123,51 @@ struct Script {
     frame: u32,
 }
 
+/// The scripted check of the toggle key once the sprite is in: F2 is text while the prompt
+/// field has the keyboard, and toggles the panel again once it lost it (ends visible).
+#[allow(clippy::too_many_arguments)]
+fn script_toggle_key(
+    script: Res<Script>,
+    gallery: Res<Gallery>,
+    state: Res<EditorState>,
+    mut keys: ResMut<ButtonInput<KeyCode>>,
+    mut contexts: bevy_pixelgen::bevy_egui::EguiContexts,
+    mut start: Local<Option<u32>>,
+    mut exit: MessageWriter<AppExit>,
+) -> Result {
+    use bevy_pixelgen::bevy_egui::egui;
+    if start.is_none() && !gallery.items.is_empty() {
+        *start = Some(script.frame);
+    }
+    let Some(s) = *start else {
+        return Ok(());
+    };
+    let prompt = egui::Id::new(bevy_pixelgen::PROMPT_FIELD);
+    let ctx = contexts.ctx_mut()?;
+    let mut expect = |visible: bool, why: &str| {
+        if state.visible != visible {
+            error!("scripted run: {why}");
+            exit.write(AppExit::error());
+        }
+    };
+    match script.frame.saturating_sub(s) {
+        2 => ctx.memory_mut(|m| m.request_focus(prompt)),
+        6 | 12 | 16 => keys.press(KeyCode::F2),
+        7 | 13 | 17 => keys.release(KeyCode::F2),
+        9 => {
+            expect(
+                true,
+                "F2 hid the panel while the prompt field had the keyboard",
+            );
+            ctx.memory_mut(|m| m.surrender_focus(prompt));
+        }
+        15 => expect(false, "F2 did not hide the panel"),
+        19 => expect(true, "F2 did not show the panel again"),
+        _ => {}
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_script(
     mut script: ResMut<Script>,
@@ -181,51 +226,6 @@ fn run_script(
         error!("scripted run: no sprite after 3000 frames");
         exit.write(AppExit::error());
     }
-}
-
-/// The scripted check of the toggle key once the sprite is in: F2 is text while the prompt
-/// field has the keyboard, and toggles the panel again once it lost it (ends visible).
-#[allow(clippy::too_many_arguments)]
-fn script_toggle_key(
-    script: Res<Script>,
-    gallery: Res<Gallery>,
-    state: Res<EditorState>,
-    mut keys: ResMut<ButtonInput<KeyCode>>,
-    mut contexts: bevy_pixelgen::bevy_egui::EguiContexts,
-    mut start: Local<Option<u32>>,
-    mut exit: MessageWriter<AppExit>,
-) -> Result {
-    use bevy_pixelgen::bevy_egui::egui;
-    if start.is_none() && !gallery.items.is_empty() {
-        *start = Some(script.frame);
-    }
-    let Some(s) = *start else {
-        return Ok(());
-    };
-    let prompt = egui::Id::new(bevy_pixelgen::PROMPT_FIELD);
-    let ctx = contexts.ctx_mut()?;
-    let mut expect = |visible: bool, why: &str| {
-        if state.visible != visible {
-            error!("scripted run: {why}");
-            exit.write(AppExit::error());
-        }
-    };
-    match script.frame.saturating_sub(s) {
-        2 => ctx.memory_mut(|m| m.request_focus(prompt)),
-        6 | 12 | 16 => keys.press(KeyCode::F2),
-        7 | 13 | 17 => keys.release(KeyCode::F2),
-        9 => {
-            expect(
-                true,
-                "F2 hid the panel while the prompt field had the keyboard",
-            );
-            ctx.memory_mut(|m| m.surrender_focus(prompt));
-        }
-        15 => expect(false, "F2 did not hide the panel"),
-        19 => expect(true, "F2 did not show the panel again"),
-        _ => {}
-    }
-    Ok(())
 }
 
 /// A stand-in for SDXL: a seeded, mirror-symmetric blob sprite with an outline.
