@@ -1,6 +1,6 @@
 //! The egui side panel: draws the editor's resources and writes [`EditorAction`]s.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bevy::app::App;
 use bevy::asset::{AssetId, Assets};
@@ -63,6 +63,8 @@ struct PanelLocal {
     target: Option<Entity>,
     /// The palette file path being typed.
     palette_path: String,
+    /// Images registered as egui textures last frame.
+    registered: HashSet<AssetId<Image>>,
 }
 
 /// Everything the gallery drawing needs besides the `Ui`.
@@ -111,6 +113,15 @@ fn draw_panel(
     for id in ids {
         textures.insert(id, contexts.add_image(EguiTextureHandle::Weak(id)));
     }
+    // Textures no longer shown (finished previews, items scrolled out) give back their ids.
+    for gone in local
+        .registered
+        .iter()
+        .filter(|id| !textures.contains_key(id))
+    {
+        contexts.remove_image(*gone);
+    }
+    local.registered = textures.keys().copied().collect();
     if local.target.is_some_and(|t| !targets.contains(t)) {
         local.target = None;
     }
