@@ -928,6 +928,29 @@ fn settings_are_saved_after_a_pause_and_at_exit_and_a_bad_file_falls_back() {
         assert_eq!(std::fs::read_to_string(&backup).unwrap(), broken);
     }
     {
+        // A settings file that cannot be written is reported once, and the app goes on.
+        std::fs::write(dir.join("not-a-folder"), "x").unwrap();
+        let blocked = dir.join("not-a-folder/editor.ron");
+        let mut h = harness_with("settings-e", plugin(blocked.clone()));
+        let errors = h.app.world().resource::<EditorLog>().errors.clone();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("using the defaults"), "{}", errors[0]);
+        form(&mut h.app, |s| s.prompt = "cannot be kept".into());
+        for _ in 0..20 {
+            h.app.update();
+        }
+        let errors = h.app.world().resource::<EditorLog>().errors.clone();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[1].contains("cannot write"), "{}", errors[1]);
+        assert!(!blocked.exists());
+        form(&mut h.app, |s| s.prompt = "still not".into());
+        for _ in 0..20 {
+            h.app.update();
+        }
+        let errors = h.app.world().resource::<EditorLog>().errors.len();
+        assert_eq!(errors, 3, "one error per change");
+    }
+    {
         // Saved settings naming a palette file load it for the swatches.
         let hex = dir.join("four.hex");
         std::fs::write(&hex, "000000\n555555\naaaaaa\nffffff\n").unwrap();

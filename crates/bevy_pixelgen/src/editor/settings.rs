@@ -51,8 +51,11 @@ pub fn load_settings(path: &Path) -> Result<Option<EditorState>, EditorError> {
             });
         }
     };
-    ron::from_str(&text)
-        .map(Some)
+    ron::from_str::<EditorState>(&text)
+        .map(|mut s| {
+            s.sanitize();
+            Some(s)
+        })
         .map_err(|e| EditorError::Settings {
             path: path.to_owned(),
             message: format!("not valid editor settings ({e})"),
@@ -169,6 +172,15 @@ mod tests {
         let s = load_settings(&path).unwrap().unwrap();
         assert_eq!(s.prompt, "a");
         assert_eq!(s.fps, EditorState::default().fps);
+        // Values out of the panel's ranges are brought back in.
+        std::fs::write(
+            &path,
+            "(zoom: 1000, fps: -3.0, width: 9000, variations: 0, sheet: (count: 0), steps: 0)",
+        )
+        .unwrap();
+        let s = load_settings(&path).unwrap().unwrap();
+        assert_eq!((s.zoom, s.fps, s.width, s.variations), (16, 1.0, 256, 1));
+        assert_eq!((s.sheet.count, s.steps), (1, 1));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

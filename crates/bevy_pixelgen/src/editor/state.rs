@@ -453,6 +453,25 @@ impl EditorState {
         Ok(recipe)
     }
 
+    /// Brings hand-edited or old values into the ranges the panel offers (sizes, frames,
+    /// zoom, fps, variations; a non-finite guidance becomes the default).
+    pub fn sanitize(&mut self) {
+        self.width = self.width.clamp(MIN_EDITOR_SIDE, MAX_EDITOR_SIDE);
+        self.height = self.height.clamp(MIN_EDITOR_SIDE, MAX_EDITOR_SIDE);
+        self.sheet.count = self.sheet.count.clamp(1, MAX_EDITOR_FRAMES);
+        self.zoom = self.zoom.min(16);
+        self.fps = if self.fps.is_finite() {
+            self.fps.clamp(1.0, 60.0)
+        } else {
+            EditorState::default().fps
+        };
+        self.variations = self.variations.clamp(1, 16);
+        self.steps = self.steps.clamp(1, 1000);
+        if !self.guidance.is_finite() || self.guidance < 0.0 {
+            self.guidance = EditorState::default().guidance;
+        }
+    }
+
     /// Copies a finished recipe back into the form (for "regenerate" and "variations").
     pub fn load_recipe(&mut self, recipe: &Recipe) {
         self.prompt.clone_from(&recipe.prompt);
