@@ -540,6 +540,7 @@ fn regenerate_repeats_the_seed_and_variations_vary_it() {
         .collect();
     seeds.sort_unstable();
     assert_eq!(seeds, vec![101, 102, 103]);
+    drop(items); // (holds the original's image handle)
 
     act(
         app,
@@ -565,6 +566,33 @@ fn regenerate_repeats_the_seed_and_variations_vary_it() {
             .all(|v| v.variation_of == Some(item.ticket))
     );
     assert_eq!(h.seen.lock().unwrap().len(), 7);
+    drop(items);
+
+    // Removing the original keeps its variations, now items of their own; the image of a
+    // removed item is freed.
+    let image_id = item.image.id();
+    act(app, EditorAction::Remove(item.ticket));
+    for _ in 0..3 {
+        app.update();
+    }
+    let items = app.world().resource::<Gallery>().items.clone();
+    assert_eq!(items.len(), 6);
+    assert!(
+        items
+            .iter()
+            .all(|i| i.ticket != item.ticket && i.variation_of.is_none())
+    );
+    drop(item);
+    for _ in 0..3 {
+        app.update();
+    }
+    assert!(
+        app.world()
+            .resource::<Assets<Image>>()
+            .get(image_id)
+            .is_none(),
+        "the removed item's image is freed"
+    );
 
     let gone = bevy_pixelgen::TicketId(9999);
     act(app, EditorAction::Regenerate(gone));

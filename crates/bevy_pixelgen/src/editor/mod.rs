@@ -95,6 +95,9 @@ pub enum EditorAction {
         /// The sprite entity.
         target: Entity,
     },
+    /// Drop a gallery item (its image is freed unless something else holds it; its
+    /// variations stay, as items of their own).
+    Remove(TicketId),
 }
 
 /// Adds the editor panel over [`PixelGen`](crate::PixelGen): prompt side, queue and gallery.
@@ -328,7 +331,9 @@ fn apply_actions(
                 }
                 None => log.error(missing_item(of)),
             },
-            EditorAction::SaveToAssets { .. } | EditorAction::ApplyToTarget { .. } => {}
+            EditorAction::SaveToAssets { .. }
+            | EditorAction::ApplyToTarget { .. }
+            | EditorAction::Remove(_) => {}
         }
         if recipes.is_empty() {
             continue;
@@ -422,6 +427,21 @@ fn apply_gallery_actions(
                         log.note(format!("{item} applied to {who}"));
                     }
                     Err(e) => log.error(e.to_string()),
+                }
+            }
+            EditorAction::Remove(id) => {
+                let before = gallery.items.len();
+                gallery.items.retain(|i| i.ticket != *id);
+                if gallery.items.len() == before {
+                    continue;
+                }
+                for v in &mut gallery.items {
+                    if v.variation_of == Some(*id) {
+                        v.variation_of = None;
+                    }
+                }
+                if dialog.item == Some(*id) {
+                    *dialog = SaveDialog::default();
                 }
             }
             _ => {}

@@ -652,6 +652,13 @@ fn item_actions(
         if ui.small_button("Edit recipe").clicked() {
             state.load_recipe(&item.recipe);
         }
+        if ui
+            .small_button("Remove")
+            .on_hover_text("drop it from the gallery")
+            .clicked()
+        {
+            actions.write(EditorAction::Remove(item.ticket));
+        }
     });
     if let Some(path) = &item.saved_as {
         ui.small(format!("saved as {}", path.display()));
