@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use bevy::ecs::resource::Resource;
-use pixelgen::{Frames, PixelOptions, Priority, Recipe, SchedulerKind, Seed, Size};
+use pixelgen::{Frames, LoraRef, PixelOptions, Priority, Recipe, SchedulerKind, Seed, Size};
 use pixelgen_pixel::cleanup::OutlineOptions;
 use pixelgen_pixel::palette::Palette;
 use pixelgen_pixel::quantize::{ColorCount, Dither};
@@ -285,6 +285,9 @@ pub struct EditorState {
     pub sampler: Option<SchedulerKind>,
     /// The size the model draws at (square).
     pub generation_side: u32,
+    /// LoRAs merged into the engine's model for these requests (rows without a path are
+    /// skipped).
+    pub loras: Vec<LoraRef>,
     /// Sprite-sheet frames (count 1: a single sprite).
     pub sheet: SheetSettings,
     /// Show results tiled 3x3 with their seam score, to judge whether they tile.
@@ -318,6 +321,7 @@ impl Default for EditorState {
             guidance: r.guidance,
             sampler: None,
             generation_side: r.generation_size.width,
+            loras: Vec::new(),
             sheet: SheetSettings::default(),
             tiling: false,
             zoom: 0,
@@ -439,6 +443,12 @@ impl EditorState {
             generation_size: Size::square(side),
             pixel: Some(self.pixel_options()?),
             frames: self.frames()?,
+            loras: self
+                .loras
+                .iter()
+                .filter(|l| !l.path.as_os_str().is_empty())
+                .cloned()
+                .collect(),
             priority: Priority::Editor,
             ..Recipe::default()
         };
@@ -484,6 +494,7 @@ impl EditorState {
         self.guidance = recipe.guidance;
         self.sampler = recipe.sampler;
         self.generation_side = recipe.generation_size.width;
+        self.loras.clone_from(&recipe.loras);
         match &recipe.frames {
             Frames::Single => self.sheet.count = 1,
             Frames::Template { template, count } => {
@@ -801,6 +812,34 @@ mod tests {
         let px = s.recipe().unwrap().pixel.unwrap();
         assert_eq!(px.colors, Some(ColorCount::Auto));
         assert_eq!(px.outline.unwrap().color, [10, 20, 30, 255]);
+    }
+
+    #[test]
+    fn loras_with_a_path_reach_the_recipe() {
+        let mut s = EditorState {
+            prompt: "cat".into(),
+            loras: vec![
+                LoraRef::new("loras/pixel.safetensors", 0.8),
+                LoraRef::default(),
+            ],
+            ..EditorState::default()
+        };
+        s.loras[0].text_strength = 0.25;
+        let r = s.recipe().unwrap();
+        assert_eq!(r.loras.len(), 1, "the empty row is skipped");
+        assert_eq!(r.loras[0].path, PathBuf::from("loras/pixel.safetensors"));
+        assert_eq!(
+            (r.loras[0].unet_strength, r.loras[0].text_strength),
+            (0.8, 0.25)
+        );
+        let mut t = EditorState::default();
+        t.load_recipe(&r);
+        assert_eq!(t.loras, r.loras);
+        s.loras[0].unet_strength = f64::INFINITY;
+        match s.recipe() {
+            Err(EditorError::Recipe(m)) => assert!(m.contains("loras"), "{m}"),
+            other => panic!("expected a LoRA error, got {other:?}"),
+        }
     }
 
     #[test]

@@ -251,6 +251,9 @@ fn prompt_side(
             actions.write(EditorAction::RollSeed);
         }
     });
+    egui::CollapsingHeader::new(format!("LoRAs ({})", state.loras.len()))
+        .id_salt("pixelgen_loras")
+        .show(ui, |ui| loras_form(ui, state));
     egui::CollapsingHeader::new(format!(
         "Sampling ({} steps, guidance {:.1})",
         state.steps, state.guidance
@@ -280,6 +283,44 @@ fn prompt_side(
     };
     if ui.add_enabled(ready, egui::Button::new(label)).clicked() {
         actions.write(EditorAction::Generate);
+    }
+}
+
+fn loras_form(ui: &mut egui::Ui, state: &mut EditorState) {
+    let mut remove = None;
+    for (i, l) in state.loras.iter_mut().enumerate() {
+        ui.horizontal(|ui| {
+            let mut path = l.path.display().to_string();
+            let edit = ui.add(
+                egui::TextEdit::singleline(&mut path)
+                    .hint_text("file.safetensors")
+                    .desired_width(120.0),
+            );
+            if edit.changed() {
+                l.path = path.into();
+            }
+            ui.add(
+                egui::DragValue::new(&mut l.unet_strength)
+                    .range(-2.0..=2.0)
+                    .speed(0.05)
+                    .prefix("unet "),
+            );
+            ui.add(
+                egui::DragValue::new(&mut l.text_strength)
+                    .range(-2.0..=2.0)
+                    .speed(0.05)
+                    .prefix("text "),
+            );
+            if ui.small_button("x").on_hover_text("remove").clicked() {
+                remove = Some(i);
+            }
+        });
+    }
+    if let Some(i) = remove {
+        state.loras.remove(i);
+    }
+    if ui.small_button("Add LoRA").clicked() {
+        state.loras.push(pixelgen::LoraRef::default());
     }
 }
 
