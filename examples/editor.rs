@@ -7,11 +7,15 @@
 //!
 //! Without a model folder a small procedural "demo engine" stands in for SDXL (seeded,
 //! symmetric blob sprites), so the panel, queue and gallery can be tried on any machine.
-//! F2 shows and hides the panel. The newest gallery sprite is shown in the scene, 8x.
+//! F2 shows and hides the panel. The newest gallery sprite is shown in the scene, 8x. The
+//! two sprites bottom right ("Hero" and "Chest") carry `PixelGenTarget`: pick one as the
+//! panel's apply target and press "Apply" on a gallery item to swap its image (sheets play).
+//! The panel's settings are kept in `.pixelgen/editor.ron` between runs.
 //!
 //! With `PIXELGEN_EDITOR_SCRIPT=DIR` the example drives itself (style preset, prompt,
 //! Generate), saves `DIR/editor_empty.png` and `DIR/editor_generated.png` and exits: the
-//! real-window test under Xvfb uses it.
+//! real-window test under Xvfb uses it (settings are neither read nor written then). The
+//! script also applies the result to "Hero".
 
 #[path = "common/demo_engine.rs"]
 mod demo_engine;
@@ -25,7 +29,7 @@ use bevy::window::WindowResolution;
 use bevy_pixelgen::PixelGenEditorPlugin;
 use bevy_pixelgen::prelude::*;
 
-fn main() {
+fn main() -> AppExit {
     let model = std::env::args().nth(1).map(PathBuf::from);
     let script = std::env::var_os("PIXELGEN_EDITOR_SCRIPT").map(PathBuf::from);
     let pixelgen = match &model {
@@ -49,21 +53,33 @@ fn main() {
         output_dir: None,
         ..pixelgen
     })
-    .add_plugins(PixelGenEditorPlugin::default())
+    .add_plugins(PixelGenEditorPlugin {
+        // A scripted run starts from the defaults and leaves no settings behind.
+        settings_path: if script.is_some() {
+            None
+        } else {
+            PixelGenEditorPlugin::default().settings_path
+        },
+        ..PixelGenEditorPlugin::default()
+    })
     .add_systems(Startup, setup)
     .add_systems(Update, show_newest);
     if let Some(dir) = script {
         app.insert_resource(Script { dir, frame: 0 })
-            .add_systems(Update, run_script);
+            .add_systems(Update, run_script)
+            .add_systems(
+                Update,
+                script_toggle_key.before(bevy_pixelgen::PixelGenEditorSystems::Apply),
+            );
     }
-    app.run();
+    app.run()
 }
 
 /// The sprite that shows the newest gallery item.
 #[derive(Component)]
 struct Showcase;
 
-fn setup(mut commands: Commands) {
+fn setup(mut commands: Commands, mut images: ResMut<Assets<Image>>) {
     commands.spawn(Camera2d);
     commands.spawn((
         Sprite::default(),
@@ -71,6 +87,18 @@ fn setup(mut commands: Commands) {
         Visibility::Hidden,
         Showcase,
     ));
+    // Scene sprites the panel may change ("apply to selected"): a grey checkerboard until then.
+    let placeholder = images.add(bevy_pixelgen::checkerboard(
+        bevy_pixelgen::pixelgen::Size::square(16),
+    ));
+    for (name, x) in [("Hero", 400.0), ("Chest", 520.0)] {
+        commands.spawn((
+            Sprite::from_image(placeholder.clone()),
+            Transform::from_xyz(x, -230.0, 0.0).with_scale(Vec3::splat(4.0)),
+            Name::new(name),
+            PixelGenTarget,
+        ));
+    }
 }
 
 fn show_newest(
@@ -93,6 +121,52 @@ struct Script {
     frame: u32,
 }
 
+/// The scripted check of the toggle key once the sprite is in: F2 is text while the prompt
+/// field has the keyboard, and toggles the panel again once it lost it (ends visible).
+#[allow(clippy::too_many_arguments)]
+fn script_toggle_key(
+    script: Res<Script>,
+    gallery: Res<Gallery>,
+    state: Res<EditorState>,
+    mut keys: ResMut<ButtonInput<KeyCode>>,
+    mut contexts: bevy_pixelgen::bevy_egui::EguiContexts,
+    mut start: Local<Option<u32>>,
+    mut exit: MessageWriter<AppExit>,
+) -> Result {
+    use bevy_pixelgen::bevy_egui::egui;
+    if start.is_none() && !gallery.items.is_empty() {
+        *start = Some(script.frame);
+    }
+    let Some(s) = *start else {
+        return Ok(());
+    };
+    let prompt = egui::Id::new(bevy_pixelgen::PROMPT_FIELD);
+    let ctx = contexts.ctx_mut()?;
+    let mut expect = |visible: bool, why: &str| {
+        if state.visible != visible {
+            error!("scripted run: {why}");
+            exit.write(AppExit::error());
+        }
+    };
+    match script.frame.saturating_sub(s) {
+        2 => ctx.memory_mut(|m| m.request_focus(prompt)),
+        6 | 12 | 16 => keys.press(KeyCode::F2),
+        7 | 13 | 17 => keys.release(KeyCode::F2),
+        9 => {
+            expect(
+                true,
+                "F2 hid the panel while the prompt field had the keyboard",
+            );
+            ctx.memory_mut(|m| m.surrender_focus(prompt));
+        }
+        15 => expect(false, "F2 did not hide the panel"),
+        19 => expect(true, "F2 did not show the panel again"),
+        _ => {}
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_script(
     mut script: ResMut<Script>,
     mut state: ResMut<EditorState>,
@@ -101,6 +175,7 @@ fn run_script(
     mut commands: Commands,
     mut exit: MessageWriter<AppExit>,
     mut done_at: Local<Option<u32>>,
+    targets: Query<(Entity, &Name), With<PixelGenTarget>>,
 ) {
     script.frame += 1;
     let frame = script.frame;
@@ -123,8 +198,17 @@ fn run_script(
         }
         _ => {}
     }
-    if done_at.is_none() && frame > 41 && !gallery.items.is_empty() {
+    if done_at.is_none()
+        && frame > 41
+        && let Some(item) = gallery.items.last()
+    {
         *done_at = Some(frame);
+        if let Some((hero, _)) = targets.iter().find(|(_, n)| n.as_str() == "Hero") {
+            actions.write(EditorAction::ApplyToTarget {
+                item: item.ticket,
+                target: hero,
+            });
+        }
     }
     if let Some(at) = *done_at {
         if frame == at + 30 {

@@ -109,5 +109,24 @@ fn editor_window_draws_the_panel_and_the_generated_sprite() {
         differing(&generated, thumbs, panel_bg) > differing(&empty, thumbs, panel_bg) + 1000,
         "no gallery thumbnail"
     );
+    // "Apply to selected": the script applied the result to the "Hero" target sprite (4x,
+    // centre 1040, 590), which showed a grey checkerboard before.
+    let hero = (1012, 562, 1068, 618);
+    let greys = |img: &RgbaImage| {
+        let (x0, y0, x1, y1) = hero;
+        (y0..y1)
+            .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+            .filter(|&(x, y)| {
+                let [r, g, b, _] = img.get_pixel(x, y).0;
+                r == g && g == b && (r == 0x55 || r == 0x99)
+            })
+            .count()
+    };
+    assert!(greys(&empty) > 2500, "the Hero placeholder is not drawn");
+    assert!(
+        greys(&generated) < 100,
+        "the Hero sprite still shows its placeholder: {} grey pixels",
+        greys(&generated)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

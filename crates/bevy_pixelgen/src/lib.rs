@@ -65,11 +65,14 @@
 //! # The editor panel (feature `editor`)
 //!
 //! `PixelGenEditorPlugin` adds an egui side panel (`bevy_egui`) next to `PixelGenPlugin`:
-//! style presets from `assets/presets/*.ron`, prompt and pixel settings, a queue with
-//! progress and cancel, and a gallery of results; F2 shows and hides it. The panel only draws
-//! plain resources (`EditorState`, `EditorQueue`, `Gallery`, `EditorLog`, `Presets`) and
-//! writes `EditorAction` messages, so a headless app (`panel: false`) or your own UI can drive
-//! it too. See `examples/editor.rs`.
+//! style presets from `assets/presets/*.ron`, prompt, pixel settings (palette files, auto
+//! colour count, outline colour), sheet frames, a queue with live previews, elapsed time, ETA
+//! and cancel, and a gallery (regenerate, variations, save to assets as PNG + recipe, apply to
+//! a scene sprite marked `PixelGenTarget`, sheets playing at a chosen fps). F2 shows and hides
+//! it (not while a text field has the keyboard); its settings persist in
+//! `.pixelgen/editor.ron`. The panel only draws plain resources (`EditorState`, `EditorQueue`,
+//! `Gallery`, `EditorLog`, `Presets`) and writes `EditorAction` messages, so a headless app
+//! (`panel: false`) or your own UI can drive it too. See `examples/editor.rs`.
 //!
 //! # Previews and CPU use
 //!
@@ -108,8 +111,12 @@ pub use assets::{LAYOUT_LABEL, PixelRecipeLoader, RECIPE_EXTENSION, RecipeAssetE
 #[cfg(feature = "editor")]
 pub use editor::{
     EditorAction, EditorError, EditorLog, EditorQueue, EditorState, Gallery, GalleryItem,
-    MAX_EDITOR_SIDE, MIN_EDITOR_SIDE, PixelGenEditorPlugin, PixelGenEditorSystems, PixelSettings,
-    Presets, StylePreset,
+    MAX_EDITOR_FRAMES, MAX_EDITOR_SIDE, MIN_EDITOR_SIDE, PROMPT_FIELD, PaletteFile,
+    PanelKeyboardFocus, PixelGenEditorPlugin, PixelGenEditorSystems, PixelGenTarget, PixelSettings,
+    Presets, QueueEntry, SaveDialog, SaveFolder, SavedAsset, SettingsFile, SheetFrames,
+    SheetPlayback, SheetSettings, StylePreset, VariationSeeds, asset_name, backup_path, eta,
+    frame_at, frame_uv, load_settings, save_settings, save_to_assets, short_duration,
+    steps_per_second, suggested_name,
 };
 pub use messages::{SpriteFailed, SpriteFinished, SpriteProgress};
 pub use plugin::{
@@ -119,13 +126,16 @@ pub use plugin::{
 pub use request::{SpriteError, SpriteRequest, Ticket, TicketId, TicketStatus};
 pub use worker::to_bevy_image;
 
+/// The `bevy_egui` the editor panel is built with (same version for your own panels).
+#[cfg(feature = "editor")]
+pub use bevy_egui;
 pub use pixelgen;
 
 /// The types most games need, for `use bevy_pixelgen::prelude::*`.
 pub mod prelude {
     #[cfg(feature = "editor")]
     #[doc(hidden)]
-    pub use crate::{EditorAction, EditorState, Gallery, PixelGenEditorPlugin};
+    pub use crate::{EditorAction, EditorState, Gallery, PixelGenEditorPlugin, PixelGenTarget};
     #[doc(hidden)]
     pub use crate::{
         PixelGen, PixelGenPlugin, PixelGenSystems, SpriteError, SpriteFailed, SpriteFinished,

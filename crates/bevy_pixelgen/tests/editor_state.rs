@@ -1,25 +1,48 @@
 //! The editor without a window: actions submit requests, results land in the gallery.
 #![cfg(feature = "editor")]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bevy::asset::{AssetPlugin, Assets};
-use bevy::image::{Image, ImagePlugin};
+use bevy::image::{Image, ImagePlugin, TextureAtlasLayout};
 use bevy::prelude::*;
+use bevy::time::TimeUpdateStrategy;
 use bevy_pixelgen::prelude::*;
 use bevy_pixelgen::{
-    EditorLog, EditorQueue, EngineFactory, PixelGenEditorPlugin, Presets, TicketStatus, pixelgen,
+    EditorLog, EditorQueue, EngineFactory, GalleryItem, PaletteFile, PanelKeyboardFocus,
+    PixelGenEditorPlugin, Presets, SaveDialog, SheetPlayback, TicketStatus, VariationSeeds,
+    frame_uv, load_settings, pixelgen,
 };
+use crossbeam_channel::{Receiver, Sender};
 use pixelgen::{CacheKey, Control, GeneratedSprite, ModelIdentity, PixelGenError, SpriteEngine};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// Each `app.update()` advances the app's clocks by this much.
+const FRAME: Duration = Duration::from_millis(100);
+
+/// The colour the fake engine paints a recipe in: red 200, green from the seed, blue from a
+/// trailing frame digit of the prompt (sheets use `{prompt} {frame}`).
+fn colour(recipe: &Recipe) -> [u8; 4] {
+    let seed = recipe.seed.value().unwrap_or(0);
+    let frame = recipe
+        .prompt
+        .chars()
+        .last()
+        .and_then(|c| c.to_digit(10))
+        .unwrap_or(0);
+    [200, (seed % 251) as u8, (frame * 50) as u8, 255]
+}
 
 /// A test engine: records every recipe it is given; `fail` in the prompt errors, `slow`
-/// runs steps until cancelled; anything else returns a solid sprite of the recipe's size.
+/// runs steps until cancelled, `gated` runs 5 steps each released by the test (with a
+/// preview per step, acknowledged after reporting); anything else returns a solid sprite of
+/// the recipe's size in [`colour`] (with a red ramp left to right when it says `ramp`).
 struct FakeEngine {
     seen: Arc<Mutex<Vec<Recipe>>>,
+    go: Receiver<()>,
+    acks: Sender<usize>,
 }
 
 impl SpriteEngine for FakeEngine {
@@ -36,29 +59,49 @@ impl SpriteEngine for FakeEngine {
         if recipe.prompt.contains("fail") {
             return Err(PixelGenError::Engine("forced failure".into()));
         }
+        let gated = recipe.prompt.contains("gated");
         let total = if recipe.prompt.contains("slow") {
             10_000
+        } else if gated {
+            5
         } else {
             1
         };
         for step in 1..=total {
+            if gated && self.go.recv_timeout(TIMEOUT).is_err() {
+                return Err(PixelGenError::Engine(
+                    "the test never released a step".into(),
+                ));
+            }
+            let preview = gated
+                .then(|| image::RgbImage::from_pixel(8, 4, image::Rgb([step as u8 * 40, 7, 9])));
             let p = pixelgen::Progress {
                 step,
                 total,
-                preview: None,
+                preview,
             };
-            if progress(&p) == Control::Cancel {
+            let control = progress(&p);
+            if gated {
+                let _ = self.acks.send(step);
+            }
+            if control == Control::Cancel {
                 return Err(PixelGenError::Cancelled { step, total });
             }
-            if total > 1 {
+            if total > 1 && !gated {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
-        let image = image::RgbaImage::from_pixel(
+        let mut image = image::RgbaImage::from_pixel(
             recipe.size.width,
             recipe.size.height,
-            image::Rgba([200, 40, 40, 255]),
+            image::Rgba(colour(recipe)),
         );
+        if recipe.prompt.contains("ramp") {
+            // A left-to-right ramp: a hard step where the right edge wraps to the left.
+            for (x, _, p) in image.enumerate_pixels_mut() {
+                p.0[0] = (x * 255 / recipe.size.width.max(2).saturating_sub(1)) as u8;
+            }
+        }
         Ok(GeneratedSprite {
             key: CacheKey::new(recipe, &ModelIdentity("fake".into()))?,
             image,
@@ -70,11 +113,52 @@ impl SpriteEngine for FakeEngine {
     }
 }
 
-fn app() -> (App, Arc<Mutex<Vec<Recipe>>>) {
+/// An app with the fake engine and the headless editor, and the test's ends of the engine.
+struct Harness {
+    app: App,
+    seen: Arc<Mutex<Vec<Recipe>>>,
+    go: Sender<()>,
+    acks: Receiver<usize>,
+    /// A fresh folder for this test's files.
+    dir: PathBuf,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pixelgen-editor-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The editor plugin as the tests use it: headless, saving under `dir`, no settings file.
+fn editor_plugin(dir: &Path) -> PixelGenEditorPlugin {
+    PixelGenEditorPlugin {
+        presets_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/presets"),
+        panel: false,
+        save_dir: dir.join("assets/generated"),
+        settings_path: None,
+        ..PixelGenEditorPlugin::default()
+    }
+}
+
+fn harness_with(name: &str, editor: impl FnOnce(&Path) -> PixelGenEditorPlugin) -> Harness {
+    let dir = temp_dir(name);
     let seen = Arc::new(Mutex::new(Vec::new()));
+    let (go_tx, go) = crossbeam_channel::unbounded();
+    let (acks, acks_rx) = crossbeam_channel::unbounded();
     let s = seen.clone();
     let factory = EngineFactory::new(move || {
-        Ok(Box::new(FakeEngine { seen: s.clone() }) as Box<dyn SpriteEngine>)
+        Ok(Box::new(FakeEngine {
+            seen: s.clone(),
+            go: go.clone(),
+            acks: acks.clone(),
+        }) as Box<dyn SpriteEngine>)
     });
     let mut app = App::new();
     app.add_plugins((
@@ -85,15 +169,28 @@ fn app() -> (App, Arc<Mutex<Vec<Recipe>>>) {
             output_dir: None,
             ..PixelGenPlugin::with_engine(factory)
         },
-        PixelGenEditorPlugin {
-            presets_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/presets"),
-            panel: false,
-            ..PixelGenEditorPlugin::default()
-        },
-    ));
+        editor(&dir),
+    ))
+    .insert_resource(TimeUpdateStrategy::ManualDuration(FRAME));
     app.finish();
     app.cleanup();
-    (app, seen)
+    Harness {
+        app,
+        seen,
+        go: go_tx,
+        acks: acks_rx,
+        dir,
+    }
+}
+
+fn harness(name: &str) -> Harness {
+    harness_with(name, editor_plugin)
+}
+
+fn app() -> (App, Arc<Mutex<Vec<Recipe>>>) {
+    let mut h = harness(&format!("app-{}", Seed::draw()));
+    let app = std::mem::replace(&mut h.app, App::empty());
+    (app, h.seen.clone())
 }
 
 fn run_until(app: &mut App, what: &str, mut done: impl FnMut(&mut App) -> bool) {
@@ -110,6 +207,41 @@ fn run_until(app: &mut App, what: &str, mut done: impl FnMut(&mut App) -> bool) 
 
 fn act(app: &mut App, action: EditorAction) {
     app.world_mut().write_message(action);
+}
+
+fn form(app: &mut App, f: impl FnOnce(&mut EditorState)) {
+    f(&mut app.world_mut().resource_mut::<EditorState>());
+}
+
+/// The RGBA bytes of pixel (x, y) of an image asset.
+fn pixel(app: &App, handle: &Handle<Image>, x: u32, y: u32) -> [u8; 4] {
+    let img = app
+        .world()
+        .resource::<Assets<Image>>()
+        .get(handle)
+        .expect("the image is in Assets<Image>");
+    let i = ((y * img.width() + x) * 4) as usize;
+    let d = img.data.as_ref().expect("image data");
+    [d[i], d[i + 1], d[i + 2], d[i + 3]]
+}
+
+/// Generates one sprite from the form (seed locked to `seed`) and returns its gallery item.
+fn generate(app: &mut App, prompt: &str, seed: u64) -> GalleryItem {
+    form(app, |s| {
+        s.prompt = prompt.into();
+        s.width = 16;
+        s.height = 8;
+        s.generation_side = 64;
+        s.seed_locked = true;
+        s.seed = seed;
+        s.sheet.count = 1;
+    });
+    let before = app.world().resource::<Gallery>().items.len();
+    act(app, EditorAction::Generate);
+    run_until(app, "the gallery item", |a| {
+        a.world().resource::<Gallery>().items.len() > before
+    });
+    app.world().resource::<Gallery>().items[before].clone()
 }
 
 #[test]
@@ -163,11 +295,8 @@ fn generate_submits_one_editor_request_and_the_sprite_lands_in_the_gallery() {
         .get(&item.image)
         .expect("the sprite is in Assets<Image>");
     assert_eq!((img.width(), img.height()), (20, 12));
-    assert_eq!(
-        img.data.as_ref().map(|d| d[..4].to_vec()),
-        Some(vec![200, 40, 40, 255])
-    );
-    assert!(app.world().resource::<EditorQueue>().tickets.is_empty());
+    assert_eq!(pixel(&app, &item.image, 19, 11), colour(r));
+    assert!(app.world().resource::<EditorQueue>().is_empty());
     assert!(app.world().resource::<EditorLog>().errors.is_empty());
 }
 
@@ -181,7 +310,7 @@ fn invalid_forms_and_failures_show_in_the_log_without_submitting() {
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(errors[0].contains("prompt"), "{}", errors[0]);
     assert!(errors[1].contains("No such style"), "{}", errors[1]);
-    assert!(app.world().resource::<EditorQueue>().tickets.is_empty());
+    assert!(app.world().resource::<EditorQueue>().is_empty());
 
     {
         let mut s = app.world_mut().resource_mut::<EditorState>();
@@ -196,7 +325,7 @@ fn invalid_forms_and_failures_show_in_the_log_without_submitting() {
     assert!(last.contains("forced failure"), "{last}");
     assert_eq!(seen.lock().unwrap().len(), 1);
     assert!(app.world().resource::<Gallery>().items.is_empty());
-    assert!(app.world().resource::<EditorQueue>().tickets.is_empty());
+    assert!(app.world().resource::<EditorQueue>().is_empty());
 }
 
 #[test]
@@ -214,14 +343,16 @@ fn cancel_stops_a_running_request_and_rolling_locks_a_new_seed() {
     let s = app.world().resource::<EditorState>();
     assert!(s.seed_locked);
     assert_ne!(s.seed, 9, "the dice drew a new seed");
-    let ticket = app.world().resource::<EditorQueue>().tickets[0].clone();
+    let ticket = app.world().resource::<EditorQueue>().entries[0]
+        .ticket
+        .clone();
     assert_eq!(ticket.recipe().seed, Seed::Fixed(s.seed));
     run_until(&mut app, "the request to run", |_| {
         matches!(ticket.status(), TicketStatus::Running { .. })
     });
     act(&mut app, EditorAction::Cancel(ticket.id()));
     run_until(&mut app, "the queue to empty", |a| {
-        a.world().resource::<EditorQueue>().tickets.is_empty()
+        a.world().resource::<EditorQueue>().is_empty()
     });
     assert!(matches!(
         ticket.status(),
@@ -255,4 +386,672 @@ fn the_toggle_key_hides_and_shows_the_panel() {
     );
     press(&mut app, KeyCode::F2);
     assert!(app.world().resource::<EditorState>().visible);
+    // While a text field of the panel has the keyboard, the key is text, not a toggle.
+    app.world_mut().resource_mut::<PanelKeyboardFocus>().0 = true;
+    press(&mut app, KeyCode::F2);
+    assert!(
+        app.world().resource::<EditorState>().visible,
+        "F2 typed into a focused field must not hide the panel"
+    );
+    app.world_mut().resource_mut::<PanelKeyboardFocus>().0 = false;
+    press(&mut app, KeyCode::F2);
+    assert!(!app.world().resource::<EditorState>().visible);
+}
+
+#[test]
+fn queue_entries_carry_the_live_preview_elapsed_time_and_an_eta() {
+    let mut h = harness("queue");
+    let app = &mut h.app;
+    form(app, |s| {
+        s.prompt = "gated golem".into();
+        s.generation_side = 64;
+    });
+    act(app, EditorAction::Generate);
+    app.update();
+    let entry = app.world().resource::<EditorQueue>().entries[0].clone();
+    let id = entry.ticket.id();
+    let submitted = entry.submitted;
+    assert!(entry.preview.is_none() && entry.eta(submitted).is_none());
+
+    // Step 1 arrives: a preview, no rate yet.
+    h.go.send(()).unwrap();
+    assert_eq!(h.acks.recv_timeout(TIMEOUT), Ok(1));
+    app.update();
+    let e1 = app
+        .world()
+        .resource::<EditorQueue>()
+        .get(id)
+        .unwrap()
+        .clone();
+    assert_eq!((e1.step, e1.total), (1, 5));
+    let preview = e1
+        .preview
+        .clone()
+        .expect("a preview image after the first step");
+    assert_eq!(pixel(app, &preview, 7, 3), [40, 7, 9, 255]);
+    let img = app
+        .world()
+        .resource::<Assets<Image>>()
+        .get(&preview)
+        .unwrap();
+    assert_eq!((img.width(), img.height()), (8, 4));
+    let (_, t1) = e1.first_step.unwrap();
+    assert_eq!(e1.eta(t1), None, "one step gives no rate");
+    drop(e1);
+
+    // One second later step 2: 1 step/s, 3 steps left -> ETA 3 s; the preview updates in place.
+    for _ in 0..9 {
+        app.update();
+    }
+    h.go.send(()).unwrap();
+    assert_eq!(h.acks.recv_timeout(TIMEOUT), Ok(2));
+    app.update();
+    let e = app
+        .world()
+        .resource::<EditorQueue>()
+        .get(id)
+        .unwrap()
+        .clone();
+    assert_eq!(e.step, 2);
+    let t2 = e.last_step_at.unwrap();
+    assert_eq!(t2 - t1, 10 * FRAME);
+    assert_eq!(e.steps_per_second(), Some(1.0));
+    assert_eq!(e.eta(t2), Some(Duration::from_secs(3)));
+    assert_eq!(e.elapsed(t2), t2 - submitted);
+    assert!(e.elapsed(t2) >= Duration::from_secs(1));
+    assert_eq!(
+        e.preview.as_ref(),
+        Some(&preview),
+        "same handle, new pixels"
+    );
+    assert_eq!(pixel(app, &preview, 0, 0), [80, 7, 9, 255]);
+    // Time passes without a step: the ETA counts down.
+    for _ in 0..5 {
+        app.update();
+    }
+    let now = app.world().resource::<Time<Real>>().elapsed();
+    assert_eq!(now - t2, 5 * FRAME);
+    assert_eq!(e.eta(now), Some(Duration::from_millis(2500)));
+
+    // The rest: the entry leaves the queue and its preview image is freed.
+    for _ in 3..=5 {
+        h.go.send(()).unwrap();
+    }
+    run_until(app, "the result", |a| {
+        !a.world().resource::<Gallery>().items.is_empty()
+    });
+    assert!(app.world().resource::<EditorQueue>().is_empty());
+    drop(e);
+    let preview_id = preview.id();
+    drop(preview);
+    for _ in 0..3 {
+        app.update();
+    }
+    assert!(
+        app.world()
+            .resource::<Assets<Image>>()
+            .get(preview_id)
+            .is_none(),
+        "the preview is dropped with its queue entry"
+    );
+}
+
+#[test]
+fn regenerate_repeats_the_seed_and_variations_vary_it() {
+    let mut h = harness("variations");
+    let app = &mut h.app;
+    let item = generate(app, "blue gem", 100);
+    assert_eq!(item.recipe.seed, Seed::Fixed(100));
+
+    act(app, EditorAction::Regenerate(item.ticket));
+    run_until(app, "the regenerated item", |a| {
+        a.world().resource::<Gallery>().items.len() == 2
+    });
+    let again = app.world().resource::<Gallery>().items[1].clone();
+    assert_ne!(again.ticket, item.ticket);
+    assert_eq!(again.recipe, item.recipe, "same recipe, same seed");
+    assert_eq!(again.variation_of, None);
+    assert_eq!(
+        pixel(app, &again.image, 3, 3),
+        pixel(app, &item.image, 3, 3)
+    );
+
+    act(
+        app,
+        EditorAction::Variations {
+            of: item.ticket,
+            count: 3,
+            seeds: VariationSeeds::Consecutive,
+        },
+    );
+    run_until(app, "three variations", |a| {
+        a.world().resource::<Gallery>().items.len() == 5
+    });
+    let items = app.world().resource::<Gallery>().items.clone();
+    let mut seeds: Vec<u64> = items[2..]
+        .iter()
+        .map(|v| {
+            assert_eq!(v.variation_of, Some(item.ticket));
+            assert_eq!(v.recipe.prompt, item.recipe.prompt);
+            assert_eq!(v.recipe.size, item.recipe.size);
+            assert_eq!(pixel(app, &v.image, 0, 0), colour(&v.recipe));
+            v.recipe.seed.value().unwrap()
+        })
+        .collect();
+    seeds.sort_unstable();
+    assert_eq!(seeds, vec![101, 102, 103]);
+    drop(items); // (holds the original's image handle)
+
+    act(
+        app,
+        EditorAction::Variations {
+            of: item.ticket,
+            count: 2,
+            seeds: VariationSeeds::Random,
+        },
+    );
+    run_until(app, "two random variations", |a| {
+        a.world().resource::<Gallery>().items.len() == 7
+    });
+    let items = app.world().resource::<Gallery>().items.clone();
+    let (a, b) = (
+        items[5].recipe.seed.value().unwrap(),
+        items[6].recipe.seed.value().unwrap(),
+    );
+    assert_ne!(a, b);
+    assert!(![100, 101, 102, 103].contains(&a) && ![100, 101, 102, 103].contains(&b));
+    assert!(
+        items[5..]
+            .iter()
+            .all(|v| v.variation_of == Some(item.ticket))
+    );
+    assert_eq!(h.seen.lock().unwrap().len(), 7);
+    drop(items);
+
+    // Removing the original keeps its variations, now items of their own; the image of a
+    // removed item is freed.
+    let image_id = item.image.id();
+    act(app, EditorAction::Remove(item.ticket));
+    for _ in 0..3 {
+        app.update();
+    }
+    let items = app.world().resource::<Gallery>().items.clone();
+    assert_eq!(items.len(), 6);
+    assert!(
+        items
+            .iter()
+            .all(|i| i.ticket != item.ticket && i.variation_of.is_none())
+    );
+    drop(item);
+    for _ in 0..3 {
+        app.update();
+    }
+    assert!(
+        app.world()
+            .resource::<Assets<Image>>()
+            .get(image_id)
+            .is_none(),
+        "the removed item's image is freed"
+    );
+
+    let gone = bevy_pixelgen::TicketId(9999);
+    act(app, EditorAction::Regenerate(gone));
+    app.update();
+    let errors = &app.world().resource::<EditorLog>().errors;
+    assert!(errors.last().unwrap().contains("#9999"), "{errors:?}");
+}
+
+#[test]
+fn save_to_assets_writes_png_and_recipe_and_guards_names_and_existing_files() {
+    let mut h = harness("save");
+    let dir = h.dir.join("assets/generated");
+    let app = &mut h.app;
+    let first = generate(app, "red potion", 11);
+    let second = generate(app, "green potion", 22);
+    let save = |app: &mut App, item: &GalleryItem, name: &str, overwrite: bool| {
+        act(
+            app,
+            EditorAction::SaveToAssets {
+                item: item.ticket,
+                name: name.into(),
+                overwrite,
+            },
+        );
+        app.update();
+    };
+
+    save(app, &first, "../escape", false);
+    save(app, &first, "bad name!", false);
+    let errors = app.world().resource::<EditorLog>().errors.clone();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors.iter().all(|e| e.contains("cannot save as")),
+        "{errors:?}"
+    );
+    assert!(!dir.exists(), "nothing written for bad names");
+
+    save(app, &first, "items/potion", false);
+    let png = dir.join("items/potion.png");
+    let ron = dir.join("items/potion.pixelgen.ron");
+    let decoded = image::open(&png).expect("a PNG").into_rgba8();
+    assert_eq!(decoded.dimensions(), (16, 8));
+    assert_eq!(decoded.get_pixel(15, 7).0, colour(&first.recipe));
+    let recipe = Recipe::from_ron(&std::fs::read_to_string(&ron).unwrap()).unwrap();
+    assert_eq!(recipe, first.recipe, "the recipe next to it regenerates it");
+    let item = app
+        .world()
+        .resource::<Gallery>()
+        .get(first.ticket)
+        .unwrap()
+        .clone();
+    assert_eq!(item.saved_as.as_deref(), Some(png.as_path()));
+    assert!(
+        app.world()
+            .resource::<EditorLog>()
+            .notes
+            .last()
+            .unwrap()
+            .contains("potion.png")
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("items"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temporary files left");
+
+    // The same name again is refused until overwriting is confirmed.
+    save(app, &second, "items/potion.png", false);
+    let dialog = app.world().resource::<SaveDialog>().clone();
+    assert_eq!(dialog.item, Some(second.ticket));
+    assert!(dialog.confirm_overwrite);
+    assert!(
+        app.world()
+            .resource::<EditorLog>()
+            .errors
+            .last()
+            .unwrap()
+            .contains("exists"),
+    );
+    let still = image::open(&png).unwrap().into_rgba8();
+    assert_eq!(
+        still.get_pixel(0, 0).0,
+        colour(&first.recipe),
+        "not replaced"
+    );
+    save(app, &second, "items/potion", true);
+    let replaced = image::open(&png).unwrap().into_rgba8();
+    assert_eq!(replaced.get_pixel(0, 0).0, colour(&second.recipe));
+    let recipe = Recipe::from_ron(&std::fs::read_to_string(&ron).unwrap()).unwrap();
+    assert_eq!(recipe, second.recipe);
+    assert_eq!(
+        *app.world().resource::<SaveDialog>(),
+        SaveDialog::default(),
+        "a successful save closes the dialog"
+    );
+}
+
+#[test]
+fn sheets_from_the_form_play_in_the_gallery_and_on_an_applied_target() {
+    let mut h = harness("sheet");
+    let app = &mut h.app;
+    form(app, |s| {
+        s.prompt = "slime".into();
+        s.width = 8;
+        s.height = 8;
+        s.generation_side = 64;
+        s.seed_locked = true;
+        s.seed = 3;
+        s.sheet.count = 3;
+        s.sheet.template = "{prompt} {frame}".into();
+        s.fps = 5.0;
+    });
+    act(app, EditorAction::Generate);
+    app.update();
+    let ticket = app.world().resource::<EditorQueue>().entries[0]
+        .ticket
+        .clone();
+    assert!(ticket.is_sheet(), "several frames go through the sheet API");
+    run_until(app, "the sheet", |a| {
+        !a.world().resource::<Gallery>().items.is_empty()
+    });
+    let item = app.world().resource::<Gallery>().items[0].clone();
+    assert_eq!(item.frame_count(), 3);
+    let seen = h.seen.lock().unwrap().clone();
+    let prompts: Vec<&str> = seen.iter().map(|r| r.prompt.as_str()).collect();
+    assert_eq!(prompts, vec!["slime 1", "slime 2", "slime 3"]);
+
+    // Each frame's rect in the atlas holds that frame's pixels.
+    let layout = app
+        .world()
+        .resource::<Assets<TextureAtlasLayout>>()
+        .get(item.layout.as_ref().unwrap())
+        .unwrap()
+        .clone();
+    for (i, frame) in seen.iter().enumerate() {
+        let uv = frame_uv(&layout, i).unwrap();
+        let x = (uv.min.x * layout.size.x as f32).round() as u32;
+        let y = (uv.min.y * layout.size.y as f32).round() as u32;
+        assert_eq!(
+            pixel(app, &item.image, x + 7, y + 7),
+            colour(frame),
+            "frame {i}"
+        );
+    }
+
+    // Saved to assets, a sheet also gets its frames as Aseprite JSON, timed at the fps.
+    act(
+        app,
+        EditorAction::SaveToAssets {
+            item: item.ticket,
+            name: "mobs/slime".into(),
+            overwrite: false,
+        },
+    );
+    app.update();
+    let base = h.dir.join("assets/generated/mobs");
+    let json = std::fs::read_to_string(base.join("slime.json")).expect("the sheet's JSON");
+    let saved = pixelgen_pixel::sheet::SheetLayout::from_aseprite_json(&json).unwrap();
+    assert_eq!(saved.frames.len(), 3);
+    for (i, f) in saved.frames.iter().enumerate() {
+        let r = layout.textures[i];
+        assert_eq!((f.rect.x, f.rect.y), (r.min.x, r.min.y), "frame {i}");
+        assert_eq!((f.rect.w, f.rect.h), (8, 8));
+        assert_eq!(f.duration_ms, 200, "5 fps");
+    }
+    assert!(json.contains("\"slime.png\""), "the JSON names its image");
+    let png = image::open(base.join("slime.png")).unwrap().into_rgba8();
+    assert_eq!(png.dimensions(), (layout.size.x, layout.size.y));
+    let recipe = std::fs::read_to_string(base.join("slime.pixelgen.ron")).unwrap();
+    assert_eq!(Recipe::from_ron(&recipe).unwrap().frame_count(), 3);
+
+    // The gallery plays it at 5 fps: one frame per 2 updates of 100 ms.
+    let mut shown = Vec::new();
+    for _ in 0..6 {
+        app.update();
+        let g = app.world().resource::<Gallery>();
+        shown.push(g.frame_now(3, 5.0));
+    }
+    let mut sorted = shown.clone();
+    sorted.dedup();
+    assert!(sorted.len() >= 3, "frames advance: {shown:?}");
+    assert!(
+        shown
+            .windows(2)
+            .all(|w| w[1] == w[0] || w[1] == (w[0] + 1) % 3)
+    );
+
+    // Apply it to a marked scene sprite: image and atlas swap in, and it plays.
+    let plain = app.world_mut().spawn(Sprite::default()).id();
+    let hero = app
+        .world_mut()
+        .spawn((Sprite::default(), PixelGenTarget, Name::new("hero")))
+        .id();
+    act(
+        app,
+        EditorAction::ApplyToTarget {
+            item: item.ticket,
+            target: plain,
+        },
+    );
+    act(
+        app,
+        EditorAction::ApplyToTarget {
+            item: item.ticket,
+            target: hero,
+        },
+    );
+    app.update();
+    let errors = app.world().resource::<EditorLog>().errors.clone();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("PixelGenTarget"), "{}", errors[0]);
+    assert_eq!(
+        app.world().get::<Sprite>(plain).unwrap().image,
+        Handle::default(),
+        "an unmarked sprite is left alone"
+    );
+    assert_eq!(
+        app.world().get::<SheetPlayback>(hero),
+        Some(&SheetPlayback { frames: 3 })
+    );
+    let mut indices = Vec::new();
+    for _ in 0..6 {
+        app.update();
+        let sprite = app.world().get::<Sprite>(hero).unwrap();
+        assert_eq!(sprite.image, item.image);
+        let atlas = sprite.texture_atlas.as_ref().expect("an atlas");
+        assert_eq!(&atlas.layout, item.layout.as_ref().unwrap());
+        let g = app.world().resource::<Gallery>();
+        assert_eq!(atlas.index, g.frame_now(3, 5.0));
+        indices.push(atlas.index);
+    }
+    indices.dedup();
+    assert!(indices.len() >= 3, "the sprite animates: {indices:?}");
+
+    // A single sprite applied afterwards drops the atlas and the playback.
+    let single = generate(app, "rock", 5);
+    act(
+        app,
+        EditorAction::ApplyToTarget {
+            item: single.ticket,
+            target: hero,
+        },
+    );
+    app.update();
+    let sprite = app.world().get::<Sprite>(hero).unwrap();
+    assert_eq!(sprite.image, single.image);
+    assert!(sprite.texture_atlas.is_none());
+    assert!(app.world().get::<SheetPlayback>(hero).is_none());
+}
+
+#[test]
+fn palette_files_load_into_the_form() {
+    let mut h = harness("palette");
+    let gpl = h.dir.join("two.gpl");
+    std::fs::write(
+        &gpl,
+        "GIMP Palette\nName: two\n#\n255   0   0 red\n  0   0 255 blue\n",
+    )
+    .unwrap();
+    let app = &mut h.app;
+    act(app, EditorAction::LoadPalette(gpl.clone()));
+    act(app, EditorAction::LoadPalette(h.dir.join("missing.hex")));
+    app.update();
+    let state = app.world().resource::<EditorState>().clone();
+    assert_eq!(state.pixel.palette, Some(gpl.display().to_string()));
+    let loaded = app
+        .world()
+        .resource::<PaletteFile>()
+        .loaded
+        .clone()
+        .unwrap();
+    assert_eq!(loaded.1.colors, vec![[255, 0, 0], [0, 0, 255]]);
+    let errors = app.world().resource::<EditorLog>().errors.clone();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("missing.hex"), "{}", errors[0]);
+    let mut s = state;
+    s.prompt = "flag".into();
+    let pal = s.recipe().unwrap().pixel.unwrap().palette.unwrap();
+    assert_eq!(pal.colors, loaded.1.colors);
+}
+
+#[test]
+fn settings_are_saved_after_a_pause_and_at_exit_and_a_bad_file_falls_back() {
+    let dir = temp_dir("settings");
+    let path = dir.join("cfg/editor.ron");
+    let plugin = |path: PathBuf| {
+        move |d: &Path| PixelGenEditorPlugin {
+            settings_path: Some(path),
+            settings_debounce: Duration::from_millis(500),
+            ..editor_plugin(d)
+        }
+    };
+    {
+        let mut h = harness_with("settings-a", plugin(path.clone()));
+        let app = &mut h.app;
+        app.update();
+        assert!(!path.exists(), "nothing to write before a change");
+        // Typing: a change every frame for a second is not written meanwhile.
+        for i in 0..10 {
+            form(app, |s| s.prompt = format!("torch {i}"));
+            app.update();
+            assert!(!path.exists(), "written while still typing (frame {i})");
+        }
+        for _ in 0..4 {
+            app.update();
+        }
+        assert!(!path.exists(), "written before the pause was over");
+        for _ in 0..3 {
+            app.update();
+        }
+        let saved = load_settings(&path)
+            .unwrap()
+            .expect("written after the pause");
+        assert_eq!(saved.prompt, "torch 9");
+        // A change right before exit is written by the exit.
+        form(app, |s| {
+            s.fps = 24.0;
+            s.zoom = 4;
+            s.visible = false;
+        });
+        app.world_mut().write_message(AppExit::Success);
+        app.update();
+        let saved = load_settings(&path).unwrap().unwrap();
+        assert_eq!((saved.fps, saved.zoom, saved.visible), (24.0, 4, false));
+        assert_eq!(saved, *app.world().resource::<EditorState>());
+    }
+    {
+        // The next run starts from the saved settings.
+        let h = harness_with("settings-b", plugin(path.clone()));
+        let s = h.app.world().resource::<EditorState>();
+        assert_eq!(
+            (s.prompt.as_str(), s.fps, s.visible),
+            ("torch 9", 24.0, false)
+        );
+        assert!(h.app.world().resource::<EditorLog>().errors.is_empty());
+    }
+    {
+        let broken = "(prompt: \"half a file";
+        std::fs::write(&path, broken).unwrap();
+        let mut h = harness_with("settings-c", plugin(path.clone()));
+        assert_eq!(
+            *h.app.world().resource::<EditorState>(),
+            EditorState::default()
+        );
+        let errors = h.app.world().resource::<EditorLog>().errors.clone();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("editor.ron") && errors[0].contains("using the defaults"),
+            "{}",
+            errors[0]
+        );
+        // The broken file is kept aside before the next save replaces it.
+        let backup = bevy_pixelgen::backup_path(&path);
+        assert!(errors[0].contains("editor.ron.bad"), "{}", errors[0]);
+        assert_eq!(std::fs::read_to_string(&backup).unwrap(), broken);
+        form(&mut h.app, |s| s.prompt = "fresh".into());
+        h.app.world_mut().write_message(AppExit::Success);
+        h.app.update();
+        assert_eq!(load_settings(&path).unwrap().unwrap().prompt, "fresh");
+        assert_eq!(std::fs::read_to_string(&backup).unwrap(), broken);
+    }
+    {
+        // A settings file that cannot be written is reported once, and the app goes on.
+        std::fs::write(dir.join("not-a-folder"), "x").unwrap();
+        let blocked = dir.join("not-a-folder/editor.ron");
+        let mut h = harness_with("settings-e", plugin(blocked.clone()));
+        let errors = h.app.world().resource::<EditorLog>().errors.clone();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("using the defaults"), "{}", errors[0]);
+        form(&mut h.app, |s| s.prompt = "cannot be kept".into());
+        for _ in 0..20 {
+            h.app.update();
+        }
+        let errors = h.app.world().resource::<EditorLog>().errors.clone();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[1].contains("cannot write"), "{}", errors[1]);
+        assert!(!blocked.exists());
+        form(&mut h.app, |s| s.prompt = "still not".into());
+        for _ in 0..20 {
+            h.app.update();
+        }
+        let errors = h.app.world().resource::<EditorLog>().errors.len();
+        assert_eq!(errors, 3, "one error per change");
+    }
+    {
+        // Saved settings naming a palette file load it for the swatches.
+        let hex = dir.join("four.hex");
+        std::fs::write(&hex, "000000\n555555\naaaaaa\nffffff\n").unwrap();
+        let state = EditorState {
+            pixel: bevy_pixelgen::PixelSettings {
+                palette: Some(hex.display().to_string()),
+                ..Default::default()
+            },
+            ..EditorState::default()
+        };
+        bevy_pixelgen::save_settings(&path, &state).unwrap();
+        let h = harness_with("settings-d", plugin(path.clone()));
+        let loaded = h
+            .app
+            .world()
+            .resource::<PaletteFile>()
+            .loaded
+            .clone()
+            .unwrap();
+        assert_eq!(loaded.0, hex.display().to_string());
+        assert_eq!(loaded.1.len(), 4);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn gallery_items_carry_a_seam_score_for_the_tiling_check() {
+    let mut h = harness("seams");
+    let app = &mut h.app;
+    let flat = generate(app, "stone floor", 1);
+    let ramp = generate(app, "ramp wall", 2);
+    assert_eq!(flat.seam, Some(0.0), "a flat texture tiles seamlessly");
+    let seam = ramp.seam.expect("a seam score");
+    assert!(
+        seam > pixelgen_pixel::tile::DEFAULT_SEAM_THRESHOLD,
+        "a ramp has a visible wrap seam: {seam}"
+    );
+}
+
+#[test]
+fn an_engine_that_cannot_start_says_how_to_get_a_model() {
+    let factory = EngineFactory::new(|| {
+        Err(PixelGenError::Engine(
+            "no model folder at models/sdxl".into(),
+        ))
+    });
+    let dir = temp_dir("no-model");
+    let mut app = App::new();
+    app.add_plugins((
+        MinimalPlugins,
+        AssetPlugin::default(),
+        ImagePlugin::default(),
+        PixelGenPlugin {
+            output_dir: None,
+            ..PixelGenPlugin::with_engine(factory)
+        },
+        editor_plugin(&dir),
+    ));
+    app.finish();
+    app.cleanup();
+    form(&mut app, |s| {
+        s.prompt = "tree".into();
+        s.generation_side = 64;
+    });
+    act(&mut app, EditorAction::Generate);
+    run_until(&mut app, "the failure", |a| {
+        !a.world().resource::<EditorLog>().errors.is_empty()
+    });
+    let e = app.world().resource::<EditorLog>().errors[0].clone();
+    assert!(
+        e.contains("models/sdxl") && e.contains("docs/models.md"),
+        "{e}"
+    );
+    assert!(app.world().resource::<EditorQueue>().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,24 +3,52 @@
 //! The panel only draws plain resources ([`EditorState`], [`EditorQueue`], [`Gallery`],
 //! [`EditorLog`], [`Presets`]) and writes [`EditorAction`] messages; ordinary systems act on
 //! them, so everything but the drawing works (and is tested) without a window.
+//!
+//! - `state`: the form ([`EditorState`]), style presets, the message log.
+//! - `queue`: requests in flight with live preview, elapsed time and ETA ([`QueueEntry`]).
+//! - `gallery`: results, "save to assets", "apply to selected" ([`PixelGenTarget`]) and sheet
+//!   playback.
+//! - `settings`: the form as RON on disk, loaded at startup, saved after changes and at exit.
+//! - `ui`: the egui drawing.
 
+mod gallery;
+mod queue;
+mod settings;
 mod state;
 mod ui;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use bevy::app::{App, Plugin, Update};
+use bevy::app::{App, Last, Plugin, Update};
+use bevy::asset::Assets;
+use bevy::ecs::entity::Entity;
 use bevy::ecs::message::{Message, MessageReader};
+use bevy::ecs::name::Name;
+use bevy::ecs::query::With;
 use bevy::ecs::resource::Resource;
 use bevy::ecs::schedule::IntoScheduleConfigs;
-use bevy::ecs::system::{Res, ResMut};
+use bevy::ecs::system::{Commands, Query, Res, ResMut};
+use bevy::image::{Image, TextureAtlasLayout};
 use bevy::input::ButtonInput;
 use bevy::input::keyboard::KeyCode;
+use bevy::sprite::Sprite;
+use bevy::time::{Real, Time};
+use pixelgen::{Frames, Priority, Recipe, Seed};
+use pixelgen_pixel::palette::Palette;
 
-pub use state::{
-    EditorError, EditorLog, EditorQueue, EditorState, Gallery, GalleryItem, MAX_EDITOR_SIDE,
-    MIN_EDITOR_SIDE, PixelSettings, Presets, StylePreset,
+pub use gallery::{
+    Gallery, GalleryItem, PixelGenTarget, SaveDialog, SaveFolder, SavedAsset, SheetFrames,
+    SheetPlayback, asset_name, frame_at, frame_uv, save_to_assets, suggested_name,
 };
+pub use queue::{EditorQueue, QueueEntry, eta, short_duration, steps_per_second};
+pub use settings::{SettingsFile, backup_path, load_settings, save_settings};
+pub use state::{
+    EditorError, EditorLog, EditorState, MAX_EDITOR_FRAMES, MAX_EDITOR_SIDE, MIN_EDITOR_SIDE,
+    PixelSettings, Presets, SheetSettings, StylePreset, VariationSeeds,
+};
+
+pub use ui::PROMPT_FIELD;
 
 use crate::messages::{SpriteFailed, SpriteFinished};
 use crate::plugin::PixelGen;
@@ -29,7 +57,8 @@ use crate::request::TicketId;
 /// Something a person asked for in the panel (or a script/test on their behalf).
 #[derive(Message, Debug, Clone, PartialEq)]
 pub enum EditorAction {
-    /// Submit the recipe [`EditorState`] describes, with editor priority.
+    /// Submit the recipe [`EditorState`] describes, with editor priority (a sheet when it
+    /// has several frames).
     Generate,
     /// Cancel a request in the queue.
     Cancel(TicketId),
@@ -37,6 +66,38 @@ pub enum EditorAction {
     ApplyPreset(String),
     /// Draw a new seed (the dice button); locks it.
     RollSeed,
+    /// Load a palette file (GPL, HEX, JASC PAL or PNG swatch) and use it.
+    LoadPalette(PathBuf),
+    /// Submit a gallery item's recipe again (same seed: the same pixels).
+    Regenerate(TicketId),
+    /// Submit `count` copies of a gallery item's recipe with other seeds.
+    Variations {
+        /// The gallery item.
+        of: TicketId,
+        /// How many.
+        count: u32,
+        /// Consecutive or random seeds.
+        seeds: VariationSeeds,
+    },
+    /// Write a gallery item as `NAME.png` + `NAME.pixelgen.ron` into the [`SaveFolder`].
+    SaveToAssets {
+        /// The gallery item.
+        item: TicketId,
+        /// The file stem (sub-folders with `/`).
+        name: String,
+        /// Replace existing files.
+        overwrite: bool,
+    },
+    /// Show a gallery item on a scene sprite marked [`PixelGenTarget`].
+    ApplyToTarget {
+        /// The gallery item.
+        item: TicketId,
+        /// The sprite entity.
+        target: Entity,
+    },
+    /// Drop a gallery item (its image is freed unless something else holds it; its
+    /// variations stay, as items of their own).
+    Remove(TicketId),
 }
 
 /// Adds the editor panel over [`PixelGen`](crate::PixelGen): prompt side, queue and gallery.
@@ -49,8 +110,16 @@ pub struct PixelGenEditorPlugin {
     pub presets_dir: PathBuf,
     /// Draw the egui panel (off: state and actions only, for headless apps or your own UI).
     pub panel: bool,
-    /// The key that shows and hides the panel (`None`: no key).
+    /// The key that shows and hides the panel (`None`: no key). Ignored while a text field
+    /// of the panel has the keyboard.
     pub toggle_key: Option<KeyCode>,
+    /// Where "save to assets" writes (a folder inside the game's `assets/`).
+    pub save_dir: PathBuf,
+    /// The panel's settings file (RON), read at startup and written after changes and at
+    /// exit (`None`: settings are not kept).
+    pub settings_path: Option<PathBuf>,
+    /// How long the form must stay unchanged before a change is written.
+    pub settings_debounce: Duration,
 }
 
 impl Default for PixelGenEditorPlugin {
@@ -59,6 +128,9 @@ impl Default for PixelGenEditorPlugin {
             presets_dir: PathBuf::from("assets/presets"),
             panel: true,
             toggle_key: Some(KeyCode::F2),
+            save_dir: PathBuf::from("assets/generated"),
+            settings_path: Some(PathBuf::from(".pixelgen/editor.ron")),
+            settings_debounce: Duration::from_secs(1),
         }
     }
 }
@@ -66,8 +138,23 @@ impl Default for PixelGenEditorPlugin {
 /// The editor's systems, for ordering your own around them.
 #[derive(bevy::ecs::schedule::SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PixelGenEditorSystems {
-    /// `Update`: the toggle key, [`EditorAction`]s, then finished requests to the gallery.
+    /// `Update`: the toggle key, [`EditorAction`]s, progress, finished requests to the
+    /// gallery, sheet playback.
     Apply,
+    /// `Last`: writes changed settings.
+    Persist,
+}
+
+/// Whether a text field of the panel has the keyboard (set by the panel every frame); the
+/// toggle key is ignored while it does.
+#[derive(Resource, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PanelKeyboardFocus(pub bool);
+
+/// The palette file loaded with [`EditorAction::LoadPalette`] (for its swatches).
+#[derive(Resource, Debug, Clone, Default, PartialEq)]
+pub struct PaletteFile {
+    /// The path as given, and the palette read from it.
+    pub loaded: Option<(String, Palette)>,
 }
 
 impl Plugin for PixelGenEditorPlugin {
@@ -78,21 +165,67 @@ impl Plugin for PixelGenEditorPlugin {
             bevy::log::warn!("pixelgen editor: {e}");
             log.error(e.to_string());
         }
+        let state = match &self.settings_path {
+            Some(path) => {
+                app.insert_resource(SettingsFile {
+                    path: path.clone(),
+                    debounce: self.settings_debounce,
+                });
+                settings::startup_state(path, &mut log)
+            }
+            None => EditorState::default(),
+        };
+        let palette_file = startup_palette(&state, &mut log);
         app.add_message::<EditorAction>()
             .insert_resource(presets)
+            .insert_resource(palette_file)
             .insert_resource(log)
-            .init_resource::<EditorState>()
+            .insert_resource(settings::SettingsSaver::loaded(state.clone()))
+            .insert_resource(state)
             .init_resource::<EditorQueue>()
             .init_resource::<Gallery>()
+            .init_resource::<SaveDialog>()
+            .init_resource::<PanelKeyboardFocus>()
+            .insert_resource(SaveFolder(self.save_dir.clone()))
             .insert_resource(ToggleKey(self.toggle_key))
             .add_systems(
                 Update,
-                (toggle_panel, apply_actions, collect_results)
+                (
+                    toggle_panel,
+                    apply_actions,
+                    apply_gallery_actions,
+                    queue::track_progress,
+                    collect_results,
+                    gallery::play_sheets,
+                )
                     .chain()
                     .in_set(PixelGenEditorSystems::Apply),
+            )
+            .add_systems(
+                Last,
+                settings::persist_settings.in_set(PixelGenEditorSystems::Persist),
             );
         if self.panel {
             ui::add_panel(app);
+        }
+    }
+}
+
+/// The palette file the saved settings name (not a built-in name), read for its swatches.
+fn startup_palette(state: &EditorState, log: &mut EditorLog) -> PaletteFile {
+    let Some(name) = state.pixel.palette.as_deref().map(str::trim) else {
+        return PaletteFile::default();
+    };
+    if name.is_empty() || Palette::builtin(name).is_ok() {
+        return PaletteFile::default();
+    }
+    match Palette::resolve(name) {
+        Ok(p) => PaletteFile {
+            loaded: Some((name.to_owned(), p)),
+        },
+        Err(e) => {
+            log.error(format!("palette {name}: {e}"));
+            PaletteFile::default()
         }
     }
 }
@@ -104,8 +237,12 @@ struct ToggleKey(Option<KeyCode>);
 fn toggle_panel(
     key: Res<ToggleKey>,
     keys: Option<Res<ButtonInput<KeyCode>>>,
+    focus: Res<PanelKeyboardFocus>,
     mut state: ResMut<EditorState>,
 ) {
+    if focus.0 {
+        return;
+    }
     if let (Some(key), Some(keys)) = (key.0, keys)
         && keys.just_pressed(key)
     {
@@ -113,27 +250,50 @@ fn toggle_panel(
     }
 }
 
+/// Submits `recipe` (as a sheet when it has frames) and returns its queue entry.
+fn submit(
+    pg: &mut PixelGen,
+    recipe: Recipe,
+    now: Duration,
+    variation_of: Option<TicketId>,
+) -> QueueEntry {
+    let ticket = if recipe.frames == Frames::Single {
+        pg.submit(recipe)
+    } else {
+        pg.submit_sheet(recipe)
+    };
+    QueueEntry {
+        variation_of,
+        ..QueueEntry::new(ticket, now)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn apply_actions(
     mut actions: MessageReader<EditorAction>,
     mut state: ResMut<EditorState>,
     presets: Res<Presets>,
     mut queue: ResMut<EditorQueue>,
+    gallery: Res<Gallery>,
     mut log: ResMut<EditorLog>,
+    mut palette_file: ResMut<PaletteFile>,
+    time: Res<Time<Real>>,
     pixel_gen: Option<ResMut<PixelGen>>,
 ) {
     let mut pixel_gen = pixel_gen;
+    let now = time.elapsed();
+    let missing_item = |id: &TicketId| format!("gallery item {id} is gone: pick one that is shown");
     for action in actions.read() {
+        // The recipes this action submits (with the variation they belong to).
+        let mut recipes: Vec<(Recipe, Option<TicketId>)> = Vec::new();
         match action {
             EditorAction::Generate => match state.recipe() {
-                Ok(recipe) => match pixel_gen.as_deref_mut() {
-                    Some(pg) => queue.tickets.push(pg.submit(recipe)),
-                    None => log.error("PixelGen is not ready: add PixelGenPlugin"),
-                },
+                Ok(recipe) => recipes.push((recipe, None)),
                 Err(e) => log.error(e.to_string()),
             },
             EditorAction::Cancel(id) => {
-                if let Some(t) = queue.tickets.iter().find(|t| t.id() == *id) {
-                    t.cancel();
+                if let Some(e) = queue.get(*id) {
+                    e.ticket.cancel();
                 }
             }
             EditorAction::ApplyPreset(name) => match presets.get(name) {
@@ -141,9 +301,150 @@ fn apply_actions(
                 None => log.error(format!("no preset called {name:?}")),
             },
             EditorAction::RollSeed => {
-                state.seed = pixelgen::Seed::draw();
+                state.seed = Seed::draw();
                 state.seed_locked = true;
             }
+            EditorAction::LoadPalette(path) => match Palette::load(path) {
+                Ok(p) => {
+                    let name = path.display().to_string();
+                    log.note(format!("palette {name}: {} colours", p.len()));
+                    state.pixel.palette = Some(name.clone());
+                    palette_file.loaded = Some((name, p));
+                }
+                Err(e) => log.error(format!("palette {}: {e}", path.display())),
+            },
+            EditorAction::Regenerate(id) => match gallery.get(*id) {
+                Some(item) => recipes.push((editor_recipe(&item.recipe), None)),
+                None => log.error(missing_item(id)),
+            },
+            EditorAction::Variations { of, count, seeds } => match gallery.get(*of) {
+                Some(item) => {
+                    let base = item.recipe.seed.value().unwrap_or_else(Seed::draw);
+                    for i in 1..=u64::from((*count).clamp(1, 64)) {
+                        let mut r = editor_recipe(&item.recipe);
+                        r.seed = Seed::Fixed(match seeds {
+                            VariationSeeds::Consecutive => base.wrapping_add(i),
+                            VariationSeeds::Random => Seed::draw(),
+                        });
+                        recipes.push((r, Some(*of)));
+                    }
+                }
+                None => log.error(missing_item(of)),
+            },
+            EditorAction::SaveToAssets { .. }
+            | EditorAction::ApplyToTarget { .. }
+            | EditorAction::Remove(_) => {}
+        }
+        if recipes.is_empty() {
+            continue;
+        }
+        let Some(pg) = pixel_gen.as_deref_mut() else {
+            log.error("PixelGen is not ready: add PixelGenPlugin");
+            continue;
+        };
+        for (recipe, variation_of) in recipes {
+            queue.entries.push(submit(pg, recipe, now, variation_of));
+        }
+    }
+}
+
+/// A gallery recipe resubmitted from the editor: same everything, editor priority.
+fn editor_recipe(recipe: &Recipe) -> Recipe {
+    Recipe {
+        priority: Priority::Editor,
+        ..recipe.clone()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply_gallery_actions(
+    mut actions: MessageReader<EditorAction>,
+    mut gallery: ResMut<Gallery>,
+    mut dialog: ResMut<SaveDialog>,
+    folder: Res<SaveFolder>,
+    images: Option<Res<Assets<Image>>>,
+    layouts: Option<Res<Assets<TextureAtlasLayout>>>,
+    state: Res<EditorState>,
+    mut sprites: Query<&mut Sprite, With<PixelGenTarget>>,
+    names: Query<&Name>,
+    mut commands: Commands,
+    mut log: ResMut<EditorLog>,
+) {
+    for action in actions.read() {
+        match action {
+            EditorAction::SaveToAssets {
+                item,
+                name,
+                overwrite,
+            } => {
+                let Some(entry) = gallery.items.iter_mut().find(|i| i.ticket == *item) else {
+                    log.error(format!("gallery item {item} is gone: nothing to save"));
+                    continue;
+                };
+                let Some(image) = images.as_deref().and_then(|i| i.get(&entry.image)) else {
+                    log.error(format!(
+                        "the image of {item} is not loaded: nothing to save"
+                    ));
+                    continue;
+                };
+                let atlas = entry
+                    .layout
+                    .as_ref()
+                    .and_then(|h| layouts.as_deref()?.get(h));
+                let sheet = atlas.map(|layout| SheetFrames {
+                    layout,
+                    fps: state.fps,
+                });
+                match save_to_assets(&folder.0, name, image, &entry.recipe, sheet, *overwrite) {
+                    Ok(saved) => {
+                        log.note(format!("saved {}", saved.png.display()));
+                        entry.saved_as = Some(saved.png);
+                        *dialog = SaveDialog::default();
+                    }
+                    Err(e @ EditorError::Exists(_)) => {
+                        dialog.item = Some(*item);
+                        dialog.name.clone_from(name);
+                        dialog.confirm_overwrite = true;
+                        log.error(e.to_string());
+                    }
+                    Err(e) => log.error(e.to_string()),
+                }
+            }
+            EditorAction::ApplyToTarget { item, target } => {
+                let Some(entry) = gallery.items.iter().find(|i| i.ticket == *item) else {
+                    log.error(format!("gallery item {item} is gone: nothing to apply"));
+                    continue;
+                };
+                match gallery::apply_item(entry, *target, &mut sprites) {
+                    Ok(playback) => {
+                        match playback {
+                            Some(p) => commands.entity(*target).insert(p),
+                            None => commands.entity(*target).remove::<SheetPlayback>(),
+                        };
+                        let who = names
+                            .get(*target)
+                            .map_or_else(|_| format!("entity {target}"), |n| n.to_string());
+                        log.note(format!("{item} applied to {who}"));
+                    }
+                    Err(e) => log.error(e.to_string()),
+                }
+            }
+            EditorAction::Remove(id) => {
+                let before = gallery.items.len();
+                gallery.items.retain(|i| i.ticket != *id);
+                if gallery.items.len() == before {
+                    continue;
+                }
+                for v in &mut gallery.items {
+                    if v.variation_of == Some(*id) {
+                        v.variation_of = None;
+                    }
+                }
+                if dialog.item == Some(*id) {
+                    *dialog = SaveDialog::default();
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -153,27 +454,36 @@ fn collect_results(
     mut failed: MessageReader<SpriteFailed>,
     mut queue: ResMut<EditorQueue>,
     mut gallery: ResMut<Gallery>,
+    images: Option<Res<Assets<Image>>>,
     mut log: ResMut<EditorLog>,
 ) {
     for m in finished.read() {
-        let Some(pos) = queue.tickets.iter().position(|t| t.id() == m.ticket) else {
+        let Some(entry) = queue.take(m.ticket) else {
             continue;
         };
-        queue.tickets.remove(pos);
         gallery.items.push(GalleryItem {
             ticket: m.ticket,
             image: m.image.clone(),
+            layout: m.layout.clone(),
             recipe: m.recipe.clone(),
             saved: m.saved.clone(),
+            saved_as: None,
+            variation_of: entry.variation_of,
+            seam: gallery::seam_of(images.as_deref(), &m.image),
         });
     }
     for m in failed.read() {
-        let Some(pos) = queue.tickets.iter().position(|t| t.id() == m.ticket) else {
+        if queue.take(m.ticket).is_none() {
             continue;
-        };
-        queue.tickets.remove(pos);
-        if !matches!(m.error, crate::SpriteError::Cancelled) {
-            log.error(format!("request {} failed: {}", m.ticket, m.error));
+        }
+        match &m.error {
+            crate::SpriteError::Cancelled => {}
+            crate::SpriteError::EngineStart(_) => log.error(format!(
+                "request {} failed: {}. No model yet? docs/models.md says which weights to \
+                 get and where to put them",
+                m.ticket, m.error
+            )),
+            e => log.error(format!("request {} failed: {e}", m.ticket)),
         }
     }
 }

@@ -2,21 +2,19 @@
 
 use std::path::{Path, PathBuf};
 
-use bevy::asset::Handle;
 use bevy::ecs::resource::Resource;
-use bevy::image::Image;
-use pixelgen::{PixelOptions, Priority, Recipe, SchedulerKind, Seed, Size};
+use pixelgen::{Frames, LoraRef, PixelOptions, Priority, Recipe, SchedulerKind, Seed, Size};
 use pixelgen_pixel::cleanup::OutlineOptions;
 use pixelgen_pixel::palette::Palette;
 use pixelgen_pixel::quantize::{ColorCount, Dither};
 use serde::{Deserialize, Serialize};
 
-use crate::request::{Ticket, TicketId};
-
 /// Smallest true output side the editor offers, in pixels.
 pub const MIN_EDITOR_SIDE: u32 = 8;
 /// Largest true output side the editor offers, in pixels.
 pub const MAX_EDITOR_SIDE: u32 = 256;
+/// Most frames the editor puts in one sheet.
+pub const MAX_EDITOR_FRAMES: u32 = 64;
 
 /// Why the editor could not do what was asked (shown in the panel, never a panic).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -40,6 +38,36 @@ pub enum EditorError {
     /// The recipe the form describes is invalid (empty prompt, bad size, ...).
     #[error("{0}")]
     Recipe(String),
+    /// A name for "save to assets" that cannot be a file name.
+    #[error("cannot save as {name:?}: {why}")]
+    Name {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// "Save to assets" would replace a file and overwriting was not confirmed.
+    #[error("{} exists already: confirm to overwrite it, or choose another name", .0.display())]
+    Exists(PathBuf),
+    /// Writing a file failed.
+    #[error("cannot write {}: {message}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The saved editor settings could not be read; the defaults are used.
+    #[error("editor settings {}: {message}; using the defaults", path.display())]
+    Settings {
+        /// The settings file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A gallery item or scene entity named by an action does not exist (any more).
+    #[error("{0}")]
+    Missing(String),
 }
 
 /// The pixel-art settings the panel exposes (a friendly subset of [`PixelOptions`]).
@@ -48,26 +76,68 @@ pub enum EditorError {
 pub struct PixelSettings {
     /// Reduce to at most this many colours (`None`: keep the detected colours).
     pub colors: Option<u32>,
+    /// Let the quantizer choose the colour count from the image (overrides `colors`).
+    pub auto_colors: bool,
     /// A built-in palette name or a palette file (`None`: no fixed palette).
     pub palette: Option<String>,
     /// Dithering used by colour reduction or palette mapping.
     pub dither: Dither,
     /// Remove the background to transparency.
     pub transparent: bool,
-    /// Draw a 1-px black outline.
+    /// Draw a 1-px outline.
     pub outline: bool,
+    /// The outline colour (RGBA).
+    pub outline_color: [u8; 4],
 }
 
 impl Default for PixelSettings {
     fn default() -> Self {
         Self {
             colors: Some(16),
+            auto_colors: false,
             palette: None,
             dither: Dither::None,
             transparent: true,
             outline: false,
+            outline_color: [0, 0, 0, 255],
         }
     }
+}
+
+/// The frames of a sprite sheet: one sprite when `count` is 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SheetSettings {
+    /// How many frames (1: a single sprite, not a sheet).
+    pub count: u32,
+    /// One prompt per frame (`prompts`) instead of the `template`.
+    pub per_frame: bool,
+    /// Frame prompt template: `{prompt}` is the full prompt, `{frame}` the 1-based frame
+    /// number, `{count}` the frame count.
+    pub template: String,
+    /// One prompt per frame (the style template is applied to each).
+    pub prompts: Vec<String>,
+}
+
+impl Default for SheetSettings {
+    fn default() -> Self {
+        Self {
+            count: 1,
+            per_frame: false,
+            template: "{prompt}, animation frame {frame} of {count}".into(),
+            prompts: Vec::new(),
+        }
+    }
+}
+
+/// How "variations" picks its seeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum VariationSeeds {
+    /// The item's seed + 1, + 2, ...
+    #[default]
+    Consecutive,
+    /// Freshly drawn seeds.
+    Random,
 }
 
 /// A style preset: a prompt template plus pixel defaults, stored as RON in `assets/presets/`.
@@ -215,6 +285,21 @@ pub struct EditorState {
     pub sampler: Option<SchedulerKind>,
     /// The size the model draws at (square).
     pub generation_side: u32,
+    /// LoRAs merged into the engine's model for these requests (rows without a path are
+    /// skipped).
+    pub loras: Vec<LoraRef>,
+    /// Sprite-sheet frames (count 1: a single sprite).
+    pub sheet: SheetSettings,
+    /// Show results tiled 3x3 with their seam score, to judge whether they tile.
+    pub tiling: bool,
+    /// Gallery zoom: whole-number scale of the pixels (0: fit about 96 points).
+    pub zoom: u32,
+    /// Frames per second at which sheets play in the gallery and on scene sprites.
+    pub fps: f32,
+    /// How many requests "variations" makes.
+    pub variations: u32,
+    /// How "variations" picks its seeds.
+    pub variation_seeds: VariationSeeds,
     /// Whether the panel is shown.
     pub visible: bool,
 }
@@ -236,6 +321,13 @@ impl Default for EditorState {
             guidance: r.guidance,
             sampler: None,
             generation_side: r.generation_size.width,
+            loras: Vec::new(),
+            sheet: SheetSettings::default(),
+            tiling: false,
+            zoom: 0,
+            fps: 8.0,
+            variations: 4,
+            variation_seeds: VariationSeeds::Consecutive,
             visible: true,
         }
     }
@@ -244,11 +336,51 @@ impl Default for EditorState {
 impl EditorState {
     /// The full prompt: the template with `{prompt}` filled in.
     pub fn full_prompt(&self) -> String {
+        self.styled(&self.prompt)
+    }
+
+    /// `text` put into the style template.
+    fn styled(&self, text: &str) -> String {
         if self.template.contains("{prompt}") {
-            self.template.replace("{prompt}", self.prompt.trim())
+            self.template.replace("{prompt}", text.trim())
         } else {
-            self.prompt.trim().to_owned()
+            text.trim().to_owned()
         }
+    }
+
+    /// The frames the form describes; the error names the frame without a prompt.
+    pub fn frames(&self) -> Result<Frames, EditorError> {
+        let count = self.sheet.count.clamp(1, MAX_EDITOR_FRAMES);
+        if count == 1 {
+            return Ok(Frames::Single);
+        }
+        if !self.sheet.per_frame {
+            if !self.sheet.template.contains("{prompt}") && !self.sheet.template.contains("{frame}")
+            {
+                return Err(EditorError::Recipe(
+                    "the frame template has neither {prompt} nor {frame}: every frame would \
+                     get the same fixed prompt"
+                        .into(),
+                ));
+            }
+            return Ok(Frames::Template {
+                template: self.sheet.template.clone(),
+                count,
+            });
+        }
+        let mut prompts = Vec::with_capacity(count as usize);
+        for i in 0..count as usize {
+            match self.sheet.prompts.get(i).map(|p| p.trim()) {
+                Some(p) if !p.is_empty() => prompts.push(self.styled(p)),
+                _ => {
+                    return Err(EditorError::Recipe(format!(
+                        "frame {} has no prompt: give every frame one, or use the template",
+                        i + 1
+                    )));
+                }
+            }
+        }
+        Ok(Frames::Prompts(prompts))
     }
 
     /// The pixel options the form describes: the recipe's size-based defaults (grid
@@ -260,10 +392,13 @@ impl EditorState {
         if !self.pixel.transparent {
             opts.background = None;
         }
-        opts.colors = self
-            .pixel
-            .colors
-            .map(|n| ColorCount::Fixed(n.clamp(1, 256)));
+        opts.colors = if self.pixel.auto_colors {
+            Some(ColorCount::Auto)
+        } else {
+            self.pixel
+                .colors
+                .map(|n| ColorCount::Fixed(n.clamp(1, 256)))
+        };
         opts.palette = match self.pixel.palette.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(name) => Some(Palette::resolve(name).map_err(|e| EditorError::Palette {
@@ -272,7 +407,10 @@ impl EditorState {
             })?),
         };
         opts.dither = self.pixel.dither;
-        opts.outline = self.pixel.outline.then(OutlineOptions::default);
+        opts.outline = self.pixel.outline.then(|| OutlineOptions {
+            color: self.pixel.outline_color,
+            ..OutlineOptions::default()
+        });
         opts.seed = self.seed;
         Ok(opts)
     }
@@ -304,6 +442,13 @@ impl EditorState {
             size: self.size(),
             generation_size: Size::square(side),
             pixel: Some(self.pixel_options()?),
+            frames: self.frames()?,
+            loras: self
+                .loras
+                .iter()
+                .filter(|l| !l.path.as_os_str().is_empty())
+                .cloned()
+                .collect(),
             priority: Priority::Editor,
             ..Recipe::default()
         };
@@ -318,6 +463,25 @@ impl EditorState {
         Ok(recipe)
     }
 
+    /// Brings hand-edited or old values into the ranges the panel offers (sizes, frames,
+    /// zoom, fps, variations; a non-finite guidance becomes the default).
+    pub fn sanitize(&mut self) {
+        self.width = self.width.clamp(MIN_EDITOR_SIDE, MAX_EDITOR_SIDE);
+        self.height = self.height.clamp(MIN_EDITOR_SIDE, MAX_EDITOR_SIDE);
+        self.sheet.count = self.sheet.count.clamp(1, MAX_EDITOR_FRAMES);
+        self.zoom = self.zoom.min(16);
+        self.fps = if self.fps.is_finite() {
+            self.fps.clamp(1.0, 60.0)
+        } else {
+            EditorState::default().fps
+        };
+        self.variations = self.variations.clamp(1, 16);
+        self.steps = self.steps.clamp(1, 1000);
+        if !self.guidance.is_finite() || self.guidance < 0.0 {
+            self.guidance = EditorState::default().guidance;
+        }
+    }
+
     /// Copies a finished recipe back into the form (for "regenerate" and "variations").
     pub fn load_recipe(&mut self, recipe: &Recipe) {
         self.prompt.clone_from(&recipe.prompt);
@@ -330,6 +494,20 @@ impl EditorState {
         self.guidance = recipe.guidance;
         self.sampler = recipe.sampler;
         self.generation_side = recipe.generation_size.width;
+        self.loras.clone_from(&recipe.loras);
+        match &recipe.frames {
+            Frames::Single => self.sheet.count = 1,
+            Frames::Template { template, count } => {
+                self.sheet.count = *count;
+                self.sheet.per_frame = false;
+                self.sheet.template.clone_from(template);
+            }
+            Frames::Prompts(p) => {
+                self.sheet.count = p.len() as u32;
+                self.sheet.per_frame = true;
+                self.sheet.prompts.clone_from(p);
+            }
+        }
         if let Some(seed) = recipe.seed.value() {
             self.seed = seed;
             self.seed_locked = true;
@@ -337,38 +515,13 @@ impl EditorState {
     }
 }
 
-/// Requests the editor submitted that are still shown in its queue.
-#[derive(Resource, Debug, Clone, Default)]
-pub struct EditorQueue {
-    /// Tickets in submission order.
-    pub tickets: Vec<Ticket>,
-}
-
-/// One finished sprite in the gallery.
-#[derive(Debug, Clone)]
-pub struct GalleryItem {
-    /// The request that made it.
-    pub ticket: TicketId,
-    /// The sprite.
-    pub image: Handle<Image>,
-    /// The recipe that made it (seed fixed): regenerates it.
-    pub recipe: Recipe,
-    /// Where the PNG was saved, if it was.
-    pub saved: Option<PathBuf>,
-}
-
-/// The editor's finished sprites, newest last.
-#[derive(Resource, Debug, Clone, Default)]
-pub struct Gallery {
-    /// The items, oldest first.
-    pub items: Vec<GalleryItem>,
-}
-
 /// Messages the panel shows (failed requests, bad presets, invalid forms), newest last.
 #[derive(Resource, Debug, Clone, Default, PartialEq)]
 pub struct EditorLog {
     /// Error lines.
     pub errors: Vec<String>,
+    /// Information lines (saved files, applied sprites).
+    pub notes: Vec<String>,
 }
 
 impl EditorLog {
@@ -381,6 +534,15 @@ impl EditorLog {
         if self.errors.len() > Self::MAX {
             let extra = self.errors.len() - Self::MAX;
             self.errors.drain(..extra);
+        }
+    }
+
+    /// Adds an information line, dropping the oldest beyond [`EditorLog::MAX`].
+    pub fn note(&mut self, message: impl Into<String>) {
+        self.notes.push(message.into());
+        if self.notes.len() > Self::MAX {
+            let extra = self.notes.len() - Self::MAX;
+            self.notes.drain(..extra);
         }
     }
 }
@@ -468,6 +630,7 @@ mod tests {
                 dither: Dither::Bayer2,
                 transparent: false,
                 outline: true,
+                ..PixelSettings::default()
             },
         };
         let mut s = EditorState {
@@ -591,6 +754,108 @@ mod tests {
         let mut b = EditorState::default();
         b.load_recipe(&r);
         assert_eq!(b.recipe().unwrap(), r);
+    }
+
+    #[test]
+    fn sheet_frames_auto_colours_and_outline_colour_reach_the_recipe() {
+        let mut s = EditorState {
+            prompt: "knight".into(),
+            template: "{prompt}, pixel art".into(),
+            ..EditorState::default()
+        };
+        assert_eq!(s.recipe().unwrap().frames, Frames::Single);
+        s.sheet.count = 3;
+        let r = s.recipe().unwrap();
+        assert_eq!(r.frame_count(), 3);
+        assert_eq!(
+            r.frame_prompts()[1],
+            "knight, pixel art, animation frame 2 of 3"
+        );
+        s.sheet.per_frame = true;
+        s.sheet.prompts = vec!["idle".into(), "step left".into()];
+        match s.recipe() {
+            Err(EditorError::Recipe(m)) => assert!(m.contains("frame 3"), "{m}"),
+            other => panic!("expected a frame error, got {other:?}"),
+        }
+        s.sheet.prompts.push("step right".into());
+        let r = s.recipe().unwrap();
+        assert_eq!(
+            r.frame_prompts(),
+            vec![
+                "idle, pixel art",
+                "step left, pixel art",
+                "step right, pixel art"
+            ]
+        );
+        s.sheet.count = 1000;
+        s.sheet.per_frame = false;
+        assert_eq!(
+            s.recipe().unwrap().frame_count(),
+            MAX_EDITOR_FRAMES as usize
+        );
+        s.sheet.template = "walk".into();
+        assert!(matches!(s.recipe(), Err(EditorError::Recipe(_))));
+
+        // Loading a sheet recipe back restores its frames.
+        s.sheet.template = "{prompt} {frame}".into();
+        s.sheet.count = 4;
+        let r = s.recipe().unwrap();
+        let mut t = EditorState::default();
+        t.load_recipe(&r);
+        assert_eq!(t.sheet.count, 4);
+        assert_eq!(t.recipe().unwrap().frame_prompts(), r.frame_prompts());
+
+        s.sheet.count = 1;
+        s.pixel.auto_colors = true;
+        s.pixel.outline = true;
+        s.pixel.outline_color = [10, 20, 30, 255];
+        let px = s.recipe().unwrap().pixel.unwrap();
+        assert_eq!(px.colors, Some(ColorCount::Auto));
+        assert_eq!(px.outline.unwrap().color, [10, 20, 30, 255]);
+    }
+
+    #[test]
+    fn loras_with_a_path_reach_the_recipe() {
+        let mut s = EditorState {
+            prompt: "cat".into(),
+            loras: vec![
+                LoraRef::new("loras/pixel.safetensors", 0.8),
+                LoraRef::default(),
+            ],
+            ..EditorState::default()
+        };
+        s.loras[0].text_strength = 0.25;
+        let r = s.recipe().unwrap();
+        assert_eq!(r.loras.len(), 1, "the empty row is skipped");
+        assert_eq!(r.loras[0].path, PathBuf::from("loras/pixel.safetensors"));
+        assert_eq!(
+            (r.loras[0].unet_strength, r.loras[0].text_strength),
+            (0.8, 0.25)
+        );
+        let mut t = EditorState::default();
+        t.load_recipe(&r);
+        assert_eq!(t.loras, r.loras);
+        s.loras[0].unet_strength = f64::INFINITY;
+        match s.recipe() {
+            Err(EditorError::Recipe(m)) => assert!(m.contains("loras"), "{m}"),
+            other => panic!("expected a LoRA error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_palette_file_is_used_by_path() {
+        let dir = std::env::temp_dir().join(format!("pixelgen-pal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("three.hex");
+        std::fs::write(&path, "ff0000\n00ff00\n0000ff\n").unwrap();
+        let mut s = EditorState {
+            prompt: "gem".into(),
+            ..EditorState::default()
+        };
+        s.pixel.palette = Some(path.display().to_string());
+        let pal = s.recipe().unwrap().pixel.unwrap().palette.unwrap();
+        assert_eq!(pal.colors, vec![[255, 0, 0], [0, 255, 0], [0, 0, 255]]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

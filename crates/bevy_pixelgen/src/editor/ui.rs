@@ -1,24 +1,40 @@
 //! The egui side panel: draws the editor's resources and writes [`EditorAction`]s.
 
+use std::collections::{HashMap, HashSet};
+
 use bevy::app::App;
+use bevy::asset::{AssetId, Assets};
+use bevy::ecs::entity::Entity;
 use bevy::ecs::error::Result;
 use bevy::ecs::message::MessageWriter;
-use bevy::ecs::system::{Res, ResMut};
+use bevy::ecs::name::Name;
+use bevy::ecs::query::With;
+use bevy::ecs::system::{Local, Query, Res, ResMut};
+use bevy::image::{Image, TextureAtlasLayout};
+use bevy::time::{Real, Time};
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, EguiTextureHandle, egui};
 use pixelgen::SchedulerKind;
 use pixelgen_pixel::palette::Palette;
 use pixelgen_pixel::quantize::Dither;
+use pixelgen_pixel::tile::DEFAULT_SEAM_THRESHOLD;
 
 use super::{
-    EditorAction, EditorLog, EditorQueue, EditorState, Gallery, MAX_EDITOR_SIDE, MIN_EDITOR_SIDE,
-    Presets,
+    EditorAction, EditorLog, EditorQueue, EditorState, Gallery, GalleryItem, MAX_EDITOR_FRAMES,
+    MAX_EDITOR_SIDE, MIN_EDITOR_SIDE, PaletteFile, PanelKeyboardFocus, PixelGenTarget, Presets,
+    SaveDialog, VariationSeeds, frame_uv, short_duration, suggested_name,
 };
 use crate::request::TicketStatus;
 
+/// The egui id (`egui::Id::new(PROMPT_FIELD)`) of the panel's prompt field, e.g. to give it
+/// the keyboard from a script.
+pub const PROMPT_FIELD: &str = "pixelgen_editor_prompt";
+
 /// How many of the newest gallery items the panel shows.
-const GALLERY_SHOWN: usize = 24;
-/// Gallery thumbnails are scaled by a whole factor to about this many points.
+const GALLERY_SHOWN: usize = 48;
+/// Gallery thumbnails are scaled by a whole factor to about this many points (zoom 0).
 const THUMB_POINTS: f32 = 96.0;
+/// Queue previews are drawn this many points wide.
+const PREVIEW_POINTS: f32 = 48.0;
 
 /// Adds egui (when missing) and the panel system.
 pub(super) fn add_panel(app: &mut App) {
@@ -28,12 +44,36 @@ pub(super) fn add_panel(app: &mut App) {
     app.add_systems(EguiPrimaryContextPass, draw_panel);
 }
 
-/// A whole-number zoom that brings `(w, h)` near [`THUMB_POINTS`] (nearest sampling keeps
-/// pixels square).
-fn thumb_size(w: u32, h: u32) -> egui::Vec2 {
-    let side = w.max(h).max(1) as f32;
-    let zoom = (THUMB_POINTS / side).floor().max(1.0);
+/// The drawn size of a `w` x `h` sprite: `zoom` times its pixels, or (zoom 0) a whole-number
+/// zoom that brings it near [`THUMB_POINTS`] (nearest sampling keeps pixels square).
+fn thumb_size(w: u32, h: u32, zoom: u32) -> egui::Vec2 {
+    let zoom = if zoom == 0 {
+        let side = w.max(h).max(1) as f32;
+        (THUMB_POINTS / side).floor().max(1.0)
+    } else {
+        zoom as f32
+    };
     egui::vec2(w as f32 * zoom, h as f32 * zoom)
+}
+
+/// What the panel keeps between frames that is not editor state.
+#[derive(Default)]
+struct PanelLocal {
+    /// The scene sprite "apply to selected" changes.
+    target: Option<Entity>,
+    /// The palette file path being typed.
+    palette_path: String,
+    /// Images registered as egui textures last frame.
+    registered: HashSet<AssetId<Image>>,
+}
+
+/// Everything the gallery drawing needs besides the `Ui`.
+struct GalleryView<'a> {
+    ctx: &'a egui::Context,
+    textures: &'a HashMap<AssetId<Image>, egui::TextureId>,
+    layouts: Option<&'a Assets<TextureAtlasLayout>>,
+    gallery: &'a Gallery,
+    target: Option<Entity>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -43,18 +83,49 @@ fn draw_panel(
     presets: Res<Presets>,
     queue: Res<EditorQueue>,
     gallery: Res<Gallery>,
-    log: Res<EditorLog>,
+    mut log: ResMut<EditorLog>,
+    mut dialog: ResMut<SaveDialog>,
+    palette_file: Res<PaletteFile>,
+    mut focus: ResMut<PanelKeyboardFocus>,
+    targets: Query<(Entity, Option<&Name>), With<PixelGenTarget>>,
+    layouts: Option<Res<Assets<TextureAtlasLayout>>>,
+    time: Res<Time<Real>>,
     mut actions: MessageWriter<EditorAction>,
+    mut local: Local<PanelLocal>,
 ) -> Result {
     if !state.visible {
+        if focus.0 {
+            focus.0 = false;
+        }
         return Ok(());
     }
     let start = gallery.items.len().saturating_sub(GALLERY_SHOWN);
-    let thumbs: Vec<egui::TextureId> = gallery.items[start..]
+    let mut textures = HashMap::new();
+    let ids = gallery.items[start..]
         .iter()
-        .map(|item| contexts.add_image(EguiTextureHandle::Weak(item.image.id())))
-        .collect();
-    let ctx = contexts.ctx_mut()?;
+        .map(|item| item.image.id())
+        .chain(
+            queue
+                .entries
+                .iter()
+                .filter_map(|e| e.preview.as_ref().map(|h| h.id())),
+        );
+    for id in ids {
+        textures.insert(id, contexts.add_image(EguiTextureHandle::Weak(id)));
+    }
+    // Textures no longer shown (finished previews, items scrolled out) give back their ids.
+    for gone in local
+        .registered
+        .iter()
+        .filter(|id| !textures.contains_key(id))
+    {
+        contexts.remove_image(*gone);
+    }
+    local.registered = textures.keys().copied().collect();
+    if local.target.is_some_and(|t| !targets.contains(t)) {
+        local.target = None;
+    }
+    let ctx = contexts.ctx_mut()?.clone();
     let mut viewport = egui::Ui::new(
         ctx.clone(),
         "pixelgen_editor_viewport".into(),
@@ -62,8 +133,9 @@ fn draw_panel(
             .layer_id(egui::LayerId::background())
             .max_rect(ctx.viewport_rect()),
     );
+    let now = time.elapsed();
     egui::Panel::left("pixelgen_editor")
-        .default_size(340.0)
+        .default_size(360.0)
         .resizable(true)
         .show(&mut viewport, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
@@ -71,13 +143,47 @@ fn draw_panel(
                 for e in &log.errors {
                     ui.colored_label(egui::Color32::from_rgb(0xff, 0x70, 0x70), e);
                 }
-                prompt_side(ui, &mut state, &presets, &mut actions);
+                if !log.errors.is_empty() || !log.notes.is_empty() {
+                    ui.horizontal(|ui| {
+                        if let Some(note) = log.notes.last() {
+                            ui.colored_label(egui::Color32::from_rgb(0x90, 0xe0, 0x90), note);
+                        }
+                        if ui
+                            .small_button("Clear")
+                            .on_hover_text("clear messages")
+                            .clicked()
+                        {
+                            log.errors.clear();
+                            log.notes.clear();
+                        }
+                    });
+                }
+                prompt_side(
+                    ui,
+                    &mut state,
+                    &presets,
+                    &palette_file,
+                    &mut local.palette_path,
+                    &mut actions,
+                );
                 ui.separator();
-                queue_section(ui, &queue, &mut actions);
+                queue_section(ui, &queue, &textures, now, &mut actions);
                 ui.separator();
-                gallery_section(ui, ctx, &gallery, start, &thumbs, &mut state);
+                target_picker(ui, &targets, &mut local.target);
+                let view = GalleryView {
+                    ctx: &ctx,
+                    textures: &textures,
+                    layouts: layouts.as_deref(),
+                    gallery: &gallery,
+                    target: local.target,
+                };
+                gallery_section(ui, &view, start, &mut state, &mut dialog, &mut actions);
             });
         });
+    let wants = ctx.egui_wants_keyboard_input();
+    if focus.0 != wants {
+        focus.0 = wants;
+    }
     Ok(())
 }
 
@@ -85,6 +191,8 @@ fn prompt_side(
     ui: &mut egui::Ui,
     state: &mut EditorState,
     presets: &Presets,
+    palette_file: &PaletteFile,
+    palette_path: &mut String,
     actions: &mut MessageWriter<EditorAction>,
 ) {
     let current = state.preset.clone().unwrap_or_else(|| "(none)".into());
@@ -103,6 +211,7 @@ fn prompt_side(
     ui.label("Prompt");
     ui.add(
         egui::TextEdit::multiline(&mut state.prompt)
+            .id(egui::Id::new(PROMPT_FIELD))
             .desired_rows(2)
             .hint_text("a red potion"),
     );
@@ -116,84 +225,213 @@ fn prompt_side(
         ui.add(egui::DragValue::new(&mut state.width).range(range.clone()));
         ui.label("x");
         ui.add(egui::DragValue::new(&mut state.height).range(range));
+        ui.checkbox(&mut state.tiling, "Tiling")
+            .on_hover_text("show results tiled 3x3 with their seam score");
     });
+
+    let frames = match state.sheet.count {
+        0 | 1 => "Frames: single sprite".to_owned(),
+        n => format!("Frames: sheet of {n}"),
+    };
+    egui::CollapsingHeader::new(frames)
+        .id_salt("pixelgen_frames")
+        .default_open(state.sheet.count > 1)
+        .show(ui, |ui| frames_form(ui, state));
 
     egui::CollapsingHeader::new("Pixel art")
         .default_open(true)
         .show(ui, |ui| {
-            let px = &mut state.pixel;
-            ui.horizontal(|ui| {
-                let mut limit = px.colors.is_some();
-                ui.checkbox(&mut limit, "Colours");
-                let mut n = px.colors.unwrap_or(16);
-                ui.add_enabled(limit, egui::DragValue::new(&mut n).range(2..=64));
-                px.colors = limit.then_some(n);
-            });
-            let palette_name = px.palette.clone().unwrap_or_else(|| "(none)".into());
-            egui::ComboBox::from_label("Palette")
-                .selected_text(palette_name)
-                .show_ui(ui, |ui| {
-                    if ui
-                        .selectable_label(px.palette.is_none(), "(none)")
-                        .clicked()
-                    {
-                        px.palette = None;
-                    }
-                    for &name in Palette::builtin_names() {
-                        if ui
-                            .selectable_label(px.palette.as_deref() == Some(name), name)
-                            .clicked()
-                        {
-                            px.palette = Some(name.to_owned());
-                        }
-                    }
-                });
-            if let Some(Ok(p)) = px.palette.as_deref().map(Palette::builtin) {
-                swatches(ui, &p);
-            }
-            egui::ComboBox::from_label("Dither")
-                .selected_text(px.dither.name())
-                .show_ui(ui, |ui| {
-                    for d in Dither::ALL {
-                        ui.selectable_value(&mut px.dither, d, d.name());
-                    }
-                });
-            ui.checkbox(&mut px.transparent, "Transparent background");
-            ui.checkbox(&mut px.outline, "Outline");
+            pixel_form(ui, state, palette_file, palette_path, actions);
         });
 
-    egui::CollapsingHeader::new("Sampling")
-        .default_open(true)
-        .show(ui, |ui| {
-            ui.horizontal(|ui| {
-                ui.checkbox(&mut state.seed_locked, "Lock seed");
-                ui.add_enabled(state.seed_locked, egui::DragValue::new(&mut state.seed));
-                if ui.button("Dice").on_hover_text("draw a new seed").clicked() {
-                    actions.write(EditorAction::RollSeed);
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut state.seed_locked, "Lock seed");
+        ui.add_enabled(state.seed_locked, egui::DragValue::new(&mut state.seed));
+        if ui.button("Dice").on_hover_text("draw a new seed").clicked() {
+            actions.write(EditorAction::RollSeed);
+        }
+    });
+    egui::CollapsingHeader::new(format!("LoRAs ({})", state.loras.len()))
+        .id_salt("pixelgen_loras")
+        .show(ui, |ui| loras_form(ui, state));
+    egui::CollapsingHeader::new(format!(
+        "Sampling ({} steps, guidance {:.1})",
+        state.steps, state.guidance
+    ))
+    .id_salt("pixelgen_sampling")
+    .show(ui, |ui| {
+        ui.add(egui::Slider::new(&mut state.steps, 1..=100).text("steps"));
+        ui.add(egui::Slider::new(&mut state.guidance, 0.0..=15.0).text("guidance"));
+        let sampler = state
+            .sampler
+            .map_or_else(|| "model default".to_owned(), |s| format!("{s:?}"));
+        egui::ComboBox::from_label("Sampler")
+            .selected_text(sampler)
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut state.sampler, None, "model default");
+                for s in SchedulerKind::ALL {
+                    ui.selectable_value(&mut state.sampler, Some(s), format!("{s:?}"));
                 }
             });
-            ui.add(egui::Slider::new(&mut state.steps, 1..=100).text("steps"));
-            ui.add(egui::Slider::new(&mut state.guidance, 0.0..=15.0).text("guidance"));
-            let sampler = state
-                .sampler
-                .map_or_else(|| "model default".to_owned(), |s| format!("{s:?}"));
-            egui::ComboBox::from_label("Sampler")
-                .selected_text(sampler)
-                .show_ui(ui, |ui| {
-                    ui.selectable_value(&mut state.sampler, None, "model default");
-                    for s in SchedulerKind::ALL {
-                        ui.selectable_value(&mut state.sampler, Some(s), format!("{s:?}"));
-                    }
-                });
-        });
+    });
 
     let ready = !state.prompt.trim().is_empty();
-    if ui
-        .add_enabled(ready, egui::Button::new("Generate"))
-        .clicked()
-    {
+    let label = if state.sheet.count > 1 {
+        format!("Generate sheet ({} frames)", state.sheet.count)
+    } else {
+        "Generate".to_owned()
+    };
+    if ui.add_enabled(ready, egui::Button::new(label)).clicked() {
         actions.write(EditorAction::Generate);
     }
+}
+
+fn loras_form(ui: &mut egui::Ui, state: &mut EditorState) {
+    let mut remove = None;
+    for (i, l) in state.loras.iter_mut().enumerate() {
+        ui.horizontal(|ui| {
+            let mut path = l.path.display().to_string();
+            let edit = ui.add(
+                egui::TextEdit::singleline(&mut path)
+                    .hint_text("file.safetensors")
+                    .desired_width(120.0),
+            );
+            if edit.changed() {
+                l.path = path.into();
+            }
+            ui.add(
+                egui::DragValue::new(&mut l.unet_strength)
+                    .range(-2.0..=2.0)
+                    .speed(0.05)
+                    .prefix("unet "),
+            );
+            ui.add(
+                egui::DragValue::new(&mut l.text_strength)
+                    .range(-2.0..=2.0)
+                    .speed(0.05)
+                    .prefix("text "),
+            );
+            if ui.small_button("x").on_hover_text("remove").clicked() {
+                remove = Some(i);
+            }
+        });
+    }
+    if let Some(i) = remove {
+        state.loras.remove(i);
+    }
+    if ui.small_button("Add LoRA").clicked() {
+        state.loras.push(pixelgen::LoraRef::default());
+    }
+}
+
+fn frames_form(ui: &mut egui::Ui, state: &mut EditorState) {
+    let sheet = &mut state.sheet;
+    ui.horizontal(|ui| {
+        ui.label("Frames");
+        ui.add(egui::DragValue::new(&mut sheet.count).range(1..=MAX_EDITOR_FRAMES));
+        if sheet.count > 1 {
+            ui.radio_value(&mut sheet.per_frame, false, "template");
+            ui.radio_value(&mut sheet.per_frame, true, "per frame");
+        }
+    });
+    if sheet.count <= 1 {
+        ui.label("1 frame: a single sprite");
+        return;
+    }
+    if sheet.per_frame {
+        sheet.prompts.resize(sheet.count as usize, String::new());
+        for (i, p) in sheet.prompts.iter_mut().enumerate() {
+            ui.horizontal(|ui| {
+                ui.label(format!("{}", i + 1));
+                ui.text_edit_singleline(p);
+            });
+        }
+    } else {
+        ui.text_edit_singleline(&mut sheet.template)
+            .on_hover_text("{prompt}: the prompt, {frame}: 1-based frame number, {count}");
+    }
+}
+
+fn pixel_form(
+    ui: &mut egui::Ui,
+    state: &mut EditorState,
+    palette_file: &PaletteFile,
+    palette_path: &mut String,
+    actions: &mut MessageWriter<EditorAction>,
+) {
+    let px = &mut state.pixel;
+    ui.horizontal(|ui| {
+        let mut limit = px.colors.is_some();
+        ui.add_enabled(!px.auto_colors, egui::Checkbox::new(&mut limit, "Colours"));
+        let mut n = px.colors.unwrap_or(16);
+        ui.add_enabled(
+            limit && !px.auto_colors,
+            egui::DragValue::new(&mut n).range(2..=64),
+        );
+        px.colors = limit.then_some(n);
+        ui.checkbox(&mut px.auto_colors, "auto")
+            .on_hover_text("let the quantizer pick the count from the image");
+    });
+    let palette_name = px.palette.clone().unwrap_or_else(|| "(none)".into());
+    egui::ComboBox::from_label("Palette")
+        .selected_text(palette_name)
+        .show_ui(ui, |ui| {
+            if ui
+                .selectable_label(px.palette.is_none(), "(none)")
+                .clicked()
+            {
+                px.palette = None;
+            }
+            for &name in Palette::builtin_names() {
+                if ui
+                    .selectable_label(px.palette.as_deref() == Some(name), name)
+                    .clicked()
+                {
+                    px.palette = Some(name.to_owned());
+                }
+            }
+            if let Some((path, _)) = &palette_file.loaded
+                && ui
+                    .selectable_label(px.palette.as_deref() == Some(path), path)
+                    .clicked()
+            {
+                px.palette = Some(path.clone());
+            }
+        });
+    ui.horizontal(|ui| {
+        ui.add(
+            egui::TextEdit::singleline(palette_path)
+                .hint_text("palette file (.gpl .hex .pal .png)")
+                .desired_width(190.0),
+        );
+        let ready = !palette_path.trim().is_empty();
+        if ui.add_enabled(ready, egui::Button::new("Load")).clicked() {
+            actions.write(EditorAction::LoadPalette(palette_path.trim().into()));
+        }
+    });
+    match (&palette_file.loaded, px.palette.as_deref()) {
+        (Some((path, p)), Some(name)) if path == name => swatches(ui, p),
+        (_, Some(name)) => {
+            if let Ok(p) = Palette::builtin(name) {
+                swatches(ui, &p);
+            }
+        }
+        _ => {}
+    }
+    egui::ComboBox::from_label("Dither")
+        .selected_text(px.dither.name())
+        .show_ui(ui, |ui| {
+            for d in Dither::ALL {
+                ui.selectable_value(&mut px.dither, d, d.name());
+            }
+        });
+    ui.checkbox(&mut px.transparent, "Transparent background");
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut px.outline, "Outline");
+        ui.add_enabled_ui(px.outline, |ui| {
+            ui.color_edit_button_srgba_unmultiplied(&mut px.outline_color);
+        });
+    });
 }
 
 fn swatches(ui: &mut egui::Ui, palette: &Palette) {
@@ -210,62 +448,297 @@ fn swatches(ui: &mut egui::Ui, palette: &Palette) {
 fn queue_section(
     ui: &mut egui::Ui,
     queue: &EditorQueue,
+    textures: &HashMap<AssetId<Image>, egui::TextureId>,
+    now: std::time::Duration,
     actions: &mut MessageWriter<EditorAction>,
 ) {
-    ui.label(format!("Queue ({})", queue.tickets.len()));
-    for t in &queue.tickets {
+    ui.label(format!("Queue ({})", queue.entries.len()));
+    for e in &queue.entries {
+        let t = &e.ticket;
         ui.horizontal(|ui| {
-            let (fraction, text) = match t.status() {
-                TicketStatus::Queued => (0.0, "queued".to_owned()),
-                TicketStatus::Running { step, total } => {
-                    (step as f32 / total.max(1) as f32, format!("{step}/{total}"))
+            match e.preview.as_ref().and_then(|h| textures.get(&h.id())) {
+                Some(tex) => {
+                    let r = t.recipe().generation_size;
+                    let h = PREVIEW_POINTS * r.height as f32 / r.width.max(1) as f32;
+                    ui.add(egui::Image::new(egui::load::SizedTexture::new(
+                        *tex,
+                        egui::vec2(PREVIEW_POINTS, h),
+                    )));
                 }
-                TicketStatus::Done { .. } => (1.0, "done".to_owned()),
-                TicketStatus::Failed(e) => (0.0, e.to_string()),
-            };
-            ui.label(format!("{}", t.id()));
-            ui.add(
-                egui::ProgressBar::new(fraction)
-                    .text(text)
-                    .desired_width(160.0),
-            );
-            if ui.small_button("Cancel").clicked() {
-                actions.write(EditorAction::Cancel(t.id()));
+                None => {
+                    ui.add_space(PREVIEW_POINTS);
+                }
             }
+            ui.vertical(|ui| {
+                let (fraction, text) = match t.status() {
+                    TicketStatus::Queued => (0.0, "queued".to_owned()),
+                    TicketStatus::Running { step, total } => {
+                        (e.fraction(), format!("{step}/{total}"))
+                    }
+                    TicketStatus::Done { .. } => (1.0, "done".to_owned()),
+                    TicketStatus::Failed(err) => (0.0, err.to_string()),
+                };
+                ui.horizontal(|ui| {
+                    ui.label(format!("{}", t.id()));
+                    ui.add(
+                        egui::ProgressBar::new(fraction)
+                            .text(text)
+                            .desired_width(150.0),
+                    );
+                    if ui.small_button("Cancel").clicked() {
+                        actions.write(EditorAction::Cancel(t.id()));
+                    }
+                });
+                let eta = e.eta(now).map_or_else(
+                    || "ETA …".to_owned(),
+                    |d| format!("ETA {}", short_duration(d)),
+                );
+                ui.small(format!("{} elapsed, {eta}", short_duration(e.elapsed(now))));
+            });
         })
         .response
         .on_hover_text(&t.recipe().prompt);
     }
 }
 
+fn target_picker(
+    ui: &mut egui::Ui,
+    targets: &Query<(Entity, Option<&Name>), With<PixelGenTarget>>,
+    selected: &mut Option<Entity>,
+) {
+    let label = |e: Entity, n: Option<&Name>| {
+        n.map_or_else(|| format!("entity {e}"), |n| n.as_str().to_owned())
+    };
+    let text = selected
+        .and_then(|e| targets.get(e).ok())
+        .map_or_else(|| "(none)".to_owned(), |(e, n)| label(e, n));
+    egui::ComboBox::from_label("Apply target")
+        .selected_text(text)
+        .show_ui(ui, |ui| {
+            ui.selectable_value(selected, None, "(none)");
+            for (e, n) in targets {
+                ui.selectable_value(selected, Some(e), label(e, n));
+            }
+        })
+        .response
+        .on_hover_text("scene sprites marked PixelGenTarget");
+}
+
 fn gallery_section(
     ui: &mut egui::Ui,
-    ctx: &egui::Context,
-    gallery: &Gallery,
+    view: &GalleryView<'_>,
     start: usize,
-    thumbs: &[egui::TextureId],
     state: &mut EditorState,
+    dialog: &mut SaveDialog,
+    actions: &mut MessageWriter<EditorAction>,
 ) {
-    ui.label(format!("Gallery ({})", gallery.items.len()));
-    for (item, tex) in gallery.items[start..].iter().zip(thumbs).rev() {
-        let size = thumb_size(item.recipe.size.width, item.recipe.size.height);
+    ui.horizontal(|ui| {
+        ui.label(format!("Gallery ({})", view.gallery.items.len()));
+        ui.add(
+            egui::DragValue::new(&mut state.zoom)
+                .range(0..=16)
+                .prefix("zoom "),
+        )
+        .on_hover_text("0: fit");
+        ui.add(
+            egui::DragValue::new(&mut state.fps)
+                .range(1.0..=30.0)
+                .suffix(" fps"),
+        );
+        ui.menu_button(format!("{} variations", state.variations), |ui| {
+            ui.add(
+                egui::DragValue::new(&mut state.variations)
+                    .range(1..=16)
+                    .prefix("count "),
+            );
+            ui.radio_value(
+                &mut state.variation_seeds,
+                VariationSeeds::Consecutive,
+                "consecutive seeds (seed + 1, + 2, ...)",
+            );
+            ui.radio_value(
+                &mut state.variation_seeds,
+                VariationSeeds::Random,
+                "random seeds",
+            );
+        });
+    });
+    save_dialog(ui, dialog, actions);
+    let shown = &view.gallery.items[start..];
+    for item in shown.iter().rev().filter(|i| i.variation_of.is_none()) {
         ui.horizontal(|ui| {
-            ui.add(egui::Image::new(egui::load::SizedTexture::new(*tex, size)))
-                .on_hover_text(&item.recipe.prompt);
+            item_image(ui, view, item, state);
             ui.vertical(|ui| {
                 ui.label(format!("{} {}", item.ticket, item.recipe.size));
                 if let Some(seed) = item.recipe.seed.value() {
                     ui.label(format!("seed {seed}"));
                 }
-                if ui.small_button("Copy recipe").clicked()
-                    && let Ok(text) = item.recipe.to_ron()
-                {
-                    ctx.copy_text(text);
-                }
-                if ui.small_button("Edit recipe").clicked() {
-                    state.load_recipe(&item.recipe);
-                }
+                item_actions(ui, view, item, state, dialog, actions);
             });
         });
+        let variations: Vec<&GalleryItem> = shown
+            .iter()
+            .filter(|v| v.variation_of == Some(item.ticket))
+            .collect();
+        if !variations.is_empty() {
+            ui.indent(("variations", item.ticket.0), |ui| {
+                ui.horizontal_wrapped(|ui| {
+                    for v in variations {
+                        ui.vertical(|ui| {
+                            item_image(ui, view, v, state);
+                            ui.menu_button(
+                                format!("seed {}", v.recipe.seed.value().unwrap_or_default()),
+                                |ui| item_actions(ui, view, v, state, dialog, actions),
+                            );
+                        });
+                    }
+                });
+            });
+        }
     }
+}
+
+/// The item's picture: the current frame of a sheet, 3x3 tiled when tiling is on.
+fn item_image(ui: &mut egui::Ui, view: &GalleryView<'_>, item: &GalleryItem, state: &EditorState) {
+    let Some(tex) = view.textures.get(&item.image.id()) else {
+        ui.label("(not shown)");
+        return;
+    };
+    let size = thumb_size(item.recipe.size.width, item.recipe.size.height, state.zoom);
+    let uv = item
+        .layout
+        .as_ref()
+        .and_then(|h| view.layouts?.get(h))
+        .and_then(|layout| {
+            frame_uv(
+                layout,
+                view.gallery.frame_now(item.frame_count(), state.fps),
+            )
+        })
+        .map_or(
+            egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
+            |r| {
+                egui::Rect::from_min_max(egui::pos2(r.min.x, r.min.y), egui::pos2(r.max.x, r.max.y))
+            },
+        );
+    let image =
+        |scale: f32| egui::Image::new(egui::load::SizedTexture::new(*tex, size * scale)).uv(uv);
+    if !state.tiling {
+        ui.add(image(1.0)).on_hover_text(&item.recipe.prompt);
+        return;
+    }
+    ui.vertical(|ui| {
+        ui.spacing_mut().item_spacing = egui::Vec2::ZERO;
+        for _ in 0..3 {
+            ui.horizontal(|ui| {
+                ui.spacing_mut().item_spacing = egui::Vec2::ZERO;
+                for _ in 0..3 {
+                    ui.add(image(0.5));
+                }
+            });
+        }
+        if let Some(seam) = item.seam {
+            let verdict = if seam <= DEFAULT_SEAM_THRESHOLD {
+                "tiles"
+            } else {
+                "seam visible"
+            };
+            ui.small(format!("seam {seam:.2}: {verdict}"));
+        }
+    });
+}
+
+fn item_actions(
+    ui: &mut egui::Ui,
+    view: &GalleryView<'_>,
+    item: &GalleryItem,
+    state: &mut EditorState,
+    dialog: &mut SaveDialog,
+    actions: &mut MessageWriter<EditorAction>,
+) {
+    ui.horizontal_wrapped(|ui| {
+        if ui.small_button("Regenerate").clicked() {
+            actions.write(EditorAction::Regenerate(item.ticket));
+        }
+        if ui.small_button("Variations").clicked() {
+            actions.write(EditorAction::Variations {
+                of: item.ticket,
+                count: state.variations,
+                seeds: state.variation_seeds,
+            });
+        }
+        if ui.small_button("Save to assets…").clicked() {
+            *dialog = SaveDialog {
+                item: Some(item.ticket),
+                name: suggested_name(&item.recipe),
+                confirm_overwrite: false,
+            };
+        }
+        let apply = ui.add_enabled(view.target.is_some(), egui::Button::new("Apply").small());
+        if let Some(target) = view.target
+            && apply
+                .on_hover_text("show it on the selected target sprite")
+                .clicked()
+        {
+            actions.write(EditorAction::ApplyToTarget {
+                item: item.ticket,
+                target,
+            });
+        }
+        if ui.small_button("Copy recipe").clicked()
+            && let Ok(text) = item.recipe.to_ron()
+        {
+            view.ctx.copy_text(text);
+        }
+        if ui.small_button("Edit recipe").clicked() {
+            state.load_recipe(&item.recipe);
+        }
+        if ui
+            .small_button("Remove")
+            .on_hover_text("drop it from the gallery")
+            .clicked()
+        {
+            actions.write(EditorAction::Remove(item.ticket));
+        }
+    });
+    if let Some(path) = &item.saved_as {
+        ui.small(format!("saved as {}", path.display()));
+    }
+}
+
+fn save_dialog(
+    ui: &mut egui::Ui,
+    dialog: &mut SaveDialog,
+    actions: &mut MessageWriter<EditorAction>,
+) {
+    let Some(item) = dialog.item else {
+        return;
+    };
+    ui.group(|ui| {
+        ui.label(format!("Save {item} to assets as"));
+        let edit = ui.text_edit_singleline(&mut dialog.name);
+        if edit.changed() {
+            dialog.confirm_overwrite = false;
+        }
+        ui.horizontal(|ui| {
+            if dialog.confirm_overwrite {
+                if ui.button("Overwrite").clicked() {
+                    actions.write(EditorAction::SaveToAssets {
+                        item,
+                        name: dialog.name.clone(),
+                        overwrite: true,
+                    });
+                }
+            } else if ui.button("Save").clicked() {
+                actions.write(EditorAction::SaveToAssets {
+                    item,
+                    name: dialog.name.clone(),
+                    overwrite: false,
+                });
+            }
+            if ui.button("Close").clicked() {
+                *dialog = SaveDialog::default();
+            }
+        });
+    });
 }
