@@ -565,7 +565,9 @@ fn regenerate_repeats_the_seed_and_variations_vary_it() {
             .iter()
             .all(|v| v.variation_of == Some(item.ticket))
     );
-    assert_eq!(h.seen.lock().unwrap().len(), 7);
+    // Seven gallery items, six model runs: "regenerate" repeats a recipe and seed that was just
+    // generated, so the worker's in-memory cache serves it without the engine.
+    assert_eq!(h.seen.lock().unwrap().len(), 6);
     drop(items);
 
     // Removing the original keeps its variations, now items of their own; the image of a

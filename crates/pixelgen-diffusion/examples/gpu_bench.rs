@@ -448,11 +448,21 @@ impl Bench {
                 );
                 outs.push(out);
             }
-            self.report_err(
-                &format!("conv_{name}_k{k}s{stride}_{dtype:?}").to_lowercase(),
+            // Large f32 3x3 convolutions run on TF32 tensor cores (`fused::set_tf32`), as
+            // PyTorch's cuDNN does by default: held to 5e-3 instead of 1e-4.
+            let tf32 = dtype == DType::F32 && k == 3 && stride == 1 && size * size >= 4096;
+            let label = if tf32 { "_tf32" } else { "" };
+            self.report_err_tol(
+                &format!("conv_{name}_k{k}s{stride}_{dtype:?}{label}").to_lowercase(),
                 &outs[1],
                 &outs[0],
-                dtype,
+                if tf32 {
+                    5e-3
+                } else if dtype == DType::F32 {
+                    1e-4
+                } else {
+                    1e-2
+                },
             )?;
         }
         // (name, rows, in, out)
@@ -582,8 +592,19 @@ impl Bench {
         reference: &Tensor,
         dtype: DType,
     ) -> AnyResult<()> {
-        let err = rel_err(fused, reference)?;
         let tol = if dtype == DType::F32 { 1e-4 } else { 1e-2 };
+        self.report_err_tol(name, fused, reference, tol)
+    }
+
+    /// [`Self::report_err`] with an explicit tolerance.
+    fn report_err_tol(
+        &mut self,
+        name: &str,
+        fused: &Tensor,
+        reference: &Tensor,
+        tol: f64,
+    ) -> AnyResult<()> {
+        let err = rel_err(fused, reference)?;
         let bad = count_non_finite(fused)?;
         let pass = err <= tol && bad == 0;
         println!(

@@ -13,6 +13,11 @@
 //   flash_attn_d64_mma_*      the same with mma.sync (m16n8k16) and register-resident S, P and O
 //                             (FlashAttention-2's layout: the score accumulators are re-packed as
 //                             the A operand of P V, rows rescaled in registers).
+//   pad_nhwc_* + crop_bias_*  3x3 stride-1 convolutions as nine shifted GEMMs: the input goes to a
+//                             zero-bordered NHWC copy, where every tap's pixel rows are one
+//                             uniformly strided matrix (on the padded width), the nine products
+//                             accumulate in one NCHW buffer of padded width, then the two junk
+//                             columns per row are cropped and the bias added in one pass.
 //   im2col_*                  the columns of a convolution as [batch, pixels, cin * kh * kw] for a
 //                             range of output pixels, transposed through shared memory so reads
 //                             and writes are coalesced; one GEMM per image then writes NCHW.
@@ -199,6 +204,54 @@ __device__ void im2col(const T *x, T *col, int cin, int h, int w, int kh, int kw
         const int pw = pt + threadIdx.y + 8 * i;
         if (pw < np && r < k_total)
             col[((long)b * np + pw) * k_total + r] = tile[threadIdx.x][threadIdx.y + 8 * i];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shifted-GEMM convolution helpers.
+
+// xp[b, y + 1, x + 1, c] = x[b, c, y, x] (xp zeroed by the caller). grid (ceil(h * w / 32),
+// ceil(cin / 32), batch), block (32, 8): a 32-channel x 32-pixel tile through shared memory.
+template <typename T>
+__device__ void pad_nhwc(const T *x, T *xp, int cin, int h, int w) {
+    __shared__ T tile[32][34];
+    const int b = blockIdx.z;
+    const int pt = blockIdx.x * 32, ct = blockIdx.y * 32;
+    const int hw = h * w;
+    const T *xb = x + (long)b * cin * hw;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const int c = ct + threadIdx.y + 8 * i, p = pt + threadIdx.x;
+        tile[threadIdx.y + 8 * i][threadIdx.x] =
+            (c < cin && p < hw) ? xb[(long)c * hw + p] : from_f<T>(0.f);
+    }
+    __syncthreads();
+    T *xpb = xp + (long)b * (h + 2) * (w + 2) * cin;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const int p = pt + threadIdx.y + 8 * i, c = ct + threadIdx.x;
+        if (p < hw && c < cin) {
+            const int y = p / w, xx = p - y * w;
+            xpb[((long)(y + 1) * (w + 2) + xx + 1) * cin + c] = tile[threadIdx.x][threadIdx.y + 8 * i];
+        }
+    }
+}
+
+// out[b, c, y, x] = dpad[b, c, y * (w + 2) + x] + bias[c] (bias may be absent).
+template <typename T>
+__device__ void crop_bias(const T *dpad, const T *bias, T *out, int batch, int cout, int h,
+                          int w, int has_bias) {
+    const long n = (long)batch * cout * h * w;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n;
+         i += (long)gridDim.x * blockDim.x) {
+        const long row = i / w;  // (b * cout + c) * h + y
+        const int xx = (int)(i - row * w);
+        const long bc = row / h;
+        const int y = (int)(row - bc * h);
+        const int c = (int)(bc % cout);
+        float v = to_f(dpad[(bc * h + y) * (long)(w + 2) + xx]);
+        if (has_bias) v += to_f(bias[c]);
+        out[i] = from_f<T>(v);
     }
 }
 
@@ -394,10 +447,21 @@ template <typename T> __device__ __forceinline__ unsigned ld32(const T *p) {
     return *reinterpret_cast<const unsigned *>(p);
 }
 
-template <typename T> __device__ __forceinline__ unsigned ld16x2(const T *lo, const T *hi) {
-    const unsigned a = *reinterpret_cast<const unsigned short *>(lo);
-    const unsigned b = *reinterpret_cast<const unsigned short *>(hi);
-    return a | (b << 16);
+// Four 8x8 b16 matrices from shared memory; lane l gives the address of row l % 8 of matrix
+// l / 8, and receives (row l / 4, columns 2 (l % 4) + {0, 1}) of each (transposed: row and
+// column swapped), i.e. mma B fragments.
+__device__ __forceinline__ void ldsm_x4(unsigned (&r)[4], const void *p) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+__device__ __forceinline__ void ldsm_x4_trans(unsigned (&r)[4], const void *p) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
 }
 
 template <typename T>
@@ -455,14 +519,19 @@ __device__ void flash_attn_d64_mma(const T *__restrict__ q, const T *__restrict_
         }
         __syncthreads();
 
+        // S = Q K^T: K fragments by ldmatrix (matrices: keys n*8.., dims 16 kk + 8 m).
         float s[8][4];
+        const int lrow = lane & 7, lmat = lane >> 3;
 #pragma unroll
         for (int n = 0; n < 8; ++n) {
             s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
-            const T *kr = ks + (n * 8 + g) * FA_LDH + 2 * t;
 #pragma unroll
-            for (int kk = 0; kk < 4; ++kk)
-                Ops::mma(s[n], qa[kk], ld32(kr + kk * 16), ld32(kr + kk * 16 + 8));
+            for (int kk2 = 0; kk2 < 2; ++kk2) {
+                unsigned r[4];
+                ldsm_x4(r, ks + (n * 8 + lrow) * FA_LDH + kk2 * 32 + lmat * 8);
+                Ops::mma(s[n], qa[2 * kk2], r[0], r[1]);
+                Ops::mma(s[n], qa[2 * kk2 + 1], r[2], r[3]);
+            }
         }
 
         const int valid = lk - kt;
@@ -518,12 +587,15 @@ __device__ void flash_attn_d64_mma(const T *__restrict__ q, const T *__restrict_
                                     Ops::pack(s[2 * j][2], s[2 * j][3]),
                                     Ops::pack(s[2 * j + 1][0], s[2 * j + 1][1]),
                                     Ops::pack(s[2 * j + 1][2], s[2 * j + 1][3])};
-            const T *vr = vs + (j * 16 + 2 * t) * FA_LDH + g;
+            // V fragments by transposing ldmatrix (matrices: keys 16 j + 8 (m % 2), dims
+            // 8 (2 n2 + m / 2)).
 #pragma unroll
-            for (int n = 0; n < 8; ++n) {
-                const unsigned b0 = ld16x2(vr + n * 8, vr + FA_LDH + n * 8);
-                const unsigned b1 = ld16x2(vr + 8 * FA_LDH + n * 8, vr + 9 * FA_LDH + n * 8);
-                Ops::mma(o[n], pa, b0, b1);
+            for (int n2 = 0; n2 < 4; ++n2) {
+                unsigned r[4];
+                ldsm_x4_trans(r, vs + (j * 16 + (lmat & 1) * 8 + lrow) * FA_LDH +
+                                     (2 * n2 + (lmat >> 1)) * 8);
+                Ops::mma(o[2 * n2], pa, r[0], r[1]);
+                Ops::mma(o[2 * n2 + 1], pa, r[2], r[3]);
             }
         }
     }
@@ -566,6 +638,20 @@ __device__ void flash_attn_d64_mma(const T *__restrict__ q, const T *__restrict_
                                              int np) {                                          \
         im2col<T>(x, col, cin, h, w, kh, kw, stride, pad, wo, p0, np);                          \
     }
+
+#define SHIFT_ENTRY(NAME, T)                                                                     \
+    extern "C" __global__ void pad_nhwc_##NAME(const T *x, T *xp, int cin, int h, int w) {      \
+        pad_nhwc<T>(x, xp, cin, h, w);                                                          \
+    }                                                                                           \
+    extern "C" __global__ void crop_bias_##NAME(const T *dpad, const T *bias, T *out,          \
+                                                int batch, int cout, int h, int w,              \
+                                                int has_bias) {                                 \
+        crop_bias<T>(dpad, bias, out, batch, cout, h, w, has_bias);                             \
+    }
+
+SHIFT_ENTRY(f32, float)
+SHIFT_ENTRY(f16, __half)
+SHIFT_ENTRY(bf16, __nv_bfloat16)
 
 IM2COL_ENTRY(f32, float)
 IM2COL_ENTRY(f16, __half)

@@ -7,13 +7,37 @@ use crate::error::Result;
 pub(crate) use crate::fused::GroupNorm;
 use crate::profile;
 
+/// A convolution with a lazily built tap-major copy of its weight for the fused CUDA path
+/// (see [`crate::fused::conv2d`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Conv {
+    conv: Conv2d,
+    tap_major: std::sync::OnceLock<Tensor>,
+}
+
+impl Conv {
+    /// Loads `weight` `[cout, cin, k, k]` and `bias` with the given padding and stride.
+    pub(crate) fn new(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        cfg: Conv2dConfig,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Ok(Self {
+            conv: candle_nn::conv2d(cin, cout, k, cfg, vb)?,
+            tap_major: std::sync::OnceLock::new(),
+        })
+    }
+}
+
 /// 3x3 (or `k`x`k`) convolution with "same" padding and stride 1.
-pub(crate) fn conv(cin: usize, cout: usize, k: usize, vb: VarBuilder) -> Result<Conv2d> {
+pub(crate) fn conv(cin: usize, cout: usize, k: usize, vb: VarBuilder) -> Result<Conv> {
     let cfg = Conv2dConfig {
         padding: k / 2,
         ..Default::default()
     };
-    Ok(candle_nn::conv2d(cin, cout, k, cfg, vb)?)
+    Conv::new(cin, cout, k, cfg, vb)
 }
 
 /// Group norm that checks the channel count divides into the groups (a clear error, not a panic).
@@ -27,13 +51,15 @@ pub(crate) fn group_norm(
 }
 
 /// Runs a convolution, timed as `conv1x1`/`conv3x3` when profiling.
-pub(crate) fn run_conv(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
-    let name = match conv.weight().dim(3) {
+pub(crate) fn run_conv(conv: &Conv, x: &Tensor) -> Result<Tensor> {
+    let name = match conv.conv.weight().dim(3) {
         Ok(1) => "conv1x1",
         Ok(3) => "conv3x3",
         _ => "conv",
     };
-    profile::scope(name, x.device(), || crate::fused::conv2d(conv, x))
+    profile::scope(name, x.device(), || {
+        crate::fused::conv2d_cached(&conv.conv, Some(&conv.tap_major), x)
+    })
 }
 
 /// Runs a linear layer, timed under `name` when profiling.
@@ -50,11 +76,11 @@ pub(crate) fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 #[derive(Debug, Clone)]
 pub(crate) struct ResnetBlock {
     norm1: GroupNorm,
-    conv1: Conv2d,
+    conv1: Conv,
     time_emb_proj: Option<Linear>,
     norm2: GroupNorm,
-    conv2: Conv2d,
-    shortcut: Option<Conv2d>,
+    conv2: Conv,
+    shortcut: Option<Conv>,
 }
 
 impl ResnetBlock {
@@ -102,7 +128,7 @@ impl ResnetBlock {
 /// the VAE's asymmetric zero pad of one pixel on the right and bottom.
 #[derive(Debug, Clone)]
 pub(crate) struct Downsample {
-    conv: Conv2d,
+    conv: Conv,
     padding: usize,
 }
 
@@ -114,7 +140,7 @@ impl Downsample {
             ..Default::default()
         };
         Ok(Self {
-            conv: candle_nn::conv2d(channels, channels, 3, cfg, vb.pp("conv"))?,
+            conv: Conv::new(channels, channels, 3, cfg, vb.pp("conv"))?,
             padding,
         })
     }
@@ -132,7 +158,7 @@ impl Downsample {
 /// diffusers' `Upsample2D`: nearest-neighbour resize (2x, or to a given size), then a 3x3 conv.
 #[derive(Debug, Clone)]
 pub(crate) struct Upsample {
-    conv: Conv2d,
+    conv: Conv,
 }
 
 impl Upsample {

@@ -6,10 +6,10 @@
 //! linear or 1x1-conv projections, GEGLU feed-forward; anything else is a clear error.
 
 use candle_core::{D, DType, Device, Tensor};
-use candle_nn::{Conv2d, LayerNorm, Linear, Module, VarBuilder};
+use candle_nn::{LayerNorm, Linear, Module, VarBuilder};
 
 use crate::blocks::{
-    Downsample, GroupNorm, ResnetBlock, Upsample, add, conv, group_norm, run_conv, run_linear,
+    Conv, Downsample, GroupNorm, ResnetBlock, Upsample, add, conv, group_norm, run_conv, run_linear,
 };
 use crate::config::{SdxlConfigs, UNetConfig};
 use crate::error::{Result, invalid, unsupported};
@@ -191,7 +191,7 @@ impl TransformerBlock {
 #[derive(Debug, Clone)]
 enum Projection {
     Linear(Linear),
-    Conv(Conv2d),
+    Conv(Conv),
 }
 
 /// `Transformer2DModel` on a feature map.
@@ -301,14 +301,14 @@ pub struct UNetConditioning<'a> {
 /// SDXL's UNet.
 #[derive(Debug, Clone)]
 pub struct UNet2DConditionModel {
-    conv_in: Conv2d,
+    conv_in: Conv,
     time_embedding: TimestepMlp,
     add_embedding: Option<(TimestepMlp, usize)>,
     down: Vec<DownBlock>,
     mid: (ResnetBlock, Vec<SpatialTransformer>, ResnetBlock),
     up: Vec<UpBlock>,
     norm_out: GroupNorm,
-    conv_out: Conv2d,
+    conv_out: Conv,
     config: UNetConfig,
 }
 
@@ -347,7 +347,7 @@ impl UNet2DConditionModel {
         let linear = cfg.use_linear_projection;
 
         let pad = (cfg.conv_in_kernel.max(1) - 1) / 2;
-        let conv_in = candle_nn::conv2d(
+        let conv_in = Conv::new(
             cfg.in_channels,
             ch[0],
             cfg.conv_in_kernel,

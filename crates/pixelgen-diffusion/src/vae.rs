@@ -4,10 +4,10 @@
 //! scales latents with [`AutoencoderKl::scale_latents`] / [`AutoencoderKl::unscale_latents`].
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{Conv2d, Linear, Module, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 
 use crate::blocks::{
-    Downsample, GroupNorm, ResnetBlock, Upsample, add, conv, group_norm, run_conv, run_linear,
+    Conv, Downsample, GroupNorm, ResnetBlock, Upsample, add, conv, group_norm, run_conv, run_linear,
 };
 use crate::config::{SdxlConfigs, VaeConfig};
 use crate::error::{Result, invalid, unsupported};
@@ -114,11 +114,11 @@ impl MidBlock {
 
 #[derive(Debug, Clone)]
 struct Encoder {
-    conv_in: Conv2d,
+    conv_in: Conv,
     blocks: Vec<(Vec<ResnetBlock>, Option<Downsample>)>,
     mid: MidBlock,
     norm_out: GroupNorm,
-    conv_out: Conv2d,
+    conv_out: Conv,
 }
 
 impl Encoder {
@@ -171,11 +171,11 @@ impl Encoder {
 
 #[derive(Debug, Clone)]
 struct Decoder {
-    conv_in: Conv2d,
+    conv_in: Conv,
     mid: MidBlock,
     blocks: Vec<(Vec<ResnetBlock>, Option<Upsample>)>,
     norm_out: GroupNorm,
-    conv_out: Conv2d,
+    conv_out: Conv,
 }
 
 impl Decoder {
@@ -260,8 +260,8 @@ impl LatentDistribution {
 pub struct AutoencoderKl {
     encoder: Encoder,
     decoder: Decoder,
-    quant_conv: Option<Conv2d>,
-    post_quant_conv: Option<Conv2d>,
+    quant_conv: Option<Conv>,
+    post_quant_conv: Option<Conv>,
     config: VaeConfig,
     dtype: DType,
 }
@@ -332,7 +332,7 @@ impl AutoencoderKl {
         }
         let mut moments = self.encoder.forward(image)?;
         if let Some(q) = &self.quant_conv {
-            moments = q.forward(&moments)?;
+            moments = run_conv(q, &moments)?;
         }
         let parts = moments.chunk(2, 1)?;
         Ok(LatentDistribution {
@@ -354,7 +354,7 @@ impl AutoencoderKl {
             ));
         }
         let z = match &self.post_quant_conv {
-            Some(p) => p.forward(latents)?,
+            Some(p) => run_conv(p, latents)?,
             None => latents.clone(),
         };
         self.decoder.forward(&z)

@@ -8,7 +8,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::cublaslt::{CudaBlasLT, Matmul, MatmulConfig};
 use candle_core::cuda_backend::cudarc::driver::{
-    CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg,
+    CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits,
 };
 use candle_core::cuda_backend::{CudaDType, CudaDevice, WrapErr};
 use candle_core::{
@@ -789,5 +789,205 @@ impl CustomOp2 for ConvOp {
             DType::BF16 => self.run::<bf16>((xs, xl), (ws, wl)),
             other => bail!("the cuBLASLt convolution takes f16 or bf16, not {other:?}"),
         }
+    }
+}
+
+/// A 3x3 stride-1 "same" convolution as nine shifted cuBLASLt GEMMs: x `[b, cin, h, w]`, the
+/// weight tap-major `[cout, 9, cin]`, optional bias `[cout]`. f32 runs on TF32 tensor cores
+/// (cuBLASLt's f32 compute type here), as PyTorch runs cuDNN convolutions by default.
+pub(super) struct ShiftConvOp;
+
+impl ShiftConvOp {
+    fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
+        x: (&CudaStorage, &Layout),
+        w: (&CudaStorage, &Layout),
+        bias: Option<(&CudaStorage, &Layout)>,
+    ) -> Result<(CudaStorage, Shape)>
+    where
+        CudaBlasLT: Matmul<T>,
+    {
+        let (b, cin, h, wd) = x.1.shape().dims4()?;
+        let (cout, taps, wcin) = w.1.shape().dims3()?;
+        if taps != 9 || wcin != cin || h == 0 || wd == 0 {
+            bail!(
+                "shifted conv: input {:?} does not fit weight {:?}",
+                x.1.dims(),
+                w.1.dims()
+            );
+        }
+        if let Some((_, l)) = bias
+            && l.shape().elem_count() != cout
+        {
+            bail!("shifted conv: bias does not have {cout} values");
+        }
+        let dev = x.0.device().clone();
+        let xs = contiguous_view::<T>(x.0, x.1, "conv input")?;
+        let ws = contiguous_view::<T>(w.0, w.1, "conv weight")?;
+        let name = suffix(x.0.dtype())?;
+        let stream = dev.cuda_stream();
+        let (hp, wp) = (h + 2, wd + 2);
+        let xp = stream.alloc_zeros::<T>(b * hp * wp * cin).w()?;
+        let pad = launch_fn(&dev, &format!("pad_nhwc_{name}"))?;
+        let mut launch = stream.launch_builder(&pad);
+        let (cin_i, h_i, w_i) = (cin as i32, h as i32, wd as i32);
+        launch.arg(&xs).arg(&xp).arg(&cin_i).arg(&h_i).arg(&w_i);
+        let cfg = LaunchConfig {
+            grid_dim: (
+                (h * wd).div_ceil(32) as u32,
+                cin.div_ceil(32) as u32,
+                b as u32,
+            ),
+            block_dim: (32, 8, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: reads b * cin * h * w inputs (contiguous, checked) and writes inside the
+        // b * (h + 2) * (w + 2) * cin padded buffer (interior pixels only).
+        unsafe { launch.launch(cfg) }.w()?;
+
+        // The output on the padded width: rows q = y * (w + 2) + x, the last row's two junk
+        // columns left out so that every tap stays inside the padded image.
+        let plane = h * wp;
+        let m = plane - 2;
+        // SAFETY: the nine GEMMs write rows 0 .. m of every plane before the crop reads them;
+        // the crop reads only x < w, i.e. rows < m.
+        let mut dpad = unsafe { dev.alloc::<T>(b * cout * plane)? };
+        let lt = blas_lt(&dev)?;
+        for tap in 0..9 {
+            let (ky, kx) = (tap / 3, tap % 3);
+            let cfg = MatmulConfig {
+                transa: true,
+                transb: false,
+                transc: false,
+                m: m as u64,
+                n: cout as u64,
+                k: cin as u64,
+                alpha: 1.0,
+                lda: cin as i64,
+                ldb: (9 * cin) as i64,
+                beta: if tap == 0 { 0.0 } else { 1.0 },
+                ldc: plane as i64,
+                stride_a: Some((hp * wp * cin) as i64),
+                stride_b: Some(0),
+                stride_c: Some((cout * plane) as i64),
+                stride_bias: None,
+                batch_size: Some(b as i32),
+            };
+            let a = xp.slice((ky * wp + kx) * cin..);
+            let wtap = ws.slice(tap * cin..);
+            // SAFETY: A reads rows ky * (w + 2) + kx + q, q < m, of each padded image:
+            // the last is (h + 2) * (w + 2) - 1 for the largest tap, inside the image
+            // (batch stride (h + 2) * (w + 2) * cin). B reads w[co, tap, 0 .. cin] (ldb = 9 cin).
+            // D is b planes of cout * h * (w + 2) values, as allocated.
+            unsafe { lt.matmul(cfg, &a, &wtap, &mut dpad, None, None) }.map_err(lt_err)?;
+        }
+
+        // SAFETY: the crop kernel writes every one of the b * cout * h * w outputs.
+        let out = unsafe { dev.alloc::<T>(b * cout * h * wd)? };
+        let crop = launch_fn(&dev, &format!("crop_bias_{name}"))?;
+        let mut launch = stream.launch_builder(&crop);
+        let bs = match bias {
+            Some((s, l)) => Some(contiguous_view::<T>(s, l, "conv bias")?),
+            None => None,
+        };
+        let has_bias = i32::from(bs.is_some());
+        let (b_i, cout_i) = (b as i32, cout as i32);
+        launch.arg(&dpad);
+        match &bs {
+            Some(bv) => launch.arg(bv),
+            // Any valid pointer: the kernel does not read it without a bias.
+            None => launch.arg(&ws),
+        };
+        launch
+            .arg(&out)
+            .arg(&b_i)
+            .arg(&cout_i)
+            .arg(&h_i)
+            .arg(&w_i)
+            .arg(&has_bias);
+        let total = b * cout * h * wd;
+        let cfg = LaunchConfig {
+            grid_dim: (total.div_ceil(256).clamp(1, 1 << 20) as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: reads dpad at rows < m of each plane and bias[c < cout]; writes `total`
+        // outputs, the size of `out`.
+        unsafe { launch.launch(cfg) }.w()?;
+        Ok((
+            CudaStorage::wrap_cuda_slice(out, dev),
+            Shape::from((b, cout, h, wd)),
+        ))
+    }
+
+    fn dispatch(
+        x: (&CudaStorage, &Layout),
+        w: (&CudaStorage, &Layout),
+        bias: Option<(&CudaStorage, &Layout)>,
+    ) -> Result<(CudaStorage, Shape)> {
+        if x.0.dtype() != w.0.dtype() || bias.is_some_and(|(b, _)| b.dtype() != w.0.dtype()) {
+            bail!("shifted conv: input, weight and bias dtypes differ");
+        }
+        match x.0.dtype() {
+            DType::F32 => Self::run::<f32>(x, w, bias),
+            DType::F16 => Self::run::<f16>(x, w, bias),
+            DType::BF16 => Self::run::<bf16>(x, w, bias),
+            other => bail!("the shifted convolution takes f32, f16 or bf16, not {other:?}"),
+        }
+    }
+}
+
+impl CustomOp2 for ShiftConvOp {
+    fn name(&self) -> &'static str {
+        "pixelgen-shift-conv"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        bail!("the shifted convolution runs on CUDA only")
+    }
+
+    fn cuda_fwd(
+        &self,
+        xs: &CudaStorage,
+        xl: &Layout,
+        ws: &CudaStorage,
+        wl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        Self::dispatch((xs, xl), (ws, wl), None)
+    }
+}
+
+impl CustomOp3 for ShiftConvOp {
+    fn name(&self) -> &'static str {
+        "pixelgen-shift-conv-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        bail!("the shifted convolution runs on CUDA only")
+    }
+
+    fn cuda_fwd(
+        &self,
+        xs: &CudaStorage,
+        xl: &Layout,
+        ws: &CudaStorage,
+        wl: &Layout,
+        bs: &CudaStorage,
+        bl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        Self::dispatch((xs, xl), (ws, wl), Some((bs, bl)))
     }
 }
