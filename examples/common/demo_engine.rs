@@ -11,7 +11,8 @@ use std::time::Duration;
 use bevy::ecs::resource::Resource;
 use bevy::log::{info, warn};
 use bevy_pixelgen::pixelgen::{
-    self, CacheKey, Control, GeneratedSprite, ModelIdentity, Progress, SpriteEngine,
+    self, CacheKey, Control, DeviceChoice, GeneratedSprite, ModelIdentity, Precision, Progress,
+    SpriteEngine,
 };
 use bevy_pixelgen::prelude::*;
 use bevy_pixelgen::{EngineFactory, pixelgen::Size};
@@ -96,7 +97,16 @@ impl EngineChoice {
             Self::Tiny => {
                 PixelGenPlugin::new(ModelConfig::new(ModelSource::local(tiny_model_dir())))
             }
-            Self::Model(dir) => PixelGenPlugin::new(ModelConfig::new(ModelSource::local(dir))),
+            Self::Model(dir) => {
+                let mut model = ModelConfig::new(ModelSource::local(dir));
+                // Built with `--features cuda`: the first NVIDIA GPU in f16 (the VAE upcasts
+                // where its config asks); otherwise the CPU in f32.
+                if cfg!(feature = "cuda") {
+                    model.device = DeviceChoice::Cuda(0);
+                    model.precision = Precision::F16;
+                }
+                PixelGenPlugin::new(model)
+            }
         };
         PixelGenPlugin {
             output_dir: None,

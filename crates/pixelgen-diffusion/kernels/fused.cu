@@ -447,6 +447,19 @@ template <typename T> __device__ __forceinline__ unsigned ld32(const T *p) {
     return *reinterpret_cast<const unsigned *>(p);
 }
 
+// 16-byte asynchronous global -> shared copy; `valid == false` writes zeros (source size 0).
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid) {
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    const int n = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
+
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
 // Four 8x8 b16 matrices from shared memory; lane l gives the address of row l % 8 of matrix
 // l / 8, and receives (row l / 4, columns 2 (l % 4) + {0, 1}) of each (transposed: row and
 // column swapped), i.e. mma B fragments.
@@ -470,8 +483,8 @@ __device__ void flash_attn_d64_mma(const T *__restrict__ q, const T *__restrict_
                                    int heads, long q_bs, long q_ts, long k_bs, long k_ts,
                                    long v_bs, long v_ts, float scale_log2) {
     __shared__ __align__(128) T qs[FA_BR * FA_LDH];
-    __shared__ __align__(128) T ks[FA_BC * FA_LDH];
-    __shared__ __align__(128) T vs[FA_BC * FA_LDH];
+    __shared__ __align__(128) T kbuf[2][FA_BC * FA_LDH];
+    __shared__ __align__(128) T vbuf[2][FA_BC * FA_LDH];
     using Ops = MmaOps<T>;
 
     const int bh = blockIdx.y;
@@ -505,19 +518,30 @@ __device__ void flash_attn_d64_mma(const T *__restrict__ q, const T *__restrict_
     for (int n = 0; n < 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
 
-    for (int kt = 0; kt < lk; kt += FA_BC) {
-        __syncthreads();
+    // K/V tiles are double-buffered: the next tile's cp.async copies run while this one is
+    // multiplied (rows past lk are zero-filled by a zero source size).
+    auto load_tile = [&](int kt, int buf) {
         for (int i = tid; i < FA_BC * 8; i += 128) {
             const int r = i / 8, c8 = i % 8;
-            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-            if (kt + r < lk) {
-                kv = *reinterpret_cast<const uint4 *>(kb + (long)(kt + r) * k_ts + c8 * 8);
-                vv = *reinterpret_cast<const uint4 *>(vb + (long)(kt + r) * v_ts + c8 * 8);
-            }
-            *reinterpret_cast<uint4 *>(&ks[r * FA_LDH + c8 * 8]) = kv;
-            *reinterpret_cast<uint4 *>(&vs[r * FA_LDH + c8 * 8]) = vv;
+            const bool ok = kt + r < lk;
+            const long row = ok ? (long)(kt + r) : 0;
+            cp_async16(&kbuf[buf][r * FA_LDH + c8 * 8], kb + row * k_ts + c8 * 8, ok);
+            cp_async16(&vbuf[buf][r * FA_LDH + c8 * 8], vb + row * v_ts + c8 * 8, ok);
+        }
+        cp_async_commit();
+    };
+    load_tile(0, 0);
+    int buf = 0;
+    for (int kt = 0; kt < lk; kt += FA_BC, buf ^= 1) {
+        if (kt + FA_BC < lk) {
+            load_tile(kt + FA_BC, buf ^ 1);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
         }
         __syncthreads();
+        const T *ks = kbuf[buf];
+        const T *vs = vbuf[buf];
 
         // S = Q K^T: K fragments by ldmatrix (matrices: keys n*8.., dims 16 kk + 8 m).
         float s[8][4];
@@ -598,6 +622,7 @@ __device__ void flash_attn_d64_mma(const T *__restrict__ q, const T *__restrict_
                 Ops::mma(o[2 * n2 + 1], pa, r[2], r[3]);
             }
         }
+        __syncthreads();  // this buffer is refilled two tiles from now
     }
 
     const float inv0 = 1.f / l0, inv1 = 1.f / l1;
