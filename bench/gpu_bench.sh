@@ -38,13 +38,13 @@ for xz in "$DIST"/gpu_bench*.xz; do
   name=$(basename "$xz" .xz)
   "$PY" -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" "$xz" "/tmp/$name"
   chmod +x "/tmp/$name"
-  only=check,kernels,profile,unet,clip,vae,pipe
+  only=check,kernels,profile,unet,clip,vae,pipe,throughput
   for k in $KERNELS; do
     echo "=== $name --kernels $k"
     "/tmp/$name" --device cuda --iters "$ITERS" --fixture "$FIXTURE" --kernels "$k" --only "$only" \
       2>&1 | tee "$OUT/$name-$k.log"
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-    only=unet,vae,pipe
+    only=unet,vae,pipe,throughput
   done
 done
 

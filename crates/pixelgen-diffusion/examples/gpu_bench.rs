@@ -56,8 +56,11 @@ struct Args {
     /// VAE decode and pipeline sizes (first: the CFG pipeline's, second: the no-CFG one's).
     #[arg(long, default_value = "1024,512")]
     sizes: String,
-    /// Sections to run: check, kernels, profile, unet, clip, vae, pipe.
-    #[arg(long, default_value = "check,kernels,profile,unet,clip,vae,pipe")]
+    /// Sections to run: check, kernels, profile, unet, clip, vae, pipe, throughput.
+    #[arg(
+        long,
+        default_value = "check,kernels,profile,unet,clip,vae,pipe,throughput"
+    )]
     only: String,
     /// Implementation of the hot spots: `fused` (our CUDA kernels), `fused-no-flash`, or
     /// `reference` (candle's ops only). The `kernels` and `profile` sections compare all three.
@@ -795,6 +798,73 @@ impl Bench {
         Ok(v)
     }
 
+    /// Sprite throughput and the fast samplers: images per minute for batches at 512² with
+    /// the "fast" preset's sampler (LCM, 8 steps, CFG 1.5), the 1-step turbo image at 512² and
+    /// a 4-step LCM image at 1024² (no CFG); f32 VAE, text encoding included.
+    fn throughput(&mut self) -> AnyResult<()> {
+        let unet = self.build_unet()?;
+        let (c1, c2) = self.build_clips()?;
+        let tokenizers = (
+            ClipTokenizer::from_folder(self.fixture.join("tokenizer"))?,
+            ClipTokenizer::from_folder(self.fixture.join("tokenizer_2"))?,
+        );
+        let text = SdxlTextEncoders::from_parts(tokenizers, (c1, c2), true, &self.device);
+        let vae = self.build_vae(DType::F32)?;
+        let pipe = SdxlPipeline::from_parts(
+            self.configs.clone(),
+            text,
+            unet,
+            vae,
+            self.dtype,
+            &self.device,
+        );
+        let spacing = pixelgen_diffusion::TimestepSpacing::Trailing;
+        let runs = [
+            (
+                "turbo_1step_512",
+                512,
+                1,
+                0.0,
+                SchedulerKind::EulerAncestral,
+                1,
+            ),
+            ("lcm_4step_1024", 1024, 4, 0.0, SchedulerKind::Lcm, 1),
+            ("fast_8step_512_b1", 512, 8, 1.5, SchedulerKind::Lcm, 1),
+            ("fast_8step_512_b4", 512, 8, 1.5, SchedulerKind::Lcm, 4),
+            ("fast_8step_512_b8", 512, 8, 1.5, SchedulerKind::Lcm, 8),
+        ];
+        for (name, res, steps, guidance, sampler, batch) in runs {
+            let params = GenerationParams {
+                prompt: "pixel art knight, 16-bit sprite".into(),
+                width: res,
+                height: res,
+                steps,
+                guidance_scale: guidance,
+                sampler: Some(sampler),
+                timestep_spacing: Some(spacing),
+                batch,
+                ..Default::default()
+            };
+            self.reset_peak();
+            let (times, out) = self.time(1, 5, || {
+                let out = pipe.txt2img(&params, &mut SeededNoise::new(3), &mut |_| {
+                    Control::Continue
+                })?;
+                Ok(out.image)
+            })?;
+            let per_min = 60_000.0 / median(&times) * batch as f64;
+            self.result(
+                &format!("throughput_{name}"),
+                &times,
+                &format!(
+                    " images={batch} images_per_min={per_min:.1} nonfinite={}",
+                    count_non_finite(&out)?
+                ),
+            );
+        }
+        Ok(())
+    }
+
     fn pipe(&mut self) -> AnyResult<()> {
         let sizes = self.sizes()?;
         let unet = self.build_unet()?;
@@ -1000,6 +1070,7 @@ fn run() -> AnyResult<()> {
     bench.section("clip", Bench::clip);
     bench.section("vae", Bench::vae);
     bench.section("pipe", Bench::pipe);
+    bench.section("throughput", Bench::throughput);
     if bench.failures > 0 {
         println!("FAILED: {} check(s) or section(s)", bench.failures);
         std::process::exit(1);

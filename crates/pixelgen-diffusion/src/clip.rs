@@ -9,6 +9,7 @@ use candle_nn::{Embedding, LayerNorm, Linear, Module, VarBuilder};
 
 use crate::config::ClipTextConfig;
 use crate::error::{Result, invalid, unsupported};
+use crate::fused;
 
 #[derive(Debug, Clone, Copy)]
 enum Activation {
@@ -65,9 +66,9 @@ impl Attention {
                 .contiguous()?)
         };
         let scale = (self.head_dim as f64).powf(-0.5);
-        let q = split(self.q.forward(x)?.affine(scale, 0.0)?)?;
-        let k = split(self.k.forward(x)?)?;
-        let v = split(self.v.forward(x)?)?;
+        let q = split(fused::linear(&self.q, x)?.affine(scale, 0.0)?)?;
+        let k = split(fused::linear(&self.k, x)?)?;
+        let v = split(fused::linear(&self.v, x)?)?;
         let dtype = q.dtype();
         let scores = q
             .matmul(&k.t()?)?
@@ -75,7 +76,7 @@ impl Attention {
             .broadcast_add(causal_mask)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(dtype)?;
         let o = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, l, h))?;
-        Ok(self.out.forward(&o)?)
+        fused::linear(&self.out, &o)
     }
 }
 
@@ -104,11 +105,8 @@ impl EncoderLayer {
 
     fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let x = (x + self.attn.forward(&self.norm1.forward(x)?, mask)?)?;
-        let m = self.fc2.forward(
-            &self
-                .act
-                .forward(&self.fc1.forward(&self.norm2.forward(&x)?)?)?,
-        )?;
+        let h = fused::linear(&self.fc1, &self.norm2.forward(&x)?)?;
+        let m = fused::linear(&self.fc2, &self.act.forward(&h)?)?;
         Ok((x + m)?)
     }
 }

@@ -71,8 +71,8 @@ pub use lora::{
 };
 pub use noise::{NoiseSource, RecordedNoise, SeededNoise};
 pub use pipeline::{
-    Control, Generated, GenerationParams, Progress, SdxlPipeline, count_non_finite, ensure_finite,
-    scheduler_config,
+    Control, Generated, GenerationParams, MAX_BATCH, Progress, SdxlPipeline, count_non_finite,
+    ensure_finite, scheduler_config,
 };
 pub use preview::{SDXL_LATENT_RGB, latent_pixel_to_rgb, latents_to_rgb};
 pub use random::RandomWeights;

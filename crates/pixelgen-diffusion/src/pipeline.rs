@@ -13,6 +13,9 @@ use crate::text::SdxlTextEncoders;
 use crate::unet::{UNet2DConditionModel, UNetConditioning};
 use crate::vae::AutoencoderKl;
 
+/// Largest [`GenerationParams::batch`].
+pub const MAX_BATCH: usize = 64;
+
 /// What to generate (everything but the noise), plain serde data for recipes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -38,6 +41,11 @@ pub struct GenerationParams {
     /// Timestep spacing; `None` keeps the folder's setting. SDXL-Turbo wants
     /// [`TimestepSpacing::Trailing`] (its 1-4 step tables start at the last training step).
     pub timestep_spacing: Option<TimestepSpacing>,
+    /// Images generated together from the prompt (diffusers' `num_images_per_prompt`): one
+    /// UNet call per step for all of them, so a batch is cheaper per image on a GPU. The
+    /// initial latents are one `[batch, 4, h / 8, w / 8]` draw from the noise source, so image
+    /// `k` of a seeded batch differs from a single image with the same seed.
+    pub batch: usize,
 }
 
 impl Default for GenerationParams {
@@ -53,6 +61,7 @@ impl Default for GenerationParams {
             karras: None,
             eta: 0.0,
             timestep_spacing: None,
+            batch: 1,
         }
     }
 }
@@ -215,17 +224,23 @@ impl SdxlPipeline {
 
     /// Text to image. `noise` gives the initial latents, then any per-step noise: pass
     /// [`crate::SeededNoise`] for a seed, or [`crate::RecordedNoise`] holding your own initial
-    /// latents (`[1, 4, h / 8, w / 8]`, unit variance) to start from explicit latents.
+    /// latents (`[batch, 4, h / 8, w / 8]`, unit variance) to start from explicit latents.
     pub fn txt2img(
         &self,
         params: &GenerationParams,
         noise: &mut dyn NoiseSource,
         progress: &mut dyn FnMut(Progress) -> Control,
     ) -> Result<Generated> {
+        if params.batch == 0 || params.batch > MAX_BATCH {
+            return Err(invalid(
+                "batch",
+                format!("{} images: use 1 to {MAX_BATCH}", params.batch),
+            ));
+        }
         let mut sched = self.scheduler(params)?;
         let (lh, lw) = self.latent_size(params)?;
         let c = self.configs.unet.in_channels;
-        let init = noise.normal(&[1, c, lh, lw], &self.device)?;
+        let init = noise.normal(&[params.batch, c, lh, lw], &self.device)?;
         let latents = init
             .affine(sched.init_noise_sigma(), 0.0)?
             .to_dtype(self.dtype)?;
@@ -250,6 +265,12 @@ impl SdxlPipeline {
         noise: &mut dyn NoiseSource,
         progress: &mut dyn FnMut(Progress) -> Control,
     ) -> Result<Generated> {
+        if params.batch != 1 {
+            return Err(invalid(
+                "batch",
+                format!("img2img takes one image, not a batch of {}", params.batch),
+            ));
+        }
         let mut sched = self.scheduler(params)?;
         let start = scheduler::img2img_start(params.steps, strength)?;
         if start >= sched.timesteps().len() {
@@ -362,6 +383,7 @@ impl SdxlPipeline {
         if !p.guidance_scale.is_finite() {
             return Err(invalid("guidance_scale", "must be a finite number"));
         }
+        let n = latents.dim(0)?;
         let cfg = p.guidance_scale > 1.0 && self.configs.unet.time_cond_proj_dim.is_none();
         let (pos, neg) = self
             .text
@@ -376,18 +398,23 @@ impl SdxlPipeline {
         }
         let (h, w) = (p.height as f32, p.width as f32);
         let ids = [h, w, 0.0, 0.0, h, w];
-        let (ehs, pooled, time_ids) = if cfg {
+        // Each prompt's conditioning repeated for the batch: [neg x n, pos x n] with guidance.
+        let rep = |t: &Tensor| -> Result<Tensor> {
+            Ok(if n == 1 {
+                t.clone()
+            } else {
+                Tensor::cat(&vec![t; n], 0)?
+            })
+        };
+        let rows = if cfg { 2 * n } else { n };
+        let time_ids = Tensor::from_vec(ids.repeat(rows), (rows, 6), &self.device)?;
+        let (ehs, pooled) = if cfg {
             (
-                Tensor::cat(&[&neg.embeds, &pos.embeds], 0)?,
-                Tensor::cat(&[&neg.pooled, &pos.pooled], 0)?,
-                Tensor::from_vec([ids, ids].concat(), (2, 6), &self.device)?,
+                Tensor::cat(&[rep(&neg.embeds)?, rep(&pos.embeds)?], 0)?,
+                Tensor::cat(&[rep(&neg.pooled)?, rep(&pos.pooled)?], 0)?,
             )
         } else {
-            (
-                pos.embeds.clone(),
-                pos.pooled.clone(),
-                Tensor::from_vec(ids.to_vec(), (1, 6), &self.device)?,
-            )
+            (rep(&pos.embeds)?, rep(&pos.pooled)?)
         };
         let cond = UNetConditioning {
             encoder_hidden_states: &ehs,
@@ -405,8 +432,8 @@ impl SdxlPipeline {
             let input = sched.scale_model_input(&input, i)?;
             let pred = self.unet.forward(&input, t, &cond)?;
             let pred = if cfg {
-                let uncond = pred.narrow(0, 0, 1)?;
-                let text = pred.narrow(0, 1, 1)?;
+                let uncond = pred.narrow(0, 0, n)?;
+                let text = pred.narrow(0, n, n)?;
                 (&uncond + (text - &uncond)?.affine(p.guidance_scale, 0.0)?)?
             } else {
                 pred

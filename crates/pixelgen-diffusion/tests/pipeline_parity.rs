@@ -256,3 +256,48 @@ fn decode_refuses_nan_and_inf_instead_of_returning_an_image() {
     let ok = Tensor::full(0.1f32, (1, 4, 8, 8), &Device::Cpu).unwrap();
     assert!(pipe.decode(&ok).is_ok());
 }
+
+/// A batch of two is the same as the two images made one at a time (CFG on, so the
+/// conditioning is laid out as [neg, neg, pos, pos]), and each image of the batch is checked
+/// against diffusers' single-image reference when it starts from the same latents.
+#[test]
+fn a_batch_equals_its_images_made_one_at_a_time() {
+    let Setup { pipe, ex, params } = setup();
+    let first = ex["txt2img.initial_latents"].clone();
+    let second = (first.flip(&[3]).unwrap() * 0.5).unwrap();
+    let batch = GenerationParams {
+        batch: 2,
+        ..params.clone()
+    };
+    let both = Tensor::cat(&[&first, &second], 0).unwrap();
+    let out = pipe
+        .txt2img(&batch, &mut RecordedNoise::new([both]), &mut |_| {
+            Control::Continue
+        })
+        .unwrap();
+    assert_eq!(out.image.dims()[0], 2);
+    check(
+        "batch image 0 vs diffusers",
+        &out.image.narrow(0, 0, 1).unwrap(),
+        &ex["txt2img.image"],
+    );
+    for (k, init) in [first, second].into_iter().enumerate() {
+        let single = pipe
+            .txt2img(&params, &mut RecordedNoise::new([init]), &mut |_| {
+                Control::Continue
+            })
+            .unwrap();
+        check(
+            &format!("batch image {k} vs alone"),
+            &out.image.narrow(0, k, 1).unwrap(),
+            &single.image,
+        );
+    }
+    // The two images differ (the batch is not one image twice).
+    assert!(rel_err(&out.image.narrow(0, 1, 1).unwrap(), &ex["txt2img.image"]) > 100.0 * RTOL);
+    let bad = GenerationParams { batch: 0, ..params };
+    assert!(matches!(
+        pipe.txt2img(&bad, &mut SeededNoise::new(1), &mut |_| Control::Continue),
+        Err(DiffusionError::InvalidInput { .. })
+    ));
+}
