@@ -10,6 +10,7 @@ use crate::error::{DiffusionError, Result, invalid};
 use crate::noise::NoiseSource;
 use crate::scheduler::{self, Ddim, Scheduler, SchedulerKind};
 use crate::text::SdxlTextEncoders;
+use crate::tiling::TilingGuard;
 use crate::unet::{UNet2DConditionModel, UNetConditioning};
 use crate::vae::AutoencoderKl;
 
@@ -38,6 +39,11 @@ pub struct GenerationParams {
     /// Timestep spacing; `None` keeps the folder's setting. SDXL-Turbo wants
     /// [`TimestepSpacing::Trailing`] (its 1-4 step tables start at the last training step).
     pub timestep_spacing: Option<TimestepSpacing>,
+    /// Seamless tiling (default off): every padded convolution of the UNet and the VAE pads
+    /// circularly ("wrap", as A1111/ComfyUI's tiling option) instead of with zeros, so the
+    /// image's right edge continues its left edge and its bottom edge its top, and copies of it
+    /// tile without seams. See [`crate::tiling`].
+    pub tiling: bool,
 }
 
 impl Default for GenerationParams {
@@ -53,6 +59,7 @@ impl Default for GenerationParams {
             karras: None,
             eta: 0.0,
             timestep_spacing: None,
+            tiling: false,
         }
     }
 }
@@ -222,6 +229,7 @@ impl SdxlPipeline {
         noise: &mut dyn NoiseSource,
         progress: &mut dyn FnMut(Progress) -> Control,
     ) -> Result<Generated> {
+        let _tiling = TilingGuard::new(params.tiling);
         let mut sched = self.scheduler(params)?;
         let (lh, lw) = self.latent_size(params)?;
         let c = self.configs.unet.in_channels;
@@ -250,6 +258,7 @@ impl SdxlPipeline {
         noise: &mut dyn NoiseSource,
         progress: &mut dyn FnMut(Progress) -> Control,
     ) -> Result<Generated> {
+        let _tiling = TilingGuard::new(params.tiling);
         let mut sched = self.scheduler(params)?;
         let start = scheduler::img2img_start(params.steps, strength)?;
         if start >= sched.timesteps().len() {
