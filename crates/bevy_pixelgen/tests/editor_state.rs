@@ -1018,6 +1018,31 @@ fn gallery_items_carry_a_seam_score_for_the_tiling_check() {
         seam > pixelgen_pixel::tile::DEFAULT_SEAM_THRESHOLD,
         "a ramp has a visible wrap seam: {seam}"
     );
+    assert!(!flat.recipe.tiling && !ramp.recipe.tiling);
+}
+
+#[test]
+fn the_tiling_toggle_asks_the_engine_for_a_seamless_tile() {
+    let mut h = harness("tiling");
+    let app = &mut h.app;
+    let plain = generate(app, "grass", 1);
+    form(app, |s| s.tiling = true);
+    let tiled = generate(app, "grass", 1);
+    let seen = h.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "tiling is part of the cache key: a new run");
+    assert!(!seen[0].tiling && !plain.recipe.tiling);
+    assert!(seen[1].tiling, "the engine got a tiling recipe");
+    assert!(tiled.recipe.tiling, "the gallery keeps it for regenerate");
+    // Regenerate repeats it, and loading the recipe back sets the toggle.
+    form(app, |s| s.tiling = false);
+    act(app, EditorAction::Regenerate(tiled.ticket));
+    run_until(app, "the regenerated item", |a| {
+        a.world().resource::<Gallery>().items.len() == 3
+    });
+    assert!(app.world().resource::<Gallery>().items[2].recipe.tiling);
+    let mut s = EditorState::default();
+    s.load_recipe(&tiled.recipe);
+    assert!(s.tiling);
 }
 
 #[test]

@@ -66,6 +66,9 @@ pub struct Args {
     /// No per-step progress lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Draw a seamless tile (circular padding in every convolution).
+    #[arg(long)]
+    pub tiling: bool,
 }
 
 type AnyResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -135,6 +138,7 @@ pub fn run(args: &Args) -> AnyResult<PathBuf> {
         steps: args.steps,
         guidance_scale: args.guidance,
         sampler: args.sampler,
+        tiling: args.tiling,
         ..Default::default()
     };
     let start = Instant::now();

@@ -5,7 +5,7 @@ use candle_nn::{Conv2d, Conv2dConfig, Linear, Module, VarBuilder};
 
 use crate::error::Result;
 pub(crate) use crate::fused::GroupNorm;
-use crate::profile;
+use crate::{profile, tiling};
 
 /// A convolution with a lazily built tap-major copy of its weight for the fused CUDA path
 /// (see [`crate::fused::conv2d`]).
@@ -50,13 +50,28 @@ pub(crate) fn group_norm(
     GroupNorm::new(groups, channels, eps, vb)
 }
 
-/// Runs a convolution, timed as `conv1x1`/`conv3x3` when profiling.
+/// Runs a convolution, timed as `conv1x1`/`conv3x3` when profiling. While
+/// [`tiling::circular_padding`] is on, a padded convolution pads its input circularly instead
+/// of with zeros (seamless tiling).
 pub(crate) fn run_conv(conv: &Conv, x: &Tensor) -> Result<Tensor> {
     let name = match conv.conv.weight().dim(3) {
         Ok(1) => "conv1x1",
         Ok(3) => "conv3x3",
         _ => "conv",
     };
+    let cfg = *conv.conv.config();
+    if cfg.padding > 0 && tiling::circular_padding() {
+        // Seamless tiling: wrap the input, then convolve without padding.
+        let padded = tiling::pad_circular(x, cfg.padding)?;
+        let unpadded = Conv2d::new(
+            conv.conv.weight().clone(),
+            conv.conv.bias().cloned(),
+            Conv2dConfig { padding: 0, ..cfg },
+        );
+        return profile::scope(name, x.device(), || {
+            crate::fused::conv2d_cached(&unpadded, None, &padded)
+        });
+    }
     profile::scope(name, x.device(), || {
         crate::fused::conv2d_cached(&conv.conv, Some(&conv.tap_major), x)
     })
@@ -125,7 +140,8 @@ impl ResnetBlock {
 }
 
 /// diffusers' `Downsample2D` with a convolution: stride 2, padding `padding`; padding 0 means
-/// the VAE's asymmetric zero pad of one pixel on the right and bottom.
+/// the VAE's asymmetric zero pad of one pixel on the right and bottom (a circular pad of the
+/// first column and row while tiling).
 #[derive(Debug, Clone)]
 pub(crate) struct Downsample {
     conv: Conv,
@@ -146,7 +162,10 @@ impl Downsample {
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = if self.padding == 0 {
+        let x = if self.padding == 0 && tiling::circular_padding() {
+            let x = tiling::pad_circular_dim(x, 3, 0, 1)?;
+            tiling::pad_circular_dim(&x, 2, 0, 1)?
+        } else if self.padding == 0 {
             x.pad_with_zeros(3, 0, 1)?.pad_with_zeros(2, 0, 1)?
         } else {
             x.clone()

@@ -10,6 +10,7 @@ use crate::error::{DiffusionError, Result, invalid};
 use crate::noise::NoiseSource;
 use crate::scheduler::{self, Ddim, Scheduler, SchedulerKind};
 use crate::text::SdxlTextEncoders;
+use crate::tiling::TilingGuard;
 use crate::unet::{UNet2DConditionModel, UNetConditioning};
 use crate::vae::AutoencoderKl;
 
@@ -46,6 +47,11 @@ pub struct GenerationParams {
     /// initial latents are one `[batch, 4, h / 8, w / 8]` draw from the noise source, so image
     /// `k` of a seeded batch differs from a single image with the same seed.
     pub batch: usize,
+    /// Seamless tiling (default off): every padded convolution of the UNet and the VAE pads
+    /// circularly ("wrap", as A1111/ComfyUI's tiling option) instead of with zeros, so the
+    /// image's right edge continues its left edge and its bottom edge its top, and copies of it
+    /// tile without seams. See [`crate::tiling`].
+    pub tiling: bool,
 }
 
 impl Default for GenerationParams {
@@ -62,6 +68,7 @@ impl Default for GenerationParams {
             eta: 0.0,
             timestep_spacing: None,
             batch: 1,
+            tiling: false,
         }
     }
 }
@@ -237,6 +244,7 @@ impl SdxlPipeline {
                 format!("{} images: use 1 to {MAX_BATCH}", params.batch),
             ));
         }
+        let _tiling = TilingGuard::new(params.tiling);
         let mut sched = self.scheduler(params)?;
         let (lh, lw) = self.latent_size(params)?;
         let c = self.configs.unet.in_channels;
@@ -271,6 +279,7 @@ impl SdxlPipeline {
                 format!("img2img takes one image, not a batch of {}", params.batch),
             ));
         }
+        let _tiling = TilingGuard::new(params.tiling);
         let mut sched = self.scheduler(params)?;
         let start = scheduler::img2img_start(params.steps, strength)?;
         if start >= sched.timesteps().len() {

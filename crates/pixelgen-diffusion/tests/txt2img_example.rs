@@ -135,3 +135,24 @@ fn bad_arguments_are_errors_not_panics() {
         .is_err()
     );
 }
+
+#[test]
+fn tiling_flag_draws_with_wrap_padding() {
+    let common = [
+        "--width", "32", "--height", "32", "--steps", "2", "--seed", "3",
+    ];
+    // A folder of its own: the other tests remove theirs when done.
+    let dir = std::env::temp_dir().join(format!("pixelgen-txt2img-tiling-{}", std::process::id()));
+    let (plain_out, tiled_out) = (dir.join("plain.png"), dir.join("tiled.png"));
+    txt2img::run(&args(&common, &plain_out)).unwrap();
+    let mut tiled_args = common.to_vec();
+    tiled_args.push("--tiling");
+    let a = args(&tiled_args, &tiled_out);
+    assert!(a.tiling);
+    txt2img::run(&a).unwrap();
+    let plain = image::open(&plain_out).unwrap().to_rgba8();
+    let tiled = image::open(&tiled_out).unwrap().to_rgba8();
+    assert_eq!(tiled.dimensions(), (32, 32));
+    assert_ne!(plain, tiled, "same seed, other padding, other pixels");
+    let _ = std::fs::remove_dir_all(&dir);
+}

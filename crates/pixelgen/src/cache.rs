@@ -189,6 +189,10 @@ mod tests {
                 timestep_spacing: Some(pixelgen_diffusion::TimestepSpacing::Trailing),
                 ..recipe()
             },
+            Recipe {
+                tiling: true,
+                ..recipe()
+            },
         ];
         // A LoRA's strength is part of the key, UNet and text alike.
         let lora = |u: f64, t: f64| Recipe {
@@ -202,10 +206,10 @@ mod tests {
         let full = CacheKey::new(&lora(1.0, 1.0), &model()).unwrap();
         assert_ne!(CacheKey::new(&lora(0.5, 1.0), &model()).unwrap(), full);
         assert_ne!(CacheKey::new(&lora(1.0, 0.5), &model()).unwrap(), full);
-        // Recipes without LoRAs or a model name keep the keys they had before these fields.
+        // Recipes without LoRAs, a model name or tiling keep the keys they had before these fields.
         let json = serde_json::to_string(&recipe()).unwrap();
         assert!(
-            !json.contains("loras") && !json.contains("\"model\""),
+            !json.contains("loras") && !json.contains("\"model\"") && !json.contains("tiling"),
             "{json}"
         );
         for r in &changed {

@@ -197,6 +197,11 @@ pub struct Recipe {
     /// LoRAs merged into the model for this recipe, in order (after the registry model's own).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub loras: Vec<LoraRef>,
+    /// Seamless tiling: the model draws with circular padding so the generated image wraps
+    /// (left edge continues the right, top the bottom) and tiles without seams; for textures
+    /// and terrain. Written only when on, so recipes without it keep their cache keys.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tiling: bool,
 }
 
 impl Default for Recipe {
@@ -218,6 +223,7 @@ impl Default for Recipe {
             priority: Priority::Runtime,
             model: None,
             loras: Vec::new(),
+            tiling: false,
         }
     }
 }
@@ -423,6 +429,7 @@ impl Recipe {
             sampler: self.sampler,
             karras: self.karras,
             timestep_spacing: self.timestep_spacing,
+            tiling: self.tiling,
             ..GenerationParams::default()
         }
     }
@@ -678,5 +685,23 @@ mod tests {
         assert_eq!(p.negative_prompt.as_deref(), Some("blurry"));
         assert_eq!((p.width, p.height, p.steps), (64, 32, 4));
         assert_eq!(p.guidance_scale, 1.0);
+        assert!(!p.tiling);
+        r.tiling = true;
+        assert!(r.generation_params("tree").tiling);
+    }
+
+    #[test]
+    fn tiling_is_written_only_when_on_and_round_trips() {
+        let plain = Recipe::new("grass");
+        assert!(!plain.to_ron().unwrap().contains("tiling"));
+        assert!(!Recipe::from_ron("(prompt: \"grass\")").unwrap().tiling);
+        let tiled = Recipe {
+            tiling: true,
+            ..Recipe::new("grass")
+        };
+        let ron = tiled.to_ron().unwrap();
+        assert!(ron.contains("tiling: true"), "{ron}");
+        assert_eq!(Recipe::from_ron(&ron).unwrap(), tiled);
+        assert_eq!(Recipe::from_json(&tiled.to_json().unwrap()).unwrap(), tiled);
     }
 }

@@ -216,3 +216,25 @@ fn recipe_loras_change_the_sprite_and_strength_zero_is_the_base() {
         .unwrap_err();
     assert!(err.to_string().contains("pixel-art-fast"), "{err}");
 }
+
+#[test]
+fn a_tiling_recipe_reaches_the_model_and_its_key() {
+    let mut engine = Generator::new(tiny_model());
+    let plain = engine
+        .generate(&recipe(5), &mut |_| Control::Continue)
+        .unwrap();
+    let tiled_recipe = Recipe {
+        tiling: true,
+        ..recipe(5)
+    };
+    let tiled = engine
+        .generate(&tiled_recipe, &mut |_| Control::Continue)
+        .unwrap();
+    assert!(tiled.recipe.tiling);
+    assert_ne!(tiled.key, plain.key, "tiling is part of the cache key");
+    assert_eq!(tiled.image.dimensions(), plain.image.dimensions());
+    assert_ne!(
+        tiled.image, plain.image,
+        "wrap padding changes the pixels for the same seed"
+    );
+}

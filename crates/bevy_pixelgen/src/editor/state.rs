@@ -290,7 +290,8 @@ pub struct EditorState {
     pub loras: Vec<LoraRef>,
     /// Sprite-sheet frames (count 1: a single sprite).
     pub sheet: SheetSettings,
-    /// Show results tiled 3x3 with their seam score, to judge whether they tile.
+    /// Generate seamless tiles (the recipe's `tiling`: wrap padding in the model) and show
+    /// results tiled 3x3 with their seam score, to check that they tile.
     pub tiling: bool,
     /// Gallery zoom: whole-number scale of the pixels (0: fit about 96 points).
     pub zoom: u32,
@@ -450,6 +451,7 @@ impl EditorState {
                 .cloned()
                 .collect(),
             priority: Priority::Editor,
+            tiling: self.tiling,
             ..Recipe::default()
         };
         if self.prompt.trim().is_empty() {
@@ -495,6 +497,7 @@ impl EditorState {
         self.sampler = recipe.sampler;
         self.generation_side = recipe.generation_size.width;
         self.loras.clone_from(&recipe.loras);
+        self.tiling = recipe.tiling;
         match &recipe.frames {
             Frames::Single => self.sheet.count = 1,
             Frames::Template { template, count } => {
@@ -671,6 +674,7 @@ mod tests {
         assert_eq!((r.steps, r.guidance), (8, 3.5));
         assert_eq!(r.sampler, Some(SchedulerKind::Ddim));
         assert_eq!(r.priority, Priority::Editor);
+        assert!(!r.tiling, "tiling is off by default");
         let px = r.pixel.clone().unwrap();
         assert!(px.background.is_some(), "transparent by default");
         assert_eq!(px.colors, Some(ColorCount::Fixed(16)));
@@ -687,8 +691,13 @@ mod tests {
         s.pixel.palette = Some("PICO8".into());
         s.pixel.dither = Dither::FloydSteinberg;
         s.width = 3; // below the editor's range: clamped
+        s.tiling = true;
         let r = s.recipe().unwrap();
         assert_eq!(r.seed, Seed::Fixed(77));
+        assert!(
+            r.tiling,
+            "the Tiling toggle asks the model for a seamless tile"
+        );
         assert_eq!(r.size, Size::new(MIN_EDITOR_SIDE, 40));
         let px = r.pixel.unwrap();
         assert!(px.background.is_none());
@@ -747,6 +756,7 @@ mod tests {
             width: 48,
             height: 16,
             steps: 6,
+            tiling: true,
             ..EditorState::default()
         };
         let r = a.recipe().unwrap();

@@ -225,8 +225,10 @@ fn prompt_side(
         ui.add(egui::DragValue::new(&mut state.width).range(range.clone()));
         ui.label("x");
         ui.add(egui::DragValue::new(&mut state.height).range(range));
-        ui.checkbox(&mut state.tiling, "Tiling")
-            .on_hover_text("show results tiled 3x3 with their seam score");
+        ui.checkbox(&mut state.tiling, "Tiling").on_hover_text(
+            "generate seamless tiles (wrap padding in the model) and show results tiled \
+                 3x3 with their seam score",
+        );
     });
 
     let frames = match state.sheet.count {
