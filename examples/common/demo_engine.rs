@@ -114,14 +114,19 @@ impl EngineChoice {
         }
     }
 
-    /// Fits a request to the engine: the tiny model draws at 64x64 in 3 steps; the demo
-    /// engine and SDXL keep the request's settings.
+    /// Fits a request to the engine: the tiny model draws at 64x64 in 3 steps and keeps its
+    /// (noise) background; the demo engine and SDXL keep the request's settings.
     pub fn fit(&self, mut request: SpriteRequest) -> SpriteRequest {
         if *self == Self::Tiny {
             let r = &mut request.recipe;
             r.generation_size = Size::square(64);
             r.size = Size::new(r.size.width.min(64), r.size.height.min(64));
             r.steps = 3;
+            // Random weights draw noise with no background: removing one would keep an
+            // arbitrary speckle (it depends on the last bit of every weight), so keep it all.
+            let mut pixel = r.pixel_options();
+            pixel.background = None;
+            r.pixel = Some(pixel);
         }
         request
     }
