@@ -798,10 +798,9 @@ impl Bench {
         Ok(v)
     }
 
-    /// Sprite throughput and the fast samplers: images per minute for batches at 512² with
-    /// the "fast" preset's sampler (LCM, 8 steps, CFG 1.5), the 1-step turbo image at 512² and
-    /// a 4-step LCM image at 1024² (no CFG); f32 VAE, text encoding included.
-    fn throughput(&mut self) -> AnyResult<()> {
+    /// The whole pipeline on random weights: f16 (or `--dtype`) UNet and text encoders, f32
+    /// VAE, the fixture's tokenizers.
+    fn build_pipe(&self) -> AnyResult<SdxlPipeline> {
         let unet = self.build_unet()?;
         let (c1, c2) = self.build_clips()?;
         let tokenizers = (
@@ -810,14 +809,21 @@ impl Bench {
         );
         let text = SdxlTextEncoders::from_parts(tokenizers, (c1, c2), true, &self.device);
         let vae = self.build_vae(DType::F32)?;
-        let pipe = SdxlPipeline::from_parts(
+        Ok(SdxlPipeline::from_parts(
             self.configs.clone(),
             text,
             unet,
             vae,
             self.dtype,
             &self.device,
-        );
+        ))
+    }
+
+    /// Sprite throughput and the fast samplers: images per minute for batches at 512² with
+    /// the "fast" preset's sampler (LCM, 8 steps, CFG 1.5), the 1-step turbo image at 512² and
+    /// a 4-step LCM image at 1024² (no CFG); f32 VAE, text encoding included.
+    fn throughput(&mut self) -> AnyResult<()> {
+        let pipe = self.build_pipe()?;
         let spacing = pixelgen_diffusion::TimestepSpacing::Trailing;
         let runs = [
             (
@@ -867,22 +873,7 @@ impl Bench {
 
     fn pipe(&mut self) -> AnyResult<()> {
         let sizes = self.sizes()?;
-        let unet = self.build_unet()?;
-        let (c1, c2) = self.build_clips()?;
-        let tokenizers = (
-            ClipTokenizer::from_folder(self.fixture.join("tokenizer"))?,
-            ClipTokenizer::from_folder(self.fixture.join("tokenizer_2"))?,
-        );
-        let text = SdxlTextEncoders::from_parts(tokenizers, (c1, c2), true, &self.device);
-        let vae = self.build_vae(DType::F32)?;
-        let pipe = SdxlPipeline::from_parts(
-            self.configs.clone(),
-            text.clone(),
-            unet.clone(),
-            vae,
-            self.dtype,
-            &self.device,
-        );
+        let pipe = self.build_pipe()?;
         let runs = [
             ("sdxl_30step", sizes[0], 30usize, 7.5, SchedulerKind::Ddim),
             (
@@ -949,8 +940,8 @@ impl Bench {
             let vae16 = self.build_vae(DType::F16)?;
             let pipe16 = SdxlPipeline::from_parts(
                 self.configs.clone(),
-                text,
-                unet,
+                pipe.text_encoders().clone(),
+                pipe.unet().clone(),
                 vae16,
                 self.dtype,
                 &self.device,

@@ -270,6 +270,18 @@ constexpr int FA_BC = 64;
 constexpr int FA_LDH = 72;  // padded row of a half tile (bank conflicts)
 constexpr int FA_LDS = 68;  // padded row of the f32 score tile
 
+// Rows r0 .. r0 + 63 (zeros from row n on) of a [rows, 64] matrix with row stride ts into a
+// padded shared tile, 16 bytes per thread per step (128 threads).
+template <typename T>
+__device__ __forceinline__ void load_tile64(T *dst, const T *src, int r0, int n, long ts, int tid) {
+    for (int i = tid; i < 64 * 8; i += 128) {
+        const int r = i / 8, c8 = i % 8;
+        uint4 val = make_uint4(0, 0, 0, 0);
+        if (r0 + r < n) val = *reinterpret_cast<const uint4 *>(src + (long)(r0 + r) * ts + c8 * 8);
+        *reinterpret_cast<uint4 *>(&dst[r * FA_LDH + c8 * 8]) = val;
+    }
+}
+
 template <typename T>
 __device__ void flash_attn_d64(const T *__restrict__ q, const T *__restrict__ k,
                                const T *__restrict__ v, T *__restrict__ out, int lq, int lk,
@@ -289,12 +301,7 @@ __device__ void flash_attn_d64(const T *__restrict__ q, const T *__restrict__ k,
     const T *vb = v + b * v_bs + h * FA_D;
 
     // Q tile: 64 rows x 8 vectors of 8 elements (16 bytes).
-    for (int i = tid; i < FA_BR * 8; i += 128) {
-        const int r = i / 8, c8 = i % 8;
-        uint4 val = make_uint4(0, 0, 0, 0);
-        if (q0 + r < lq) val = *reinterpret_cast<const uint4 *>(qb + (long)(q0 + r) * q_ts + c8 * 8);
-        *reinterpret_cast<uint4 *>(&qs[r * FA_LDH + c8 * 8]) = val;
-    }
+    load_tile64(qs, qb, q0, lq, q_ts, tid);
     __syncthreads();
     wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qf[4];
 #pragma unroll
@@ -310,16 +317,8 @@ __device__ void flash_attn_d64(const T *__restrict__ q, const T *__restrict__ k,
 
     for (int kt = 0; kt < lk; kt += FA_BC) {
         __syncthreads();  // everyone is done with the previous K/V tile
-        for (int i = tid; i < FA_BC * 8; i += 128) {
-            const int r = i / 8, c8 = i % 8;
-            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-            if (kt + r < lk) {
-                kv = *reinterpret_cast<const uint4 *>(kb + (long)(kt + r) * k_ts + c8 * 8);
-                vv = *reinterpret_cast<const uint4 *>(vb + (long)(kt + r) * v_ts + c8 * 8);
-            }
-            *reinterpret_cast<uint4 *>(&ks[r * FA_LDH + c8 * 8]) = kv;
-            *reinterpret_cast<uint4 *>(&vs[r * FA_LDH + c8 * 8]) = vv;
-        }
+        load_tile64(ks, kb, kt, lk, k_ts, tid);
+        load_tile64(vs, vb, kt, lk, v_ts, tid);
         __syncthreads();
 
         // S = Q K^T (16 x 64 per warp).
@@ -496,12 +495,7 @@ __device__ void flash_attn_d64_mma(const T *__restrict__ q, const T *__restrict_
     const T *kb = k + b * k_bs + h * FA_D;
     const T *vb = v + b * v_bs + h * FA_D;
 
-    for (int i = tid; i < FA_BR * 8; i += 128) {
-        const int r = i / 8, c8 = i % 8;
-        uint4 val = make_uint4(0, 0, 0, 0);
-        if (q0 + r < lq) val = *reinterpret_cast<const uint4 *>(qb + (long)(q0 + r) * q_ts + c8 * 8);
-        *reinterpret_cast<uint4 *>(&qs[r * FA_LDH + c8 * 8]) = val;
-    }
+    load_tile64(qs, qb, q0, lq, q_ts, tid);
     __syncthreads();
     unsigned qa[4][4];
     const T *qw = qs + warp * 16 * FA_LDH;

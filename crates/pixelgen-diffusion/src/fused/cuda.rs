@@ -506,6 +506,75 @@ fn launch_im2col<T: DeviceRepr>(
     Ok(())
 }
 
+/// Implements `CustomOp2` (no bias) and `CustomOp3` (with bias) for an op with a
+/// `dispatch(x, weight, Option<bias>)`; `$what` names it in the CPU error.
+macro_rules! weight_bias_op {
+    ($ty:ty, $name:literal, $what:literal) => {
+        impl CustomOp2 for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn cpu_fwd(
+                &self,
+                _: &CpuStorage,
+                _: &Layout,
+                _: &CpuStorage,
+                _: &Layout,
+            ) -> Result<(CpuStorage, Shape)> {
+                bail!(concat!($what, " runs on CUDA only"))
+            }
+
+            fn cuda_fwd(
+                &self,
+                xs: &CudaStorage,
+                xl: &Layout,
+                ws: &CudaStorage,
+                wl: &Layout,
+            ) -> Result<(CudaStorage, Shape)> {
+                Self::dispatch((xs, xl), (ws, wl), None)
+            }
+        }
+
+        impl CustomOp3 for $ty {
+            fn name(&self) -> &'static str {
+                concat!($name, "-bias")
+            }
+
+            fn cpu_fwd(
+                &self,
+                _: &CpuStorage,
+                _: &Layout,
+                _: &CpuStorage,
+                _: &Layout,
+                _: &CpuStorage,
+                _: &Layout,
+            ) -> Result<(CpuStorage, Shape)> {
+                bail!(concat!($what, " runs on CUDA only"))
+            }
+
+            fn cuda_fwd(
+                &self,
+                xs: &CudaStorage,
+                xl: &Layout,
+                ws: &CudaStorage,
+                wl: &Layout,
+                bs: &CudaStorage,
+                bl: &Layout,
+            ) -> Result<(CudaStorage, Shape)> {
+                Self::dispatch((xs, xl), (ws, wl), Some((bs, bl)))
+            }
+        }
+    };
+}
+
+weight_bias_op!(LinearOp, "pixelgen-linear", "the cuBLASLt linear");
+weight_bias_op!(
+    ShiftConvOp,
+    "pixelgen-shift-conv",
+    "the shifted convolution"
+);
+
 /// One cuBLASLt handle (with its 32 MiB workspace on Hopper) per device.
 fn blas_lt(dev: &CudaDevice) -> Result<std::sync::Arc<CudaBlasLT>> {
     use std::sync::{Arc, Mutex, OnceLock};
@@ -610,62 +679,6 @@ impl LinearOp {
             DType::BF16 => Self::run::<bf16>(x, w, bias),
             other => bail!("the cuBLASLt linear takes f16 or bf16, not {other:?}"),
         }
-    }
-}
-
-impl CustomOp2 for LinearOp {
-    fn name(&self) -> &'static str {
-        "pixelgen-linear"
-    }
-
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        bail!("the cuBLASLt linear runs on CUDA only")
-    }
-
-    fn cuda_fwd(
-        &self,
-        xs: &CudaStorage,
-        xl: &Layout,
-        ws: &CudaStorage,
-        wl: &Layout,
-    ) -> Result<(CudaStorage, Shape)> {
-        Self::dispatch((xs, xl), (ws, wl), None)
-    }
-}
-
-impl CustomOp3 for LinearOp {
-    fn name(&self) -> &'static str {
-        "pixelgen-linear-bias"
-    }
-
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        bail!("the cuBLASLt linear runs on CUDA only")
-    }
-
-    fn cuda_fwd(
-        &self,
-        xs: &CudaStorage,
-        xl: &Layout,
-        ws: &CudaStorage,
-        wl: &Layout,
-        bs: &CudaStorage,
-        bl: &Layout,
-    ) -> Result<(CudaStorage, Shape)> {
-        Self::dispatch((xs, xl), (ws, wl), Some((bs, bl)))
     }
 }
 
@@ -933,61 +946,5 @@ impl ShiftConvOp {
             DType::BF16 => Self::run::<bf16>(x, w, bias),
             other => bail!("the shifted convolution takes f32, f16 or bf16, not {other:?}"),
         }
-    }
-}
-
-impl CustomOp2 for ShiftConvOp {
-    fn name(&self) -> &'static str {
-        "pixelgen-shift-conv"
-    }
-
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        bail!("the shifted convolution runs on CUDA only")
-    }
-
-    fn cuda_fwd(
-        &self,
-        xs: &CudaStorage,
-        xl: &Layout,
-        ws: &CudaStorage,
-        wl: &Layout,
-    ) -> Result<(CudaStorage, Shape)> {
-        Self::dispatch((xs, xl), (ws, wl), None)
-    }
-}
-
-impl CustomOp3 for ShiftConvOp {
-    fn name(&self) -> &'static str {
-        "pixelgen-shift-conv-bias"
-    }
-
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        bail!("the shifted convolution runs on CUDA only")
-    }
-
-    fn cuda_fwd(
-        &self,
-        xs: &CudaStorage,
-        xl: &Layout,
-        ws: &CudaStorage,
-        wl: &Layout,
-        bs: &CudaStorage,
-        bl: &Layout,
-    ) -> Result<(CudaStorage, Shape)> {
-        Self::dispatch((xs, xl), (ws, wl), Some((bs, bl)))
     }
 }

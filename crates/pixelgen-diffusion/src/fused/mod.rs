@@ -253,26 +253,49 @@ pub fn attention(
     })
 }
 
-static CANDLE_LINEAR: AtomicU8 = AtomicU8::new(0);
+/// A process-wide on/off setting whose default comes from an environment variable.
+struct Switch {
+    state: AtomicU8,
+    var: &'static str,
+    off: &'static str,
+}
+
+impl Switch {
+    /// On unless `var` is set to `off`.
+    const fn new(var: &'static str, off: &'static str) -> Self {
+        Self {
+            state: AtomicU8::new(0),
+            var,
+            off,
+        }
+    }
+
+    fn set(&self, on: bool) {
+        self.state.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+    }
+
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    fn get(&self) -> bool {
+        match self.state.load(Ordering::Relaxed) {
+            1 => true,
+            2 => false,
+            _ => {
+                let on = std::env::var(self.var).as_deref() != Ok(self.off);
+                self.set(on);
+                on
+            }
+        }
+    }
+}
+
+static CUBLASLT_LINEAR: Switch = Switch::new("PIXELGEN_LINEAR", "candle");
+static TF32: Switch = Switch::new("PIXELGEN_TF32", "0");
 
 /// Routes the fused path's linear layers through candle's matmul (`false`, for comparison)
 /// or cuBLASLt with the bias in the GEMM epilogue (`true`, the default; also
 /// `PIXELGEN_LINEAR=candle` in the environment switches it off).
 pub fn set_cublaslt_linear(on: bool) {
-    CANDLE_LINEAR.store(if on { 1 } else { 2 }, Ordering::Relaxed);
-}
-
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-fn cublaslt_linear() -> bool {
-    match CANDLE_LINEAR.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let on = std::env::var("PIXELGEN_LINEAR").as_deref() != Ok("candle");
-            set_cublaslt_linear(on);
-            on
-        }
-    }
+    CUBLASLT_LINEAR.set(on);
 }
 
 /// A linear layer `x @ w^T + b`; on the fused path in f16/bf16 one cuBLASLt GEMM with the
@@ -280,7 +303,7 @@ fn cublaslt_linear() -> bool {
 pub fn linear(l: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
     if fused_on(x.device())
-        && cublaslt_linear()
+        && CUBLASLT_LINEAR.get()
         && matches!(x.dtype(), DType::F16 | DType::BF16)
         && x.dtype() == l.weight().dtype()
         && x.rank() >= 2
@@ -304,26 +327,11 @@ const IM2COL_MAX: usize = 1 << 27;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 const SHIFT_MIN_PIXELS: usize = 64 * 64;
 
-static TF32: AtomicU8 = AtomicU8::new(0);
-
 /// Lets large f32 3x3 convolutions on the fused path use TF32 tensor cores (`true`, the
 /// default, as PyTorch does for cuDNN convolutions; ~1e-3 relative error) or keeps them exact
 /// (`false`; also `PIXELGEN_TF32=0` in the environment). The f32 VAE is where this matters.
 pub fn set_tf32(on: bool) {
-    TF32.store(if on { 1 } else { 2 }, Ordering::Relaxed);
-}
-
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-fn tf32() -> bool {
-    match TF32.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let on = std::env::var("PIXELGEN_TF32").as_deref() != Ok("0");
-            set_tf32(on);
-            on
-        }
-    }
+    TF32.set(on);
 }
 
 /// A 2-D convolution; on the fused path the columns come from a coalesced, pixel-major im2col
@@ -390,7 +398,7 @@ fn conv2d_fused(
     let half = matches!(x.dtype(), DType::F16 | DType::BF16);
     // Shifted GEMMs pay off on large images (measured on an H100: 128x128x320 0.69 vs 1.08 ms,
     // 32x32x1280 0.59 vs 0.32 ms with im2col); f32 only with TF32 allowed.
-    let shift_dtype = half || (x.dtype() == DType::F32 && tf32());
+    let shift_dtype = half || (x.dtype() == DType::F32 && TF32.get());
     if shift_dtype && kh == 3 && kw == 3 && s == 1 && p == 1 && h * w >= SHIFT_MIN_PIXELS {
         let make = || -> Result<Tensor> {
             Ok(c.weight()
