@@ -338,7 +338,8 @@ pub fn set_tf32(on: bool) {
 /// in chunks of output pixels and one GEMM per chunk writes NCHW directly (f16/bf16: cuBLASLt;
 /// f32: candle's exact-f32 GEMM, where 1x1 convolutions skip im2col).
 ///
-/// 3x3 stride-1 "same" convolutions in f16/bf16 skip im2col: nine shifted GEMMs over a
+/// 3x3 stride-1 "same" convolutions on images of 64x64 and up skip im2col (f16/bf16, and f32
+/// on TF32 tensor cores unless [`set_tf32`] turned that off): nine shifted GEMMs over a
 /// zero-bordered NHWC copy of the input accumulate into the output (see `kernels/fused.cu`),
 /// with the weight in a tap-major copy `[cout, 9, cin]` (built per call here; the models keep
 /// it, see [`conv2d_cached`]).
