@@ -90,8 +90,20 @@ impl Ord for Queued {
     }
 }
 
+/// Puts the calling thread at the lowest scheduling priority the OS allows without
+/// privileges (nice 19 on Linux): generation only gets the cores the game leaves idle, so a
+/// frame is never queued behind a sampling step. A refusal only costs frame-time tails.
+fn lower_priority() {
+    if let Err(e) =
+        thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
+    {
+        bevy::log::debug!("pixelgen: worker thread priority unchanged ({e:?})");
+    }
+}
+
 /// The worker's loop: returns when every job sender is gone.
 pub(crate) fn run(config: WorkerConfig, jobs: Receiver<Job>, events: Sender<WorkerEvent>) {
+    lower_priority();
     // Candle's CPU kernels (matmul through gemm, convolutions, elementwise maps) split their
     // work with rayon on the *current* pool: running every job inside a pool of `n` threads
     // caps the model at `n` cores, leaving the rest to the game's main schedule and its task
@@ -100,6 +112,7 @@ pub(crate) fn run(config: WorkerConfig, jobs: Receiver<Job>, events: Sender<Work
         rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))
             .thread_name(|i| format!("pixelgen-compute-{i}"))
+            .start_handler(|_| lower_priority())
             .build()
             .inspect_err(|e| {
                 bevy::log::warn!(
