@@ -4,39 +4,13 @@
 //! Needs `xvfb-run` and a Vulkan driver (Mesa's lavapipe works without a GPU; `just setup`
 //! installs both). Where `xvfb-run` is missing the test says so and does nothing.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use image::RgbaImage;
 
-fn editor_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir
-        .join("examples")
-        .join(format!("editor{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} missing: run `cargo test --all-targets`",
-        bin.display()
-    );
-    bin
-}
-
-fn has_xvfb() -> bool {
-    Command::new("sh")
-        .args(["-c", "command -v xvfb-run"])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn load(path: &Path) -> RgbaImage {
-    image::open(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .to_rgba8()
-}
+mod common;
+use common::{example_bin, has_xvfb, load};
 
 /// Pixels in the rectangle `x0..x1, y0..y1` that differ from `colour`.
 fn differing(img: &RgbaImage, (x0, y0, x1, y1): (u32, u32, u32, u32), colour: [u8; 4]) -> usize {
@@ -57,7 +31,7 @@ fn editor_window_draws_the_panel_and_the_generated_sprite() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut child = Command::new("xvfb-run")
         .args(["-a", "-s", "-screen 0 1280x720x24"])
-        .arg(editor_bin())
+        .arg(example_bin("editor"))
         .env("PIXELGEN_EDITOR_SCRIPT", &dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::null())

@@ -9,10 +9,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 
 use image::{Rgba, RgbaImage};
+
+mod common;
+use common::{example_bin, has_xvfb, load};
 
 /// One window at a time (parallel lavapipe windows on a small machine only slow each other).
 static WINDOW: Mutex<()> = Mutex::new(());
@@ -22,28 +25,6 @@ const W: u32 = 800;
 const H: u32 = 600;
 /// The placeholder's two greys.
 const GREYS: [[u8; 3]; 2] = [[0x55, 0x55, 0x55], [0x99, 0x99, 0x99]];
-
-fn example_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} missing: run `cargo test --all-targets`",
-        bin.display()
-    );
-    bin
-}
-
-fn has_xvfb() -> bool {
-    Command::new("sh")
-        .args(["-c", "command -v xvfb-run"])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 /// A scripted run's output folder: screenshots, `manifest.txt`, saved sprites.
 struct Run {
@@ -141,12 +122,6 @@ fn run_example_with(name: &str, tag: &str, args: &[&str]) -> Option<Run> {
         })
         .collect();
     Some(Run { dir, manifest })
-}
-
-fn load(path: &Path) -> RgbaImage {
-    image::open(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .to_rgba8()
 }
 
 fn close(a: Rgba<u8>, b: [u8; 3], tol: u8) -> bool {

@@ -3,20 +3,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// `target/<profile>/examples/pixelize`, next to this test's `deps/` folder.
-fn pixelize_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir
-        .join("examples")
-        .join(format!("pixelize{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} missing: run `cargo test --all-targets`",
-        bin.display()
-    );
-    bin
-}
+mod common;
+use common::example_bin;
 
 fn tmp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("dgx-pixels-{name}-{}", std::process::id()));
@@ -29,7 +17,7 @@ fn pixelizes_the_demo_sample_to_32x32() {
     let dir = tmp_dir("ok");
     let out = dir.join("potion.png");
     let input = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/examples/potion_ai.png");
-    let run = Command::new(pixelize_bin())
+    let run = Command::new(example_bin("pixelize"))
         .args([
             input,
             out.to_str().unwrap(),
@@ -82,7 +70,7 @@ fn unreadable_input_and_bad_options_exit_non_zero_with_a_clear_message() {
         ),
     ];
     for (args, expected) in cases {
-        let run = Command::new(pixelize_bin())
+        let run = Command::new(example_bin("pixelize"))
             .args(&args[..1])
             .arg(&out)
             .args(&args[1..])
