@@ -35,74 +35,39 @@ fn args(extra: &[&str], out: &Path) -> txt2img::Args {
 
 #[test]
 fn writes_a_png_of_the_requested_size() {
-    let out = temp_png("knight.png");
-    let a = args(
-        &[
-            "--width",
-            "48",
-            "--height",
-            "32",
-            "--steps",
-            "3",
-            "--sampler",
-            "euler_a",
-            "--seed",
-            "5",
-            "--negative",
-            "blurry",
-        ],
-        &out,
-    );
-    let written = txt2img::run(&a).unwrap();
-    assert_eq!(written, out);
-    let img = image::open(&out).unwrap().to_rgba8();
+    let knight = |seed: &str, name: &str| {
+        let out = temp_png(name);
+        let a = args(
+            &[
+                "--width",
+                "48",
+                "--height",
+                "32",
+                "--steps",
+                "3",
+                "--sampler",
+                "euler_a",
+                "--seed",
+                seed,
+                "--negative",
+                "blurry",
+            ],
+            &out,
+        );
+        let written = txt2img::run(&a).unwrap();
+        assert_eq!(written, out);
+        image::open(&out).unwrap().to_rgba8()
+    };
+    let img = knight("5", "knight.png");
     assert_eq!(img.dimensions(), (48, 32));
     // A real (random-model) image: not one flat colour, fully opaque.
     let first = img.get_pixel(0, 0).0;
     assert!(img.pixels().any(|p| p.0 != first), "flat image");
     assert!(img.pixels().all(|p| p.0[3] == 255));
     // Same arguments -> same pixels; another seed -> other pixels.
-    let again = temp_png("knight2.png");
-    txt2img::run(&args(
-        &[
-            "--width",
-            "48",
-            "--height",
-            "32",
-            "--steps",
-            "3",
-            "--sampler",
-            "euler_a",
-            "--seed",
-            "5",
-            "--negative",
-            "blurry",
-        ],
-        &again,
-    ))
-    .unwrap();
-    assert_eq!(img, image::open(&again).unwrap().to_rgba8());
-    let other = temp_png("knight3.png");
-    txt2img::run(&args(
-        &[
-            "--width",
-            "48",
-            "--height",
-            "32",
-            "--steps",
-            "3",
-            "--sampler",
-            "euler_a",
-            "--seed",
-            "6",
-            "--negative",
-            "blurry",
-        ],
-        &other,
-    ))
-    .unwrap();
-    assert_ne!(img, image::open(&other).unwrap().to_rgba8());
-    let _ = std::fs::remove_dir_all(out.parent().unwrap());
+    assert_eq!(img, knight("5", "knight2.png"));
+    assert_ne!(img, knight("6", "knight3.png"));
+    let _ = std::fs::remove_dir_all(temp_png("knight.png").parent().unwrap());
 }
 
 #[test]
