@@ -14,11 +14,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
-use common::{fixtures, rel_err};
+use common::{fixtures, rel_err, unet_fixture_call};
 use pixelgen_diffusion::checkpoint::unet_sgm_name;
 use pixelgen_diffusion::{
     Control, DiffusionError, GenerationParams, Lora, RecordedNoise, ScaledLora, SdxlConfigs,
-    SdxlPipeline, SdxlWeights, UNetConditioning,
+    SdxlPipeline, SdxlWeights,
 };
 
 const RTOL: f64 = 1e-4;
@@ -42,22 +42,11 @@ fn load(path: PathBuf) -> (HashMap<String, Tensor>, HashMap<String, String>) {
 /// Prompt embeds (positive, negative, pooled), one UNet call and a 3-step txt2img.
 fn outputs(pipe: &SdxlPipeline, init: &Tensor) -> Vec<(&'static str, Tensor)> {
     let (_, meta) = load(fixtures().join("checkpoint/expected.safetensors"));
-    let unet_in =
-        candle_core::safetensors::load(fixtures().join("expected/unet.safetensors"), &Device::Cpu)
-            .unwrap();
     let (pos, neg) = pipe
         .text_encoders()
         .encode_with_negative(&meta["prompt"], Some(&meta["negative_prompt"]))
         .unwrap();
-    let cond = UNetConditioning {
-        encoder_hidden_states: &unet_in["encoder_hidden_states"],
-        text_embeds: &unet_in["text_embeds"],
-        time_ids: &unet_in["time_ids"],
-    };
-    let unet = pipe
-        .unet()
-        .forward(&unet_in["latents"], 500.0, &cond)
-        .unwrap();
+    let unet = unet_fixture_call(pipe.unet(), 500.0);
     let params = GenerationParams {
         prompt: meta["prompt"].clone(),
         negative_prompt: Some(meta["negative_prompt"].clone()),
@@ -190,15 +179,7 @@ fn kohya_lora_with_sgm_unet_names_equals_the_diffusers_named_one() {
     let (b, _) = folder
         .pipeline(&[ScaledLora::new(sgm, 0.75)], DType::F32, &Device::Cpu)
         .unwrap();
-    let unet_in =
-        candle_core::safetensors::load(fixtures().join("expected/unet.safetensors"), &Device::Cpu)
-            .unwrap();
-    let cond = UNetConditioning {
-        encoder_hidden_states: &unet_in["encoder_hidden_states"],
-        text_embeds: &unet_in["text_embeds"],
-        time_ids: &unet_in["time_ids"],
-    };
-    let run = |p: &SdxlPipeline| p.unet().forward(&unet_in["latents"], 500.0, &cond).unwrap();
+    let run = |p: &SdxlPipeline| unet_fixture_call(p.unet(), 500.0);
     assert_eq!(rel_err(&run(&a), &run(&b)), 0.0);
 }
 

@@ -13,26 +13,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
-use common::{fixtures, rel_err};
-use pixelgen_diffusion::{
-    Lora, LoraLayout, ScaledLora, SdxlPipeline, SdxlWeights, UNetConditioning,
-};
+use common::{fixtures, rel_err, unet_fixture_call};
+use pixelgen_diffusion::{Lora, LoraLayout, ScaledLora, SdxlWeights};
 
 const RTOL: f64 = 1e-4;
-
-fn unet_t500(pipe: &SdxlPipeline) -> Tensor {
-    let unet_in =
-        candle_core::safetensors::load(fixtures().join("expected/unet.safetensors"), &Device::Cpu)
-            .unwrap();
-    let cond = UNetConditioning {
-        encoder_hidden_states: &unet_in["encoder_hidden_states"],
-        text_embeds: &unet_in["text_embeds"],
-        time_ids: &unet_in["time_ids"],
-    };
-    pipe.unet()
-        .forward(&unet_in["latents"], 500.0, &cond)
-        .unwrap()
-}
 
 #[test]
 fn dora_matches_diffusers_fuse_lora() {
@@ -59,7 +43,7 @@ fn dora_matches_diffusers_fuse_lora() {
         )
         .unwrap();
     assert_eq!(report.loras[0].matched, layers);
-    let ours = unet_t500(&pipe);
+    let ours = unet_fixture_call(pipe.unet(), 500.0);
     let want = &ex["dora.unet.t500"];
     let err = rel_err(&ours, want);
 
@@ -95,7 +79,7 @@ fn dora_matches_diffusers_fuse_lora() {
             &Device::Cpu,
         )
         .unwrap();
-    let dora_vs_lora = rel_err(&unet_t500(&plain_pipe), want);
+    let dora_vs_lora = rel_err(&unet_fixture_call(plain_pipe.unet(), 500.0), want);
     let moved = rel_err(&ex["base.unet.t500"], want);
     println!(
         "dora.unet.t500: rel err {err:.2e} (vs base {moved:.2e}, vs plain LoRA {dora_vs_lora:.2e})"

@@ -15,10 +15,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
-use common::{fixtures, rel_err};
+use common::{fixtures, rel_err, unet_fixture_call};
 use pixelgen_diffusion::{
     Control, Lora, LoraLayout, RecordedNoise, SamplingPreset, ScaledLora, SchedulerKind,
-    SdxlPipeline, SdxlWeights, UNetConditioning,
+    SdxlWeights,
 };
 
 const RTOL: f64 = 1e-4;
@@ -43,20 +43,6 @@ fn fixture() -> Fixture {
     }
 }
 
-fn unet_t500(pipe: &SdxlPipeline) -> Tensor {
-    let unet_in =
-        candle_core::safetensors::load(fixtures().join("expected/unet.safetensors"), &Device::Cpu)
-            .unwrap();
-    let cond = UNetConditioning {
-        encoder_hidden_states: &unet_in["encoder_hidden_states"],
-        text_embeds: &unet_in["text_embeds"],
-        time_ids: &unet_in["time_ids"],
-    };
-    pipe.unet()
-        .forward(&unet_in["latents"], 500.0, &cond)
-        .unwrap()
-}
-
 #[test]
 fn lcm_lora_with_the_fast_preset_matches_diffusers_every_step() {
     let f = fixture();
@@ -75,9 +61,9 @@ fn lcm_lora_with_the_fast_preset_matches_diffusers_every_step() {
     assert!(report.loras[0].unmatched.is_empty());
 
     let (base, _) = f.weights.pipeline(&[], DType::F32, &Device::Cpu).unwrap();
-    let unet = unet_t500(&pipe);
+    let unet = unet_fixture_call(pipe.unet(), 500.0);
     let err = rel_err(&unet, &f.ex["unet.t500"]);
-    let moved = rel_err(&unet_t500(&base), &f.ex["unet.t500"]);
+    let moved = rel_err(&unet_fixture_call(base.unet(), 500.0), &f.ex["unet.t500"]);
     println!("unet.t500: rel err {err:.2e} (the LoRA moved it by {moved:.2e})");
     assert!(err <= RTOL, "unet.t500: {err:e}");
     assert!(moved > 100.0 * RTOL, "the LoRA barely changes the UNet");

@@ -15,10 +15,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
-use common::{fixtures, rel_err};
+use common::{fixtures, rel_err, unet_fixture_call};
 use pixelgen_diffusion::{
-    DiffusionError, KronFactor, Lora, LoraLayout, LoraUpdate, ScaledLora, SdxlPipeline,
-    SdxlWeights, UNetConditioning,
+    DiffusionError, KronFactor, Lora, LoraLayout, LoraUpdate, ScaledLora, SdxlPipeline, SdxlWeights,
 };
 
 const RTOL: f64 = 1e-4;
@@ -32,18 +31,7 @@ fn expected() -> (HashMap<String, Tensor>, HashMap<String, String>) {
 }
 
 fn outputs(pipe: &SdxlPipeline, prompt: &str) -> Vec<(&'static str, Tensor)> {
-    let unet_in =
-        candle_core::safetensors::load(fixtures().join("expected/unet.safetensors"), &Device::Cpu)
-            .unwrap();
-    let cond = UNetConditioning {
-        encoder_hidden_states: &unet_in["encoder_hidden_states"],
-        text_embeds: &unet_in["text_embeds"],
-        time_ids: &unet_in["time_ids"],
-    };
-    let unet = pipe
-        .unet()
-        .forward(&unet_in["latents"], 500.0, &cond)
-        .unwrap();
+    let unet = unet_fixture_call(pipe.unet(), 500.0);
     let text = pipe.text_encoders().encode(prompt, None).unwrap();
     vec![
         ("unet.t500", unet),

@@ -5,7 +5,8 @@
 
 use std::path::PathBuf;
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
+use pixelgen_diffusion::{UNet2DConditionModel, UNetConditioning};
 
 /// `tests/fixtures` (made by `tools/parity/make_fixtures.py`).
 pub fn fixtures() -> PathBuf {
@@ -34,4 +35,18 @@ pub fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
         .fold(0.0, f64::max);
     let scale = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
     if scale > 0.0 { diff / scale } else { diff }
+}
+
+/// One UNet call on the UNet fixture's inputs (`expected/unet.safetensors`: latents, prompt
+/// embeds, pooled embeds, time ids) at timestep `t`: the call the parity tests compare.
+pub fn unet_fixture_call(unet: &UNet2DConditionModel, t: f64) -> Tensor {
+    let unet_in =
+        candle_core::safetensors::load(fixtures().join("expected/unet.safetensors"), &Device::Cpu)
+            .unwrap();
+    let cond = UNetConditioning {
+        encoder_hidden_states: &unet_in["encoder_hidden_states"],
+        text_embeds: &unet_in["text_embeds"],
+        time_ids: &unet_in["time_ids"],
+    };
+    unet.forward(&unet_in["latents"], t, &cond).unwrap()
 }
