@@ -17,6 +17,10 @@ ITERS=${ITERS:-10}
 # Implementations to time: the first runs every section (its kernels/profile sections compare
 # all three), the others only the whole-model sections (UNet, VAE, pipelines).
 KERNELS=${KERNELS:-fused reference}
+# Settings to compare, each a comma-separated list of environment assignments ("default": none),
+# e.g. CONVS="default PIXELGEN_CONV=gemm PIXELGEN_CUDNN_MIN_ROWS=0"; each runs with every
+# implementation above, and again only the first runs every section.
+CONVS=${CONVS:-default}
 # SKIP_BASELINE=1 skips diffusers (only when its numbers from the same warm machine exist).
 PY=${PY:-python3}
 # The tiny fixture model (correctness check, tokenizers of the pipeline run), in the checkout.
@@ -40,11 +44,15 @@ for xz in "$DIST"/gpu_bench*.xz; do
   chmod +x "/tmp/$name"
   only=check,kernels,profile,unet,clip,vae,pipe,throughput
   for k in $KERNELS; do
-    echo "=== $name --kernels $k"
-    "/tmp/$name" --device cuda --iters "$ITERS" --fixture "$FIXTURE" --kernels "$k" --only "$only" \
-      2>&1 | tee "$OUT/$name-$k.log"
-    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-    only=unet,vae,pipe,throughput
+    for conv in $CONVS; do
+      tag=$k; [ "$conv" = default ] || tag=$k-$(echo "$conv" | tr -c 'A-Za-z0-9\n' '-')
+      echo "=== $name --kernels $k (settings: $conv)"
+      ( if [ "$conv" != default ]; then IFS=, read -ra kv <<< "$conv"; export "${kv[@]}"; fi
+        exec "/tmp/$name" --device cuda --iters "$ITERS" --fixture "$FIXTURE" --kernels "$k" --only "$only" ) \
+        2>&1 | tee "$OUT/$name-$tag.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      only=unet,vae,pipe,throughput
+    done
   done
 done
 

@@ -4,7 +4,8 @@
 //
 //   gn_stats_* + gn_apply_*   group norm (+ optional SiLU) on NCHW: per-(batch, group) mean and
 //                             variance by Welford/Chan in f32, then normalise, scale, shift and
-//                             activate in one pass (candle: ~10 passes, in f32).
+//                             activate in one pass (candle: ~10 passes, in f32); the *_vec_*
+//                             variants move 16 bytes per load and store.
 //   geglu_*                   a * gelu_erf(gate) over the two halves of the last dimension.
 //   flash_attn_d64_*          softmax(Q K^T * scale) V for head dim 64 without materialising the
 //                             scores: tiles of 64 queries x 64 keys, tensor cores (WMMA, f32
@@ -75,6 +76,26 @@ __device__ __forceinline__ Stat warp_combine(Stat s) {
     return s;
 }
 
+// Combines the block's per-thread statistics and writes them (n, mean, m2) to out[0..3].
+__device__ __forceinline__ void block_stat_write(Stat s, float *out) {
+    s = warp_combine(s);
+    __shared__ Stat warps[32];
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    if (l == 0) warps[w] = s;
+    __syncthreads();
+    if (w == 0) {
+        const int nw = blockDim.x / 32;
+        Stat t = {0.f, 0.f, 0.f};
+        if (l < nw) t = warps[l];
+        t = warp_combine(t);
+        if (l == 0) {
+            out[0] = t.n;
+            out[1] = t.mean;
+            out[2] = t.m2;
+        }
+    }
+}
+
 // grid (parts, batch * groups), block 256: statistics of one part of one group's contiguous
 // `group_len` values, written to part[(bg * parts + p) * 3 ..].
 template <typename T>
@@ -93,23 +114,61 @@ __device__ void gn_stats(const T *x, float *part, long group_len, int parts) {
         s.mean += d / s.n;
         s.m2 += d * (v - s.mean);
     }
-    s = warp_combine(s);
-    __shared__ Stat warps[32];
-    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
-    if (l == 0) warps[w] = s;
-    __syncthreads();
-    if (w == 0) {
-        const int nw = blockDim.x / 32;
-        Stat t = {0.f, 0.f, 0.f};
-        if (l < nw) t = warps[l];
-        t = warp_combine(t);
-        if (l == 0) {
-            float *out = part + (bg * parts + p) * 3;
-            out[0] = t.n;
-            out[1] = t.mean;
-            out[2] = t.m2;
+    block_stat_write(s, part + (bg * parts + p) * 3);
+}
+
+// Vectorised gn_stats: 16-byte loads (8 halves or 4 floats), each vector's own mean and
+// squared deviations first, so one Chan combination per vector instead of a division per
+// value. Needs group_len % V == 0 and x 16-byte aligned (the host checks).
+template <typename T>
+__device__ void gn_stats_vec(const T *x, float *part, long group_len, int parts) {
+    constexpr int V = 16 / sizeof(T);
+    const int p = blockIdx.x;
+    const long bg = blockIdx.y;
+    const long nvec = group_len / V;
+    const long chunk = (nvec + parts - 1) / parts;
+    const long start = p * chunk;
+    const long end = min(start + chunk, nvec);
+    const uint4 *base = reinterpret_cast<const uint4 *>(x + bg * group_len);
+    Stat s = {0.f, 0.f, 0.f};
+    for (long i = start + threadIdx.x; i < end; i += blockDim.x) {
+        const uint4 raw = base[i];
+        const T *v = reinterpret_cast<const T *>(&raw);
+        float f[V];
+        float sum = 0.f;
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            f[k] = to_f(v[k]);
+            sum += f[k];
         }
+        const float m = sum * (1.f / V);
+        float m2 = 0.f;
+#pragma unroll
+        for (int k = 0; k < V; ++k) m2 += (f[k] - m) * (f[k] - m);
+        const Stat t = {(float)V, m, m2};
+        s = combine(s, t);
     }
+    block_stat_write(s, part + (bg * parts + p) * 3);
+}
+
+// The mean and 1/std of one group from its `parts` partial statistics, for every thread of
+// the block (thread 0 combines them).
+__device__ __forceinline__ void group_stats(const float *part, int parts, float eps, float &mean,
+                                            float &rstd) {
+    __shared__ float stats[2];
+    if (threadIdx.x == 0) {
+        Stat s = {0.f, 0.f, 0.f};
+        for (int p = 0; p < parts; ++p) {
+            const float *q = part + p * 3;
+            Stat t = {q[0], q[1], q[2]};
+            s = combine(s, t);
+        }
+        stats[0] = s.mean;
+        stats[1] = rsqrtf(s.m2 / fmaxf(s.n, 1.f) + eps);
+    }
+    __syncthreads();
+    mean = stats[0];
+    rstd = stats[1];
 }
 
 // grid (blocks per group, batch * groups), block 256: y = (x - mean) * rstd * w[c] + b[c],
@@ -120,19 +179,8 @@ __device__ void gn_apply(const T *x, const float *part, const T *w, const T *b, 
                          int silu) {
     const long bg = blockIdx.y;
     const int g = (int)(bg % groups);
-    __shared__ float stats[2];
-    if (threadIdx.x == 0) {
-        Stat s = {0.f, 0.f, 0.f};
-        for (int p = 0; p < parts; ++p) {
-            const float *q = part + (bg * parts + p) * 3;
-            Stat t = {q[0], q[1], q[2]};
-            s = combine(s, t);
-        }
-        stats[0] = s.mean;
-        stats[1] = rsqrtf(s.m2 / fmaxf(s.n, 1.f) + eps);
-    }
-    __syncthreads();
-    const float mean = stats[0], rstd = stats[1];
+    float mean, rstd;
+    group_stats(part + bg * parts * 3, parts, eps, mean, rstd);
     const long chunk = (group_len + gridDim.x - 1) / gridDim.x;
     const long start = blockIdx.x * chunk;
     const long end = min(start + chunk, group_len);
@@ -142,6 +190,43 @@ __device__ void gn_apply(const T *x, const float *part, const T *w, const T *b, 
         float v = (to_f(x[off + i]) - mean) * rstd * to_f(w[c]) + to_f(b[c]);
         if (silu) v = v / (1.f + __expf(-v));
         y[off + i] = from_f<T>(v);
+    }
+}
+
+// Vectorised gn_apply: 16-byte loads and stores, one channel lookup per vector, the affine
+// folded into one scale and shift. Needs hw % V == 0 (a vector never straddles channels),
+// group_len < 2^31 and x, y 16-byte aligned (the host checks).
+template <typename T>
+__device__ void gn_apply_vec(const T *x, const float *part, const T *w, const T *b, T *y,
+                             long group_len, int parts, long hw, int cpg, int groups, float eps,
+                             int silu) {
+    constexpr int V = 16 / sizeof(T);
+    const long bg = blockIdx.y;
+    const int g = (int)(bg % groups);
+    float mean, rstd;
+    group_stats(part + bg * parts * 3, parts, eps, mean, rstd);
+    const long nvec = group_len / V;
+    const long chunk = (nvec + gridDim.x - 1) / gridDim.x;
+    const long start = blockIdx.x * chunk;
+    const long end = min(start + chunk, nvec);
+    const uint4 *xin = reinterpret_cast<const uint4 *>(x + bg * group_len);
+    uint4 *yout = reinterpret_cast<uint4 *>(y + bg * group_len);
+    const unsigned hwu = (unsigned)hw;
+    for (long i = start + threadIdx.x; i < end; i += blockDim.x) {
+        const int c = g * cpg + (int)((unsigned)(i * V) / hwu);
+        const float sc = rstd * to_f(w[c]);
+        const float sh = to_f(b[c]) - mean * sc;
+        const uint4 raw = xin[i];
+        const T *v = reinterpret_cast<const T *>(&raw);
+        uint4 packed;
+        T *o = reinterpret_cast<T *>(&packed);
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            float t = to_f(v[k]) * sc + sh;
+            if (silu) t = t / (1.f + __expf(-t));
+            o[k] = from_f<T>(t);
+        }
+        yout[i] = packed;
     }
 }
 
@@ -157,6 +242,31 @@ __device__ void geglu(const T *h, T *out, long rows, long inner) {
         const float a = to_f(h[r * 2 * inner + c]);
         const float g = to_f(h[r * 2 * inner + inner + c]);
         out[i] = from_f<T>(a * 0.5f * g * (1.f + erff(g * 0.70710678118654752f)));
+    }
+}
+
+// Vectorised geglu: 16-byte loads of both halves and 16-byte stores. Needs inner % V == 0 and
+// h 16-byte aligned (the host checks).
+template <typename T>
+__device__ void geglu_vec(const T *h, T *out, long rows, long inner) {
+    constexpr int V = 16 / sizeof(T);
+    const long iv = inner / V;
+    const long n = rows * iv;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n;
+         i += (long)gridDim.x * blockDim.x) {
+        const long r = i / iv, c = i - r * iv;
+        const uint4 *row = reinterpret_cast<const uint4 *>(h + r * 2 * inner);
+        const uint4 ra = row[c], rg = row[iv + c];
+        const T *a = reinterpret_cast<const T *>(&ra);
+        const T *g = reinterpret_cast<const T *>(&rg);
+        uint4 packed;
+        T *o = reinterpret_cast<T *>(&packed);
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            const float gv = to_f(g[k]);
+            o[k] = from_f<T>(to_f(a[k]) * 0.5f * gv * (1.f + erff(gv * 0.70710678118654752f)));
+        }
+        reinterpret_cast<uint4 *>(out)[i] = packed;
     }
 }
 
@@ -647,8 +757,21 @@ __device__ void flash_attn_d64_mma(const T *__restrict__ q, const T *__restrict_
                                                int silu) {                                      \
         gn_apply<T>(x, part, w, b, y, group_len, parts, hw, cpg, groups, eps, silu);            \
     }                                                                                           \
+    extern "C" __global__ void gn_stats_vec_##NAME(const T *x, float *part, long group_len,     \
+                                                   int parts) {                                 \
+        gn_stats_vec<T>(x, part, group_len, parts);                                             \
+    }                                                                                           \
+    extern "C" __global__ void gn_apply_vec_##NAME(const T *x, const float *part, const T *w,   \
+                                                   const T *b, T *y, long group_len, int parts, \
+                                                   long hw, int cpg, int groups, float eps,     \
+                                                   int silu) {                                  \
+        gn_apply_vec<T>(x, part, w, b, y, group_len, parts, hw, cpg, groups, eps, silu);        \
+    }                                                                                           \
     extern "C" __global__ void geglu_##NAME(const T *h, T *out, long rows, long inner) {        \
         geglu<T>(h, out, rows, inner);                                                          \
+    }                                                                                           \
+    extern "C" __global__ void geglu_vec_##NAME(const T *h, T *out, long rows, long inner) {    \
+        geglu_vec<T>(h, out, rows, inner);                                                      \
     }
 
 #define IM2COL_ENTRY(NAME, T)                                                                    \

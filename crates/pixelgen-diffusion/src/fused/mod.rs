@@ -317,6 +317,94 @@ pub fn set_tf32(on: bool) {
     TF32.set(on);
 }
 
+/// How the fused path runs convolutions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvBackend {
+    /// Our cuBLASLt convolutions (shifted GEMMs for large 3x3, im2col otherwise).
+    Gemm,
+    /// cuDNN (feature `cudnn`), each shape's algorithm from cuDNN's heuristics: the same
+    /// choice every run. Shapes where cuDNN offers only slow kernels (or fails) run as
+    /// [`ConvBackend::Gemm`].
+    Cudnn,
+    /// cuDNN with each shape's algorithm timed once on first use (PyTorch's
+    /// `cudnn.benchmark`): possibly faster, but the choice, and the last bits of the output,
+    /// may differ between runs.
+    CudnnSearch,
+}
+
+static CONV: AtomicU8 = AtomicU8::new(0);
+
+/// Chooses the convolution backend for this process (overrides `PIXELGEN_CONV`).
+pub fn set_conv_backend(b: ConvBackend) {
+    CONV.store(
+        match b {
+            ConvBackend::Gemm => 1,
+            ConvBackend::Cudnn => 2,
+            ConvBackend::CudnnSearch => 3,
+        },
+        Ordering::Relaxed,
+    );
+}
+
+/// The convolution backend: [`set_conv_backend`], else `PIXELGEN_CONV` (`gemm`, `cudnn`,
+/// `cudnn-search`), else [`ConvBackend::Cudnn`] in builds with the `cudnn` feature and
+/// [`ConvBackend::Gemm`] without (where the cuDNN choices also run as `Gemm`).
+pub fn conv_backend() -> ConvBackend {
+    match CONV.load(Ordering::Relaxed) {
+        1 => ConvBackend::Gemm,
+        2 => ConvBackend::Cudnn,
+        3 => ConvBackend::CudnnSearch,
+        _ => {
+            let b = match std::env::var("PIXELGEN_CONV").as_deref() {
+                Ok("gemm") => ConvBackend::Gemm,
+                Ok("cudnn") => ConvBackend::Cudnn,
+                Ok("cudnn-search") => ConvBackend::CudnnSearch,
+                _ if cfg!(feature = "cudnn") => ConvBackend::Cudnn,
+                _ => ConvBackend::Gemm,
+            };
+            set_conv_backend(b);
+            b
+        }
+    }
+}
+
+/// Fewest output rows (batch x pixels) a cuDNN convolution takes (smaller ones run on the GEMM
+/// path); `None` without the `cudnn` feature.
+pub fn cudnn_min_rows() -> Option<usize> {
+    #[cfg(feature = "cudnn")]
+    return Some(cuda::cudnn_min_rows());
+    #[cfg(not(feature = "cudnn"))]
+    None
+}
+
+/// The cuDNN algorithm chosen for each convolution shape this thread ran, one line each
+/// (empty without the `cudnn` feature), for benchmark logs.
+pub fn cudnn_plans() -> Vec<String> {
+    #[cfg(feature = "cudnn")]
+    {
+        let mut v: Vec<String> = cuda::cudnn_plans()
+            .into_iter()
+            .map(|(dt, d, algo, ws)| {
+                format!(
+                    "{dt:?} b{} {}x{}x{} -> {} k{}x{}: {algo} workspace {} KiB",
+                    d[0],
+                    d[1],
+                    d[2],
+                    d[3],
+                    d[4],
+                    d[5],
+                    d[6],
+                    ws >> 10
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+    #[cfg(not(feature = "cudnn"))]
+    Vec::new()
+}
+
 /// A 2-D convolution; on the fused path the columns come from a coalesced, pixel-major im2col
 /// in chunks of output pixels and one GEMM per chunk writes NCHW directly (f16/bf16: cuBLASLt;
 /// f32: candle's exact-f32 GEMM, where 1x1 convolutions skip im2col).
@@ -377,6 +465,34 @@ fn conv2d_fused(
     }
     let (ho, wo) = ((h + 2 * p - kh) / s + 1, (w + 2 * p - kw) / s + 1);
     let x = x.contiguous()?;
+    #[cfg(feature = "cudnn")]
+    if let b @ (ConvBackend::Cudnn | ConvBackend::CudnnSearch) = conv_backend() {
+        let op = cuda::CudnnConvOp {
+            stride: s,
+            pad: p,
+            choice: if b == ConvBackend::Cudnn {
+                cuda::AlgoChoice::Heuristic
+            } else {
+                cuda::AlgoChoice::Search
+            },
+            tf32: TF32.get(),
+        };
+        let wt = c.weight().contiguous()?;
+        // cuDNN's bias add (cudnnAddTensor) takes f32 and f16; bf16 adds it afterwards.
+        let out = match c.bias() {
+            Some(bias) if x.dtype() != DType::BF16 => x.apply_op3_no_bwd(&wt, bias, &op),
+            Some(bias) => x
+                .apply_op2_no_bwd(&wt, &op)
+                .and_then(|o| o.broadcast_add(&bias.reshape((1, bias.elem_count(), 1, 1))?)),
+            None => x.apply_op2_no_bwd(&wt, &op),
+        };
+        // cuDNN declines shapes where it has no fast algorithm (and may fail, e.g. out of
+        // memory for its workspace): those run on the GEMM path below.
+        match out {
+            Ok(t) => return Ok(t),
+            Err(e) => tracing::debug!("convolution on the GEMM path: {e}"),
+        }
+    }
     let half = matches!(x.dtype(), DType::F16 | DType::BF16);
     // Shifted GEMMs pay off on large images (measured on an H100: 128x128x320 0.69 vs 1.08 ms,
     // 32x32x1280 0.59 vs 0.32 ms with im2col); f32 only with TF32 allowed.
