@@ -526,6 +526,68 @@ fn launch_im2col<T: DeviceRepr>(
     Ok(())
 }
 
+/// The sizes of a convolution: input `[b, cin, h, w]`, weight `[cout, cin, kh, kw]`, output
+/// `ho x wo`.
+pub(super) struct ConvDims {
+    pub b: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+/// Checks that a convolution's input and weight fit (stride >= 1, kernel no larger than the
+/// padded input) and returns its sizes.
+fn conv_dims(x: &Layout, w: &Layout, stride: usize, pad: usize) -> Result<ConvDims> {
+    let (b, cin, h, wd) = x.shape().dims4()?;
+    let (cout, wcin, kh, kw) = w.shape().dims4()?;
+    if wcin != cin || stride == 0 || h + 2 * pad < kh || wd + 2 * pad < kw {
+        bail!(
+            "conv: input {:?} does not fit weight {:?}",
+            x.dims(),
+            w.dims()
+        );
+    }
+    Ok(ConvDims {
+        b,
+        cin,
+        h,
+        w: wd,
+        cout,
+        kh,
+        kw,
+        ho: (h + 2 * pad - kh) / stride + 1,
+        wo: (wd + 2 * pad - kw) / stride + 1,
+    })
+}
+
+/// The one dtype of an op's input, weight and optional bias (`what` names the op in the error).
+fn common_dtype(
+    x: &CudaStorage,
+    w: &CudaStorage,
+    bias: Option<(&CudaStorage, &Layout)>,
+    what: &str,
+) -> Result<DType> {
+    if x.dtype() != w.dtype() || bias.is_some_and(|(b, _)| b.dtype() != w.dtype()) {
+        bail!("{what}: input, weight and bias dtypes differ");
+    }
+    Ok(x.dtype())
+}
+
+/// Checks that an optional bias holds one value per output channel.
+fn check_bias(bias: Option<(&CudaStorage, &Layout)>, cout: usize, what: &str) -> Result<()> {
+    if let Some((_, l)) = bias
+        && l.shape().elem_count() != cout
+    {
+        bail!("{what}: bias does not have {cout} values");
+    }
+    Ok(())
+}
+
 /// Implements `CustomOp2` (no bias) and `CustomOp3` (with bias) for an op with a
 /// `dispatch(x, weight, Option<bias>)`; `$what` names it in the CPU error.
 macro_rules! weight_bias_op {
@@ -699,10 +761,7 @@ impl LinearOp {
         w: (&CudaStorage, &Layout),
         bias: Option<(&CudaStorage, &Layout)>,
     ) -> Result<(CudaStorage, Shape)> {
-        if x.0.dtype() != w.0.dtype() || bias.is_some_and(|(b, _)| b.dtype() != w.0.dtype()) {
-            bail!("linear: input, weight and bias dtypes differ");
-        }
-        match x.0.dtype() {
+        match common_dtype(x.0, w.0, bias, "linear")? {
             DType::F16 => Self::run::<f16>(x, w, bias),
             DType::BF16 => Self::run::<bf16>(x, w, bias),
             other => bail!("the cuBLASLt linear takes f16 or bf16, not {other:?}"),
@@ -730,17 +789,18 @@ impl ConvOp {
     where
         CudaBlasLT: Matmul<T>,
     {
-        let (b, cin, h, wd) = x.1.shape().dims4()?;
-        let (cout, wcin, kh, kw) = w.1.shape().dims4()?;
         let (s, p) = (self.stride, self.pad);
-        if wcin != cin || s == 0 || h + 2 * p < kh || wd + 2 * p < kw {
-            bail!(
-                "conv: input {:?} does not fit weight {:?}",
-                x.1.dims(),
-                w.1.dims()
-            );
-        }
-        let (ho, wo) = ((h + 2 * p - kh) / s + 1, (wd + 2 * p - kw) / s + 1);
+        let ConvDims {
+            b,
+            cin,
+            h,
+            w: wd,
+            cout,
+            kh,
+            kw,
+            ho,
+            wo,
+        } = conv_dims(x.1, w.1, s, p)?;
         let pixels = ho * wo;
         let k = cin * kh * kw;
         let dev = x.0.device().clone();
@@ -856,11 +916,7 @@ impl ShiftConvOp {
                 w.1.dims()
             );
         }
-        if let Some((_, l)) = bias
-            && l.shape().elem_count() != cout
-        {
-            bail!("shifted conv: bias does not have {cout} values");
-        }
+        check_bias(bias, cout, "shifted conv")?;
         let dev = x.0.device().clone();
         let xs = contiguous_view::<T>(x.0, x.1, "conv input")?;
         let ws = contiguous_view::<T>(w.0, w.1, "conv weight")?;
@@ -966,10 +1022,7 @@ impl ShiftConvOp {
         w: (&CudaStorage, &Layout),
         bias: Option<(&CudaStorage, &Layout)>,
     ) -> Result<(CudaStorage, Shape)> {
-        if x.0.dtype() != w.0.dtype() || bias.is_some_and(|(b, _)| b.dtype() != w.0.dtype()) {
-            bail!("shifted conv: input, weight and bias dtypes differ");
-        }
-        match x.0.dtype() {
+        match common_dtype(x.0, w.0, bias, "shifted conv")? {
             DType::F32 => Self::run::<f32>(x, w, bias),
             DType::F16 => Self::run::<f16>(x, w, bias),
             DType::BF16 => Self::run::<bf16>(x, w, bias),

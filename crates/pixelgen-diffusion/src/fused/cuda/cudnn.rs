@@ -17,7 +17,7 @@ use candle_core::cuda_backend::{CudaDType, CudaDevice, DeviceId, WrapErr};
 use candle_core::{CudaStorage, DType, Layout, Result, Shape, bail};
 use half::{bf16, f16};
 
-use super::contiguous_view;
+use super::{check_bias, common_dtype, contiguous_view, conv_dims};
 
 /// Largest workspace an algorithm may ask for (and the buffer the search gets). cuDNN's
 /// implicit-precomputed GEMM needs ~4 bytes per input value (8 in f32): 1.1 GB for the VAE's
@@ -184,22 +184,9 @@ impl CudnnConvOp {
         w: (&CudaStorage, &Layout),
         bias: Option<(&CudaStorage, &Layout)>,
     ) -> Result<(CudaStorage, Shape)> {
-        let (b, cin, h, wd) = x.1.shape().dims4()?;
-        let (cout, wcin, kh, kw) = w.1.shape().dims4()?;
         let (s, p) = (self.stride, self.pad);
-        if wcin != cin || s == 0 || h + 2 * p < kh || wd + 2 * p < kw {
-            bail!(
-                "conv: input {:?} does not fit weight {:?}",
-                x.1.dims(),
-                w.1.dims()
-            );
-        }
-        if let Some((_, l)) = bias
-            && l.shape().elem_count() != cout
-        {
-            bail!("conv: bias does not have {cout} values");
-        }
-        let (ho, wo) = ((h + 2 * p - kh) / s + 1, (wd + 2 * p - kw) / s + 1);
+        let d = conv_dims(x.1, w.1, s, p)?;
+        check_bias(bias, d.cout, "conv")?;
         let dev = x.0.device().clone();
         let xs = contiguous_view::<T>(x.0, x.1, "conv input")?;
         let ws = contiguous_view::<T>(w.0, w.1, "conv weight")?;
@@ -209,10 +196,10 @@ impl CudnnConvOp {
         };
         // SAFETY: uninitialised device memory; the convolution writes every element (beta 0)
         // before anything reads it.
-        let mut out = unsafe { dev.alloc::<T>(b * cout * ho * wo)? };
+        let mut out = unsafe { dev.alloc::<T>(d.b * d.cout * d.ho * d.wo)? };
         let key = Key {
             dtype: x.0.dtype(),
-            dims: [b, cin, h, wd, cout, kh, kw, ho * wo],
+            dims: [d.b, d.cin, d.h, d.w, d.cout, d.kh, d.kw, d.ho * d.wo],
             stride: s,
             pad: p,
             choice: self.choice,
@@ -305,7 +292,7 @@ impl CudnnConvOp {
         })?;
         Ok((
             CudaStorage::wrap_cuda_slice(out, dev),
-            Shape::from((b, cout, ho, wo)),
+            Shape::from((d.b, d.cout, d.ho, d.wo)),
         ))
     }
 
@@ -476,10 +463,7 @@ impl CudnnConvOp {
         w: (&CudaStorage, &Layout),
         bias: Option<(&CudaStorage, &Layout)>,
     ) -> Result<(CudaStorage, Shape)> {
-        if x.0.dtype() != w.0.dtype() || bias.is_some_and(|(b, _)| b.dtype() != w.0.dtype()) {
-            bail!("cuDNN conv: input, weight and bias dtypes differ");
-        }
-        match x.0.dtype() {
+        match common_dtype(x.0, w.0, bias, "cuDNN conv")? {
             DType::F32 => self.run::<f32>(x, w, bias),
             DType::F16 => self.run::<f16>(x, w, bias),
             DType::BF16 => self.run::<bf16>(x, w, bias),
