@@ -217,6 +217,9 @@ impl Bench {
         if !conv.is_empty() && std::env::var_os("PIXELGEN_CUDNN_MIN_ROWS").is_some() {
             conv += &format!("_minrows{}", fused::cudnn_min_rows().unwrap_or(0));
         }
+        if !conv.is_empty() && std::env::var("PIXELGEN_CUDNN_FUSE").as_deref() == Ok("1") {
+            conv += "_fuse";
+        }
         format!(
             "candle_{}{conv}_{:?}",
             kernels_name(self.kernels),
@@ -529,6 +532,42 @@ impl Bench {
             }
         }
         fused::set_conv_backend(backend0);
+        // A ResNet block's last convolution with its skip connection (cuDNN: bias and residual
+        // in the epilogue), against the same in exact f32.
+        {
+            let (c, size, dtype) = (256, 512, DType::F16);
+            let cfg = candle_nn::Conv2dConfig {
+                padding: 1,
+                ..Default::default()
+            };
+            let w = (rnd(&[c, c, 3, 3], dtype)? * (1.0 / ((c * 9) as f64).sqrt()))?;
+            let bias = rnd(&[c], dtype)?;
+            let conv = candle_nn::Conv2d::new(w.clone(), Some(bias.clone()), cfg);
+            let x = rnd(&[1, c, size, size], dtype)?;
+            let r = rnd(&[1, c, size, size], dtype)?;
+            fused::set_kernels(Kernels::Fused);
+            let (times, out) = self.time(2, self.args.iters.min(5), || {
+                Ok(fused::conv2d_residual(&conv, None, &x, &r)?)
+            })?;
+            self.result_plain(
+                &format!("conv_residual_vae_512_256_f16_{:?}", fused::conv_backend())
+                    .to_lowercase(),
+                &times,
+            );
+            fused::set_conv_backend(ConvBackend::Gemm);
+            fused::set_tf32(false);
+            let exact_conv = candle_nn::Conv2d::new(
+                w.to_dtype(DType::F32)?,
+                Some(bias.to_dtype(DType::F32)?),
+                cfg,
+            );
+            let exact = (fused::conv2d(&exact_conv, &x.to_dtype(DType::F32)?)?
+                + r.to_dtype(DType::F32)?)?
+            .to_dtype(dtype)?;
+            fused::set_tf32(true);
+            fused::set_conv_backend(backend0);
+            self.report_err_tol("conv_residual_vae_512_256_f16", &out, &exact, 1e-2)?;
+        }
         for line in fused::cudnn_plans() {
             println!("cudnn plan: {line}");
         }

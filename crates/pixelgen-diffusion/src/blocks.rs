@@ -54,10 +54,28 @@ pub(crate) fn group_norm(
 /// [`tiling::circular_padding`] is on, a padded convolution pads its input circularly instead
 /// of with zeros (seamless tiling).
 pub(crate) fn run_conv(conv: &Conv, x: &Tensor) -> Result<Tensor> {
-    let name = match conv.conv.weight().dim(3) {
-        Ok(1) => "conv1x1",
-        Ok(3) => "conv3x3",
-        _ => "conv",
+    run_conv_with(conv, x, None)
+}
+
+/// `residual + conv(x)` (see [`crate::fused::conv2d_residual`]), timed as
+/// `conv3x3+residual` (or `conv1x1+residual`) when profiling.
+pub(crate) fn run_conv_residual(conv: &Conv, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+    run_conv_with(conv, x, Some(residual))
+}
+
+fn run_conv_with(conv: &Conv, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
+    let name = match (conv.conv.weight().dim(3), residual.is_some()) {
+        (Ok(1), false) => "conv1x1",
+        (Ok(1), true) => "conv1x1+residual",
+        (Ok(3), false) => "conv3x3",
+        (Ok(3), true) => "conv3x3+residual",
+        (_, false) => "conv",
+        (_, true) => "conv+residual",
+    };
+    let go = |c: &Conv2d, tap: Option<&std::sync::OnceLock<Tensor>>, input: &Tensor| match residual
+    {
+        Some(r) => crate::fused::conv2d_residual(c, tap, input, r),
+        None => crate::fused::conv2d_cached(c, tap, input),
     };
     let cfg = *conv.conv.config();
     if cfg.padding > 0 && tiling::circular_padding() {
@@ -68,12 +86,10 @@ pub(crate) fn run_conv(conv: &Conv, x: &Tensor) -> Result<Tensor> {
             conv.conv.bias().cloned(),
             Conv2dConfig { padding: 0, ..cfg },
         );
-        return profile::scope(name, x.device(), || {
-            crate::fused::conv2d_cached(&unpadded, None, &padded)
-        });
+        return profile::scope(name, x.device(), || go(&unpadded, None, &padded));
     }
     profile::scope(name, x.device(), || {
-        crate::fused::conv2d_cached(&conv.conv, Some(&conv.tap_major), x)
+        go(&conv.conv, Some(&conv.tap_major), x)
     })
 }
 
@@ -130,12 +146,11 @@ impl ResnetBlock {
             let t = proj.forward(&t.silu()?)?.unsqueeze(2)?.unsqueeze(3)?;
             h = profile::scope("add", x.device(), || Ok(h.broadcast_add(&t)?))?;
         }
-        let h = run_conv(&self.conv2, &self.norm2.forward_silu(&h)?)?;
         let skip = match &self.shortcut {
             Some(c) => run_conv(c, x)?,
             None => x.clone(),
         };
-        add(&skip, &h)
+        run_conv_residual(&self.conv2, &self.norm2.forward_silu(&h)?, &skip)
     }
 }
 

@@ -425,20 +425,98 @@ pub fn conv2d_cached(
     x: &Tensor,
 ) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    {
-        let cfg = c.config();
-        if fused_on(x.device())
-            && cfg.groups == 1
-            && cfg.dilation == 1
-            && x.rank() == 4
-            && x.dtype() == c.weight().dtype()
-        {
-            return conv2d_fused(c, tap_major, x);
+    if fused_conv_applies(c, x) {
+        #[cfg(feature = "cudnn")]
+        if let Some(out) = cudnn_conv(c, x, None)? {
+            return Ok(out);
         }
+        return conv2d_fused(c, tap_major, x);
     }
     #[cfg(not(feature = "cuda"))]
     let _ = tap_major;
     Ok(candle_nn::Module::forward(c, x)?)
+}
+
+/// `residual + conv(x)` (a ResNet block's skip connection); with cuDNN the residual and the
+/// bias are added in the convolution's epilogue where its algorithm allows, saving two passes
+/// over the output. Elsewhere exactly [`conv2d_cached`] and then the add.
+pub fn conv2d_residual(
+    c: &candle_nn::Conv2d,
+    tap_major: Option<&std::sync::OnceLock<Tensor>>,
+    x: &Tensor,
+    residual: &Tensor,
+) -> Result<Tensor> {
+    #[cfg(feature = "cudnn")]
+    if fused_conv_applies(c, x)
+        && let Some(out) = cudnn_conv(c, x, Some(residual))?
+    {
+        return Ok(out);
+    }
+    let h = conv2d_cached(c, tap_major, x)?;
+    Ok((residual + h)?)
+}
+
+/// Whether the fused path takes this convolution (CUDA device and build, groups 1, dilation 1,
+/// matching dtypes).
+#[cfg(feature = "cuda")]
+fn fused_conv_applies(c: &candle_nn::Conv2d, x: &Tensor) -> bool {
+    let cfg = c.config();
+    fused_on(x.device())
+        && cfg.groups == 1
+        && cfg.dilation == 1
+        && x.rank() == 4
+        && x.dtype() == c.weight().dtype()
+}
+
+/// The convolution (+ bias, + `residual`) through cuDNN, or `None` where the backend is the
+/// GEMM path or cuDNN declines the shape (no fast algorithm, or a failure such as no memory for
+/// its workspace): the caller then runs the GEMM path.
+#[cfg(feature = "cudnn")]
+fn cudnn_conv(
+    c: &candle_nn::Conv2d,
+    x: &Tensor,
+    residual: Option<&Tensor>,
+) -> Result<Option<Tensor>> {
+    let choice = match conv_backend() {
+        ConvBackend::Gemm => return Ok(None),
+        ConvBackend::Cudnn => cuda::AlgoChoice::Heuristic,
+        ConvBackend::CudnnSearch => cuda::AlgoChoice::Search,
+    };
+    let cfg = c.config();
+    // cuDNN's bias add takes f32 and f16 (bf16 adds it afterwards); the residual goes into
+    // the epilogue only where that is switched on (`PIXELGEN_CUDNN_FUSE=1`) and possible, else
+    // it is added afterwards.
+    let in_op = x.dtype() != DType::BF16;
+    let op = cuda::CudnnConvOp {
+        stride: cfg.stride,
+        pad: cfg.padding,
+        choice,
+        tf32: TF32.get(),
+        bias: if in_op { c.bias().cloned() } else { None },
+    };
+    let x = x.contiguous()?;
+    let wt = c.weight().contiguous()?;
+    if let Some(r) = residual
+        && in_op
+        && cuda::cudnn_fuse_epilogue()
+        && let Ok(out) = x.apply_op3_no_bwd(&wt, &r.contiguous()?, &op)
+    {
+        return Ok(Some(out));
+    }
+    let mut out = match x.apply_op2_no_bwd(&wt, &op) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::debug!("convolution on the GEMM path: {e}");
+            return Ok(None);
+        }
+    };
+    if !in_op && let Some(bias) = c.bias() {
+        out = out.broadcast_add(&bias.reshape((1, bias.elem_count(), 1, 1))?)?;
+    }
+    if let Some(r) = residual {
+        out = (r + out)?;
+    }
+    Ok(Some(out))
 }
 
 #[cfg(feature = "cuda")]
@@ -465,34 +543,6 @@ fn conv2d_fused(
     }
     let (ho, wo) = ((h + 2 * p - kh) / s + 1, (w + 2 * p - kw) / s + 1);
     let x = x.contiguous()?;
-    #[cfg(feature = "cudnn")]
-    if let b @ (ConvBackend::Cudnn | ConvBackend::CudnnSearch) = conv_backend() {
-        let op = cuda::CudnnConvOp {
-            stride: s,
-            pad: p,
-            choice: if b == ConvBackend::Cudnn {
-                cuda::AlgoChoice::Heuristic
-            } else {
-                cuda::AlgoChoice::Search
-            },
-            tf32: TF32.get(),
-        };
-        let wt = c.weight().contiguous()?;
-        // cuDNN's bias add (cudnnAddTensor) takes f32 and f16; bf16 adds it afterwards.
-        let out = match c.bias() {
-            Some(bias) if x.dtype() != DType::BF16 => x.apply_op3_no_bwd(&wt, bias, &op),
-            Some(bias) => x
-                .apply_op2_no_bwd(&wt, &op)
-                .and_then(|o| o.broadcast_add(&bias.reshape((1, bias.elem_count(), 1, 1))?)),
-            None => x.apply_op2_no_bwd(&wt, &op),
-        };
-        // cuDNN declines shapes where it has no fast algorithm (and may fail, e.g. out of
-        // memory for its workspace): those run on the GEMM path below.
-        match out {
-            Ok(t) => return Ok(t),
-            Err(e) => tracing::debug!("convolution on the GEMM path: {e}"),
-        }
-    }
     let half = matches!(x.dtype(), DType::F16 | DType::BF16);
     // Shifted GEMMs pay off on large images (measured on an H100: 128x128x320 0.69 vs 1.08 ms,
     // 32x32x1280 0.59 vs 0.32 ms with im2col); f32 only with TF32 allowed.
