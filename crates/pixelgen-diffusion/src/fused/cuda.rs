@@ -588,10 +588,14 @@ fn check_bias(bias: Option<(&CudaStorage, &Layout)>, cout: usize, what: &str) ->
     Ok(())
 }
 
-/// Implements `CustomOp2` (no bias) and `CustomOp3` (with bias) for an op with a
-/// `dispatch(x, weight, Option<bias>)`; `$what` names it in the CPU error.
+/// Implements `CustomOp2` (no third input) and `CustomOp3` (with one: a bias, or what `$third`
+/// names) for an op with a `dispatch(x, weight, Option<third>)`; `$what` names it in the CPU
+/// error.
 macro_rules! weight_bias_op {
     ($ty:ty, $name:literal, $what:literal) => {
+        weight_bias_op!($ty, $name, $what, "-bias");
+    };
+    ($ty:ty, $name:literal, $what:literal, $third:literal) => {
         impl CustomOp2 for $ty {
             fn name(&self) -> &'static str {
                 $name
@@ -620,7 +624,7 @@ macro_rules! weight_bias_op {
 
         impl CustomOp3 for $ty {
             fn name(&self) -> &'static str {
-                concat!($name, "-bias")
+                concat!($name, $third)
             }
 
             fn cpu_fwd(

@@ -596,58 +596,9 @@ impl CudnnConvOp {
     }
 }
 
-impl CustomOp2 for CudnnConvOp {
-    fn name(&self) -> &'static str {
-        "pixelgen-cudnn-conv"
-    }
-
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        bail!("the cuDNN convolution runs on CUDA only")
-    }
-
-    fn cuda_fwd(
-        &self,
-        xs: &CudaStorage,
-        xl: &Layout,
-        ws: &CudaStorage,
-        wl: &Layout,
-    ) -> Result<(CudaStorage, Shape)> {
-        self.dispatch((xs, xl), (ws, wl), None)
-    }
-}
-
-impl CustomOp3 for CudnnConvOp {
-    fn name(&self) -> &'static str {
-        "pixelgen-cudnn-conv-residual"
-    }
-
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        bail!("the cuDNN convolution runs on CUDA only")
-    }
-
-    fn cuda_fwd(
-        &self,
-        xs: &CudaStorage,
-        xl: &Layout,
-        ws: &CudaStorage,
-        wl: &Layout,
-        zs: &CudaStorage,
-        zl: &Layout,
-    ) -> Result<(CudaStorage, Shape)> {
-        self.dispatch((xs, xl), (ws, wl), Some((zs, zl)))
-    }
-}
+weight_bias_op!(
+    CudnnConvOp,
+    "pixelgen-cudnn-conv",
+    "the cuDNN convolution",
+    "-residual"
+);
