@@ -437,9 +437,9 @@ pub fn conv2d_cached(
     Ok(candle_nn::Module::forward(c, x)?)
 }
 
-/// `residual + conv(x)` (a ResNet block's skip connection); with cuDNN the residual and the
-/// bias are added in the convolution's epilogue where its algorithm allows, saving two passes
-/// over the output. Elsewhere exactly [`conv2d_cached`] and then the add.
+/// `residual + conv(x)` (a ResNet block's skip connection): [`conv2d_cached`], then the add.
+/// With cuDNN and `PIXELGEN_CUDNN_FUSE=1`, residual and bias go into the convolution's epilogue
+/// where its algorithm allows (two passes fewer over the output; measured mixed, so opt-in).
 pub fn conv2d_residual(
     c: &candle_nn::Conv2d,
     tap_major: Option<&std::sync::OnceLock<Tensor>>,
