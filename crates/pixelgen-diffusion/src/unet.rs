@@ -5,7 +5,7 @@
 //! `CrossAttnDownBlock2D`, `UNetMidBlock2DCrossAttn`, `UpBlock2D` / `CrossAttnUpBlock2D`,
 //! linear or 1x1-conv projections, GEGLU feed-forward; anything else is a clear error.
 
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{D, DType, Device, Tensor, TensorId};
 use candle_nn::{LayerNorm, Linear, Module, VarBuilder};
 
 use crate::blocks::{
@@ -87,7 +87,13 @@ struct CrossAttention {
     to_out: Linear,
     heads: usize,
     head_dim: usize,
+    /// Cross-attention only: the last context's K|V, reused while the same context tensor
+    /// comes back (every denoising step of a generation passes the same text embeddings).
+    kv_cache: KvCache,
 }
+
+/// The id of a context tensor and its K|V projection (tensors are immutable, ids never reused).
+type KvCache = std::sync::Arc<std::sync::Mutex<Option<(TensorId, Tensor)>>>;
 
 impl CrossAttention {
     fn new(
@@ -118,7 +124,24 @@ impl CrossAttention {
             to_out: candle_nn::linear(inner, dim, vb.pp("to_out").pp(0))?,
             heads,
             head_dim,
+            kv_cache: KvCache::default(),
         })
+    }
+
+    /// K|V of `context`, projected once per context tensor.
+    fn context_kv(&self, kv_proj: &Linear, context: &Tensor) -> Result<Tensor> {
+        let mut cache = match self.kv_cache.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some((id, kv)) = cache.as_ref()
+            && *id == context.id()
+        {
+            return Ok(kv.clone());
+        }
+        let kv = run_linear("linear_qkv", kv_proj, context)?;
+        *cache = Some((context.id(), kv.clone()));
+        Ok(kv)
     }
 
     fn forward(&self, x: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
@@ -126,7 +149,7 @@ impl CrossAttention {
         let proj = run_linear("linear_qkv", &self.in_proj, x)?;
         let (q, k, v) = match (&self.kv_proj, context) {
             (Some(kv_proj), Some(context)) => {
-                let kv = run_linear("linear_qkv", kv_proj, context)?;
+                let kv = self.context_kv(kv_proj, context)?;
                 (proj, kv.narrow(2, 0, inner)?, kv.narrow(2, inner, inner)?)
             }
             (None, None) => (

@@ -31,6 +31,48 @@ fn one_unet_call_matches_diffusers() {
     }
 }
 
+/// Cross-attention keeps the K|V of the last context tensor: a new context must be seen, and
+/// the old one again after it.
+#[test]
+fn a_new_context_is_not_served_from_the_cache() {
+    let configs = SdxlConfigs::load(fixtures().join("tiny-sdxl")).unwrap();
+    let load = || UNet2DConditionModel::load(&configs, None, DType::F32, &Device::Cpu).unwrap();
+    let ex =
+        candle_core::safetensors::load(fixtures().join("expected/unet.safetensors"), &Device::Cpu)
+            .unwrap();
+    let other = (&ex["encoder_hidden_states"] * 0.5).unwrap();
+    let cond = |ehs| UNetConditioning {
+        encoder_hidden_states: ehs,
+        text_embeds: &ex["text_embeds"],
+        time_ids: &ex["time_ids"],
+    };
+    let unet = load();
+    let first = unet
+        .forward(&ex["latents"], 500.0, &cond(&ex["encoder_hidden_states"]))
+        .unwrap();
+    let second = unet.forward(&ex["latents"], 500.0, &cond(&other)).unwrap();
+    let fresh = load()
+        .forward(&ex["latents"], 500.0, &cond(&other))
+        .unwrap();
+    assert_eq!(
+        rel_err(&second, &fresh),
+        0.0,
+        "the new context was not used"
+    );
+    assert!(
+        rel_err(&second, &first) > 1e-3,
+        "the context made no difference"
+    );
+    let again = unet
+        .forward(&ex["latents"], 500.0, &cond(&ex["encoder_hidden_states"]))
+        .unwrap();
+    assert_eq!(
+        rel_err(&again, &first),
+        0.0,
+        "the first context was not restored"
+    );
+}
+
 #[test]
 fn mismatched_inputs_are_errors() {
     let configs = SdxlConfigs::load(fixtures().join("tiny-sdxl")).unwrap();
