@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Every drop picks item prompts from a list and asks [`PixelGen`] for each icon with a
-//! random seed. The handles come back at once, so the items appear at once with a
+//! random seed (`--seed N` makes the drops and icons the same every run). The handles come back at once, so the items appear at once with a
 //! checkerboard placeholder; each swaps to its icon when the worker is done. A message
 //! handler reacts to [`SpriteFinished`] (the item "pops" and the log names it with its seed)
 //! and [`SpriteFailed`] (the item turns red and the log says why). Opening the chest again
@@ -72,6 +72,31 @@ struct Args {
     /// Drive a fixed run, save screenshots and a manifest in DIR, then exit (window test).
     #[arg(long, value_name = "DIR")]
     script: Option<PathBuf>,
+    /// Draw items and icon seeds from this seed instead of a fresh random one per drop (the
+    /// same drops, and icons, every run).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+}
+
+/// Where the seeds of the items and their icons come from.
+#[derive(Resource, Debug)]
+struct Seeds(Option<u64>);
+
+impl Seeds {
+    /// The next seed: a fixed sequence from `--seed`, else a fresh random one.
+    fn next(&mut self) -> u64 {
+        match &mut self.0 {
+            Some(s) => {
+                *s = s.wrapping_add(1);
+                // SplitMix64's finaliser: well-spread picks from consecutive numbers.
+                let mut z = s.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^ (z >> 31)
+            }
+            None => Seed::draw(),
+        }
+    }
 }
 
 fn main() {
@@ -101,6 +126,7 @@ fn main() {
     })
     .insert_resource(AutoDrop(Timer::from_seconds(10.0, TimerMode::Repeating)))
     .insert_resource(engine.clone())
+    .insert_resource(Seeds(args.seed))
     .add_systems(Startup, setup)
     .add_systems(
         Update,
@@ -223,7 +249,7 @@ fn drop_loot(
     engine: Res<EngineChoice>,
     old: Query<(Entity, &Loot)>,
     mut chest: Query<&mut Chest>,
-    mut hud: ResMut<Hud>,
+    (mut hud, mut seeds): (ResMut<Hud>, ResMut<Seeds>),
 ) {
     if drops.read().count() == 0 {
         return;
@@ -237,14 +263,17 @@ fn drop_loot(
     for mut c in &mut chest {
         c.shake = 0.4;
     }
-    // Distinct items, picked with the same generator the seeds come from.
+    // Distinct items, picked with the generator the icon seeds come from.
     let mut names: Vec<&str> = LOOT.to_vec();
     for (slot, x) in SLOT_X.iter().enumerate() {
-        let pick = (Seed::draw() % names.len() as u64) as usize;
+        let pick = (seeds.next() % names.len() as u64) as usize;
         let name = names.swap_remove(pick);
-        let request = SpriteRequest::new(format!("{name}, game item icon, pixel art"))
+        let mut request = SpriteRequest::new(format!("{name}, game item icon, pixel art"))
             .size(ICON, ICON)
             .steps(8);
+        if seeds.0.is_some() {
+            request = request.seed(seeds.next());
+        }
         let ticket = pixelgen.submit(engine.fit(request));
         commands.spawn((
             Sprite::from_image(ticket.handle().clone()),

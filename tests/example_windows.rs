@@ -192,7 +192,10 @@ fn runtime_loot_shows_placeholders_then_the_generated_icons() {
 /// delivered into the running game.
 #[test]
 fn runtime_loot_on_the_tiny_sdxl_model() {
-    let Some(run) = run_example_with("runtime_loot", "-tiny", &["--tiny"]) else {
+    // A fixed seed: the tiny model's icons are noise, and how much of a noise icon survives
+    // background removal depends on the seed (a random one once left 24 of 256 pixels; seed 2
+    // keeps 96 to 256 in each icon).
+    let Some(run) = run_example_with("runtime_loot", "-tiny", &["--tiny", "--seed", "2"]) else {
         return;
     };
     check_loot(&run);
