@@ -44,7 +44,7 @@ pub use disk::DiskCache;
 pub use engine::{Control, GeneratedSprite, Generator, Progress, SpriteEngine, tensor_to_rgba};
 pub use error::{PixelGenError, Result};
 pub use model::{DeviceChoice, ModelConfig, ModelIdentity, ModelSource, Precision};
-pub use output::{SavedSprite, file_stem, file_stem_for, save_sprite, write_atomic};
+pub use output::{SavedSprite, file_stem, file_stem_for, prompt_slug, save_sprite, write_atomic};
 pub use pixelgen_diffusion::{SDXL_LATENT_RGB, latent_pixel_to_rgb, latents_to_rgb};
 pub use recipe::{Frames, LoraRef, MAX_SIDE, Priority, Recipe, Seed, Size};
 pub use sheet::{GeneratedSheet, SavedSheet, generate_sheet, save_sheet};

@@ -24,6 +24,12 @@ pub fn file_stem(sprite: &GeneratedSprite) -> String {
 
 /// [`file_stem`] from a prompt and a key.
 pub fn file_stem_for(prompt: &str, key: &CacheKey) -> String {
+    format!("{}-{}", prompt_slug(prompt), key.short())
+}
+
+/// The prompt as a file-name slug: lower-case ASCII letters and digits, every other run of
+/// characters one `-`, at most 40 characters, `sprite` when nothing is left.
+pub fn prompt_slug(prompt: &str) -> String {
     let mut slug = String::new();
     for c in prompt.chars() {
         if slug.len() >= 40 {
@@ -37,9 +43,9 @@ pub fn file_stem_for(prompt: &str, key: &CacheKey) -> String {
     }
     let slug = slug.trim_end_matches('-');
     if slug.is_empty() {
-        format!("sprite-{}", key.short())
+        "sprite".to_owned()
     } else {
-        format!("{slug}-{}", key.short())
+        slug.to_owned()
     }
 }
 

@@ -226,22 +226,10 @@ pub fn asset_name(name: &str) -> Result<String, EditorError> {
 /// A name to offer for "save to assets": the prompt as a slug (at most 40 characters) and the
 /// seed, e.g. `red-potion-1234`; always accepted by [`asset_name`].
 pub fn suggested_name(recipe: &Recipe) -> String {
-    let mut slug = String::new();
-    for c in recipe.prompt.chars() {
-        if slug.len() >= 40 {
-            break;
-        }
-        if c.is_ascii_alphanumeric() {
-            slug.push(c.to_ascii_lowercase());
-        } else if !slug.is_empty() && !slug.ends_with('-') {
-            slug.push('-');
-        }
-    }
-    let slug = slug.trim_end_matches('-');
-    let slug = if slug.is_empty() { "sprite" } else { slug };
+    let slug = pixelgen::prompt_slug(&recipe.prompt);
     match recipe.seed.value() {
         Some(seed) => format!("{slug}-{seed}"),
-        None => slug.to_owned(),
+        None => slug,
     }
 }
 
