@@ -484,15 +484,10 @@ fn queue_entries_carry_the_live_preview_elapsed_time_and_an_eta() {
     drop(e);
     let preview_id = preview.id();
     drop(preview);
-    for _ in 0..3 {
-        app.update();
-    }
-    assert!(
-        app.world()
-            .resource::<Assets<Image>>()
-            .get(preview_id)
-            .is_none(),
-        "the preview is dropped with its queue entry"
+    assert_image_freed(
+        app,
+        preview_id,
+        "the preview is dropped with its queue entry",
     );
 }
 
@@ -585,16 +580,7 @@ fn regenerate_repeats_the_seed_and_variations_vary_it() {
             .all(|i| i.ticket != item.ticket && i.variation_of.is_none())
     );
     drop(item);
-    for _ in 0..3 {
-        app.update();
-    }
-    assert!(
-        app.world()
-            .resource::<Assets<Image>>()
-            .get(image_id)
-            .is_none(),
-        "the removed item's image is freed"
-    );
+    assert_image_freed(app, image_id, "the removed item's image is freed");
 
     let gone = bevy_pixelgen::TicketId(9999);
     act(app, EditorAction::Regenerate(gone));
@@ -1081,4 +1067,15 @@ fn an_engine_that_cannot_start_says_how_to_get_a_model() {
     );
     assert!(app.world().resource::<EditorQueue>().is_empty());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// After a few frames, the image `id` is gone from `Assets<Image>` (its last handle dropped).
+fn assert_image_freed(app: &mut App, id: AssetId<Image>, what: &str) {
+    for _ in 0..3 {
+        app.update();
+    }
+    assert!(
+        app.world().resource::<Assets<Image>>().get(id).is_none(),
+        "{what}"
+    );
 }
