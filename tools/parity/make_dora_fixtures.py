@@ -38,15 +38,6 @@ RANK, ALPHA, STRENGTH = 4, 8.0, 0.7
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out", "conv1"]
 
 
-def unet_output(pipe, unet_inputs):
-    with torch.no_grad():
-        return pipe.unet(
-            unet_inputs["latents"], torch.tensor(500.0),
-            encoder_hidden_states=unet_inputs["encoder_hidden_states"],
-            added_cond_kwargs={"text_embeds": unet_inputs["text_embeds"], "time_ids": unet_inputs["time_ids"]},
-        ).sample
-
-
 def main() -> None:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -104,7 +95,7 @@ def main() -> None:
     assert worst < 1e-5, worst
     print(f"{count} fused DoRA weights match m / ||W + s dW|| * (W + s dW) (max err {worst:.1e})")
 
-    out = {"base.unet.t500": unet_output(fresh, unet_inputs), "dora.unet.t500": unet_output(merged, unet_inputs)}
+    out = {"base.unet.t500": base.unet_t500(fresh, unet_inputs), "dora.unet.t500": base.unet_t500(merged, unet_inputs)}
     save_file(out, OUT / "expected.safetensors",
               metadata={"strength": str(STRENGTH), "layers": str(count),
                         "unet_inputs": "expected/unet.safetensors, t = 500"})

@@ -21,7 +21,6 @@ Run from the repository root:  python tools/parity/make_fast_fixtures.py
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -119,11 +118,7 @@ def main() -> None:
     scheduling_lcm.randn_tensor = recording
     try:
         with torch.no_grad():
-            out["unet.t500"] = pipe.unet(
-                unet_inputs["latents"], torch.tensor(500.0),
-                encoder_hidden_states=unet_inputs["encoder_hidden_states"],
-                added_cond_kwargs={"text_embeds": unet_inputs["text_embeds"], "time_ids": unet_inputs["time_ids"]},
-            ).sample
+            out["unet.t500"] = base.unet_t500(pipe, unet_inputs)
             img = pipe(prompt=base.PROMPTS["knight"], negative_prompt=None, num_inference_steps=STEPS,
                        guidance_scale=GUIDANCE, height=base.IMAGE, width=base.IMAGE, latents=init.clone(),
                        generator=torch.Generator().manual_seed(11), output_type="pt",

@@ -302,6 +302,17 @@ class NoiseFeed:
         return noise.clone()
 
 
+def unet_t500(pipe: StableDiffusionXLPipeline, unet_inputs: dict) -> torch.Tensor:
+    """The UNet's prediction at t = 500 on the recorded inputs of `expected/unet.safetensors`
+    (the LoRA, LyCORIS, DoRA and fast-sampler fixtures compare their UNets there)."""
+    with torch.no_grad():
+        return pipe.unet(
+            unet_inputs["latents"], torch.tensor(500.0),
+            encoder_hidden_states=unet_inputs["encoder_hidden_states"],
+            added_cond_kwargs={"text_embeds": unet_inputs["text_embeds"], "time_ids": unet_inputs["time_ids"]},
+        ).sample
+
+
 def scheduler_cases() -> list[dict]:
     cases = []
 

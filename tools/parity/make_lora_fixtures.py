@@ -171,12 +171,7 @@ def record(pipe, case: str, out: dict, unet_inputs: dict, init: torch.Tensor) ->
         out[f"{case}.negative_prompt_embeds"] = npe
         out[f"{case}.pooled_prompt_embeds"] = pooled
         out[f"{case}.negative_pooled_prompt_embeds"] = npooled
-        out[f"{case}.unet.t500"] = pipe.unet(
-            unet_inputs["latents"],
-            torch.tensor(500.0),
-            encoder_hidden_states=unet_inputs["encoder_hidden_states"],
-            added_cond_kwargs={"text_embeds": unet_inputs["text_embeds"], "time_ids": unet_inputs["time_ids"]},
-        ).sample
+        out[f"{case}.unet.t500"] = base.unet_t500(pipe, unet_inputs)
         img = pipe(
             prompt=base.PROMPTS["knight"],
             negative_prompt=base.PROMPTS["negative"],

@@ -132,11 +132,7 @@ def record(pipe, tag, out, unet_inputs):
                                               num_images_per_prompt=1, do_classifier_free_guidance=False)
         out[f"{tag}.prompt_embeds"] = pe
         out[f"{tag}.pooled_prompt_embeds"] = pooled
-        out[f"{tag}.unet.t500"] = pipe.unet(
-            unet_inputs["latents"], torch.tensor(500.0),
-            encoder_hidden_states=unet_inputs["encoder_hidden_states"],
-            added_cond_kwargs={"text_embeds": unet_inputs["text_embeds"], "time_ids": unet_inputs["time_ids"]},
-        ).sample
+        out[f"{tag}.unet.t500"] = base.unet_t500(pipe, unet_inputs)
 
 
 def main() -> None:
