@@ -37,6 +37,15 @@ fn suffix(dtype: DType) -> Result<&'static str> {
     })
 }
 
+/// Whether a view starts on a 16-byte boundary (what the kernels' 16-byte vector loads need).
+fn aligned16<T>(
+    v: &candle_core::cuda_backend::cudarc::driver::CudaView<'_, T>,
+    stream: &candle_core::cuda_backend::cudarc::driver::CudaStream,
+) -> bool {
+    let (ptr, _guard) = v.device_ptr(stream);
+    ptr.is_multiple_of(16)
+}
+
 fn contiguous_view<'a, T: CudaDType + DeviceRepr>(
     s: &'a CudaStorage,
     l: &Layout,
@@ -77,11 +86,7 @@ impl GroupNormOp {
         // 16-byte loads and stores where every vector lies inside one channel and the input is
         // aligned (the output is a fresh allocation).
         let vec = 16 / std::mem::size_of::<T>();
-        let aligned = {
-            let (ptr, _guard) = xs.device_ptr(&stream);
-            ptr.is_multiple_of(16)
-        };
-        let vectorised = aligned && hw.is_multiple_of(vec) && group_len < (1 << 31);
+        let vectorised = aligned16(&xs, &stream) && hw.is_multiple_of(vec) && group_len < (1 << 31);
         let kind = if vectorised { "vec_" } else { "" };
         // Enough blocks to fill the card (~8 per SM on an H100), each with >= 4096 values.
         let parts = 1056usize
@@ -176,9 +181,7 @@ impl CustomOp3 for GroupNormOp {
                 dims[1]
             );
         }
-        if xs.dtype() != ws.dtype() || xs.dtype() != bs.dtype() {
-            bail!("fused group norm: input, weight and bias dtypes differ");
-        }
+        common_dtype(xs, ws, Some((bs, bl)), "fused group norm")?;
         let dev = xs.device().clone();
         let name = suffix(xs.dtype())?;
         let x = (xs, xl);
@@ -211,11 +214,7 @@ impl GegluOp {
         // 16-byte loads and stores where the halves split on a vector boundary and the input is
         // aligned (the output is a fresh allocation).
         let vec = 16 / std::mem::size_of::<T>();
-        let aligned = {
-            let (ptr, _guard) = h.device_ptr(&stream);
-            ptr.is_multiple_of(16)
-        };
-        let vectorised = aligned && inner.is_multiple_of(vec);
+        let vectorised = aligned16(&h, &stream) && inner.is_multiple_of(vec);
         let kind = if vectorised { "vec_" } else { "" };
         let func = launch_fn(dev, &format!("geglu_{kind}{}", suffix(s.dtype())?))?;
         let mut launch = stream.launch_builder(&func);
