@@ -82,10 +82,7 @@ fn main() {
     // No `--tiny` here: the enemy recipe files ask for SDXL's 1024 px, which the tiny test
     // model draws far too slowly on a CPU (`runtime_loot --tiny` is the smoke run).
     let engine = EngineChoice::from_args(args.model, false);
-    let mut pixelgen = engine.plugin();
-    if let Some(dir) = &args.script {
-        pixelgen.output_dir = Some(dir.join("generated"));
-    }
+    let pixelgen = engine.plugin(args.script.as_deref());
     let scripted = args.script.is_some();
     let mut app = App::new();
     app.add_plugins(

@@ -62,10 +62,7 @@ struct Args {
 fn main() {
     let args = Args::parse();
     let engine = EngineChoice::from_args(args.model, args.tiny);
-    let mut pixelgen = engine.plugin();
-    if let Some(dir) = &args.script {
-        pixelgen.output_dir = Some(dir.join("generated"));
-    }
+    let pixelgen = engine.plugin(args.script.as_deref());
     let mut app = App::new();
     app.add_plugins(DefaultPlugins.set(WindowPlugin {
         primary_window: Some(Window {

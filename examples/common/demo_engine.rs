@@ -5,7 +5,7 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bevy::ecs::resource::Resource;
@@ -90,8 +90,9 @@ impl EngineChoice {
         }
     }
 
-    /// The plugin for this engine (nothing saved to disk).
-    pub fn plugin(&self) -> PixelGenPlugin {
+    /// The plugin for this engine: nothing saved to disk, except under `SCRIPT/generated` in a
+    /// scripted run (the window tests compare the screen with those PNGs).
+    pub fn plugin(&self, script: Option<&Path>) -> PixelGenPlugin {
         let plugin = match self {
             Self::Demo => PixelGenPlugin::with_engine(demo_factory(Duration::from_millis(40))),
             Self::Tiny => {
@@ -109,7 +110,7 @@ impl EngineChoice {
             }
         };
         PixelGenPlugin {
-            output_dir: None,
+            output_dir: script.map(|dir| dir.join("generated")),
             ..plugin
         }
     }
