@@ -496,6 +496,9 @@ fn cudnn_conv(
     };
     let x = x.contiguous()?;
     let wt = c.weight().contiguous()?;
+    if op.declines(&x, &wt) {
+        return Ok(None);
+    }
     if let Some(r) = residual
         && in_op
         && cuda::cudnn_fuse_epilogue()

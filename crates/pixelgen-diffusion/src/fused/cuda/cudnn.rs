@@ -19,7 +19,7 @@ use candle_core::{
 };
 use half::{bf16, f16};
 
-use super::{check_bias, common_dtype, contiguous_view, conv_dims};
+use super::{ConvDims, check_bias, common_dtype, contiguous_view, conv_dims};
 
 /// Largest workspace an algorithm may ask for (and the buffer the search gets). cuDNN's
 /// implicit-precomputed GEMM needs ~4 bytes per input value (8 in f32): 1.1 GB for the VAE's
@@ -90,6 +90,19 @@ struct Key {
     pad: usize,
     choice: AlgoChoice,
     tf32: bool,
+}
+
+impl Key {
+    fn new(op: &CudnnConvOp, dtype: DType, d: &ConvDims) -> Self {
+        Self {
+            dtype,
+            dims: [d.b, d.cin, d.h, d.w, d.cout, d.kh, d.kw, d.ho * d.wo],
+            stride: op.stride,
+            pad: op.pad,
+            choice: op.choice,
+            tf32: op.tf32,
+        }
+    }
 }
 
 struct TensorDesc(sys::cudnnTensorDescriptor_t);
@@ -224,6 +237,29 @@ fn data_type(dtype: DType) -> Result<sys::cudnnDataType_t> {
 }
 
 impl CudnnConvOp {
+    /// Whether this thread already found that cuDNN declines this convolution (no fast
+    /// algorithm): the caller then goes straight to its GEMM path instead of a failing op.
+    pub(in crate::fused) fn declines(
+        &self,
+        x: &candle_core::Tensor,
+        w: &candle_core::Tensor,
+    ) -> bool {
+        let candle_core::Device::Cuda(dev) = x.device() else {
+            return false;
+        };
+        let Ok(d) = conv_dims(x.layout(), w.layout(), self.stride, self.pad) else {
+            return false;
+        };
+        let key = Key::new(self, x.dtype(), &d);
+        STATES.with(|states| {
+            states
+                .borrow()
+                .get(&dev.id())
+                .and_then(|st| st.plans.get(&key))
+                .is_some_and(|plan| plan.algo.is_none())
+        })
+    }
+
     fn run<T: CudaDType + DeviceRepr>(
         &self,
         x: (&CudaStorage, &Layout),
@@ -264,14 +300,7 @@ impl CudnnConvOp {
         // SAFETY: uninitialised device memory; the convolution writes every element (beta 0)
         // before anything reads it.
         let mut out = unsafe { dev.alloc::<T>(out_shape.elem_count())? };
-        let key = Key {
-            dtype: x.0.dtype(),
-            dims: [d.b, d.cin, d.h, d.w, d.cout, d.kh, d.kw, d.ho * d.wo],
-            stride: s,
-            pad: p,
-            choice: self.choice,
-            tf32: self.tf32,
-        };
+        let key = Key::new(self, x.0.dtype(), &d);
         let stream = dev.cuda_stream();
         STATES.with(|states| -> Result<()> {
             let mut states = states.borrow_mut();
@@ -294,20 +323,21 @@ impl CudnnConvOp {
             };
             let (xp, _gx) = xs.device_ptr(&stream);
             let (wp, _gw) = ws.device_ptr(&stream);
-            if !st.plans.contains_key(&key) {
-                let plan = self.plan(st, &dev, key, (xp, wp, &mut out))?;
-                st.plans.insert(key, plan);
-            }
-            let Some((algo, _)) = st.plans[&key].algo else {
+            let plan = match st.plans.entry(key) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(self.plan(st.handle, &dev, key, (xp, wp, &mut out))?)
+                }
+            };
+            let Some((algo, _)) = plan.algo else {
                 bail!("cuDNN declined conv {:?}: no fast algorithm", key.dims)
             };
-            let need = st.plans[&key].workspace;
+            let need = plan.workspace;
             if need > 0 && st.workspace.as_ref().is_none_or(|w| w.len() < need) {
                 st.workspace = None;
                 // SAFETY: scratch memory cuDNN writes before it reads.
                 st.workspace = Some(unsafe { dev.alloc::<u8>(need)? });
             }
-            let plan = &st.plans[&key];
             let (one, zero) = (1f32, 0f32);
             let one_p = (&one) as *const f32 as *const std::ffi::c_void;
             let (yp, _gy) = out.device_ptr_mut(&stream);
@@ -422,7 +452,7 @@ impl CudnnConvOp {
     /// input and weight, writing into `out` (overwritten by the real launch afterwards).
     fn plan<T: DeviceRepr>(
         &self,
-        st: &mut State,
+        handle: sys::cudnnHandle_t,
         dev: &CudaDevice,
         key: Key,
         (xp, wp, out): (u64, u64, &mut CudaSlice<T>),
@@ -496,7 +526,7 @@ impl CudnnConvOp {
                 // SAFETY: live handle and descriptors; `perf` holds N results.
                 unsafe {
                     result::get_convolution_forward_algorithm(
-                        st.handle,
+                        handle,
                         x.0,
                         w.0,
                         conv.0,
@@ -518,7 +548,7 @@ impl CudnnConvOp {
                 // scratch buffer holds WORKSPACE_CAP bytes; `perf` holds N results.
                 unsafe {
                     sys::cudnnFindConvolutionForwardAlgorithmEx(
-                        st.handle,
+                        handle,
                         x.0,
                         xp as *const std::ffi::c_void,
                         w.0,
@@ -564,9 +594,7 @@ impl CudnnConvOp {
         };
         // SAFETY: live handle and descriptors.
         let workspace = unsafe {
-            result::get_convolution_forward_workspace_size(
-                st.handle, x.0, w.0, conv.0, y.0, algo_id,
-            )
+            result::get_convolution_forward_workspace_size(handle, x.0, w.0, conv.0, y.0, algo_id)
         }
         .map_err(err)?;
         Ok(Plan {
