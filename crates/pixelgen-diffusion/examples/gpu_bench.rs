@@ -494,16 +494,7 @@ impl Bench {
             // Every output against the same convolution in exact f32 (our GEMM path, TF32 off):
             // candle's own cuDNN convolution (the reference column in `cudnn` builds)
             // accumulates half precision in half precision, so it is no reference for errors.
-            fused::set_kernels(Kernels::Fused);
-            fused::set_conv_backend(ConvBackend::Gemm);
-            fused::set_tf32(false);
-            let exact_conv = candle_nn::Conv2d::new(
-                conv.weight().to_dtype(DType::F32)?,
-                conv.bias().map(|b| b.to_dtype(DType::F32)).transpose()?,
-                cfg,
-            );
-            let exact = fused::conv2d(&exact_conv, &x.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
-            fused::set_tf32(true);
+            let exact = exact_conv(&conv, &x)?.to_dtype(dtype)?;
             // Large f32 3x3 convolutions run on TF32 tensor cores (`fused::set_tf32`), as
             // PyTorch's cuDNN does by default: held to 5e-3 instead of 1e-4. cuDNN takes TF32
             // for every f32 convolution, and so may candle's.
@@ -540,9 +531,11 @@ impl Bench {
                 padding: 1,
                 ..Default::default()
             };
-            let w = (rnd(&[c, c, 3, 3], dtype)? * (1.0 / ((c * 9) as f64).sqrt()))?;
-            let bias = rnd(&[c], dtype)?;
-            let conv = candle_nn::Conv2d::new(w.clone(), Some(bias.clone()), cfg);
+            let conv = candle_nn::Conv2d::new(
+                (rnd(&[c, c, 3, 3], dtype)? * (1.0 / ((c * 9) as f64).sqrt()))?,
+                Some(rnd(&[c], dtype)?),
+                cfg,
+            );
             let x = rnd(&[1, c, size, size], dtype)?;
             let r = rnd(&[1, c, size, size], dtype)?;
             fused::set_kernels(Kernels::Fused);
@@ -554,17 +547,7 @@ impl Bench {
                     .to_lowercase(),
                 &times,
             );
-            fused::set_conv_backend(ConvBackend::Gemm);
-            fused::set_tf32(false);
-            let exact_conv = candle_nn::Conv2d::new(
-                w.to_dtype(DType::F32)?,
-                Some(bias.to_dtype(DType::F32)?),
-                cfg,
-            );
-            let exact = (fused::conv2d(&exact_conv, &x.to_dtype(DType::F32)?)?
-                + r.to_dtype(DType::F32)?)?
-            .to_dtype(dtype)?;
-            fused::set_tf32(true);
+            let exact = (exact_conv(&conv, &x)? + r.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
             fused::set_conv_backend(backend0);
             self.report_err_tol("conv_residual_vae_512_256_f16", &out, &exact, 1e-2)?;
         }
@@ -1061,6 +1044,22 @@ impl Bench {
         }
         Ok(())
     }
+}
+
+/// `conv(x)` in exact f32 on the device (our GEMM path with TF32 off), the reference the
+/// `kernels` section holds every convolution to; leaves the fused GEMM path and TF32 on.
+fn exact_conv(conv: &candle_nn::Conv2d, x: &Tensor) -> AnyResult<Tensor> {
+    fused::set_kernels(Kernels::Fused);
+    fused::set_conv_backend(ConvBackend::Gemm);
+    fused::set_tf32(false);
+    let f32_conv = candle_nn::Conv2d::new(
+        conv.weight().to_dtype(DType::F32)?,
+        conv.bias().map(|b| b.to_dtype(DType::F32)).transpose()?,
+        *conv.config(),
+    );
+    let out = fused::conv2d(&f32_conv, &x.to_dtype(DType::F32)?);
+    fused::set_tf32(true);
+    Ok(out?)
 }
 
 fn kernels_name(k: Kernels) -> &'static str {
