@@ -21,17 +21,21 @@ setup:
       $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
     fi
     if command -v rustup >/dev/null 2>&1; then rustup component add rustfmt clippy >/dev/null 2>&1 || true; fi
-    echo "setup: system packages present ({{apt_packages}})"
+    # CUDA 13.0 compiler and headers from PyPI wheels (no GPU needed): `just lint` checks the cuda/cudnn code.
+    tools/cuda-toolchain.sh "/opt/cuda13-pip"
+    echo "setup: system packages present ({{apt_packages}}), CUDA toolchain in /opt/cuda13-pip"
 
 # Everything CI checks: formatting, lints (benches included), then all tests and doc examples.
 # (Plain `cargo test` also builds the examples as programs: tests/pixelize_example.rs runs one.)
 test: lint
     cargo test --workspace
 
-# Formatting and clippy with warnings as errors.
+# Formatting and clippy with warnings as errors; the `cudnn` build (which includes `cuda`) too,
+# with the toolchain from `just setup`, in its own target dir (nvcc runs in build scripts; nothing is linked).
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+    CUDA_HOME="/opt/cuda13-pip/nvidia/cu13" PATH="/opt/cuda13-pip/nvidia/cu13/bin:$PATH" CUDA_COMPUTE_CAP=90 CUDAFORGE_THREADS="$(nproc)" CARGO_TARGET_DIR=target/cuda cargo clippy -p pixelgen-diffusion -p pixelgen --features cudnn --all-targets -- -D warnings
 
 # Criterion benchmarks (results go to target/criterion; record them in docs/performance.md).
 bench:
