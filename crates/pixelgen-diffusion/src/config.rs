@@ -387,16 +387,59 @@ pub struct SdxlConfigs {
     pub text_encoder_2: ClipTextConfig,
 }
 
-/// Tokenizer files every SDXL folder must have (both tokenizers use CLIP's byte-level BPE).
-pub const TOKENIZER_FILES: [&str; 4] = [
-    "tokenizer/vocab.json",
-    "tokenizer/merges.txt",
-    "tokenizer_2/vocab.json",
-    "tokenizer_2/merges.txt",
-];
+/// The tokenizer folders of an SDXL folder (both hold CLIP's byte-level BPE).
+pub const TOKENIZER_DIRS: [&str; 2] = ["tokenizer", "tokenizer_2"];
+
+/// The model files of a tokenizer folder in either of its two forms: `tokenizer.json` (what
+/// `transformers` 5 writes) or `vocab.json` + `merges.txt` (the published SDXL folders). A folder
+/// needs one complete form, not both; see [`TokenizerForm`].
+pub const TOKENIZER_FILES: [&str; 3] = ["tokenizer.json", "vocab.json", "merges.txt"];
+
+/// How a tokenizer folder stores its BPE model. Both forms give the same token ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenizerForm {
+    /// `tokenizer.json`: the `tokenizers` library's file (vocabulary, merges and added tokens).
+    Json,
+    /// `vocab.json` + `merges.txt`.
+    VocabMerges,
+}
+
+impl TokenizerForm {
+    /// The form of the tokenizer folder `dir`: `tokenizer.json` when it is there (it wins when
+    /// a folder has both), else `vocab.json` + `merges.txt` when both are there, else `None`.
+    pub fn of(dir: &Path) -> Option<Self> {
+        [Self::Json, Self::VocabMerges]
+            .into_iter()
+            .find(|form| form.files().iter().all(|f| dir.join(f).is_file()))
+    }
+
+    /// The files of this form, relative to the tokenizer folder.
+    pub fn files(self) -> &'static [&'static str] {
+        match self {
+            Self::Json => &TOKENIZER_FILES[..1],
+            Self::VocabMerges => &TOKENIZER_FILES[1..],
+        }
+    }
+}
+
+/// The error for the tokenizer folder `dir/sub` (`sub` empty: `dir` itself) holding neither form;
+/// it names both.
+pub(crate) fn missing_tokenizer(dir: &Path, sub: &str) -> DiffusionError {
+    let prefix = if sub.is_empty() {
+        String::new()
+    } else {
+        format!("{sub}/")
+    };
+    missing(
+        dir,
+        &format!("{prefix}tokenizer.json` nor `{prefix}vocab.json` + `{prefix}merges.txt"),
+    )
+}
 
 impl SdxlConfigs {
-    /// Reads every config of the folder `dir` and checks that the tokenizer files exist.
+    /// Reads every config of the folder `dir` and checks that both tokenizer folders hold their
+    /// model in one of its forms ([`TokenizerForm`]: `tokenizer.json`, or `vocab.json` +
+    /// `merges.txt`).
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         let configs = Self {
@@ -408,9 +451,9 @@ impl SdxlConfigs {
             text_encoder: read_json(dir, "text_encoder/config.json", "CLIP text config")?,
             text_encoder_2: read_json(dir, "text_encoder_2/config.json", "CLIP text config")?,
         };
-        for file in TOKENIZER_FILES {
-            if !dir.join(file).is_file() {
-                return Err(missing(dir, file));
+        for sub in TOKENIZER_DIRS {
+            if TokenizerForm::of(&dir.join(sub)).is_none() {
+                return Err(missing_tokenizer(dir, sub));
             }
         }
         Ok(configs)

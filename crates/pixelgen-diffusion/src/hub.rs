@@ -9,7 +9,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::{TOKENIZER_DIRS, TOKENIZER_FILES, TokenizerForm};
 use crate::error::{DiffusionError, Result, invalid};
+
+/// The files of a tokenizer folder that set its pad token and length.
+const TOKENIZER_CONFIGS: [&str; 2] = ["tokenizer_config.json", "special_tokens_map.json"];
 
 /// The files of a diffusers SDXL repo that [`crate::SdxlPipeline::load`] reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,11 +63,18 @@ impl SdxlFiles {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        files.extend(crate::config::TOKENIZER_FILES.iter().map(|s| s.to_string()));
-        // Read when present: they set the pad token (`!` for SDXL's second tokenizer) and the
-        // length, so a download without them would tokenize differently.
-        for dir in ["tokenizer", "tokenizer_2"] {
-            for f in ["tokenizer_config.json", "special_tokens_map.json"] {
+        for dir in TOKENIZER_DIRS {
+            // The model in either form: `tokenizer.json` or `vocab.json` + `merges.txt`. These
+            // are alternatives: a folder needs one form ([`missing_files`]) and a download
+            // fetches the one the repo has.
+            for f in TOKENIZER_FILES {
+                files.push(format!("{dir}/{f}"));
+            }
+            // Read when present: they set the pad token (`!` for SDXL's second tokenizer) and
+            // the length, so a download without them would tokenize differently.
+            // `transformers` 5 writes no `special_tokens_map.json` (the pad token is in
+            // `tokenizer_config.json`), so the `tokenizer.json` form does without it.
+            for f in TOKENIZER_CONFIGS {
                 files.push(format!("{dir}/{f}"));
             }
         }
@@ -78,6 +89,100 @@ impl SdxlFiles {
             includes.join(" ")
         )
     }
+}
+
+/// The files of `files` (relative to the folder `dir`) that `dir` lacks, where a tokenizer
+/// folder's two forms are alternatives: a folder holding `tokenizer.json` needs no `vocab.json`,
+/// `merges.txt` or `special_tokens_map.json`, one holding `vocab.json` + `merges.txt` needs no
+/// `tokenizer.json`, and one holding neither lacks every file of both forms that it does not
+/// have (so the list names both).
+pub fn missing_files(dir: &Path, files: &[String]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|f| !dir.join(f).is_file() && !unused_tokenizer_file(dir, f))
+        .cloned()
+        .collect()
+}
+
+/// Whether `file` is a tokenizer file that its folder in `dir` does not read, given the form
+/// the folder has.
+fn unused_tokenizer_file(dir: &Path, file: &str) -> bool {
+    let Some((sub, name)) = tokenizer_file(file) else {
+        return false;
+    };
+    match TokenizerForm::of(&dir.join(sub)) {
+        Some(TokenizerForm::Json) => {
+            TokenizerForm::VocabMerges.files().contains(&name) || name == "special_tokens_map.json"
+        }
+        Some(TokenizerForm::VocabMerges) => TokenizerForm::Json.files().contains(&name),
+        None => false,
+    }
+}
+
+/// `tokenizer_2/vocab.json` -> (`tokenizer_2`, `vocab.json`), for the files of a tokenizer folder.
+fn tokenizer_file(file: &str) -> Option<(&str, &str)> {
+    let (sub, name) = file.split_once('/')?;
+    let known = TOKENIZER_FILES.contains(&name) || TOKENIZER_CONFIGS.contains(&name);
+    (TOKENIZER_DIRS.contains(&sub) && known).then_some((sub, name))
+}
+
+/// One step of a download: the first of `choices` whose files the repo has, every file of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
+struct Fetch {
+    choices: Vec<Vec<String>>,
+    /// A file the repo may lack (`special_tokens_map.json`; [`missing_files`] still checks the
+    /// result, so a `vocab.json` + `merges.txt` folder without it is an error).
+    optional: bool,
+}
+
+/// The download steps for `files`: one per file, except that a tokenizer folder's model is one
+/// step with its forms as choices, `tokenizer.json` first (what [`crate::ClipTokenizer`] reads
+/// when a folder has both). With the repo's file list (`listing`), choices the repo lacks and
+/// optional files it lacks are left out, so nothing is asked for that is not there; without
+/// it, the steps try each choice in turn.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
+fn fetch_plan(files: &[String], listing: Option<&[String]>) -> Vec<Fetch> {
+    let has = |f: &String| listing.is_none_or(|l| l.contains(f));
+    let mut plan: Vec<Fetch> = Vec::new();
+    let mut grouped: Vec<&str> = Vec::new();
+    for file in files {
+        match tokenizer_file(file) {
+            Some((sub, name)) if TOKENIZER_FILES.contains(&name) => {
+                if grouped.contains(&sub) {
+                    continue;
+                }
+                grouped.push(sub);
+                let all: Vec<Vec<String>> = [TokenizerForm::Json, TokenizerForm::VocabMerges]
+                    .iter()
+                    .map(|form| form.files().iter().map(|f| format!("{sub}/{f}")).collect())
+                    .collect();
+                let there: Vec<Vec<String>> = all
+                    .iter()
+                    .filter(|c: &&Vec<String>| c.iter().all(has))
+                    .cloned()
+                    .collect();
+                plan.push(Fetch {
+                    // The repo has neither: ask for both, so that the error names them.
+                    choices: if there.is_empty() { all } else { there },
+                    optional: false,
+                });
+            }
+            Some((_, "special_tokens_map.json")) => {
+                if has(file) {
+                    plan.push(Fetch {
+                        choices: vec![vec![file.clone()]],
+                        optional: true,
+                    });
+                }
+            }
+            _ => plan.push(Fetch {
+                choices: vec![vec![file.clone()]],
+                optional: false,
+            }),
+        }
+    }
+    plan
 }
 
 /// The hub cache folder: `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
@@ -154,11 +259,7 @@ pub fn cached_sdxl(cache: &Path, repo: &str, revision: &str, files: &SdxlFiles) 
     let wanted = files.list();
     let (dir, missing) = match snapshot_dir(cache, repo, revision)? {
         Some(dir) => {
-            let missing: Vec<String> = wanted
-                .iter()
-                .filter(|f| !dir.join(f).is_file())
-                .cloned()
-                .collect();
+            let missing = missing_files(&dir, &wanted);
             (Some(dir), missing)
         }
         None => (None, wanted),
@@ -251,21 +352,51 @@ pub fn fetch_sdxl_into(
         RepoType::Model,
         "main".to_string(),
     ));
-    let mut dir = None;
     let list = files.list();
-    for (i, file) in list.iter().enumerate() {
-        let path = hub_repo.get(file).map_err(|e| {
-            fail(
-                list[i..].to_vec(),
-                format!("downloading {file} failed: {e}"),
-            )
-        })?;
-        if i == 0 {
-            // model_index.json sits at the snapshot root.
-            dir = path.parent().map(Path::to_path_buf);
+    // The repo's file list says which tokenizer form it has; without it (an endpoint without
+    // the API), each form is tried in turn.
+    let listing: Option<Vec<String>> = hub_repo
+        .info()
+        .ok()
+        .map(|info| info.siblings.into_iter().map(|s| s.rfilename).collect());
+    let plan = fetch_plan(&list, listing.as_deref());
+    let mut dir: Option<PathBuf> = None;
+    for (i, step) in plan.iter().enumerate() {
+        let mut error = None;
+        for choice in &step.choices {
+            error = None;
+            for file in choice {
+                match hub_repo.get(file) {
+                    Ok(path) => {
+                        if file == "model_index.json" {
+                            // model_index.json sits at the snapshot root.
+                            dir = path.parent().map(Path::to_path_buf);
+                        }
+                    }
+                    Err(e) => {
+                        error = Some(format!("downloading {file} failed: {e}"));
+                        break;
+                    }
+                }
+            }
+            if error.is_none() {
+                break;
+            }
+        }
+        if let Some(reason) = error.filter(|_| !step.optional) {
+            let missing = plan[i..]
+                .iter()
+                .flat_map(|s| s.choices.iter().flatten().cloned())
+                .collect();
+            return Err(fail(missing, reason));
         }
     }
-    dir.ok_or_else(|| fail(Vec::new(), "the hub returned no snapshot folder".into()))
+    let dir = dir.ok_or_else(|| fail(Vec::new(), "the hub returned no snapshot folder".into()))?;
+    let missing = missing_files(&dir, &list);
+    if !missing.is_empty() {
+        return Err(fail(missing, "the repo lacks these files".into()));
+    }
+    Ok(dir)
 }
 
 #[cfg(test)]
@@ -304,6 +435,154 @@ mod tests {
         assert!(fp16.contains(&"text_encoder_2/model.fp16.safetensors".to_string()));
         assert!(!fp16.contains(&"text_encoder_2/model.safetensors".to_string()));
         assert_eq!(plain.len(), fp16.len());
+    }
+
+    /// `files` without those named `drop` (file names, in any folder).
+    fn without(files: &[String], drop: &[&str]) -> Vec<String> {
+        files
+            .iter()
+            .filter(|f| !drop.iter().any(|d| f.ends_with(&format!("/{d}"))))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn either_tokenizer_form_makes_a_complete_snapshot() {
+        let cache = temp("forms");
+        let files = SdxlFiles::new(None);
+        let list = files.list();
+        for dir in TOKENIZER_DIRS {
+            for f in TOKENIZER_FILES.iter().chain(&TOKENIZER_CONFIGS) {
+                assert!(list.contains(&format!("{dir}/{f}")), "{dir}/{f}");
+            }
+        }
+        // What transformers 5 saves: tokenizer.json + tokenizer_config.json.
+        let json = without(
+            &list,
+            &["vocab.json", "merges.txt", "special_tokens_map.json"],
+        );
+        let snap = fake_cache(&cache, "org/json", "j1", &json);
+        assert_eq!(
+            cached_sdxl(&cache, "org/json", "main", &files).unwrap(),
+            snap
+        );
+        // The published SDXL folders: vocab.json + merges.txt + both configs.
+        let vocab = without(&list, &["tokenizer.json"]);
+        let snap = fake_cache(&cache, "org/vocab", "v1", &vocab);
+        assert_eq!(
+            cached_sdxl(&cache, "org/vocab", "main", &files).unwrap(),
+            snap
+        );
+        // One folder in each form.
+        let mixed: Vec<String> = list
+            .iter()
+            .filter(|f| {
+                !matches!(
+                    f.as_str(),
+                    "tokenizer/vocab.json" | "tokenizer/merges.txt" | "tokenizer_2/tokenizer.json"
+                )
+            })
+            .cloned()
+            .collect();
+        fake_cache(&cache, "org/mixed", "m1", &mixed);
+        cached_sdxl(&cache, "org/mixed", "main", &files).unwrap();
+        // The vocab.json + merges.txt form still needs special_tokens_map.json.
+        let bare = without(&list, &["tokenizer.json", "special_tokens_map.json"]);
+        fake_cache(&cache, "org/bare", "b1", &bare);
+        let snap = cache.join("models--org--bare/snapshots/b1");
+        assert_eq!(
+            missing_files(&snap, &list),
+            [
+                "tokenizer/special_tokens_map.json",
+                "tokenizer_2/special_tokens_map.json"
+            ]
+        );
+        // Neither form (only half of one): both are named, nothing else.
+        let neither: Vec<String> = list
+            .iter()
+            .filter(|f| {
+                !matches!(
+                    f.as_str(),
+                    "tokenizer_2/tokenizer.json" | "tokenizer_2/merges.txt"
+                )
+            })
+            .cloned()
+            .collect();
+        fake_cache(&cache, "org/neither", "n1", &neither);
+        let err = cached_sdxl(&cache, "org/neither", "main", &files).unwrap_err();
+        match &err {
+            DiffusionError::NotDownloaded { missing, .. } => assert_eq!(
+                &**missing,
+                ["tokenizer_2/tokenizer.json", "tokenizer_2/merges.txt"]
+            ),
+            other => panic!("{other}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains("'tokenizer_2/tokenizer.json'"), "{msg}");
+        assert!(msg.contains("'tokenizer_2/vocab.json'"), "{msg}");
+        let _ = std::fs::remove_dir_all(&cache);
+    }
+
+    #[test]
+    fn downloads_take_the_tokenizer_form_the_repo_has() {
+        let list = SdxlFiles::new(Some("fp16")).list();
+        let flat = |plan: &[Fetch]| -> Vec<String> {
+            plan.iter()
+                .flat_map(|s| s.choices.iter().flatten().cloned())
+                .collect()
+        };
+        // The repo's listing decides: exactly the files it has, nothing to try and fail.
+        let json = without(
+            &list,
+            &["vocab.json", "merges.txt", "special_tokens_map.json"],
+        );
+        let vocab = without(&list, &["tokenizer.json"]);
+        for repo in [&json, &vocab] {
+            let plan = fetch_plan(&list, Some(repo));
+            assert_eq!(&flat(&plan), repo);
+            assert!(plan.iter().all(|s| s.choices.len() == 1));
+        }
+        // A repo with both forms: tokenizer.json first (what the loader reads), the other next.
+        let plan = fetch_plan(&list, Some(&list));
+        let step = plan
+            .iter()
+            .find(|s| s.choices[0] == ["tokenizer/tokenizer.json"])
+            .unwrap();
+        assert_eq!(
+            step.choices[1],
+            ["tokenizer/vocab.json", "tokenizer/merges.txt"]
+        );
+        // No listing: both forms are tried in that order; special_tokens_map.json is optional.
+        let plan = fetch_plan(&list, None);
+        let tokenizer_steps: Vec<&Fetch> = plan.iter().filter(|s| s.choices.len() == 2).collect();
+        assert_eq!(tokenizer_steps.len(), 2);
+        assert_eq!(
+            tokenizer_steps[1].choices,
+            [
+                vec!["tokenizer_2/tokenizer.json".to_string()],
+                vec![
+                    "tokenizer_2/vocab.json".to_string(),
+                    "tokenizer_2/merges.txt".to_string()
+                ]
+            ]
+        );
+        let optional: Vec<String> = plan
+            .iter()
+            .filter(|s| s.optional)
+            .flat_map(|s| s.choices.concat())
+            .collect();
+        assert_eq!(
+            optional,
+            [
+                "tokenizer/special_tokens_map.json",
+                "tokenizer_2/special_tokens_map.json"
+            ]
+        );
+        assert_eq!(flat(&plan), list, "every file once, in order");
+        // A repo with neither form: both are asked for, so the error names both.
+        let neither = without(&list, &TOKENIZER_FILES);
+        let plan = fetch_plan(&list, Some(&neither));
+        assert_eq!(plan.iter().filter(|s| s.choices.len() == 2).count(), 2);
     }
 
     #[test]

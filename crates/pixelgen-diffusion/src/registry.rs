@@ -70,7 +70,8 @@ impl Source {
     }
 
     /// The local path of this source in `cache`. A whole hub repo must hold every file of
-    /// `folder_files` (relative to its root) and resolves to its snapshot folder; a hub file
+    /// `folder_files` (relative to its root; of a tokenizer folder's files, one form:
+    /// [`hub::missing_files`]) and resolves to its snapshot folder; a hub file
     /// resolves to that file; a local path must exist.
     pub fn locate(&self, cache: &Path, folder_files: &[String]) -> Result<PathBuf> {
         match self {
@@ -97,12 +98,9 @@ impl Source {
                     None => folder_files.to_vec(),
                 };
                 let snapshot = hub::snapshot_dir(cache, repo, revision)?;
+                // A tokenizer folder's two forms are alternatives (`hub::missing_files`).
                 let missing: Vec<String> = match &snapshot {
-                    Some(dir) => wanted
-                        .iter()
-                        .filter(|f| !dir.join(f).is_file())
-                        .cloned()
-                        .collect(),
+                    Some(dir) => hub::missing_files(dir, &wanted),
                     None => wanted.clone(),
                 };
                 match snapshot {
@@ -627,6 +625,60 @@ mod tests {
         let err = Registry::from_file(&file).unwrap_err().to_string();
         assert!(err.contains("models.json"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&cache);
+    }
+
+    #[test]
+    fn a_cached_config_repo_may_hold_either_tokenizer_form() {
+        let cache = temp("tokenizer-forms");
+        let ckpt = cache.join("finetune.safetensors");
+        std::fs::write(&ckpt, b"x").unwrap();
+        let spec = |repo: &str| {
+            Registry::from_json(&format!(
+                r#"{{"m": {{"base": {{"local": {{"path": "{}"}}}},
+                    "config": {{"hub": {{"repo": "{repo}"}}}}, "sampling": "quality"}}}}"#,
+                ckpt.display()
+            ))
+            .unwrap()
+            .resolve("m")
+            .unwrap()
+        };
+        let is = |f: &String, names: &[&str]| names.iter().any(|n| f.ends_with(&format!("/{n}")));
+        let all = SdxlFiles::config_files();
+        // transformers 5's form: tokenizer.json + tokenizer_config.json.
+        let json: Vec<String> = all
+            .iter()
+            .filter(|f| !is(f, &["vocab.json", "merges.txt", "special_tokens_map.json"]))
+            .cloned()
+            .collect();
+        put(&cache, "org/json", &json);
+        let located = spec("org/json").locate(&cache).unwrap();
+        assert!(
+            located
+                .config
+                .unwrap()
+                .join("tokenizer_2/tokenizer.json")
+                .is_file()
+        );
+        // Neither form: the error names both.
+        let neither: Vec<String> = all
+            .iter()
+            .filter(|f| !is(f, &["tokenizer.json", "vocab.json", "merges.txt"]))
+            .cloned()
+            .collect();
+        put(&cache, "org/neither", &neither);
+        let err = spec("org/neither").locate(&cache).unwrap_err().to_string();
+        for f in [
+            "'tokenizer/tokenizer.json'",
+            "'tokenizer/vocab.json'",
+            "'tokenizer_2/merges.txt'",
+        ] {
+            assert!(err.contains(f), "{err}");
+        }
+        assert!(
+            !err.contains("config.json'"),
+            "only the tokenizers are missing: {err}"
+        );
         let _ = std::fs::remove_dir_all(&cache);
     }
 
