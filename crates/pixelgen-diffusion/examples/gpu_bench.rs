@@ -10,6 +10,10 @@
 //! format of `bench/diffusers_sdxl_bench.py`. Exits with status 1 if a check or section failed.
 //! `--model tiny --device cpu` runs every section on the tiny fixture config in seconds (a smoke
 //! test of the benchmark itself).
+//!
+//! The `PIXELGEN_*` environment variables (`PIXELGEN_CONV`, `PIXELGEN_TF32`, `PIXELGEN_LINEAR`,
+//! `PIXELGEN_CUDNN_MIN_ROWS`, `PIXELGEN_CUDNN_FUSE`) become the models' [`KernelOptions`]
+//! here, once ([`KernelOptions::from_env`]); `--kernels` picks the kernels.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -21,7 +25,9 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Tensor};
 use clap::Parser;
 use pixelgen_diffusion::clip::ClipTextModel;
-use pixelgen_diffusion::fused::{self, ConvBackend, GroupNorm, Kernels};
+use pixelgen_diffusion::fused::{
+    self, CUDNN_MIN_ROWS, ConvBackend, GroupNorm, KernelOptions, Kernels, LinearBackend,
+};
 use pixelgen_diffusion::profile;
 use pixelgen_diffusion::{
     AutoencoderKl, ClipTokenizer, Control, DiffusionError, GenerationParams, RandomWeights,
@@ -149,7 +155,9 @@ struct Bench {
     fixture: PathBuf,
     mem: Option<GpuMemory>,
     failures: usize,
-    kernels: Kernels,
+    /// The options every model and kernel call here starts from (`--kernels` and the
+    /// environment).
+    opts: KernelOptions,
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -209,20 +217,20 @@ impl Bench {
 
     fn tag(&self) -> String {
         // The convolution backend is named when it is not our GEMM path (the earlier logs').
-        let mut conv = match fused::conv_backend() {
+        let mut conv = match self.opts.conv {
             ConvBackend::Gemm => String::new(),
             ConvBackend::Cudnn => "_cudnn".into(),
             ConvBackend::CudnnSearch => "_cudnnsearch".into(),
         };
-        if !conv.is_empty() && std::env::var_os("PIXELGEN_CUDNN_MIN_ROWS").is_some() {
-            conv += &format!("_minrows{}", fused::cudnn_min_rows().unwrap_or(0));
+        if !conv.is_empty() && self.opts.cudnn_min_rows != CUDNN_MIN_ROWS {
+            conv += &format!("_minrows{}", self.opts.cudnn_min_rows);
         }
-        if !conv.is_empty() && std::env::var("PIXELGEN_CUDNN_FUSE").as_deref() == Ok("1") {
+        if !conv.is_empty() && self.opts.cudnn_fuse {
             conv += "_fuse";
         }
         format!(
             "candle_{}{conv}_{:?}",
-            kernels_name(self.kernels),
+            kernels_name(self.opts.kernels),
             self.dtype
         )
         .to_lowercase()
@@ -303,7 +311,8 @@ impl Bench {
     fn build_unet(&self) -> AnyResult<UNet2DConditionModel> {
         let start = Instant::now();
         let vb = RandomWeights::new(1).var_builder(self.dtype, &self.device);
-        let unet = UNet2DConditionModel::new(&self.configs.unet, vb)?;
+        let unet =
+            UNet2DConditionModel::new(&self.configs.unet, vb)?.with_kernel_options(self.opts);
         self.sync()?;
         println!(
             "unet built in {:.1}s (random {:?} weights on the device)",
@@ -318,18 +327,20 @@ impl Bench {
             &self.configs.text_encoder,
             false,
             RandomWeights::new(2).var_builder(self.dtype, &self.device),
-        )?;
+        )?
+        .with_kernel_options(self.opts);
         let c2 = ClipTextModel::new(
             &self.configs.text_encoder_2,
             true,
             RandomWeights::new(3).var_builder(self.dtype, &self.device),
-        )?;
+        )?
+        .with_kernel_options(self.opts);
         Ok((c1, c2))
     }
 
     fn build_vae(&self, dtype: DType) -> AnyResult<AutoencoderKl> {
         let vb = RandomWeights::new(4).var_builder(dtype, &self.device);
-        Ok(AutoencoderKl::new(&self.configs.vae, vb)?)
+        Ok(AutoencoderKl::new(&self.configs.vae, vb)?.with_kernel_options(self.opts))
     }
 
     fn unet_inputs(&self, res: usize, batch: usize) -> AnyResult<(Tensor, Tensor, Tensor, Tensor)> {
@@ -374,10 +385,12 @@ impl Bench {
             let reference = go(&cpu)?;
             for (dtype, tol) in [(DType::F32, 1e-4), (DType::F16, 1e-2)] {
                 // f32 is checked exact (no TF32); the TF32 convolutions are checked in `kernels`.
-                fused::set_tf32(dtype != DType::F32);
-                let pipe = SdxlPipeline::load(&self.fixture, None, dtype, &self.device)?;
+                let opts = KernelOptions {
+                    tf32: dtype != DType::F32,
+                    ..self.opts
+                };
+                let pipe = SdxlPipeline::load_with(&self.fixture, None, dtype, &self.device, opts)?;
                 let out = go(&pipe)?;
-                fused::set_tf32(true);
                 let lat = rel_err(&out.latents, &reference.latents)?;
                 let img = rel_err(&out.image, &reference.image)?;
                 let pass = lat <= tol && img <= tol;
@@ -419,8 +432,9 @@ impl Bench {
             )?;
             let mut outs = Vec::new();
             for mode in modes.iter().take(2) {
-                fused::set_kernels(*mode);
-                let (times, out) = self.time(2, self.args.iters, || Ok(gn.forward_silu(&x)?))?;
+                let o = self.opts.with_kernels(*mode);
+                let (times, out) =
+                    self.time(2, self.args.iters, || Ok(gn.forward_silu(&x, &o)?))?;
                 self.result_plain(
                     &format!("gn_silu_{name}_{dtype:?}_{}", kernels_name(*mode)).to_lowercase(),
                     &times,
@@ -453,7 +467,6 @@ impl Bench {
             ("vae_512_512", 1, 512, 512, 512, 3, 1, DType::F32),
         ];
         // Reference (candle's conv), our GEMM path, and cuDNN (heuristic / timed) when built in.
-        let backend0 = fused::conv_backend();
         let mut conv_modes = vec![
             (Kernels::Reference, ConvBackend::Gemm, "reference"),
             (Kernels::Fused, ConvBackend::Gemm, "gemm"),
@@ -476,10 +489,14 @@ impl Bench {
             let x = rnd(&[b, cin, size, size], dtype)?;
             let mut outs = Vec::new();
             for (mode, backend, label) in &conv_modes {
-                fused::set_kernels(*mode);
-                fused::set_conv_backend(*backend);
-                let (times, out) =
-                    self.time(2, self.args.iters.min(5), || Ok(fused::conv2d(&conv, &x)?))?;
+                let o = KernelOptions {
+                    kernels: *mode,
+                    conv: *backend,
+                    ..self.opts
+                };
+                let (times, out) = self.time(2, self.args.iters.min(5), || {
+                    Ok(fused::conv2d(&conv, &x, &o)?)
+                })?;
                 let oh = (size + 2 * (k / 2) - k) / stride + 1;
                 let tflops = 2.0 * (b * cout * oh * oh * cin * k * k) as f64
                     / (median(&times) * 1e-3)
@@ -495,7 +512,7 @@ impl Bench {
             // candle's own cuDNN convolution (the reference column in `cudnn` builds)
             // accumulates half precision in half precision, so it is no reference for errors.
             let exact = exact_conv(&conv, &x)?.to_dtype(dtype)?;
-            // Large f32 3x3 convolutions run on TF32 tensor cores (`fused::set_tf32`), as
+            // Large f32 3x3 convolutions run on TF32 tensor cores (`KernelOptions::tf32`), as
             // PyTorch's cuDNN does by default: held to 5e-3 instead of 1e-4. cuDNN takes TF32
             // for every f32 convolution, and so may candle's.
             for ((_, _, label), out) in conv_modes.iter().zip(&outs) {
@@ -522,7 +539,6 @@ impl Bench {
                 )?;
             }
         }
-        fused::set_conv_backend(backend0);
         // A ResNet block's last convolution with its skip connection (cuDNN: bias and residual
         // in the epilogue), against the same in exact f32.
         {
@@ -538,17 +554,15 @@ impl Bench {
             );
             let x = rnd(&[1, c, size, size], dtype)?;
             let r = rnd(&[1, c, size, size], dtype)?;
-            fused::set_kernels(Kernels::Fused);
+            let o = self.opts.with_kernels(Kernels::Fused);
             let (times, out) = self.time(2, self.args.iters.min(5), || {
-                Ok(fused::conv2d_residual(&conv, None, &x, &r)?)
+                Ok(fused::conv2d_residual(&conv, None, &x, &r, &o)?)
             })?;
             self.result_plain(
-                &format!("conv_residual_vae_512_256_f16_{:?}", fused::conv_backend())
-                    .to_lowercase(),
+                &format!("conv_residual_vae_512_256_f16_{:?}", o.conv).to_lowercase(),
                 &times,
             );
             let exact = (exact_conv(&conv, &x)? + r.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
-            fused::set_conv_backend(backend0);
             self.report_err_tol("conv_residual_vae_512_256_f16", &out, &exact, 1e-2)?;
         }
         for line in fused::cudnn_plans() {
@@ -568,22 +582,28 @@ impl Bench {
             );
             let x = rnd(&[2, rows / 2, fin], self.dtype)?;
             let mut outs = Vec::new();
-            for (label, lt) in [("candle", false), ("cublaslt", true)] {
-                fused::set_kernels(Kernels::Fused);
-                fused::set_cublaslt_linear(lt);
-                let (times, out) = self.time(2, self.args.iters, || Ok(fused::linear(&l, &x)?))?;
+            for (label, linear) in [
+                ("candle", LinearBackend::Candle),
+                ("cublaslt", LinearBackend::CublasLt),
+            ] {
+                let o = KernelOptions {
+                    kernels: Kernels::Fused,
+                    linear,
+                    ..self.opts
+                };
+                let (times, out) =
+                    self.time(2, self.args.iters, || Ok(fused::linear(&l, &x, &o)?))?;
                 let tflops = 2.0 * (rows * fin * fout) as f64 / (median(&times) * 1e-3) / 1e12;
                 self.result_plain(&format!("linear_{name}_{label}_tflops={tflops:.1}"), &times);
                 outs.push(out);
             }
-            fused::set_cublaslt_linear(true);
             self.report_err(&format!("linear_{name}"), &outs[1], &outs[0], self.dtype)?;
         }
         let h = rnd(&[2, 4096, 10240], self.dtype)?;
         let mut outs = Vec::new();
         for mode in modes.iter().take(2) {
-            fused::set_kernels(*mode);
-            let (times, out) = self.time(2, self.args.iters, || Ok(fused::geglu(&h)?))?;
+            let o = self.opts.with_kernels(*mode);
+            let (times, out) = self.time(2, self.args.iters, || Ok(fused::geglu(&h, &o)?))?;
             self.result_plain(
                 &format!("geglu_2x4096x10240_{}", kernels_name(*mode)),
                 &times,
@@ -612,9 +632,9 @@ impl Bench {
                 Kernels::Fused,
             ];
             for mode in attn_modes {
-                fused::set_kernels(mode);
+                let o = self.opts.with_kernels(mode);
                 let (times, out) = self.time(2, self.args.iters, || {
-                    Ok(fused::attention(&q, &k, &v, heads, 64)?)
+                    Ok(fused::attention(&q, &k, &v, heads, 64, &o)?)
                 })?;
                 // 4 * b * heads * lq * lk * 64 FLOP (two matrix products).
                 let tflops =
@@ -641,7 +661,6 @@ impl Bench {
             }
             // Fused QKV: q, k and v as strided views of one [b, l, 3c] projection.
             if lq == lk {
-                fused::set_kernels(Kernels::Fused);
                 let qkv = Tensor::cat(&[&q, &k, &v], 2)?;
                 let strided = fused::attention(
                     &qkv.narrow(2, 0, c)?,
@@ -649,6 +668,7 @@ impl Bench {
                     &qkv.narrow(2, 2 * c, c)?,
                     heads,
                     64,
+                    &self.opts.with_kernels(Kernels::Fused),
                 )?;
                 self.report_err(
                     &format!("attn_{name}_flash_mma_strided"),
@@ -658,7 +678,6 @@ impl Bench {
                 )?;
             }
         }
-        fused::set_kernels(self.kernels);
         Ok(())
     }
 
@@ -719,15 +738,21 @@ impl Bench {
         let f = self.configs.vae.scale_factor();
         let z = Tensor::randn(0f32, 1f32, (1, 4, 1024 / f, 1024 / f), &self.device)?
             .to_dtype(DType::F16)?;
-        let run_unet = || -> AnyResult<Tensor> { Ok(unet.forward(&lat, 500.0, &cond)?) };
-        let run_vae = || -> AnyResult<Tensor> { Ok(vae.decode(&z)?) };
-        type Run<'a> = &'a dyn Fn() -> AnyResult<Tensor>;
-        let runs: [(&str, Run); 2] = [
-            ("unet_1024_b2", &run_unet),
-            ("vae_decode_1024_f16", &run_vae),
-        ];
         for mode in [Kernels::Reference, Kernels::FusedWmma, Kernels::Fused] {
-            fused::set_kernels(mode);
+            // The same weights, computing with `mode`.
+            let unet = unet
+                .clone()
+                .with_kernel_options(self.opts.with_kernels(mode));
+            let vae = vae
+                .clone()
+                .with_kernel_options(self.opts.with_kernels(mode));
+            let run_unet = || -> AnyResult<Tensor> { Ok(unet.forward(&lat, 500.0, &cond)?) };
+            let run_vae = || -> AnyResult<Tensor> { Ok(vae.decode(&z)?) };
+            type Run<'a> = &'a dyn Fn() -> AnyResult<Tensor>;
+            let runs: [(&str, Run); 2] = [
+                ("unet_1024_b2", &run_unet),
+                ("vae_decode_1024_f16", &run_vae),
+            ];
             for (what, run) in runs {
                 run()?;
                 self.sync()?;
@@ -757,7 +782,6 @@ impl Bench {
                 }
             }
         }
-        fused::set_kernels(self.kernels);
         Ok(())
     }
 
@@ -1047,19 +1071,20 @@ impl Bench {
 }
 
 /// `conv(x)` in exact f32 on the device (our GEMM path with TF32 off), the reference the
-/// `kernels` section holds every convolution to; leaves the fused GEMM path and TF32 on.
+/// `kernels` section holds every convolution to.
 fn exact_conv(conv: &candle_nn::Conv2d, x: &Tensor) -> AnyResult<Tensor> {
-    fused::set_kernels(Kernels::Fused);
-    fused::set_conv_backend(ConvBackend::Gemm);
-    fused::set_tf32(false);
+    let exact = KernelOptions {
+        kernels: Kernels::Fused,
+        conv: ConvBackend::Gemm,
+        tf32: false,
+        ..KernelOptions::default()
+    };
     let f32_conv = candle_nn::Conv2d::new(
         conv.weight().to_dtype(DType::F32)?,
         conv.bias().map(|b| b.to_dtype(DType::F32)).transpose()?,
         *conv.config(),
     );
-    let out = fused::conv2d(&f32_conv, &x.to_dtype(DType::F32)?);
-    fused::set_tf32(true);
-    Ok(out?)
+    Ok(fused::conv2d(&f32_conv, &x.to_dtype(DType::F32)?, &exact)?)
 }
 
 fn kernels_name(k: Kernels) -> &'static str {
@@ -1110,7 +1135,7 @@ fn run() -> AnyResult<()> {
             );
         }
     };
-    fused::set_kernels(kernels);
+    let opts = KernelOptions::from_env().with_kernels(kernels);
     let device = match args.device.as_str() {
         "cuda" => Device::new_cuda(0).map_err(|e| {
             format!("no CUDA device ({e}); build with `--features cuda` and run on a GPU machine")
@@ -1144,9 +1169,8 @@ fn run() -> AnyResult<()> {
         cfg!(feature = "flash-attn"),
     );
     println!(
-        "convolutions: {:?}, cuDNN from {:?} output rows",
-        fused::conv_backend(),
-        fused::cudnn_min_rows()
+        "convolutions: {:?}, cuDNN from {:?} output rows (cudnn feature), epilogue fusion {}, tf32 {}, linear {:?}",
+        opts.conv, opts.cudnn_min_rows, opts.cudnn_fuse, opts.tf32, opts.linear
     );
     if let Some(m) = &mem {
         println!("gpu memory used after context creation: {} MiB", m.idle);
@@ -1159,7 +1183,7 @@ fn run() -> AnyResult<()> {
         fixture,
         mem,
         failures: 0,
-        kernels,
+        opts,
     };
     bench.section("check", Bench::check);
     bench.section("kernels", Bench::kernels);

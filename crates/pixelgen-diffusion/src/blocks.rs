@@ -5,7 +5,30 @@ use candle_nn::{Conv2d, Conv2dConfig, Linear, Module, VarBuilder};
 
 use crate::error::Result;
 pub(crate) use crate::fused::GroupNorm;
+use crate::fused::KernelOptions;
 use crate::{profile, tiling};
+
+/// What one forward call of a network computes with: the network's [`KernelOptions`] (given
+/// when it was built) and the call's seamless-tiling switch. Passed down to every layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ctx {
+    /// The kernels the fused entry points use.
+    pub(crate) kernels: KernelOptions,
+    /// Circular ("wrap") padding in every padded convolution (see [`crate::tiling`]).
+    pub(crate) tiling: bool,
+}
+
+impl GroupNorm {
+    /// [`GroupNorm::forward`] with the call's kernels.
+    pub(crate) fn fwd(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        self.forward(x, &ctx.kernels)
+    }
+
+    /// [`GroupNorm::forward_silu`] with the call's kernels.
+    pub(crate) fn fwd_silu(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        self.forward_silu(x, &ctx.kernels)
+    }
+}
 
 /// A convolution with a lazily built tap-major copy of its weight for the fused CUDA path
 /// (see [`crate::fused::conv2d`]).
@@ -50,20 +73,24 @@ pub(crate) fn group_norm(
     GroupNorm::new(groups, channels, eps, vb)
 }
 
-/// Runs a convolution, timed as `conv1x1`/`conv3x3` when profiling. While
-/// [`tiling::circular_padding`] is on, a padded convolution pads its input circularly instead
-/// of with zeros (seamless tiling).
-pub(crate) fn run_conv(conv: &Conv, x: &Tensor) -> Result<Tensor> {
-    run_conv_with(conv, x, None)
+/// Runs a convolution, timed as `conv1x1`/`conv3x3` when profiling. With [`Ctx::tiling`], a
+/// padded convolution pads its input circularly instead of with zeros (seamless tiling).
+pub(crate) fn run_conv(conv: &Conv, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+    run_conv_with(conv, x, None, ctx)
 }
 
 /// `residual + conv(x)` (see [`crate::fused::conv2d_residual`]), timed as
 /// `conv3x3+residual` (or `conv1x1+residual`) when profiling.
-pub(crate) fn run_conv_residual(conv: &Conv, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
-    run_conv_with(conv, x, Some(residual))
+pub(crate) fn run_conv_residual(
+    conv: &Conv,
+    x: &Tensor,
+    residual: &Tensor,
+    ctx: &Ctx,
+) -> Result<Tensor> {
+    run_conv_with(conv, x, Some(residual), ctx)
 }
 
-fn run_conv_with(conv: &Conv, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
+fn run_conv_with(conv: &Conv, x: &Tensor, residual: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
     let name = match (conv.conv.weight().dim(3), residual.is_some()) {
         (Ok(1), false) => "conv1x1",
         (Ok(1), true) => "conv1x1+residual",
@@ -74,11 +101,11 @@ fn run_conv_with(conv: &Conv, x: &Tensor, residual: Option<&Tensor>) -> Result<T
     };
     let go = |c: &Conv2d, tap: Option<&std::sync::OnceLock<Tensor>>, input: &Tensor| match residual
     {
-        Some(r) => crate::fused::conv2d_residual(c, tap, input, r),
-        None => crate::fused::conv2d_cached(c, tap, input),
+        Some(r) => crate::fused::conv2d_residual(c, tap, input, r, &ctx.kernels),
+        None => crate::fused::conv2d_cached(c, tap, input, &ctx.kernels),
     };
     let cfg = *conv.conv.config();
-    if cfg.padding > 0 && tiling::circular_padding() {
+    if cfg.padding > 0 && ctx.tiling {
         // Seamless tiling: wrap the input, then convolve without padding.
         let padded = tiling::pad_circular(x, cfg.padding)?;
         let unpadded = Conv2d::new(
@@ -94,8 +121,10 @@ fn run_conv_with(conv: &Conv, x: &Tensor, residual: Option<&Tensor>) -> Result<T
 }
 
 /// Runs a linear layer, timed under `name` when profiling.
-pub(crate) fn run_linear(name: &'static str, l: &Linear, x: &Tensor) -> Result<Tensor> {
-    profile::scope(name, x.device(), || crate::fused::linear(l, x))
+pub(crate) fn run_linear(name: &'static str, l: &Linear, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+    profile::scope(name, x.device(), || {
+        crate::fused::linear(l, x, &ctx.kernels)
+    })
 }
 
 /// `a + b`, timed as `add` when profiling.
@@ -140,17 +169,17 @@ impl ResnetBlock {
         })
     }
 
-    pub(crate) fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
-        let mut h = run_conv(&self.conv1, &self.norm1.forward_silu(x)?)?;
+    pub(crate) fn forward(&self, x: &Tensor, temb: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
+        let mut h = run_conv(&self.conv1, &self.norm1.fwd_silu(x, ctx)?, ctx)?;
         if let (Some(proj), Some(t)) = (&self.time_emb_proj, temb) {
             let t = proj.forward(&t.silu()?)?.unsqueeze(2)?.unsqueeze(3)?;
             h = profile::scope("add", x.device(), || Ok(h.broadcast_add(&t)?))?;
         }
         let skip = match &self.shortcut {
-            Some(c) => run_conv(c, x)?,
+            Some(c) => run_conv(c, x, ctx)?,
             None => x.clone(),
         };
-        run_conv_residual(&self.conv2, &self.norm2.forward_silu(&h)?, &skip)
+        run_conv_residual(&self.conv2, &self.norm2.fwd_silu(&h, ctx)?, &skip, ctx)
     }
 }
 
@@ -176,8 +205,8 @@ impl Downsample {
         })
     }
 
-    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = if self.padding == 0 && tiling::circular_padding() {
+    pub(crate) fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        let x = if self.padding == 0 && ctx.tiling {
             let x = tiling::pad_circular_dim(x, 3, 0, 1)?;
             tiling::pad_circular_dim(&x, 2, 0, 1)?
         } else if self.padding == 0 {
@@ -185,7 +214,7 @@ impl Downsample {
         } else {
             x.clone()
         };
-        run_conv(&self.conv, &x)
+        run_conv(&self.conv, &x, ctx)
     }
 }
 
@@ -202,7 +231,12 @@ impl Upsample {
         })
     }
 
-    pub(crate) fn forward(&self, x: &Tensor, size: Option<(usize, usize)>) -> Result<Tensor> {
+    pub(crate) fn forward(
+        &self,
+        x: &Tensor,
+        size: Option<(usize, usize)>,
+        ctx: &Ctx,
+    ) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
         let (th, tw) = size.unwrap_or((2 * h, 2 * w));
         // Nearest interpolation in f32 for half types (torch upsamples half natively; exact either way).
@@ -215,6 +249,6 @@ impl Upsample {
                 x.upsample_nearest2d(th, tw)?
             })
         })?;
-        run_conv(&self.conv, &up)
+        run_conv(&self.conv, &up, ctx)
     }
 }

@@ -9,7 +9,7 @@ use candle_nn::{Embedding, LayerNorm, Linear, Module, VarBuilder};
 
 use crate::config::ClipTextConfig;
 use crate::error::{Result, invalid, unsupported};
-use crate::fused;
+use crate::fused::{self, KernelOptions};
 
 #[derive(Debug, Clone, Copy)]
 enum Activation {
@@ -58,7 +58,7 @@ impl Attention {
         })
     }
 
-    fn forward(&self, x: &Tensor, causal_mask: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, causal_mask: &Tensor, opts: &KernelOptions) -> Result<Tensor> {
         let (b, l, h) = x.dims3()?;
         let split = |t: Tensor| -> Result<Tensor> {
             Ok(t.reshape((b, l, self.heads, self.head_dim))?
@@ -66,9 +66,9 @@ impl Attention {
                 .contiguous()?)
         };
         let scale = (self.head_dim as f64).powf(-0.5);
-        let q = split(fused::linear(&self.q, x)?.affine(scale, 0.0)?)?;
-        let k = split(fused::linear(&self.k, x)?)?;
-        let v = split(fused::linear(&self.v, x)?)?;
+        let q = split(fused::linear(&self.q, x, opts)?.affine(scale, 0.0)?)?;
+        let k = split(fused::linear(&self.k, x, opts)?)?;
+        let v = split(fused::linear(&self.v, x, opts)?)?;
         let dtype = q.dtype();
         let scores = q
             .matmul(&k.t()?)?
@@ -76,7 +76,7 @@ impl Attention {
             .broadcast_add(causal_mask)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(dtype)?;
         let o = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, l, h))?;
-        fused::linear(&self.out, &o)
+        fused::linear(&self.out, &o, opts)
     }
 }
 
@@ -103,10 +103,10 @@ impl EncoderLayer {
         })
     }
 
-    fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let x = (x + self.attn.forward(&self.norm1.forward(x)?, mask)?)?;
-        let h = fused::linear(&self.fc1, &self.norm2.forward(&x)?)?;
-        let m = fused::linear(&self.fc2, &self.act.forward(&h)?)?;
+    fn forward(&self, x: &Tensor, mask: &Tensor, k: &KernelOptions) -> Result<Tensor> {
+        let x = (x + self.attn.forward(&self.norm1.forward(x)?, mask, k)?)?;
+        let h = fused::linear(&self.fc1, &self.norm2.forward(&x)?, k)?;
+        let m = fused::linear(&self.fc2, &self.act.forward(&h)?, k)?;
         Ok((x + m)?)
     }
 }
@@ -150,6 +150,7 @@ pub struct ClipTextModel {
     projection: Option<Linear>,
     eos_token_id: Option<i64>,
     max_positions: usize,
+    kernels: KernelOptions,
 }
 
 impl ClipTextModel {
@@ -196,7 +197,20 @@ impl ClipTextModel {
             projection,
             eos_token_id: cfg.eos_token_id,
             max_positions: cfg.max_position_embeddings,
+            kernels: KernelOptions::default(),
         })
+    }
+
+    /// This encoder computing with `kernels` (builder style, at construction:
+    /// `ClipTextModel::new(cfg, p, vb)?.with_kernel_options(k)`).
+    pub fn with_kernel_options(mut self, kernels: KernelOptions) -> Self {
+        self.kernels = kernels;
+        self
+    }
+
+    /// The kernel options it computes with.
+    pub fn kernel_options(&self) -> &KernelOptions {
+        &self.kernels
     }
 
     /// Encodes `input_ids` (`[batch, seq]`, u32) with CLIP's causal attention.
@@ -221,7 +235,7 @@ impl ClipTextModel {
         let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
         hidden_states.push(x.clone());
         for layer in &self.layers {
-            x = layer.forward(&x, &mask)?;
+            x = layer.forward(&x, &mask, &self.kernels)?;
             hidden_states.push(x.clone());
         }
         let last_hidden_state = self.final_norm.forward(&x)?;

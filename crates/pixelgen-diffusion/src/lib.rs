@@ -65,6 +65,7 @@ pub use config::{
     TimestepSpacing, UNetConfig, VaeConfig,
 };
 pub use error::{DiffusionError, Result};
+pub use fused::KernelOptions;
 pub use image_out::{save_png, to_rgba_images};
 pub use lora::{
     KronFactor, Lora, LoraComponent, LoraLayer, LoraLayout, LoraMatch, LoraMetadata, LoraReport,
@@ -82,7 +83,6 @@ pub use sampling::{PresetName, SamplingPreset};
 pub use scheduler::{Scheduler, SchedulerKind};
 pub use sdxl_weights::SdxlWeights;
 pub use text::{PromptEmbeds, SdxlTextEncoders};
-pub use tiling::TilingGuard;
 pub use tokenizer::{ClipTokenizer, Tokens};
 pub use unet::{UNet2DConditionModel, UNetConditioning};
 pub use vae::{AutoencoderKl, LatentDistribution};

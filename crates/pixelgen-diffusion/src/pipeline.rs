@@ -3,16 +3,20 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
+use crate::clip::ClipTextModel;
 use crate::config::{SchedulerConfig, SdxlConfigs, TimestepSpacing};
 use crate::error::{DiffusionError, Result, invalid};
+use crate::fused::KernelOptions;
 use crate::noise::NoiseSource;
 use crate::scheduler::{self, Ddim, Scheduler, SchedulerKind};
 use crate::text::SdxlTextEncoders;
-use crate::tiling::TilingGuard;
+use crate::tokenizer::ClipTokenizer;
 use crate::unet::{UNet2DConditionModel, UNetConditioning};
 use crate::vae::AutoencoderKl;
+use crate::weights::{load_var_builder, weight_files};
 
 /// Largest [`GenerationParams::batch`].
 pub const MAX_BATCH: usize = 64;
@@ -50,7 +54,8 @@ pub struct GenerationParams {
     /// Seamless tiling (default off): every padded convolution of the UNet and the VAE pads
     /// circularly ("wrap", as A1111/ComfyUI's tiling option) instead of with zeros, so the
     /// image's right edge continues its left edge and its bottom edge its top, and copies of it
-    /// tile without seams. See [`crate::tiling`].
+    /// tile without seams. A parameter of each call: two calls with different settings can
+    /// run at the same time. See [`crate::tiling`].
     pub tiling: bool,
 }
 
@@ -154,29 +159,97 @@ pub struct SdxlPipeline {
     device: Device,
 }
 
+/// The networks of an SDXL folder, asked of a weight source by [`SdxlPipeline::build`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// `text_encoder/` (CLIP-L).
+    TextEncoder,
+    /// `text_encoder_2/` (CLIP-G with projection).
+    TextEncoder2,
+    /// `unet/`.
+    Unet,
+    /// `vae/`.
+    Vae,
+}
+
 impl SdxlPipeline {
-    /// Loads a diffusers SDXL folder. The VAE stays in f32 when its config says
-    /// `force_upcast` (SDXL's VAE overflows in f16), whatever `dtype` the rest uses.
+    /// Loads a diffusers SDXL folder with the default [`KernelOptions`]. The VAE stays in f32
+    /// when its config says `force_upcast` (SDXL's VAE overflows in f16), whatever `dtype` the
+    /// rest uses.
     pub fn load(
         dir: impl AsRef<Path>,
         variant: Option<&str>,
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
+        Self::load_with(dir, variant, dtype, device, KernelOptions::default())
+    }
+
+    /// [`SdxlPipeline::load`] with the networks computing with `kernels`.
+    pub fn load_with(
+        dir: impl AsRef<Path>,
+        variant: Option<&str>,
+        dtype: DType,
+        device: &Device,
+        kernels: KernelOptions,
+    ) -> Result<Self> {
         let configs = SdxlConfigs::load(dir)?;
+        let dir = configs.dir.clone();
+        Self::build(configs, dtype, device, kernels, |part, dtype| {
+            let (sub, stem) = match part {
+                Part::TextEncoder => ("text_encoder", "model"),
+                Part::TextEncoder2 => ("text_encoder_2", "model"),
+                Part::Unet => ("unet", "diffusion_pytorch_model"),
+                Part::Vae => ("vae", "diffusion_pytorch_model"),
+            };
+            load_var_builder(&weight_files(&dir.join(sub), stem, variant)?, dtype, device)
+        })
+    }
+
+    /// The one build path of a pipeline (folders, single files, LoRA merges): the tokenizers
+    /// from the folder, each network from `weights(part, dtype)` (in the order text encoders,
+    /// UNet, VAE), all computing with `kernels`. The VAE is built in f32 when its config says
+    /// `force_upcast`, else in `dtype` as the rest.
+    pub(crate) fn build(
+        configs: SdxlConfigs,
+        dtype: DType,
+        device: &Device,
+        kernels: KernelOptions,
+        mut weights: impl FnMut(Part, DType) -> Result<VarBuilder<'static>>,
+    ) -> Result<Self> {
+        let dir = &configs.dir;
+        let text = SdxlTextEncoders::from_parts(
+            (
+                ClipTokenizer::from_folder(dir.join("tokenizer"))?,
+                ClipTokenizer::from_folder(dir.join("tokenizer_2"))?,
+            ),
+            (
+                ClipTextModel::new(
+                    &configs.text_encoder,
+                    false,
+                    weights(Part::TextEncoder, dtype)?,
+                )?
+                .with_kernel_options(kernels),
+                ClipTextModel::new(
+                    &configs.text_encoder_2,
+                    true,
+                    weights(Part::TextEncoder2, dtype)?,
+                )?
+                .with_kernel_options(kernels),
+            ),
+            configs.model_index.force_zeros_for_empty_prompt,
+            device,
+        );
+        let unet = UNet2DConditionModel::new(&configs.unet, weights(Part::Unet, dtype)?)?
+            .with_kernel_options(kernels);
         let vae_dtype = if configs.vae.force_upcast {
             DType::F32
         } else {
             dtype
         };
-        Ok(Self {
-            text: SdxlTextEncoders::load(&configs, variant, dtype, device)?,
-            unet: UNet2DConditionModel::load(&configs, variant, dtype, device)?,
-            vae: AutoencoderKl::load(&configs, variant, vae_dtype, device)?,
-            configs,
-            dtype,
-            device: device.clone(),
-        })
+        let vae = AutoencoderKl::new(&configs.vae, weights(Part::Vae, vae_dtype)?)?
+            .with_kernel_options(kernels);
+        Ok(Self::from_parts(configs, text, unet, vae, dtype, device))
     }
 
     /// Assembles a pipeline from parts built elsewhere (e.g. with [`crate::RandomWeights`]).
@@ -229,6 +302,11 @@ impl SdxlPipeline {
         &self.vae
     }
 
+    /// The kernel options its UNet computes with (those it was built with).
+    pub fn kernel_options(&self) -> &KernelOptions {
+        self.unet.kernel_options()
+    }
+
     /// Text to image. `noise` gives the initial latents, then any per-step noise: pass
     /// [`crate::SeededNoise`] for a seed, or [`crate::RecordedNoise`] holding your own initial
     /// latents (`[batch, 4, h / 8, w / 8]`, unit variance) to start from explicit latents.
@@ -244,7 +322,6 @@ impl SdxlPipeline {
                 format!("{} images: use 1 to {MAX_BATCH}", params.batch),
             ));
         }
-        let _tiling = TilingGuard::new(params.tiling);
         let mut sched = self.scheduler(params)?;
         let (lh, lw) = self.latent_size(params)?;
         let c = self.configs.unet.in_channels;
@@ -254,7 +331,7 @@ impl SdxlPipeline {
             .to_dtype(self.dtype)?;
         let (latents, truncated_tokens) =
             self.denoise(params, sched.as_mut(), latents, 0, noise, progress)?;
-        let image = self.decode(&latents)?;
+        let image = self.decode_with(&latents, params.tiling)?;
         Ok(Generated {
             latents,
             image,
@@ -279,7 +356,6 @@ impl SdxlPipeline {
                 format!("img2img takes one image, not a batch of {}", params.batch),
             ));
         }
-        let _tiling = TilingGuard::new(params.tiling);
         let mut sched = self.scheduler(params)?;
         let start = scheduler::img2img_start(params.steps, strength)?;
         if start >= sched.timesteps().len() {
@@ -306,7 +382,7 @@ impl SdxlPipeline {
         }
         let vae_dtype = self.vae_dtype();
         let pixels = image.to_dtype(vae_dtype)?.affine(2.0, -1.0)?;
-        let dist = self.vae.encode(&pixels)?;
+        let dist = self.vae.encode_with(&pixels, params.tiling)?;
         let sample_noise = noise
             .normal(dist.mean.dims(), &self.device)?
             .to_dtype(vae_dtype)?;
@@ -318,7 +394,7 @@ impl SdxlPipeline {
         let latents = sched.add_noise(&init, &add, start)?.to_dtype(self.dtype)?;
         let (latents, truncated_tokens) =
             self.denoise(params, sched.as_mut(), latents, start, noise, progress)?;
-        let image = self.decode(&latents)?;
+        let image = self.decode_with(&latents, params.tiling)?;
         Ok(Generated {
             latents,
             image,
@@ -329,6 +405,11 @@ impl SdxlPipeline {
     /// UNet latents -> image `[batch, 3, h, w]` in [0, 1] (f32). Fails with
     /// [`DiffusionError::NonFinite`] rather than return a NaN or black image.
     pub fn decode(&self, latents: &Tensor) -> Result<Tensor> {
+        self.decode_with(latents, false)
+    }
+
+    /// [`SdxlPipeline::decode`]; with `tiling`, the VAE pads circularly (seamless tiling).
+    pub fn decode_with(&self, latents: &Tensor, tiling: bool) -> Result<Tensor> {
         ensure_finite(
             latents,
             "final latents",
@@ -337,7 +418,7 @@ impl SdxlPipeline {
         let z = self
             .vae
             .unscale_latents(&latents.to_dtype(self.vae_dtype())?)?;
-        let image = self.vae.decode(&z)?;
+        let image = self.vae.decode_with(&z, tiling)?;
         ensure_finite(
             &image,
             "VAE decode output",
@@ -439,7 +520,7 @@ impl SdxlPipeline {
                 latents.clone()
             };
             let input = sched.scale_model_input(&input, i)?;
-            let pred = self.unet.forward(&input, t, &cond)?;
+            let pred = self.unet.forward_with(&input, t, &cond, p.tiling)?;
             let pred = if cfg {
                 let uncond = pred.narrow(0, 0, n)?;
                 let text = pred.narrow(0, n, n)?;

@@ -14,14 +14,12 @@ use crate::checkpoint;
 use crate::clip::ClipTextModel;
 use crate::config::SdxlConfigs;
 use crate::error::{DiffusionError, Result};
+use crate::fused::KernelOptions;
 use crate::lora::{
     self, BaseWeights, LoraComponent, LoraReport, MergePlan, MergedBackend, ScaledLora, TargetIndex,
 };
-use crate::pipeline::SdxlPipeline;
-use crate::text::SdxlTextEncoders;
-use crate::tokenizer::ClipTokenizer;
+use crate::pipeline::{Part, SdxlPipeline};
 use crate::unet::UNet2DConditionModel;
-use crate::vae::AutoencoderKl;
 use crate::weights::{mmap_safetensors, weight_files};
 
 /// The configs and memory-mapped weight files of a diffusers SDXL folder.
@@ -281,19 +279,45 @@ impl SdxlWeights {
         dtype: DType,
         device: &Device,
     ) -> Result<(SdxlPipeline, LoraReport)> {
+        self.pipeline_with(loras, dtype, device, KernelOptions::default())
+    }
+
+    /// [`SdxlWeights::pipeline`] with the networks computing with `kernels` (through
+    /// [`SdxlPipeline`]'s one build path, as [`SdxlPipeline::load_with`]).
+    pub fn pipeline_with(
+        &self,
+        loras: &[ScaledLora],
+        dtype: DType,
+        device: &Device,
+        kernels: KernelOptions,
+    ) -> Result<(SdxlPipeline, LoraReport)> {
         let (mut plan, report) = lora::plan(loras, &self.targets)?;
         let mut applied = Vec::new();
-        let text = self.text_encoders(&mut plan, dtype, device, &mut applied)?;
-        let unet = UNet2DConditionModel::new(
-            &self.configs.unet,
-            self.var_builder(
-                &self.unet,
-                &mut plan,
-                LoraComponent::Unet,
-                dtype,
-                device,
-                &mut applied,
-            ),
+        let pipe = SdxlPipeline::build(
+            self.configs.clone(),
+            dtype,
+            device,
+            kernels,
+            |part, dtype| {
+                let (base, component) = match part {
+                    Part::TextEncoder => (&self.text_encoder, LoraComponent::TextEncoder),
+                    Part::TextEncoder2 => (&self.text_encoder_2, LoraComponent::TextEncoder2),
+                    Part::Unet => (&self.unet, LoraComponent::Unet),
+                    // No LoRA targets the VAE.
+                    Part::Vae => {
+                        return Ok(VarBuilder::from_backend(
+                            Box::new(MergedBackend::new(
+                                self.vae.clone(),
+                                HashMap::new(),
+                                Arc::default(),
+                            )),
+                            dtype,
+                            device.clone(),
+                        ));
+                    }
+                };
+                Ok(self.var_builder(base, &mut plan, component, dtype, device, &mut applied))
+            },
         )?;
         // A planned update that no module loaded would be a silent no-op: refuse it.
         for a in &applied {
@@ -312,63 +336,7 @@ impl SdxlWeights {
                 });
             }
         }
-        let vae_dtype = if self.configs.vae.force_upcast {
-            DType::F32
-        } else {
-            dtype
-        };
-        let vae = AutoencoderKl::new(
-            &self.configs.vae,
-            VarBuilder::from_backend(
-                Box::new(MergedBackend::new(
-                    self.vae.clone(),
-                    HashMap::new(),
-                    Arc::default(),
-                )),
-                vae_dtype,
-                device.clone(),
-            ),
-        )?;
-        let pipe = SdxlPipeline::from_parts(self.configs.clone(), text, unet, vae, dtype, device);
         Ok((pipe, report))
-    }
-
-    fn text_encoders(
-        &self,
-        plan: &mut MergePlan,
-        dtype: DType,
-        device: &Device,
-        applied: &mut Vec<Applied>,
-    ) -> Result<SdxlTextEncoders> {
-        let c = &self.configs;
-        let vb1 = self.var_builder(
-            &self.text_encoder,
-            plan,
-            LoraComponent::TextEncoder,
-            dtype,
-            device,
-            applied,
-        );
-        let vb2 = self.var_builder(
-            &self.text_encoder_2,
-            plan,
-            LoraComponent::TextEncoder2,
-            dtype,
-            device,
-            applied,
-        );
-        Ok(SdxlTextEncoders::from_parts(
-            (
-                ClipTokenizer::from_folder(c.dir.join("tokenizer"))?,
-                ClipTokenizer::from_folder(c.dir.join("tokenizer_2"))?,
-            ),
-            (
-                ClipTextModel::new(&c.text_encoder, false, vb1)?,
-                ClipTextModel::new(&c.text_encoder_2, true, vb2)?,
-            ),
-            c.model_index.force_zeros_for_empty_prompt,
-            device,
-        ))
     }
 
     fn var_builder(

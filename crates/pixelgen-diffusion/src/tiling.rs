@@ -1,47 +1,19 @@
-//! Seamless tiling: circular ("wrap") padding in every convolution while a guard is held.
+//! Seamless tiling: circular ("wrap") padding in every convolution of one call.
 //!
 //! With tiling on, each padded convolution of the UNet and the VAE pads its input with the
 //! opposite edges (torch's `padding_mode="circular"`) instead of zeros, so the image wraps:
-//! its right edge continues its left edge and its bottom edge its top. The switch is per
-//! thread; [`SdxlPipeline::txt2img`](crate::SdxlPipeline::txt2img) and `img2img` hold a
-//! [`TilingGuard`] for the duration of the call when [`GenerationParams::tiling`](crate::GenerationParams::tiling)
-//! is set. Hold one yourself to run the UNet or the VAE directly with wrap padding.
-
-use std::cell::Cell;
+//! its right edge continues its left edge and its bottom edge its top. Tiling is a parameter of
+//! each call, never a process or thread setting:
+//! [`SdxlPipeline::txt2img`](crate::SdxlPipeline::txt2img) and `img2img` pass
+//! [`GenerationParams::tiling`](crate::GenerationParams::tiling) down to the networks; to run
+//! the UNet or the VAE directly with wrap padding call
+//! [`UNet2DConditionModel::forward_with`](crate::UNet2DConditionModel::forward_with),
+//! [`AutoencoderKl::decode_with`](crate::AutoencoderKl::decode_with) or
+//! [`AutoencoderKl::encode_with`](crate::AutoencoderKl::encode_with) with `tiling = true`.
 
 use candle_core::Tensor;
 
 use crate::error::{Result, invalid};
-
-thread_local! {
-    static CIRCULAR: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Whether convolutions on this thread pad circularly now.
-pub fn circular_padding() -> bool {
-    CIRCULAR.with(Cell::get)
-}
-
-/// Sets circular padding on this thread until dropped, then restores the previous setting.
-#[derive(Debug)]
-#[must_use = "tiling is only on while the guard is alive"]
-pub struct TilingGuard {
-    previous: bool,
-}
-
-impl TilingGuard {
-    /// Turns circular padding on (`true`) or off (`false`) on this thread until the guard drops.
-    pub fn new(on: bool) -> Self {
-        let previous = CIRCULAR.with(|c| c.replace(on));
-        Self { previous }
-    }
-}
-
-impl Drop for TilingGuard {
-    fn drop(&mut self) {
-        CIRCULAR.with(|c| c.set(self.previous));
-    }
-}
 
 /// Pads `x` along `dim` with `before` elements from its end and `after` from its start
 /// (circular padding); both must be at most the size of `dim`.

@@ -9,10 +9,12 @@ use candle_core::{D, DType, Device, Tensor, TensorId};
 use candle_nn::{LayerNorm, Linear, Module, VarBuilder};
 
 use crate::blocks::{
-    Conv, Downsample, GroupNorm, ResnetBlock, Upsample, add, conv, group_norm, run_conv, run_linear,
+    Conv, Ctx, Downsample, GroupNorm, ResnetBlock, Upsample, add, conv, group_norm, run_conv,
+    run_linear,
 };
 use crate::config::{SdxlConfigs, UNetConfig};
 use crate::error::{Result, invalid, unsupported};
+use crate::fused::KernelOptions;
 use crate::weights::{load_var_builder, weight_files};
 use crate::{fused, profile};
 
@@ -92,8 +94,10 @@ struct CrossAttention {
     kv_cache: KvCache,
 }
 
-/// The id of a context tensor and its K|V projection (tensors are immutable, ids never reused).
-type KvCache = std::sync::Arc<std::sync::Mutex<Option<(TensorId, Tensor)>>>;
+/// The id of a context tensor, the kernel options that projected it and its K|V projection
+/// (tensors are immutable, ids never reused; clones of a UNet share the cache, so the options
+/// are part of the key).
+type KvCache = std::sync::Arc<std::sync::Mutex<Option<(TensorId, KernelOptions, Tensor)>>>;
 
 impl CrossAttention {
     fn new(
@@ -129,27 +133,28 @@ impl CrossAttention {
     }
 
     /// K|V of `context`, projected once per context tensor.
-    fn context_kv(&self, kv_proj: &Linear, context: &Tensor) -> Result<Tensor> {
+    fn context_kv(&self, kv_proj: &Linear, context: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let mut cache = match self.kv_cache.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some((id, kv)) = cache.as_ref()
+        if let Some((id, kernels, kv)) = cache.as_ref()
             && *id == context.id()
+            && *kernels == ctx.kernels
         {
             return Ok(kv.clone());
         }
-        let kv = run_linear("linear_qkv", kv_proj, context)?;
-        *cache = Some((context.id(), kv.clone()));
+        let kv = run_linear("linear_qkv", kv_proj, context, ctx)?;
+        *cache = Some((context.id(), ctx.kernels, kv.clone()));
         Ok(kv)
     }
 
-    fn forward(&self, x: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, context: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
         let inner = self.heads * self.head_dim;
-        let proj = run_linear("linear_qkv", &self.in_proj, x)?;
+        let proj = run_linear("linear_qkv", &self.in_proj, x, ctx)?;
         let (q, k, v) = match (&self.kv_proj, context) {
             (Some(kv_proj), Some(context)) => {
-                let kv = self.context_kv(kv_proj, context)?;
+                let kv = self.context_kv(kv_proj, context, ctx)?;
                 (proj, kv.narrow(2, 0, inner)?, kv.narrow(2, inner, inner)?)
             }
             (None, None) => (
@@ -164,8 +169,8 @@ impl CrossAttention {
                 ));
             }
         };
-        let o = fused::attention(&q, &k, &v, self.heads, self.head_dim)?;
-        run_linear("linear_out", &self.to_out, &o)
+        let o = fused::attention(&q, &k, &v, self.heads, self.head_dim, &ctx.kernels)?;
+        run_linear("linear_out", &self.to_out, &o, ctx)
     }
 }
 
@@ -196,18 +201,20 @@ impl TransformerBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, context: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let norm = |n: &LayerNorm, x: &Tensor| {
             profile::scope("layer_norm", x.device(), || Ok(n.forward(x)?))
         };
-        let x = add(&self.attn1.forward(&norm(&self.norm1, x)?, None)?, x)?;
+        let x = add(&self.attn1.forward(&norm(&self.norm1, x)?, None, ctx)?, x)?;
         let x = add(
-            &self.attn2.forward(&norm(&self.norm2, &x)?, Some(context))?,
+            &self
+                .attn2
+                .forward(&norm(&self.norm2, &x)?, Some(context), ctx)?,
             &x,
         )?;
-        let h = run_linear("linear_ff", &self.ff_in, &norm(&self.norm3, &x)?)?;
-        let geglu = fused::geglu(&h)?;
-        add(&run_linear("linear_ff", &self.ff_out, &geglu)?, &x)
+        let h = run_linear("linear_ff", &self.ff_in, &norm(&self.norm3, &x)?, ctx)?;
+        let geglu = fused::geglu(&h, &ctx.kernels)?;
+        add(&run_linear("linear_ff", &self.ff_out, &geglu, ctx)?, &x)
     }
 }
 
@@ -266,20 +273,20 @@ impl SpatialTransformer {
         })
     }
 
-    fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, context: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
-        let normed = self.norm.forward(x)?;
+        let normed = self.norm.fwd(x, ctx)?;
         let to_tokens = |t: &Tensor| -> Result<Tensor> {
             profile::scope("permute", t.device(), || {
                 Ok(t.permute((0, 2, 3, 1))?.reshape((b, h * w, c))?)
             })
         };
         let mut t = match &self.proj_in {
-            Projection::Linear(l) => run_linear("linear_proj", l, &to_tokens(&normed)?)?,
-            Projection::Conv(cv) => to_tokens(&run_conv(cv, &normed)?)?,
+            Projection::Linear(l) => run_linear("linear_proj", l, &to_tokens(&normed)?, ctx)?,
+            Projection::Conv(cv) => to_tokens(&run_conv(cv, &normed, ctx)?)?,
         };
         for block in &self.blocks {
-            t = block.forward(&t, context)?;
+            t = block.forward(&t, context, ctx)?;
         }
         let to_map = |t: &Tensor| -> Result<Tensor> {
             profile::scope("permute", t.device(), || {
@@ -289,8 +296,8 @@ impl SpatialTransformer {
             })
         };
         let out = match &self.proj_out {
-            Projection::Linear(l) => to_map(&run_linear("linear_proj", l, &t)?)?,
-            Projection::Conv(cv) => run_conv(cv, &to_map(&t)?)?,
+            Projection::Linear(l) => to_map(&run_linear("linear_proj", l, &t, ctx)?)?,
+            Projection::Conv(cv) => run_conv(cv, &to_map(&t)?, ctx)?,
         };
         add(&out, x)
     }
@@ -333,6 +340,7 @@ pub struct UNet2DConditionModel {
     norm_out: GroupNorm,
     conv_out: Conv,
     config: UNetConfig,
+    kernels: KernelOptions,
 }
 
 impl UNet2DConditionModel {
@@ -524,7 +532,20 @@ impl UNet2DConditionModel {
                 vb.pp("conv_out"),
             )?,
             config: cfg.clone(),
+            kernels: KernelOptions::default(),
         })
+    }
+
+    /// This UNet computing with `kernels` (builder style, at construction:
+    /// `UNet2DConditionModel::new(cfg, vb)?.with_kernel_options(k)`).
+    pub fn with_kernel_options(mut self, kernels: KernelOptions) -> Self {
+        self.kernels = kernels;
+        self
+    }
+
+    /// The kernel options it computes with.
+    pub fn kernel_options(&self) -> &KernelOptions {
+        &self.kernels
     }
 
     /// The config it was built from.
@@ -533,13 +554,30 @@ impl UNet2DConditionModel {
     }
 
     /// Predicts noise (or v) for `sample` `[batch, 4, h, w]` at `timestep` (one value for the
-    /// whole batch, possibly fractional).
+    /// whole batch, possibly fractional); zero padding ([`Self::forward_with`] with `tiling`
+    /// off).
     pub fn forward(
         &self,
         sample: &Tensor,
         timestep: f64,
         cond: &UNetConditioning,
     ) -> Result<Tensor> {
+        self.forward_with(sample, timestep, cond, false)
+    }
+
+    /// [`Self::forward`]; with `tiling`, every padded convolution pads circularly (seamless
+    /// tiling, see [`crate::tiling`]).
+    pub fn forward_with(
+        &self,
+        sample: &Tensor,
+        timestep: f64,
+        cond: &UNetConditioning,
+        tiling: bool,
+    ) -> Result<Tensor> {
+        let ctx = &Ctx {
+            kernels: self.kernels,
+            tiling,
+        };
         let (b, c, h, w) = sample.dims4()?;
         if c != self.config.in_channels {
             return Err(invalid(
@@ -584,26 +622,26 @@ impl UNet2DConditionModel {
         }
         let context = cond.encoder_hidden_states.to_dtype(dtype)?;
 
-        let mut x = run_conv(&self.conv_in, sample)?;
+        let mut x = run_conv(&self.conv_in, sample, ctx)?;
         let mut skips = vec![x.clone()];
         for block in &self.down {
             for (j, resnet) in block.resnets.iter().enumerate() {
-                x = resnet.forward(&x, Some(&emb))?;
+                x = resnet.forward(&x, Some(&emb), ctx)?;
                 if let Some(attn) = block.attentions.get(j) {
-                    x = attn.forward(&x, &context)?;
+                    x = attn.forward(&x, &context, ctx)?;
                 }
                 skips.push(x.clone());
             }
             if let Some(d) = &block.downsample {
-                x = d.forward(&x)?;
+                x = d.forward(&x, ctx)?;
                 skips.push(x.clone());
             }
         }
-        x = self.mid.0.forward(&x, Some(&emb))?;
+        x = self.mid.0.forward(&x, Some(&emb), ctx)?;
         for attn in &self.mid.1 {
-            x = attn.forward(&x, &context)?;
+            x = attn.forward(&x, &context, ctx)?;
         }
-        x = self.mid.2.forward(&x, Some(&emb))?;
+        x = self.mid.2.forward(&x, Some(&emb), ctx)?;
         for block in &self.up {
             for (j, resnet) in block.resnets.iter().enumerate() {
                 let skip = skips.pop().ok_or_else(|| {
@@ -613,9 +651,9 @@ impl UNet2DConditionModel {
                     )
                 })?;
                 let cat = profile::scope("cat", x.device(), || Ok(Tensor::cat(&[&x, &skip], 1)?))?;
-                x = resnet.forward(&cat, Some(&emb))?;
+                x = resnet.forward(&cat, Some(&emb), ctx)?;
                 if let Some(attn) = block.attentions.get(j) {
-                    x = attn.forward(&x, &context)?;
+                    x = attn.forward(&x, &context, ctx)?;
                 }
             }
             if let Some(u) = &block.upsample {
@@ -624,10 +662,10 @@ impl UNet2DConditionModel {
                     Some(s) => Some((s.dim(2)?, s.dim(3)?)),
                     None => None,
                 };
-                x = u.forward(&x, size)?;
+                x = u.forward(&x, size, ctx)?;
             }
         }
-        let out = run_conv(&self.conv_out, &self.norm_out.forward_silu(&x)?)?;
+        let out = run_conv(&self.conv_out, &self.norm_out.fwd_silu(&x, ctx)?, ctx)?;
         debug_assert_eq!(out.dims(), &[b, self.config.out_channels, h, w]);
         Ok(out)
     }

@@ -7,10 +7,12 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use crate::blocks::{
-    Conv, Downsample, GroupNorm, ResnetBlock, Upsample, add, conv, group_norm, run_conv, run_linear,
+    Conv, Ctx, Downsample, GroupNorm, ResnetBlock, Upsample, add, conv, group_norm, run_conv,
+    run_linear,
 };
 use crate::config::{SdxlConfigs, VaeConfig};
 use crate::error::{Result, invalid, unsupported};
+use crate::fused::KernelOptions;
 use crate::weights::{load_var_builder, weight_files};
 
 /// The VAE's group norms and ResNets use eps 1e-6 (diffusers' `resnet_eps` for these blocks).
@@ -43,19 +45,19 @@ impl SpatialAttention {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let t = self
             .norm
-            .forward(x)?
+            .fwd(x, ctx)?
             .reshape((b, c, h * w))?
             .transpose(1, 2)?
             .contiguous()?;
-        let q = run_linear("linear_qkv", &self.q, &t)?;
-        let k = run_linear("linear_qkv", &self.k, &t)?;
-        let v = run_linear("linear_qkv", &self.v, &t)?;
-        let o = crate::fused::attention(&q, &k, &v, 1, c)?;
-        let o = run_linear("linear_out", &self.out, &o)?;
+        let q = run_linear("linear_qkv", &self.q, &t, ctx)?;
+        let k = run_linear("linear_qkv", &self.k, &t, ctx)?;
+        let v = run_linear("linear_qkv", &self.v, &t, ctx)?;
+        let o = crate::fused::attention(&q, &k, &v, 1, c, &ctx.kernels)?;
+        let o = run_linear("linear_out", &self.out, &o, ctx)?;
         let o = o.transpose(1, 2)?.reshape((b, c, h, w))?;
         add(&o, x)
     }
@@ -100,13 +102,13 @@ impl MidBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut x = self.first.forward(x, None)?;
+    fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        let mut x = self.first.forward(x, None, ctx)?;
         for (attn, resnet) in &self.rest {
             if let Some(a) = attn {
-                x = a.forward(&x)?;
+                x = a.forward(&x, ctx)?;
             }
-            x = resnet.forward(&x, None)?;
+            x = resnet.forward(&x, None, ctx)?;
         }
         Ok(x)
     }
@@ -154,18 +156,18 @@ impl Encoder {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut x = run_conv(&self.conv_in, x)?;
+    fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        let mut x = run_conv(&self.conv_in, x, ctx)?;
         for (resnets, down) in &self.blocks {
             for r in resnets {
-                x = r.forward(&x, None)?;
+                x = r.forward(&x, None, ctx)?;
             }
             if let Some(d) = down {
-                x = d.forward(&x)?;
+                x = d.forward(&x, ctx)?;
             }
         }
-        let x = self.mid.forward(&x)?;
-        run_conv(&self.conv_out, &self.norm_out.forward_silu(&x)?)
+        let x = self.mid.forward(&x, ctx)?;
+        run_conv(&self.conv_out, &self.norm_out.fwd_silu(&x, ctx)?, ctx)
     }
 }
 
@@ -210,17 +212,17 @@ impl Decoder {
         })
     }
 
-    fn forward(&self, z: &Tensor) -> Result<Tensor> {
-        let mut x = self.mid.forward(&run_conv(&self.conv_in, z)?)?;
+    fn forward(&self, z: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        let mut x = self.mid.forward(&run_conv(&self.conv_in, z, ctx)?, ctx)?;
         for (resnets, up) in &self.blocks {
             for r in resnets {
-                x = r.forward(&x, None)?;
+                x = r.forward(&x, None, ctx)?;
             }
             if let Some(u) = up {
-                x = u.forward(&x, None)?;
+                x = u.forward(&x, None, ctx)?;
             }
         }
-        run_conv(&self.conv_out, &self.norm_out.forward_silu(&x)?)
+        run_conv(&self.conv_out, &self.norm_out.fwd_silu(&x, ctx)?, ctx)
     }
 }
 
@@ -264,6 +266,7 @@ pub struct AutoencoderKl {
     post_quant_conv: Option<Conv>,
     config: VaeConfig,
     dtype: DType,
+    kernels: KernelOptions,
 }
 
 impl AutoencoderKl {
@@ -296,7 +299,27 @@ impl AutoencoderKl {
                 None
             },
             config: config.clone(),
+            kernels: KernelOptions::default(),
         })
+    }
+
+    /// This VAE computing with `kernels` (builder style, at construction:
+    /// `AutoencoderKl::new(cfg, vb)?.with_kernel_options(k)`).
+    pub fn with_kernel_options(mut self, kernels: KernelOptions) -> Self {
+        self.kernels = kernels;
+        self
+    }
+
+    /// The kernel options it computes with.
+    pub fn kernel_options(&self) -> &KernelOptions {
+        &self.kernels
+    }
+
+    fn ctx(&self, tiling: bool) -> Ctx {
+        Ctx {
+            kernels: self.kernels,
+            tiling,
+        }
     }
 
     /// Loads `vae/` of an SDXL folder (`variant` picks e.g. `diffusion_pytorch_model.fp16.safetensors`).
@@ -322,6 +345,13 @@ impl AutoencoderKl {
 
     /// Images in [-1, 1], `[batch, 3, h, w]` with h and w multiples of the scale factor -> latent distribution.
     pub fn encode(&self, image: &Tensor) -> Result<LatentDistribution> {
+        self.encode_with(image, false)
+    }
+
+    /// [`Self::encode`]; with `tiling`, every padded convolution pads circularly (seamless
+    /// tiling, see [`crate::tiling`]).
+    pub fn encode_with(&self, image: &Tensor, tiling: bool) -> Result<LatentDistribution> {
+        let ctx = &self.ctx(tiling);
         let (_, _, h, w) = image.dims4()?;
         let f = self.config.scale_factor();
         if !h.is_multiple_of(f) || !w.is_multiple_of(f) || h == 0 || w == 0 {
@@ -330,9 +360,9 @@ impl AutoencoderKl {
                 format!("{w}x{h} is not a positive multiple of {f}"),
             ));
         }
-        let mut moments = self.encoder.forward(image)?;
+        let mut moments = self.encoder.forward(image, ctx)?;
         if let Some(q) = &self.quant_conv {
-            moments = run_conv(q, &moments)?;
+            moments = run_conv(q, &moments, ctx)?;
         }
         let parts = moments.chunk(2, 1)?;
         Ok(LatentDistribution {
@@ -343,6 +373,13 @@ impl AutoencoderKl {
 
     /// Unscaled latents `[batch, latent_channels, h, w]` -> images, nominally in [-1, 1].
     pub fn decode(&self, latents: &Tensor) -> Result<Tensor> {
+        self.decode_with(latents, false)
+    }
+
+    /// [`Self::decode`]; with `tiling`, every padded convolution pads circularly (seamless
+    /// tiling, see [`crate::tiling`]).
+    pub fn decode_with(&self, latents: &Tensor, tiling: bool) -> Result<Tensor> {
+        let ctx = &self.ctx(tiling);
         let (_, c, _, _) = latents.dims4()?;
         if c != self.config.latent_channels {
             return Err(invalid(
@@ -354,10 +391,10 @@ impl AutoencoderKl {
             ));
         }
         let z = match &self.post_quant_conv {
-            Some(p) => run_conv(p, latents)?,
+            Some(p) => run_conv(p, latents, ctx)?,
             None => latents.clone(),
         };
-        self.decoder.forward(&z)
+        self.decoder.forward(&z, ctx)
     }
 
     /// Encoder output -> the UNet's latent space (`(x - shift) * scaling_factor`, or with

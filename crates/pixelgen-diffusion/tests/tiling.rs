@@ -5,16 +5,18 @@
 //! their downsampling factor): `f(roll(x)) == roll(f(x))` within [`RTOL`] relative. With zero
 //! padding the borders differ, by far more. End to end, a whole txt2img run commutes with
 //! shifts of its initial noise, so the wrap seam of a tiled image is an ordinary interior step
-//! of the image generated from the shifted noise.
+//! of the image generated from the shifted noise. Tiling is a parameter of each call: calls
+//! with and without it run at the same time on two threads, each with its own result.
 
 mod common;
 
 use candle_core::{DType, Device, Tensor};
 use common::{rel_err, tiny_model};
-use pixelgen_diffusion::tiling::{circular_padding, pad_circular, pad_circular_dim};
+use pixelgen_diffusion::fused::{KernelOptions, Kernels};
+use pixelgen_diffusion::tiling::{pad_circular, pad_circular_dim};
 use pixelgen_diffusion::{
     AutoencoderKl, Control, GenerationParams, NoiseSource, RecordedNoise, SchedulerKind,
-    SdxlConfigs, SdxlPipeline, SeededNoise, TilingGuard, UNet2DConditionModel, UNetConditioning,
+    SdxlConfigs, SdxlPipeline, SdxlWeights, SeededNoise, UNet2DConditionModel, UNetConditioning,
     to_rgba_images,
 };
 
@@ -47,17 +49,16 @@ fn normal(seed: u64, shape: &[usize]) -> Tensor {
     SeededNoise::new(seed).normal(shape, &Device::Cpu).unwrap()
 }
 
-/// `f(roll(x)) - roll'(f(x))` as a relative error, with tiling `on`.
+/// `f(roll(x)) - roll'(f(x))` as a relative error, with tiling `on` (`f(x, tiling)`).
 fn shift_error(
     on: bool,
-    f: impl Fn(&Tensor) -> Tensor,
+    f: impl Fn(&Tensor, bool) -> Tensor,
     x: &Tensor,
     s: (usize, usize),
     k: usize,
 ) -> f64 {
-    let _guard = TilingGuard::new(on);
-    let shifted_in = f(&roll2(x, s.0, s.1));
-    let shifted_out = roll2(&f(x), s.0 * k, s.1 * k);
+    let shifted_in = f(&roll2(x, s.0, s.1), on);
+    let shifted_out = roll2(&f(x, on), s.0 * k, s.1 * k);
     rel_err(&shifted_in, &shifted_out)
 }
 
@@ -90,23 +91,6 @@ fn circular_padding_wraps_the_opposite_edges() {
 }
 
 #[test]
-fn the_guard_is_per_call_and_restores_the_previous_setting() {
-    assert!(!circular_padding(), "off by default");
-    {
-        let _on = TilingGuard::new(true);
-        assert!(circular_padding());
-        {
-            let _off = TilingGuard::new(false);
-            assert!(!circular_padding());
-        }
-        assert!(circular_padding(), "restored after the inner guard");
-        // Another thread is not affected.
-        assert!(!std::thread::spawn(circular_padding).join().unwrap());
-    }
-    assert!(!circular_padding());
-}
-
-#[test]
 fn unet_commutes_with_circular_shifts_when_tiling() {
     let configs = SdxlConfigs::load(tiny_model()).unwrap();
     let unet = UNet2DConditionModel::load(&configs, None, DType::F32, &Device::Cpu).unwrap();
@@ -124,7 +108,7 @@ fn unet_commutes_with_circular_shifts_when_tiling() {
     };
     let batch = ex["encoder_hidden_states"].dim(0).unwrap();
     let x = normal(3, &[batch, 4, 4 * factor, 6 * factor]);
-    let f = |x: &Tensor| unet.forward(x, 500.0, &cond).unwrap();
+    let f = |x: &Tensor, tiling: bool| unet.forward_with(x, 500.0, &cond, tiling).unwrap();
     let s = (factor, 3 * factor);
     let tiled = shift_error(true, f, &x, s, 1);
     let plain = shift_error(false, f, &x, s, 1);
@@ -147,7 +131,7 @@ fn vae_decoder_commutes_with_circular_shifts_when_tiling() {
     let (configs, vae) = vae();
     let f = configs.vae.scale_factor();
     let z = normal(4, &[1, 4, 6, 10]);
-    let dec = |z: &Tensor| vae.decode(z).unwrap();
+    let dec = |z: &Tensor, tiling: bool| vae.decode_with(z, tiling).unwrap();
     let s = (1, 3);
     let tiled = shift_error(true, dec, &z, s, f);
     let plain = shift_error(false, dec, &z, s, f);
@@ -167,12 +151,15 @@ fn vae_encoder_commutes_with_circular_shifts_when_tiling() {
     let f = configs.vae.scale_factor();
     let img = normal(5, &[1, 3, 6 * f, 10 * f]).tanh().unwrap();
     // The encoder halves the size per level: shift the image by whole latent pixels.
-    let enc = |x: &Tensor| vae.encode(x).unwrap().mean;
-    let tiled_err = {
-        let _g = TilingGuard::new(true);
-        rel_err(&enc(&roll2(&img, 2 * f, 3 * f)), &roll2(&enc(&img), 2, 3))
+    let enc = |x: &Tensor, tiling: bool| vae.encode_with(x, tiling).unwrap().mean;
+    let err = |tiling: bool| {
+        rel_err(
+            &enc(&roll2(&img, 2 * f, 3 * f), tiling),
+            &roll2(&enc(&img, tiling), 2, 3),
+        )
     };
-    let plain_err = rel_err(&enc(&roll2(&img, 2 * f, 3 * f)), &roll2(&enc(&img), 2, 3));
+    let tiled_err = err(true);
+    let plain_err = err(false);
     println!(
         "VAE encoder shift by (2, 3) latents: tiling {tiled_err:.2e}, zero padding {plain_err:.2e}"
     );
@@ -217,10 +204,6 @@ fn txt2img_with_tiling_wraps_without_a_seam() {
     let k = 1 << (pipe.configs().unet.block_out_channels.len() - 1);
     let s = (k, 2 * k);
     let tiled = run(true, &init);
-    assert!(
-        !circular_padding(),
-        "the pipeline's guard ended with the call"
-    );
     let e_tiled = rel_err(
         &run(true, &roll2(&init, s.0, s.1)),
         &roll2(&tiled, s.0 * f, s.1 * f),
@@ -269,8 +252,7 @@ fn img2img_with_tiling_runs_and_bad_input_is_an_error() {
         )
         .unwrap();
     assert_eq!(out.image.dims(), &[1, 3, 48, 64]);
-    assert!(!circular_padding());
-    // Bad sizes stay errors with tiling on, and the guard still ends with the call.
+    // Bad sizes stay errors with tiling on.
     let bad = GenerationParams {
         width: 63,
         ..params(true)
@@ -290,7 +272,6 @@ fn img2img_with_tiling_runs_and_bad_input_is_an_error() {
         )
         .is_err()
     );
-    assert!(!circular_padding(), "an error leaves tiling off");
 }
 
 #[test]
@@ -299,4 +280,65 @@ fn tiling_defaults_off_in_json() {
     assert!(!p.tiling);
     let on: GenerationParams = serde_json::from_str(r#"{"prompt": "x", "tiling": true}"#).unwrap();
     assert!(on.tiling);
+}
+
+/// One txt2img run from `init` with tiling `on`.
+fn run(pipe: &SdxlPipeline, tiling: bool, init: &Tensor) -> Tensor {
+    let mut noise = RecordedNoise::new([init.clone()]);
+    pipe.txt2img(&params(tiling), &mut noise, &mut |_| Control::Continue)
+        .unwrap()
+        .image
+}
+
+#[test]
+fn calls_with_and_without_tiling_run_concurrently_each_with_its_own_result() {
+    // Two pipelines built with different kernel options (the same computation on the CPU),
+    // and one of them shared by two threads.
+    let a = pipe();
+    let (b, _) = SdxlWeights::open(tiny_model(), None)
+        .unwrap()
+        .pipeline_with(
+            &[],
+            DType::F32,
+            &Device::Cpu,
+            KernelOptions::default().with_kernels(Kernels::Reference),
+        )
+        .unwrap();
+    assert_eq!(a.kernel_options(), &KernelOptions::default());
+    assert_eq!(b.kernel_options().kernels, Kernels::Reference);
+    assert_eq!(b.unet().kernel_options().kernels, Kernels::Reference);
+    assert_eq!(b.vae().kernel_options().kernels, Kernels::Reference);
+
+    let f = a.configs().vae.scale_factor();
+    let init = normal(11, &[1, 4, 48 / f, 64 / f]);
+    let (tiled, plain) = (run(&a, true, &init), run(&a, false, &init));
+    assert!(rel_err(&tiled, &plain) > 1e-2, "tiling changes the image");
+    // Each thread alternates its setting with the other's, three times, on both pipelines.
+    let results = std::thread::scope(|s| {
+        let threads: Vec<_> = [true, false]
+            .into_iter()
+            .map(|first| {
+                let (a, b, init) = (&a, &b, &init);
+                s.spawn(move || {
+                    (0..3)
+                        .map(|i| {
+                            let tiling = first ^ (i % 2 == 1);
+                            let pipe = if i == 1 { b } else { a };
+                            (tiling, run(pipe, tiling, init))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(results.len(), 6);
+    for (tiling, image) in &results {
+        let expected = if *tiling { &tiled } else { &plain };
+        let e = rel_err(image, expected);
+        assert!(e <= 1e-6, "tiling {tiling}: {e:e} from the serial run");
+    }
 }

@@ -663,10 +663,7 @@ weight_bias_op!(
 #[cfg(feature = "cudnn")]
 mod cudnn;
 #[cfg(feature = "cudnn")]
-pub(super) use cudnn::{
-    AlgoChoice, CudnnConvOp, fuse_epilogue as cudnn_fuse_epilogue, min_rows as cudnn_min_rows,
-    plans as cudnn_plans,
-};
+pub(super) use cudnn::{AlgoChoice, CudnnConvOp, plans as cudnn_plans};
 
 /// One cuBLASLt handle (with its 32 MiB workspace on Hopper) per device.
 fn blas_lt(dev: &CudaDevice) -> Result<std::sync::Arc<CudaBlasLT>> {

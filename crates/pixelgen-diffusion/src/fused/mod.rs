@@ -8,16 +8,20 @@
 //! that is the path the CPU parity tests check against diffusers, and the GPU benchmark checks
 //! the fused path against it.
 //!
+//! What runs is decided by the [`KernelOptions`] a network was built with (passed down to
+//! every entry point here), never by a global: two pipelines in one process, or two tests
+//! running in parallel, can use different kernels. Environment variables are read only by
+//! [`KernelOptions::from_env`], for programs (benchmarks, CLIs) that want them.
+//!
 //! ```
-//! use pixelgen_diffusion::fused::{Kernels, set_kernels, kernels};
-//! set_kernels(Kernels::Reference); // e.g. for an A/B benchmark
-//! assert_eq!(kernels(), Kernels::Reference);
+//! use pixelgen_diffusion::fused::{KernelOptions, Kernels};
+//! let reference = KernelOptions { kernels: Kernels::Reference, ..KernelOptions::default() };
+//! assert_eq!(KernelOptions::default().kernels, Kernels::Fused);
+//! assert_ne!(reference, KernelOptions::default());
 //! ```
 
 #[cfg(feature = "cuda")]
 mod cuda;
-
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use candle_core::{D, DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -26,11 +30,12 @@ use crate::error::{Result, invalid};
 use crate::profile;
 
 /// Which implementation the GPU hot spots use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Kernels {
     /// candle's ops only (scores and softmax in f32): the CPU path, and the GPU baseline.
     Reference,
     /// The fused CUDA kernels where they apply (the default).
+    #[default]
     Fused,
     /// As `Fused`, with the first flash-attention kernel (WMMA, shared-memory round trips),
     /// for comparison.
@@ -40,47 +45,123 @@ pub enum Kernels {
     FusedNoFlash,
 }
 
-static MODE: AtomicU8 = AtomicU8::new(0);
-
-/// Chooses the implementation for this process (overrides `PIXELGEN_KERNELS`).
-pub fn set_kernels(k: Kernels) {
-    MODE.store(
-        match k {
-            Kernels::Reference => 1,
-            Kernels::Fused => 2,
-            Kernels::FusedNoFlash => 3,
-            Kernels::FusedWmma => 4,
-        },
-        Ordering::Relaxed,
-    );
+/// How the fused path runs linear layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LinearBackend {
+    /// One cuBLASLt GEMM with the bias in its epilogue (the default).
+    #[default]
+    CublasLt,
+    /// candle's matmul (for comparison).
+    Candle,
 }
 
-/// The implementation in use: [`set_kernels`], else the environment variable
-/// `PIXELGEN_KERNELS` (`reference`, `fused`, `fused-no-flash`, `fused-wmma`), else
-/// [`Kernels::Fused`].
-pub fn kernels() -> Kernels {
-    match MODE.load(Ordering::Relaxed) {
-        1 => Kernels::Reference,
-        2 => Kernels::Fused,
-        3 => Kernels::FusedNoFlash,
-        4 => Kernels::FusedWmma,
-        _ => {
-            let k = match std::env::var("PIXELGEN_KERNELS").as_deref() {
-                Ok("reference") => Kernels::Reference,
-                Ok("fused-no-flash") => Kernels::FusedNoFlash,
-                Ok("fused-wmma") => Kernels::FusedWmma,
-                _ => Kernels::Fused,
-            };
-            set_kernels(k);
-            k
+/// Default of [`KernelOptions::cudnn_min_rows`].
+pub const CUDNN_MIN_ROWS: usize = 2048;
+
+/// How a built network computes on the GPU: given when the UNet, the VAE, the text encoders or
+/// the pipeline are built (e.g. [`crate::SdxlPipeline::load_with`]) and passed down to the entry
+/// points of this module. On the CPU (and other non-CUDA devices) every choice runs the
+/// reference path. The default is the fastest exact-enough setting, the same in every process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KernelOptions {
+    /// Fused kernels or candle's ops (default [`Kernels::Fused`]).
+    pub kernels: Kernels,
+    /// The fused path's linear layers (default [`LinearBackend::CublasLt`]).
+    pub linear: LinearBackend,
+    /// Whether large f32 convolutions on the fused path may use TF32 tensor cores (default
+    /// `true`, as PyTorch does for cuDNN convolutions; ~1e-3 relative error), or stay exact
+    /// (`false`). The f32 VAE is where this matters.
+    pub tf32: bool,
+    /// The fused path's convolutions (default [`ConvBackend::Cudnn`] in builds with the
+    /// `cudnn` feature, [`ConvBackend::Gemm`] without, where the cuDNN choices also run as
+    /// `Gemm`).
+    pub conv: ConvBackend,
+    /// Fewest output rows (batch x pixels) a cuDNN convolution takes; smaller ones run on the
+    /// GEMM path, whose cuBLASLt splits such skinny products better (default
+    /// [`CUDNN_MIN_ROWS`]).
+    pub cudnn_min_rows: usize,
+    /// Whether cuDNN puts a ResNet block's bias and skip connection into the convolution's
+    /// epilogue where its algorithm allows (default `false`: measured mixed, see
+    /// [`conv2d_residual`]).
+    pub cudnn_fuse: bool,
+}
+
+impl Default for KernelOptions {
+    fn default() -> Self {
+        Self {
+            kernels: Kernels::Fused,
+            linear: LinearBackend::CublasLt,
+            tf32: true,
+            conv: if cfg!(feature = "cudnn") {
+                ConvBackend::Cudnn
+            } else {
+                ConvBackend::Gemm
+            },
+            cudnn_min_rows: CUDNN_MIN_ROWS,
+            cudnn_fuse: false,
         }
     }
 }
 
-/// Whether the fused kernels can run for tensors on `device` (CUDA build, CUDA device, not
-/// switched off).
-fn fused_on(device: &Device) -> bool {
-    cfg!(feature = "cuda") && device.is_cuda() && kernels() != Kernels::Reference
+impl KernelOptions {
+    /// candle's ops everywhere (the GPU baseline; what the CPU runs anyway).
+    pub fn reference() -> Self {
+        Self {
+            kernels: Kernels::Reference,
+            ..Self::default()
+        }
+    }
+
+    /// The defaults, changed by the environment variables programs may offer (read here and
+    /// nowhere else in the crate): `PIXELGEN_KERNELS` (`reference`, `fused`,
+    /// `fused-no-flash`, `fused-wmma`), `PIXELGEN_LINEAR=candle`, `PIXELGEN_TF32=0`,
+    /// `PIXELGEN_CONV` (`gemm`, `cudnn`, `cudnn-search`), `PIXELGEN_CUDNN_MIN_ROWS=N`,
+    /// `PIXELGEN_CUDNN_FUSE=1`. Unset or unrecognised values keep the default.
+    pub fn from_env() -> Self {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// As [`KernelOptions::from_env`], with the variables looked up by `var`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
+        let mut o = Self::default();
+        match var("PIXELGEN_KERNELS").as_deref() {
+            Some("reference") => o.kernels = Kernels::Reference,
+            Some("fused") => o.kernels = Kernels::Fused,
+            Some("fused-no-flash") => o.kernels = Kernels::FusedNoFlash,
+            Some("fused-wmma") => o.kernels = Kernels::FusedWmma,
+            _ => {}
+        }
+        if var("PIXELGEN_LINEAR").as_deref() == Some("candle") {
+            o.linear = LinearBackend::Candle;
+        }
+        if var("PIXELGEN_TF32").as_deref() == Some("0") {
+            o.tf32 = false;
+        }
+        match var("PIXELGEN_CONV").as_deref() {
+            Some("gemm") => o.conv = ConvBackend::Gemm,
+            Some("cudnn") => o.conv = ConvBackend::Cudnn,
+            Some("cudnn-search") => o.conv = ConvBackend::CudnnSearch,
+            _ => {}
+        }
+        if let Some(n) = var("PIXELGEN_CUDNN_MIN_ROWS").and_then(|v| v.trim().parse().ok()) {
+            o.cudnn_min_rows = n;
+        }
+        if var("PIXELGEN_CUDNN_FUSE").as_deref() == Some("1") {
+            o.cudnn_fuse = true;
+        }
+        o
+    }
+
+    /// These options with `kernels`.
+    pub fn with_kernels(self, kernels: Kernels) -> Self {
+        Self { kernels, ..self }
+    }
+
+    /// Whether the fused kernels can run for tensors on `device` (CUDA build, CUDA device, not
+    /// switched off).
+    fn fused_on(&self, device: &Device) -> bool {
+        cfg!(feature = "cuda") && device.is_cuda() && self.kernels != Kernels::Reference
+    }
 }
 
 /// Group norm with affine weight and bias (diffusers' `nn.GroupNorm`), optionally followed by
@@ -141,18 +222,18 @@ impl GroupNorm {
     }
 
     /// Normalises `x` `[batch, channels, ...]`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        profile::scope("group_norm", x.device(), || self.run(x, false))
+    pub fn forward(&self, x: &Tensor, opts: &KernelOptions) -> Result<Tensor> {
+        profile::scope("group_norm", x.device(), || self.run(x, false, opts))
     }
 
     /// Normalises `x`, then applies SiLU.
-    pub fn forward_silu(&self, x: &Tensor) -> Result<Tensor> {
-        profile::scope("group_norm+silu", x.device(), || self.run(x, true))
+    pub fn forward_silu(&self, x: &Tensor, opts: &KernelOptions) -> Result<Tensor> {
+        profile::scope("group_norm+silu", x.device(), || self.run(x, true, opts))
     }
 
-    fn run(&self, x: &Tensor, silu: bool) -> Result<Tensor> {
+    fn run(&self, x: &Tensor, silu: bool, opts: &KernelOptions) -> Result<Tensor> {
         #[cfg(feature = "cuda")]
-        if fused_on(x.device()) && x.rank() >= 3 && x.dtype() == self.weight.dtype() {
+        if opts.fused_on(x.device()) && x.rank() >= 3 && x.dtype() == self.weight.dtype() {
             let op = cuda::GroupNormOp {
                 groups: self.groups,
                 eps: self.eps as f32,
@@ -162,18 +243,22 @@ impl GroupNorm {
                 .contiguous()?
                 .apply_op3_no_bwd(&self.weight, &self.bias, &op)?);
         }
+        #[cfg(not(feature = "cuda"))]
+        let _ = opts;
         let y = candle_nn::Module::forward(&self.reference, x)?;
         Ok(if silu { y.silu()? } else { y })
     }
 }
 
 /// GEGLU: `h[..., :n] * gelu_erf(h[..., n:])` for `h` with `2n` values in the last dimension.
-pub fn geglu(h: &Tensor) -> Result<Tensor> {
+pub fn geglu(h: &Tensor, opts: &KernelOptions) -> Result<Tensor> {
     profile::scope("geglu", h.device(), || {
         #[cfg(feature = "cuda")]
-        if fused_on(h.device()) {
+        if opts.fused_on(h.device()) {
             return Ok(h.contiguous()?.apply_op1_no_bwd(&cuda::GegluOp)?);
         }
+        #[cfg(not(feature = "cuda"))]
+        let _ = opts;
         let parts = h.chunk(2, D::Minus1)?;
         Ok((&parts[0] * parts[1].gelu_erf()?)?)
     })
@@ -187,19 +272,20 @@ pub fn attention(
     v: &Tensor,
     heads: usize,
     head_dim: usize,
+    opts: &KernelOptions,
 ) -> Result<Tensor> {
     let scale = (head_dim as f64).powf(-0.5);
     let device = q.device();
     #[cfg(feature = "cuda")]
-    if fused_on(device)
-        && matches!(kernels(), Kernels::Fused | Kernels::FusedWmma)
+    if opts.fused_on(device)
+        && matches!(opts.kernels, Kernels::Fused | Kernels::FusedWmma)
         && head_dim == 64
         && matches!(q.dtype(), DType::F16 | DType::BF16)
     {
         let op = cuda::FlashAttnOp {
             heads,
             scale: scale as f32,
-            mma: kernels() == Kernels::Fused,
+            mma: opts.kernels == Kernels::Fused,
         };
         let aligned = |t: &Tensor| {
             let (st, off) = (t.stride(), t.layout().start_offset());
@@ -218,7 +304,7 @@ pub fn attention(
     };
     profile::scope("attention", device, || {
         let dtype = q.dtype();
-        let half_scores = fused_on(device) && dtype != DType::F32;
+        let half_scores = opts.fused_on(device) && dtype != DType::F32;
         let o = if half_scores {
             // Scores in the model's half type; candle's softmax accumulates in f32.
             let q = (split(q, lq)? * scale)?;
@@ -236,57 +322,12 @@ pub fn attention(
     })
 }
 
-/// A process-wide on/off setting whose default comes from an environment variable.
-struct Switch {
-    state: AtomicU8,
-    var: &'static str,
-    off: &'static str,
-}
-
-impl Switch {
-    /// On unless `var` is set to `off`.
-    const fn new(var: &'static str, off: &'static str) -> Self {
-        Self {
-            state: AtomicU8::new(0),
-            var,
-            off,
-        }
-    }
-
-    fn set(&self, on: bool) {
-        self.state.store(if on { 1 } else { 2 }, Ordering::Relaxed);
-    }
-
-    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-    fn get(&self) -> bool {
-        match self.state.load(Ordering::Relaxed) {
-            1 => true,
-            2 => false,
-            _ => {
-                let on = std::env::var(self.var).as_deref() != Ok(self.off);
-                self.set(on);
-                on
-            }
-        }
-    }
-}
-
-static CUBLASLT_LINEAR: Switch = Switch::new("PIXELGEN_LINEAR", "candle");
-static TF32: Switch = Switch::new("PIXELGEN_TF32", "0");
-
-/// Routes the fused path's linear layers through candle's matmul (`false`, for comparison)
-/// or cuBLASLt with the bias in the GEMM epilogue (`true`, the default; also
-/// `PIXELGEN_LINEAR=candle` in the environment switches it off).
-pub fn set_cublaslt_linear(on: bool) {
-    CUBLASLT_LINEAR.set(on);
-}
-
 /// A linear layer `x @ w^T + b`; on the fused path in f16/bf16 one cuBLASLt GEMM with the
 /// bias added in its epilogue.
-pub fn linear(l: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
+pub fn linear(l: &candle_nn::Linear, x: &Tensor, opts: &KernelOptions) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if fused_on(x.device())
-        && CUBLASLT_LINEAR.get()
+    if opts.fused_on(x.device())
+        && opts.linear == LinearBackend::CublasLt
         && matches!(x.dtype(), DType::F16 | DType::BF16)
         && x.dtype() == l.weight().dtype()
         && x.rank() >= 2
@@ -298,6 +339,8 @@ pub fn linear(l: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
             None => x.apply_op2_no_bwd(&w, &cuda::LinearOp)?,
         });
     }
+    #[cfg(not(feature = "cuda"))]
+    let _ = opts;
     Ok(candle_nn::Module::forward(l, x)?)
 }
 
@@ -310,15 +353,8 @@ const IM2COL_MAX: usize = 1 << 27;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 const SHIFT_MIN_PIXELS: usize = 64 * 64;
 
-/// Lets large f32 3x3 convolutions on the fused path use TF32 tensor cores (`true`, the
-/// default, as PyTorch does for cuDNN convolutions; ~1e-3 relative error) or keeps them exact
-/// (`false`; also `PIXELGEN_TF32=0` in the environment). The f32 VAE is where this matters.
-pub fn set_tf32(on: bool) {
-    TF32.set(on);
-}
-
 /// How the fused path runs convolutions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConvBackend {
     /// Our cuBLASLt convolutions (shifted GEMMs for large 3x3, im2col otherwise).
     Gemm,
@@ -330,51 +366,6 @@ pub enum ConvBackend {
     /// `cudnn.benchmark`): possibly faster, but the choice, and the last bits of the output,
     /// may differ between runs.
     CudnnSearch,
-}
-
-static CONV: AtomicU8 = AtomicU8::new(0);
-
-/// Chooses the convolution backend for this process (overrides `PIXELGEN_CONV`).
-pub fn set_conv_backend(b: ConvBackend) {
-    CONV.store(
-        match b {
-            ConvBackend::Gemm => 1,
-            ConvBackend::Cudnn => 2,
-            ConvBackend::CudnnSearch => 3,
-        },
-        Ordering::Relaxed,
-    );
-}
-
-/// The convolution backend: [`set_conv_backend`], else `PIXELGEN_CONV` (`gemm`, `cudnn`,
-/// `cudnn-search`), else [`ConvBackend::Cudnn`] in builds with the `cudnn` feature and
-/// [`ConvBackend::Gemm`] without (where the cuDNN choices also run as `Gemm`).
-pub fn conv_backend() -> ConvBackend {
-    match CONV.load(Ordering::Relaxed) {
-        1 => ConvBackend::Gemm,
-        2 => ConvBackend::Cudnn,
-        3 => ConvBackend::CudnnSearch,
-        _ => {
-            let b = match std::env::var("PIXELGEN_CONV").as_deref() {
-                Ok("gemm") => ConvBackend::Gemm,
-                Ok("cudnn") => ConvBackend::Cudnn,
-                Ok("cudnn-search") => ConvBackend::CudnnSearch,
-                _ if cfg!(feature = "cudnn") => ConvBackend::Cudnn,
-                _ => ConvBackend::Gemm,
-            };
-            set_conv_backend(b);
-            b
-        }
-    }
-}
-
-/// Fewest output rows (batch x pixels) a cuDNN convolution takes (smaller ones run on the GEMM
-/// path); `None` without the `cudnn` feature.
-pub fn cudnn_min_rows() -> Option<usize> {
-    #[cfg(feature = "cudnn")]
-    return Some(cuda::cudnn_min_rows());
-    #[cfg(not(feature = "cudnn"))]
-    None
 }
 
 /// The cuDNN algorithm chosen for each convolution shape this thread ran, one line each
@@ -410,12 +401,12 @@ pub fn cudnn_plans() -> Vec<String> {
 /// f32: candle's exact-f32 GEMM, where 1x1 convolutions skip im2col).
 ///
 /// 3x3 stride-1 "same" convolutions on images of 64x64 and up skip im2col (f16/bf16, and f32
-/// on TF32 tensor cores unless [`set_tf32`] turned that off): nine shifted GEMMs over a
+/// on TF32 tensor cores unless [`KernelOptions::tf32`] is off): nine shifted GEMMs over a
 /// zero-bordered NHWC copy of the input accumulate into the output (see `kernels/fused.cu`),
 /// with the weight in a tap-major copy `[cout, 9, cin]` (built per call here; the models keep
 /// it, see [`conv2d_cached`]).
-pub fn conv2d(c: &candle_nn::Conv2d, x: &Tensor) -> Result<Tensor> {
-    conv2d_cached(c, None, x)
+pub fn conv2d(c: &candle_nn::Conv2d, x: &Tensor, opts: &KernelOptions) -> Result<Tensor> {
+    conv2d_cached(c, None, x, opts)
 }
 
 /// [`conv2d`] keeping the tap-major weight copy in `tap_major` after its first use.
@@ -423,45 +414,48 @@ pub fn conv2d_cached(
     c: &candle_nn::Conv2d,
     tap_major: Option<&std::sync::OnceLock<Tensor>>,
     x: &Tensor,
+    opts: &KernelOptions,
 ) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if fused_conv_applies(c, x) {
+    if fused_conv_applies(c, x, opts) {
         #[cfg(feature = "cudnn")]
-        if let Some(out) = cudnn_conv(c, x, None)? {
+        if let Some(out) = cudnn_conv(c, x, None, opts)? {
             return Ok(out);
         }
-        return conv2d_fused(c, tap_major, x);
+        return conv2d_fused(c, tap_major, x, opts);
     }
     #[cfg(not(feature = "cuda"))]
-    let _ = tap_major;
+    let _ = (tap_major, opts);
     Ok(candle_nn::Module::forward(c, x)?)
 }
 
 /// `residual + conv(x)` (a ResNet block's skip connection): [`conv2d_cached`], then the add.
-/// With cuDNN and `PIXELGEN_CUDNN_FUSE=1`, residual and bias go into the convolution's epilogue
-/// where its algorithm allows (two passes fewer over the output; measured mixed, so opt-in).
+/// With cuDNN and [`KernelOptions::cudnn_fuse`], residual and bias go into the convolution's
+/// epilogue where its algorithm allows (two passes fewer over the output; measured mixed, so
+/// opt-in).
 pub fn conv2d_residual(
     c: &candle_nn::Conv2d,
     tap_major: Option<&std::sync::OnceLock<Tensor>>,
     x: &Tensor,
     residual: &Tensor,
+    opts: &KernelOptions,
 ) -> Result<Tensor> {
     #[cfg(feature = "cudnn")]
-    if fused_conv_applies(c, x)
-        && let Some(out) = cudnn_conv(c, x, Some(residual))?
+    if fused_conv_applies(c, x, opts)
+        && let Some(out) = cudnn_conv(c, x, Some(residual), opts)?
     {
         return Ok(out);
     }
-    let h = conv2d_cached(c, tap_major, x)?;
+    let h = conv2d_cached(c, tap_major, x, opts)?;
     Ok((residual + h)?)
 }
 
 /// Whether the fused path takes this convolution (CUDA device and build, groups 1, dilation 1,
 /// matching dtypes).
 #[cfg(feature = "cuda")]
-fn fused_conv_applies(c: &candle_nn::Conv2d, x: &Tensor) -> bool {
+fn fused_conv_applies(c: &candle_nn::Conv2d, x: &Tensor, opts: &KernelOptions) -> bool {
     let cfg = c.config();
-    fused_on(x.device())
+    opts.fused_on(x.device())
         && cfg.groups == 1
         && cfg.dilation == 1
         && x.rank() == 4
@@ -476,22 +470,25 @@ fn cudnn_conv(
     c: &candle_nn::Conv2d,
     x: &Tensor,
     residual: Option<&Tensor>,
+    opts: &KernelOptions,
 ) -> Result<Option<Tensor>> {
-    let choice = match conv_backend() {
+    let choice = match opts.conv {
         ConvBackend::Gemm => return Ok(None),
         ConvBackend::Cudnn => cuda::AlgoChoice::Heuristic,
         ConvBackend::CudnnSearch => cuda::AlgoChoice::Search,
     };
     let cfg = c.config();
     // cuDNN's bias add takes f32 and f16 (bf16 adds it afterwards); the residual goes into
-    // the epilogue only where that is switched on (`PIXELGEN_CUDNN_FUSE=1`) and possible, else
+    // the epilogue only where that is switched on (`cudnn_fuse`) and possible, else
     // it is added afterwards.
     let in_op = x.dtype() != DType::BF16;
     let op = cuda::CudnnConvOp {
         stride: cfg.stride,
         pad: cfg.padding,
         choice,
-        tf32: TF32.get(),
+        tf32: opts.tf32,
+        min_rows: opts.cudnn_min_rows,
+        fuse: opts.cudnn_fuse,
         bias: if in_op { c.bias().cloned() } else { None },
     };
     let x = x.contiguous()?;
@@ -501,7 +498,7 @@ fn cudnn_conv(
     }
     if let Some(r) = residual
         && in_op
-        && cuda::cudnn_fuse_epilogue()
+        && opts.cudnn_fuse
         && let Ok(out) = x.apply_op3_no_bwd(&wt, &r.contiguous()?, &op)
     {
         return Ok(Some(out));
@@ -527,6 +524,7 @@ fn conv2d_fused(
     c: &candle_nn::Conv2d,
     tap_major: Option<&std::sync::OnceLock<Tensor>>,
     x: &Tensor,
+    opts: &KernelOptions,
 ) -> Result<Tensor> {
     let cfg = c.config();
     let (b, cin, h, w) = x.dims4()?;
@@ -549,7 +547,7 @@ fn conv2d_fused(
     let half = matches!(x.dtype(), DType::F16 | DType::BF16);
     // Shifted GEMMs pay off on large images (measured on an H100: 128x128x320 0.69 vs 1.08 ms,
     // 32x32x1280 0.59 vs 0.32 ms with im2col); f32 only with TF32 allowed.
-    let shift_dtype = half || (x.dtype() == DType::F32 && TF32.get());
+    let shift_dtype = half || (x.dtype() == DType::F32 && opts.tf32);
     if shift_dtype && kh == 3 && kw == 3 && s == 1 && p == 1 && h * w >= SHIFT_MIN_PIXELS {
         let make = || -> Result<Tensor> {
             Ok(c.weight()

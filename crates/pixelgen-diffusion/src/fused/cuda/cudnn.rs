@@ -5,7 +5,7 @@
 //! candle's own cuDNN path builds descriptors, asks the heuristics for an algorithm and
 //! allocates (and zeroes) a fresh workspace on every call, with half-precision accumulation;
 //! here the accumulation is f32 (PyTorch's choice), half and bf16 run on tensor cores and f32
-//! on TF32 unless [`super::super::set_tf32`] turned that off.
+//! on TF32 unless [`KernelOptions::tf32`](super::super::KernelOptions::tf32) is off.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -30,28 +30,6 @@ const WORKSPACE_CAP: usize = 2 << 30;
 /// Smallest output (pixels) on which cuDNN's plain implicit GEMM is declined for our GEMM path.
 const PLAIN_IMPLICIT_MAX_PIXELS: usize = 64 * 64;
 
-/// Fewest output rows (batch x pixels) cuDNN takes: below, the GEMM path's cuBLASLt (which
-/// splits K on such skinny products) runs it. `PIXELGEN_CUDNN_MIN_ROWS` overrides it, for
-/// benchmarks.
-pub(in crate::fused) fn min_rows() -> usize {
-    static MIN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *MIN.get_or_init(|| {
-        std::env::var("PIXELGEN_CUDNN_MIN_ROWS")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(2048)
-    })
-}
-
-/// Whether bias and residual go into the convolution's epilogue
-/// (`cudnnConvolutionBiasActivationForward`): off unless `PIXELGEN_CUDNN_FUSE=1`. Measured on
-/// an H100 (2026-11-26): VAE decode 1024² 4–6% faster, 512² f16 8% slower, UNet steps unchanged
-/// (`bench/speed-log.md`).
-pub(in crate::fused) fn fuse_epilogue() -> bool {
-    static FUSE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FUSE.get_or_init(|| std::env::var("PIXELGEN_CUDNN_FUSE").as_deref() == Ok("1"))
-}
-
 /// How the algorithm of a new convolution shape is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(in crate::fused) enum AlgoChoice {
@@ -64,7 +42,7 @@ pub(in crate::fused) enum AlgoChoice {
 
 /// A cuDNN convolution (groups 1, dilation 1, NCHW in and out) with an optional bias: as a
 /// `CustomOp2` on (input, weight), as a `CustomOp3` on (input, weight, residual) it returns
-/// `conv + bias + residual`. With [`fuse_epilogue`] on and where the plan's algorithm allows
+/// `conv + bias + residual`. With `fuse` on and where the plan's algorithm allows
 /// (the implicit precomputed GEMM), bias and residual are added in the convolution's epilogue
 /// (`cudnnConvolutionBiasActivationForward`); otherwise the bias by `cudnnAddTensor`, and a
 /// residual is declined (an error: the caller adds it).
@@ -77,6 +55,14 @@ pub(in crate::fused) struct CudnnConvOp {
     pub choice: AlgoChoice,
     /// Whether f32 convolutions may use TF32 tensor cores.
     pub tf32: bool,
+    /// Fewest output rows (batch x pixels) cuDNN takes: below, the GEMM path's cuBLASLt (which
+    /// splits K on such skinny products) runs it.
+    pub min_rows: usize,
+    /// Whether bias and residual go into the convolution's epilogue
+    /// (`cudnnConvolutionBiasActivationForward`) where the algorithm allows. Measured on an
+    /// H100 (2026-11-26): VAE decode 1024² 4–6% faster, 512² f16 8% slower, UNet steps
+    /// unchanged (`bench/speed-log.md`).
+    pub fuse: bool,
     /// The bias `[cout]` (f32 or f16: cuDNN's bias add takes no bf16).
     pub bias: Option<candle_core::Tensor>,
 }
@@ -90,6 +76,8 @@ struct Key {
     pad: usize,
     choice: AlgoChoice,
     tf32: bool,
+    min_rows: usize,
+    fuse: bool,
 }
 
 impl Key {
@@ -101,6 +89,8 @@ impl Key {
             pad: op.pad,
             choice: op.choice,
             tf32: op.tf32,
+            min_rows: op.min_rows,
+            fuse: op.fuse,
         }
     }
 }
@@ -507,7 +497,7 @@ impl CudnnConvOp {
             workspace: 0,
             fuse: std::cell::Cell::new(false),
         };
-        if b * ho * wo < min_rows() {
+        if b * ho * wo < key.min_rows {
             return Ok(declined(x, w, y, bias, conv));
         }
         const N: usize = 8;
@@ -605,7 +595,7 @@ impl CudnnConvOp {
             conv,
             algo,
             workspace,
-            fuse: std::cell::Cell::new(fuse_epilogue()),
+            fuse: std::cell::Cell::new(key.fuse),
         })
     }
 
