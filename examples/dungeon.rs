@@ -227,7 +227,7 @@ fn random_spot(avoid: Vec2) -> Vec2 {
     at
 }
 
-fn setup(mut commands: Commands, mut pixelgen: ResMut<PixelGen>, engine: Res<EngineChoice>) {
+fn setup(mut commands: Commands, mut pixelgen: PixelGen, engine: Res<EngineChoice>) {
     commands.spawn(Camera2d);
     // Walls, then a checkered stone floor.
     commands.spawn((
@@ -302,7 +302,7 @@ fn spawn_on_timers(
 fn spawn_items(
     mut commands: Commands,
     mut spawns: MessageReader<SpawnItem>,
-    mut pixelgen: ResMut<PixelGen>,
+    mut pixelgen: PixelGen,
     engine: Res<EngineChoice>,
 ) {
     for spawn in spawns.read() {
@@ -478,7 +478,7 @@ fn run_script(
     hero: Single<(&Hero, &Transform)>,
     items: Query<(&Item, &Transform)>,
     enemies: Query<(&Sprite, &Transform), With<Enemy>>,
-    pixelgen: Res<PixelGen>,
+    pixelgen: Res<PixelGenQueue>,
     game: Res<Game>,
 ) {
     let done = |t: &Ticket| matches!(t.status(), TicketStatus::Done { .. });

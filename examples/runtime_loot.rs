@@ -199,7 +199,7 @@ impl Hud {
     }
 }
 
-fn setup(mut commands: Commands, mut pixelgen: ResMut<PixelGen>, engine: Res<EngineChoice>) {
+fn setup(mut commands: Commands, mut pixelgen: PixelGen, engine: Res<EngineChoice>) {
     commands.spawn(Camera2d);
     // The floor the loot lands on.
     commands.spawn((
@@ -241,7 +241,7 @@ fn open_on_key(
 fn drop_loot(
     mut commands: Commands,
     mut drops: MessageReader<DropLoot>,
-    mut pixelgen: ResMut<PixelGen>,
+    mut pixelgen: PixelGen,
     engine: Res<EngineChoice>,
     old: Query<(Entity, &Loot)>,
     mut chest: Query<&mut Chest>,
@@ -361,7 +361,7 @@ fn shake_chest(time: Res<Time>, mut chest: Query<(&mut Chest, &mut Transform)>) 
 fn draw_hud(
     mut contexts: EguiContexts,
     hud: Res<Hud>,
-    pixelgen: Res<PixelGen>,
+    pixelgen: Res<PixelGenQueue>,
     items: Query<&Loot>,
 ) -> Result {
     let ctx = contexts.ctx_mut()?;

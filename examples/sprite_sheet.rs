@@ -131,9 +131,9 @@ fn walk_cycle(engine: &EngineChoice) -> SpriteRequest {
     engine.fit(request)
 }
 
-fn setup(mut commands: Commands, mut pixelgen: ResMut<PixelGen>, engine: Res<EngineChoice>) {
+fn setup(mut commands: Commands, mut pixelgen: PixelGen, engine: Res<EngineChoice>) {
     commands.spawn(Camera2d);
-    let ticket = pixelgen.submit_sheet(walk_cycle(&engine));
+    let ticket = pixelgen.submit(walk_cycle(&engine));
     let (image, layout) = (ticket.handle().clone(), ticket.layout().cloned());
     commands.spawn((
         Sprite::from_atlas_image(
@@ -163,7 +163,7 @@ fn ask_on_key(keys: Res<ButtonInput<KeyCode>>, mut asks: MessageWriter<NewCharac
 /// A new sheet request (new seed) into the same sprites; the old one is cancelled.
 fn new_character(
     mut asks: MessageReader<NewCharacter>,
-    mut pixelgen: ResMut<PixelGen>,
+    mut pixelgen: PixelGen,
     engine: Res<EngineChoice>,
     mut hero: Single<(&mut Hero, &mut Sprite), Without<SheetView>>,
     mut view: Single<&mut Sprite, With<SheetView>>,
@@ -172,7 +172,7 @@ fn new_character(
         return;
     }
     hero.0.ticket.cancel();
-    let ticket = pixelgen.submit_sheet(walk_cycle(&engine));
+    let ticket = pixelgen.submit(walk_cycle(&engine));
     hero.1.image = ticket.handle().clone();
     if let (Some(atlas), Some(layout)) = (hero.1.texture_atlas.as_mut(), ticket.layout()) {
         atlas.layout = layout.clone();

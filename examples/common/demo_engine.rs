@@ -11,8 +11,7 @@ use std::time::Duration;
 use bevy::ecs::resource::Resource;
 use bevy::log::{info, warn};
 use bevy_pixelgen::pixelgen::{
-    self, CacheKey, Control, DeviceChoice, GeneratedSprite, ModelIdentity, Precision, Progress,
-    SpriteEngine,
+    self, Control, DeviceChoice, ModelIdentity, Precision, Progress, SpriteEngine,
 };
 use bevy_pixelgen::prelude::*;
 use bevy_pixelgen::{EngineFactory, pixelgen::Size};
@@ -122,7 +121,7 @@ impl EngineChoice {
             let r = &mut request.recipe;
             r.generation_size = Size::square(64);
             r.size = Size::new(r.size.width.min(64), r.size.height.min(64));
-            r.steps = 3;
+            r.steps = Some(3);
             // Random weights draw noise with no background: removing one would keep an
             // arbitrary speckle (it depends on the last bit of every weight), so keep it all.
             let mut pixel = r.pixel_options();
@@ -153,14 +152,13 @@ impl SpriteEngine for DemoEngine {
         Ok(ModelIdentity(DEMO_IDENTITY.into()))
     }
 
-    fn generate(
+    fn render(
         &mut self,
-        recipe: &Recipe,
+        plan: &pixelgen::Plan,
         progress: &mut dyn FnMut(&Progress) -> Control,
-    ) -> pixelgen::Result<GeneratedSprite> {
-        recipe.validate()?;
-        let recipe = recipe.clone().with_drawn_seed();
-        let total = recipe.steps.clamp(1, 20);
+    ) -> pixelgen::Result<pixelgen::Rendered> {
+        let recipe = plan.recipe();
+        let total = recipe.steps_or_default().clamp(1, 20);
         for step in 1..=total {
             std::thread::sleep(self.step);
             let p = Progress {
@@ -178,13 +176,9 @@ impl SpriteEngine for DemoEngine {
             recipe.seed.value().unwrap_or(0),
             &recipe.prompt,
         );
-        Ok(GeneratedSprite {
-            key: CacheKey::new(&recipe, &ModelIdentity(DEMO_IDENTITY.into()))?,
+        Ok(pixelgen::Rendered {
             image,
-            recipe,
-            raw_size: (0, 0),
             fell_back: false,
-            elapsed: Duration::ZERO,
         })
     }
 }

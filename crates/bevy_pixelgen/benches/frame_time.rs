@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bevy::asset::AssetPlugin;
+use bevy::ecs::system::RunSystemOnce;
 use bevy::image::ImagePlugin;
 use bevy::prelude::*;
 use bevy_pixelgen::prelude::*;
@@ -124,16 +125,17 @@ struct Load {
 
 impl Load {
     fn top_up(&mut self, app: &mut App) {
-        let mut pg = app.world_mut().resource_mut::<PixelGen>();
-        while pg.in_flight() < 2 {
+        while app.world().resource::<PixelGenQueue>().in_flight() < 2 {
             self.seed += 1;
-            let t = pg.submit(
-                SpriteRequest::new("a pixel art knight with a sword, 16-bit sprite")
-                    .size(16, 16)
-                    .generation_size(self.side, self.side)
-                    .steps(self.steps)
-                    .seed(self.seed),
-            );
+            let request = SpriteRequest::new("a pixel art knight with a sword, 16-bit sprite")
+                .size(16, 16)
+                .generation_size(self.side, self.side)
+                .steps(self.steps)
+                .seed(self.seed);
+            let t = app
+                .world_mut()
+                .run_system_once(move |mut pg: PixelGen| pg.submit(request.clone()))
+                .expect("PixelGen is ready");
             self.tickets.push(t);
         }
         self.tickets.retain(|t| !t.status().is_finished());
@@ -145,7 +147,7 @@ impl Load {
             t.cancel();
         }
         let tick = Duration::from_secs_f64(1.0 / 60.0);
-        while app.world().resource::<PixelGen>().in_flight() > 0 {
+        while app.world().resource::<PixelGenQueue>().in_flight() > 0 {
             app.update();
             std::thread::sleep(tick);
         }

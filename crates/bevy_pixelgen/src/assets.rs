@@ -28,7 +28,7 @@
 //! (cancelled, and its result dropped if it finishes anyway), so the newest text always wins.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 
 use bevy::asset::io::Reader;
 use bevy::asset::{AssetEvent, AssetLoader, AssetPath, AssetServer, Handle, LoadContext};
@@ -37,11 +37,9 @@ use bevy::ecs::system::{Res, ResMut};
 use bevy::image::{Image, TextureAtlasLayout};
 use bevy::reflect::TypePath;
 use crossbeam_channel::Sender;
-use pixelgen::{
-    CacheKey, DiskCache, Frames, ModelIdentity, PixelGenError, PixelOptions, Recipe, Size,
-};
+use pixelgen::{DiskCache, ModelIdentity, PixelGenError, PixelOptions, Plan, Recipe};
 
-use crate::plugin::{EngineFactory, PixelGen, checkerboard, expected_sheet};
+use crate::plugin::{EngineFactory, PixelGenQueue, placeholder};
 use crate::request::Ticket;
 use crate::worker::{atlas_layout, to_bevy_image};
 
@@ -76,7 +74,7 @@ pub enum RecipeAssetError {
 /// What the loader tells the plugin about each load.
 pub(crate) struct RecipeLoad {
     pub(crate) path: AssetPath<'static>,
-    pub(crate) recipe: Recipe,
+    pub(crate) plan: Plan,
     /// The loaded image is the finished sprite (a cache hit): nothing to generate.
     pub(crate) cached: bool,
 }
@@ -86,24 +84,18 @@ pub(crate) struct LoaderShared {
     pub(crate) cache: Option<DiskCache>,
     pub(crate) default_pixel: Option<PixelOptions>,
     pub(crate) factory: EngineFactory,
-    pub(crate) identity: Mutex<Option<ModelIdentity>>,
+    pub(crate) identity: OnceLock<ModelIdentity>,
     pub(crate) loads: Sender<RecipeLoad>,
 }
 
 impl LoaderShared {
-    /// The model identity, computed once (building an engine is cheap: the real one loads
-    /// its weights lazily, and the identity reads configs and weight-file edges only).
+    /// The model identity, computed once (from the model's files; the model is not loaded).
     fn identity(&self) -> pixelgen::Result<ModelIdentity> {
-        let mut slot = match self.identity.lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some(id) = slot.as_ref() {
+        if let Some(id) = self.identity.get() {
             return Ok(id.clone());
         }
-        let id = self.factory.build()?.model_identity()?;
-        *slot = Some(id.clone());
-        Ok(id)
+        let id = self.factory.identity()?;
+        Ok(self.identity.get_or_init(|| id).clone())
     }
 }
 
@@ -113,17 +105,16 @@ pub struct PixelRecipeLoader {
     pub(crate) shared: Arc<LoaderShared>,
 }
 
-/// A recipe file's recipe as the plugin runs it: the seed fixed from the file's content
-/// (when it is random) and the plugin's default pixel options filled in.
-pub(crate) fn prepare_recipe(
-    recipe: Recipe,
+/// A recipe file's plan as the plugin runs it: the plugin's default pixel options filled in,
+/// the seed fixed from the file's content (when it is random), checked as a whole.
+pub(crate) fn plan_recipe(
+    mut recipe: Recipe,
     default_pixel: &Option<PixelOptions>,
-) -> pixelgen::Result<Recipe> {
-    let mut recipe = recipe.with_content_seed()?;
+) -> pixelgen::Result<Plan> {
     if recipe.pixel.is_none() {
         recipe.pixel.clone_from(default_pixel);
     }
-    Ok(recipe)
+    Plan::with_content_seed(recipe)
 }
 
 impl AssetLoader for PixelRecipeLoader {
@@ -152,29 +143,24 @@ impl AssetLoader for PixelRecipeLoader {
         };
         let text = String::from_utf8_lossy(&bytes);
         let recipe = Recipe::from_ron(&text).map_err(recipe_err)?;
-        let recipe = prepare_recipe(recipe, &self.shared.default_pixel).map_err(recipe_err)?;
-        recipe.validate().map_err(recipe_err)?;
-        let sheet = recipe.frames != Frames::Single;
+        let plan = plan_recipe(recipe, &self.shared.default_pixel).map_err(recipe_err)?;
 
-        if let Some(image) = self.cached(&path, &recipe, sheet, load_context) {
+        if let Some(image) = self.cached(&path, &plan, load_context) {
             let _ = self.shared.loads.send(RecipeLoad {
                 path,
-                recipe,
+                plan,
                 cached: true,
             });
             return Ok(image);
         }
-        let tile = Size::new(recipe.size.width, recipe.size.height);
-        let placeholder = if sheet {
-            let (size, grid) = expected_sheet(&recipe, tile);
-            load_context.add_labeled_asset(LAYOUT_LABEL, grid);
-            checkerboard(size)
-        } else {
-            checkerboard(tile)
-        };
+        if let Some(grid) = plan.sheet_layout() {
+            let (w, h) = grid.sheet_size();
+            load_context.add_labeled_asset(LAYOUT_LABEL, atlas_layout(grid, w, h));
+        }
+        let placeholder = placeholder(plan.output_size());
         let _ = self.shared.loads.send(RecipeLoad {
             path,
-            recipe,
+            plan,
             cached: false,
         });
         Ok(placeholder)
@@ -191,16 +177,11 @@ impl PixelRecipeLoader {
     fn cached(
         &self,
         path: &AssetPath<'static>,
-        recipe: &Recipe,
-        sheet: bool,
+        plan: &Plan,
         load_context: &mut LoadContext<'_>,
     ) -> Option<Image> {
         let cache = self.shared.cache.as_ref()?;
-        let key = match self
-            .shared
-            .identity()
-            .and_then(|model| CacheKey::new(recipe, &model))
-        {
+        let key = match self.shared.identity().and_then(|model| plan.key(&model)) {
             Ok(k) => k,
             Err(e) => {
                 bevy::log::warn!("pixelgen: no cache lookup for {path}: {e}");
@@ -210,7 +191,7 @@ impl PixelRecipeLoader {
         let warn = |e: PixelGenError| {
             bevy::log::warn!("pixelgen: ignoring the cache entry for {path}: {e}");
         };
-        if sheet {
+        if plan.is_sheet() {
             let hit = cache.get_sheet(&key).map_err(warn).ok()??;
             let (w, h) = hit.image.dimensions();
             load_context.add_labeled_asset(LAYOUT_LABEL, atlas_layout(&hit.layout, w, h));
@@ -282,7 +263,7 @@ fn held_elsewhere(handle: &Handle<Image>) -> bool {
 /// `Assets<Image>`, starts its generation (superseding one still running for older text).
 pub(crate) fn start_recipe_assets(
     server: Option<Res<AssetServer>>,
-    pixel_gen: Option<ResMut<PixelGen>>,
+    pixel_gen: Option<ResMut<PixelGenQueue>>,
     mut events: MessageReader<AssetEvent<Image>>,
 ) {
     let (Some(server), Some(mut pixel_gen)) = (server, pixel_gen) else {
@@ -331,17 +312,16 @@ pub(crate) fn start_recipe_assets(
         if asset.latest.cached {
             continue;
         }
-        let recipe = asset.latest.recipe.clone();
+        let plan = asset.latest.plan.clone();
         let Some(handle) = server.get_id_handle(*id) else {
             continue; // nobody holds the image any more
         };
-        let sheet = recipe.frames != Frames::Single;
-        let layout = if sheet {
+        let layout = if plan.is_sheet() {
             server.get_handle::<TextureAtlasLayout>(path.clone().with_label(LAYOUT_LABEL))
         } else {
             None
         };
-        let ticket = pg.enqueue(recipe, handle, layout, sheet);
+        let ticket = pg.enqueue(plan, handle, layout);
         if let Some(asset) = pg.recipe_assets.by_path.get_mut(&path) {
             asset.ticket = Some(ticket);
         }

@@ -1,10 +1,12 @@
 //! Prompt-to-pixel-art sprites for Bevy: generated on a worker thread, delivered as ordinary
 //! `Handle<Image>`s.
 //!
-//! [`PixelGen::sprite`] returns a handle at once, showing a checkerboard placeholder of the
-//! requested size; a worker thread runs SDXL and the pixel-art pipeline ([`pixelgen`]) and
-//! the finished sprite replaces the placeholder in `Assets<Image>`, so everything using the
-//! handle updates in place. Progress, results and failures arrive as messages
+//! [`PixelGen`] is a system parameter: [`PixelGen::sprite`] returns a handle whose
+//! checkerboard placeholder is already in `Assets<Image>`; a worker thread runs the shared
+//! request path of [`pixelgen`] (cache lookups, SDXL, the pixel-art pipeline) and the finished
+//! sprite replaces the placeholder in place, so everything using the handle updates.
+//! A recipe with several `frames` makes a sprite sheet through the same call, with a
+//! `TextureAtlasLayout` on its [`Ticket`]. Progress, results and failures arrive as messages
 //! ([`SpriteProgress`], [`SpriteFinished`], [`SpriteFailed`]); a failing or panicking
 //! generation never stops the app. Nothing runs on the main schedule but a channel drain.
 //!
@@ -26,7 +28,7 @@
 //! #[derive(Resource)]
 //! struct Potion(Handle<Image>);
 //!
-//! fn request_potion(mut commands: Commands, mut pixelgen: ResMut<PixelGen>) {
+//! fn request_potion(mut commands: Commands, mut pixelgen: PixelGen) {
 //!     let handle = pixelgen.sprite(SpriteRequest::new("red potion, pixel art").size(32, 32));
 //!     // Use it like any image, e.g. `commands.spawn(Sprite::from_image(handle.clone()))`.
 //!     commands.insert_resource(Potion(handle));
@@ -56,11 +58,13 @@
 //!
 //! # Caches
 //!
-//! The worker keeps recently made sprites in memory ([`PixelGenPlugin::memory_cache_bytes`])
-//! and, with [`PixelGenPlugin::cache_dir`], on disk: a request identical to an earlier one
-//! (same recipe, seed and model) is served without the model ([`SpriteFinished::from_cache`]).
-//! Sheets are made frame by frame through the same caches, so a frame repeated in a sheet,
-//! or made before by another sheet or as a sprite, is not generated again.
+//! The worker runs every request through [`pixelgen::CachedEngine`], the same request path
+//! the command line and a server use: recently made sprites in memory
+//! ([`PixelGenPlugin::memory_cache_bytes`]) and, with [`PixelGenPlugin::cache_dir`], on disk.
+//! A request identical to an earlier one (same recipe, seed and model) is served without the
+//! model ([`SpriteFinished::from_cache`]). Sheets are made frame by frame through the same
+//! caches, so a frame repeated in a sheet, or made before by another sheet or as a sprite, is
+//! not generated again. The worker itself only keeps the queue, its thread and a panic guard.
 //!
 //! # The editor panel (feature `editor`)
 //!
@@ -81,27 +85,19 @@
 //! thread pool of [`PixelGenPlugin::compute_threads`] threads (default: cores - 1), so it
 //! cannot starve the main schedule.
 //!
-//! # Two facts worth knowing
+//! # Tests and manual updates
 //!
-//! - **Placeholder timing.** The handle from [`PixelGen::sprite`] is reserved at once, but
-//!   its placeholder enters `Assets<Image>` at the next [`PixelGenSystems`] run: `PostUpdate`
-//!   of the same frame for a request made in `Update`, `PreUpdate` of the next frame for one
-//!   made in `PostUpdate` or from outside the schedule. Until then `Assets<Image>::get`
-//!   returns `None` (renderers simply skip the sprite). The finished sprite replaces the
-//!   placeholder in the first `PreUpdate` after the worker is done. A recipe asset's
-//!   placeholder is the loaded asset itself, present once it is `Loaded`.
-//! - **Tests and manual updates.** The plugin starts its worker and inserts [`PixelGen`] in
-//!   `Plugin::finish`. `App::run` calls it for you; a test that drives the app with
-//!   `app.update()` must call `app.finish()` and `app.cleanup()` first, or `PixelGen` does
-//!   not exist yet.
+//! The plugin starts its worker and inserts [`PixelGenQueue`] (the resource behind
+//! [`PixelGen`]) in `Plugin::finish`. `App::run` calls it for you; a test that drives the app
+//! with `app.update()` must call `app.finish()` and `app.cleanup()` first. From code that
+//! holds the whole `World`, submit with `world.run_system_once(|mut pg: PixelGen| ..)` or
+//! [`PixelGenQueue::submit`].
 
 #![forbid(unsafe_code)]
 
 mod assets;
 #[cfg(feature = "editor")]
 mod editor;
-mod frame_cache;
-mod memory_cache;
 mod messages;
 mod plugin;
 mod request;
@@ -120,8 +116,8 @@ pub use editor::{
 };
 pub use messages::{SpriteFailed, SpriteFinished, SpriteProgress};
 pub use plugin::{
-    DEFAULT_MEMORY_CACHE_BYTES, EngineFactory, PixelGen, PixelGenPlugin, PixelGenSystems,
-    checkerboard, default_compute_threads,
+    DEFAULT_MEMORY_CACHE_BYTES, EngineFactory, MAX_PLACEHOLDER_SIDE, PixelGen, PixelGenPlugin,
+    PixelGenQueue, PixelGenSystems, checkerboard, default_compute_threads,
 };
 pub use request::{SpriteError, SpriteRequest, Ticket, TicketId, TicketStatus};
 pub use worker::to_bevy_image;
@@ -138,8 +134,8 @@ pub mod prelude {
     pub use crate::{EditorAction, EditorState, Gallery, PixelGenEditorPlugin, PixelGenTarget};
     #[doc(hidden)]
     pub use crate::{
-        PixelGen, PixelGenPlugin, PixelGenSystems, SpriteError, SpriteFailed, SpriteFinished,
-        SpriteProgress, SpriteRequest, Ticket, TicketId, TicketStatus,
+        PixelGen, PixelGenPlugin, PixelGenQueue, PixelGenSystems, SpriteError, SpriteFailed,
+        SpriteFinished, SpriteProgress, SpriteRequest, Ticket, TicketId, TicketStatus,
     };
     #[doc(hidden)]
     pub use pixelgen::{DeviceChoice, ModelConfig, ModelSource, Precision, Priority, Recipe, Seed};

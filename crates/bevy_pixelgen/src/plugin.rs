@@ -1,23 +1,25 @@
-//! [`PixelGenPlugin`], the [`PixelGen`] resource and the systems that bring results in.
+//! [`PixelGenPlugin`], the [`PixelGen`] system parameter over the [`PixelGenQueue`]
+//! resource, and the system that brings results in.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
-use bevy::app::{App, Plugin, PostUpdate, PreUpdate};
-use bevy::asset::{
-    AssetApp, AssetEventSystems, AssetHandleProvider, AssetId, AssetPath, Assets, Handle,
-};
+use bevy::app::{App, Plugin, PreUpdate};
+use bevy::asset::{AssetApp, AssetPath, Assets, Handle};
 use bevy::ecs::message::MessageWriter;
 use bevy::ecs::resource::Resource;
 use bevy::ecs::schedule::{IntoScheduleConfigs, SystemSet};
-use bevy::ecs::system::ResMut;
+use bevy::ecs::system::{ResMut, SystemParam};
 use bevy::image::{Image, TextureAtlasLayout};
-use bevy::math::UVec2;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use pixelgen::{DiskCache, Generator, ModelConfig, PixelOptions, Recipe, Size, SpriteEngine};
+use pixelgen::{
+    DiskCache, Frames, Generator, ModelConfig, ModelIdentity, PixelOptions, Plan, Recipe, Size,
+    SpriteEngine,
+};
 
 use crate::assets::{
     LoaderShared, PixelRecipeLoader, RecipeAssets, RecipeLoad, start_recipe_assets,
@@ -26,31 +28,61 @@ use crate::messages::{SpriteFailed, SpriteFinished, SpriteProgress};
 use crate::request::{
     FINISHED, QUEUED, SpriteError, SpriteRequest, Ticket, TicketId, TicketInner, TicketStatus,
 };
-use crate::worker::{self, Job, WorkerConfig, WorkerEvent};
+use crate::worker::{self, Job, WorkerConfig, WorkerEvent, atlas_layout};
+
+pub use pixelgen::DEFAULT_MEMORY_CACHE_BYTES;
+
+type Build = dyn Fn() -> pixelgen::Result<Box<dyn SpriteEngine>> + Send + Sync;
+type Identify = dyn Fn() -> pixelgen::Result<ModelIdentity> + Send + Sync;
 
 /// Builds the engine on the worker thread (called on the first request, and again after a
-/// failure or a panic).
+/// failure or a panic), and tells the model identity that cache keys need.
 #[derive(Clone)]
-pub struct EngineFactory(
-    pub(crate) Arc<dyn Fn() -> pixelgen::Result<Box<dyn SpriteEngine>> + Send + Sync>,
-);
+pub struct EngineFactory {
+    build: Arc<Build>,
+    identity: Arc<Identify>,
+}
 
 impl EngineFactory {
-    /// A factory from a closure.
+    /// A factory from a closure. The model identity is asked of an engine built for that
+    /// purpose (once, when the recipe loader first needs it): make custom engines cheap to
+    /// build, or state the identity with [`EngineFactory::with_identity`].
     pub fn new(
         f: impl Fn() -> pixelgen::Result<Box<dyn SpriteEngine>> + Send + Sync + 'static,
     ) -> Self {
-        Self(Arc::new(f))
+        let build: Arc<Build> = Arc::new(f);
+        let for_identity = build.clone();
+        Self {
+            build,
+            identity: Arc::new(move || for_identity()?.model_identity()),
+        }
+    }
+
+    /// This factory with a fixed model identity (no engine is built to learn it).
+    pub fn with_identity(mut self, identity: ModelIdentity) -> Self {
+        self.identity = Arc::new(move || Ok(identity.clone()));
+        self
     }
 
     /// Builds an engine.
     pub fn build(&self) -> pixelgen::Result<Box<dyn SpriteEngine>> {
-        (self.0)()
+        (self.build)()
+    }
+
+    /// The identity of the model the engines run (read from the model's files, not loaded).
+    pub fn identity(&self) -> pixelgen::Result<ModelIdentity> {
+        (self.identity)()
     }
 
     /// The real engine: SDXL from `model`, loaded on the first request.
     pub fn model(model: ModelConfig) -> Self {
-        Self::new(move || Ok(Box::new(Generator::new(model.clone())) as Box<dyn SpriteEngine>))
+        let for_identity = model.clone();
+        Self {
+            build: Arc::new(move || {
+                Ok(Box::new(Generator::new(model.clone())) as Box<dyn SpriteEngine>)
+            }),
+            identity: Arc::new(move || for_identity.identity()),
+        }
     }
 }
 
@@ -88,9 +120,6 @@ pub struct PixelGenPlugin {
     /// is served from there without the model, even without `cache_dir`. 0 turns it off.
     pub memory_cache_bytes: usize,
 }
-
-/// The default [`PixelGenPlugin::memory_cache_bytes`]: 64 MiB (some 16 000 32x32 sprites).
-pub const DEFAULT_MEMORY_CACHE_BYTES: usize = 64 << 20;
 
 /// The default [`PixelGenPlugin::compute_threads`]: the machine's cores minus one (at least 1).
 pub fn default_compute_threads() -> usize {
@@ -136,11 +165,10 @@ impl PixelGenPlugin {
 /// The plugin's systems, for ordering your own around them.
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PixelGenSystems {
-    /// `PreUpdate`: starts generating recipe assets whose placeholder just loaded, inserts finished sprites into `Assets<Image>`, updates tickets and writes
-    /// [`SpriteProgress`], [`SpriteFinished`] and [`SpriteFailed`].
+    /// `PreUpdate`: starts generating recipe assets whose placeholder just loaded, inserts
+    /// finished sprites into `Assets<Image>`, updates tickets and writes [`SpriteProgress`],
+    /// [`SpriteFinished`] and [`SpriteFailed`].
     Receive,
-    /// `PostUpdate`: gives this frame's new handles their placeholder image.
-    Placeholders,
 }
 
 impl Plugin for PixelGenPlugin {
@@ -149,30 +177,21 @@ impl Plugin for PixelGenPlugin {
             .add_message::<SpriteFinished>()
             .add_message::<SpriteFailed>()
             .configure_sets(PreUpdate, PixelGenSystems::Receive)
-            .configure_sets(
-                PostUpdate,
-                PixelGenSystems::Placeholders.before(AssetEventSystems),
-            )
             .add_systems(
                 PreUpdate,
                 (start_recipe_assets, receive_results)
                     .chain()
                     .in_set(PixelGenSystems::Receive),
-            )
-            .add_systems(
-                PostUpdate,
-                insert_placeholders.in_set(PixelGenSystems::Placeholders),
             );
     }
 
     fn finish(&self, app: &mut App) {
-        let Some(images) = app.world().get_resource::<Assets<Image>>() else {
+        if !app.world().contains_resource::<Assets<Image>>() {
             panic!(
                 "PixelGenPlugin needs AssetPlugin and ImagePlugin: add DefaultPlugins, or \
                  MinimalPlugins + AssetPlugin + ImagePlugin, before PixelGenPlugin"
             );
-        };
-        let provider = images.get_handle_provider();
+        }
         // Sprite sheets need atlas layouts (registered by sprite plugins when present).
         if !app
             .world()
@@ -180,10 +199,6 @@ impl Plugin for PixelGenPlugin {
         {
             app.init_asset::<TextureAtlasLayout>();
         }
-        let layout_provider = app
-            .world()
-            .resource::<Assets<TextureAtlasLayout>>()
-            .get_handle_provider();
         let factory = self
             .engine
             .clone()
@@ -195,7 +210,7 @@ impl Plugin for PixelGenPlugin {
                 cache: cache.clone(),
                 default_pixel: self.default_pixel.clone(),
                 factory: factory.clone(),
-                identity: Mutex::new(None),
+                identity: OnceLock::new(),
                 loads: loads_tx,
             }),
         });
@@ -206,45 +221,115 @@ impl Plugin for PixelGenPlugin {
             compute_threads: self.compute_threads,
             memory_cache_bytes: self.memory_cache_bytes,
         };
-        let pixel_gen = PixelGen::start(
+        let queue = PixelGenQueue::start(
             config,
-            provider,
-            layout_provider,
             self.queue_capacity,
             self.default_pixel.clone(),
             loads,
         );
-        app.insert_resource(pixel_gen);
+        app.insert_resource(queue);
     }
 }
 
-/// Requests sprites; each comes back at once as a `Handle<Image>` showing a placeholder, and
-/// the sprite replaces it in place when the worker is done.
+/// Requests sprites and sprite sheets from a system: each comes back at once as a handle
+/// whose placeholder is already in `Assets<Image>`, and the finished image replaces it in
+/// place when the worker is done.
+///
+/// A system parameter over the [`PixelGenQueue`] resource (which it derefs to, for the
+/// queue's state and cancel) and the image and atlas-layout assets. Since it holds
+/// `Assets<Image>` mutably, a system that needs the images too reaches them through
+/// [`PixelGen::images`].
+///
+/// ```no_run
+/// use bevy::prelude::*;
+/// use bevy_pixelgen::prelude::*;
+///
+/// fn spawn_potion(mut commands: Commands, mut pixelgen: PixelGen) {
+///     // A 32x32 sprite: the handle shows a checkerboard now, the potion when it is ready.
+///     let potion = pixelgen.sprite(SpriteRequest::new("red health potion").size(32, 32));
+///     commands.spawn(Sprite::from_image(potion));
+///     // Several frames make a sheet: the ticket has its atlas layout too.
+///     let walk = pixelgen.submit(
+///         SpriteRequest::new("knight")
+///             .size(32, 32)
+///             .frames(["knight, walk pose 1", "knight, walk pose 2"]),
+///     );
+///     let layout = walk.layout().cloned().expect("several frames make a sheet");
+///     commands.spawn(Sprite::from_atlas_image(
+///         walk.handle().clone(),
+///         TextureAtlas { layout, index: 0 },
+///     ));
+/// }
+/// # fn main() {
+/// #     App::new().add_systems(Update, spawn_potion);
+/// # }
+/// ```
+#[derive(SystemParam)]
+pub struct PixelGen<'w> {
+    queue: ResMut<'w, PixelGenQueue>,
+    images: ResMut<'w, Assets<Image>>,
+    layouts: ResMut<'w, Assets<TextureAtlasLayout>>,
+}
+
+impl PixelGen<'_> {
+    /// Requests a sprite (or, for a recipe with several frames, a sheet) and returns its
+    /// image handle. Failures arrive as [`SpriteFailed`].
+    pub fn sprite(&mut self, request: impl Into<SpriteRequest>) -> Handle<Image> {
+        self.submit(request).handle().clone()
+    }
+
+    /// Requests a sprite or a sheet (the recipe's `frames` decide) and returns its
+    /// [`Ticket`]: image handle, atlas layout handle for sheets, recipe, status and cancel.
+    pub fn submit(&mut self, request: impl Into<SpriteRequest>) -> Ticket {
+        self.queue
+            .submit(request, &mut self.images, &mut self.layouts)
+    }
+
+    /// The image assets (this parameter holds them mutably).
+    pub fn images(&mut self) -> &mut Assets<Image> {
+        &mut self.images
+    }
+
+    /// The atlas layout assets (this parameter holds them mutably).
+    pub fn layouts(&mut self) -> &mut Assets<TextureAtlasLayout> {
+        &mut self.layouts
+    }
+}
+
+impl Deref for PixelGen<'_> {
+    type Target = PixelGenQueue;
+
+    fn deref(&self) -> &PixelGenQueue {
+        &self.queue
+    }
+}
+
+/// The request queue behind [`PixelGen`]: tickets in flight, the channel to the worker
+/// thread, and the recipe assets being generated. Systems use [`PixelGen`]; code with the
+/// whole `World` can submit through [`PixelGenQueue::submit`].
 #[derive(Resource)]
-pub struct PixelGen {
+pub struct PixelGenQueue {
     jobs: Sender<Job>,
     events: Receiver<WorkerEvent>,
     events_tx: Sender<WorkerEvent>,
-    handles: AssetHandleProvider,
-    layout_handles: AssetHandleProvider,
     queued: Arc<AtomicUsize>,
     capacity: usize,
     default_pixel: Option<PixelOptions>,
     next_id: u64,
     in_flight: HashMap<TicketId, Ticket>,
-    placeholders: Vec<(AssetId<Image>, Size)>,
-    layout_placeholders: Vec<(AssetId<TextureAtlasLayout>, TextureAtlasLayout)>,
     worker: Option<JoinHandle<()>>,
     worker_stopped: bool,
     pub(crate) recipe_loads: Receiver<RecipeLoad>,
     pub(crate) recipe_assets: RecipeAssets,
 }
 
-impl PixelGen {
+/// The largest placeholder side: bigger outputs show a scaled-down checkerboard of the same
+/// shape until they arrive, so a queue of large requests holds little memory.
+pub const MAX_PLACEHOLDER_SIDE: u32 = 256;
+
+impl PixelGenQueue {
     fn start(
         config: WorkerConfig,
-        handles: AssetHandleProvider,
-        layout_handles: AssetHandleProvider,
         capacity: usize,
         default_pixel: Option<PixelOptions>,
         recipe_loads: Receiver<RecipeLoad>,
@@ -267,15 +352,11 @@ impl PixelGen {
             jobs,
             events,
             events_tx,
-            handles,
-            layout_handles,
             queued: Arc::new(AtomicUsize::new(0)),
             capacity,
             default_pixel,
             next_id: 0,
             in_flight: HashMap::new(),
-            placeholders: Vec::new(),
-            layout_placeholders: Vec::new(),
             worker,
             worker_stopped,
             recipe_loads,
@@ -283,104 +364,76 @@ impl PixelGen {
         }
     }
 
-    /// Requests a sprite and returns its handle at once (a checkerboard placeholder of the
-    /// requested size until the sprite arrives). Failures arrive as [`SpriteFailed`].
-    pub fn sprite(&mut self, request: impl Into<SpriteRequest>) -> Handle<Image> {
-        self.submit(request).handle().clone()
-    }
-
-    /// Requests a sprite and returns its [`Ticket`] (handle, recipe, status, cancel).
-    pub fn submit(&mut self, request: impl Into<SpriteRequest>) -> Ticket {
-        self.submit_inner(request.into(), false)
-    }
-
-    /// Requests a sprite sheet (one frame per prompt of the recipe's `frames`) and returns
-    /// its image and atlas layout handles at once: a checkerboard and a grid layout of the
-    /// expected shape until the sheet arrives, then the real ones in place.
-    pub fn sheet(
+    /// Requests a sprite or a sheet and returns its [`Ticket`] (see [`PixelGen::submit`]):
+    /// the recipe is checked first (the plugin's default pixel options filled in, a random
+    /// seed drawn), then the placeholder goes into `images` (and for a sheet its grid layout
+    /// into `layouts`) before the handle is returned.
+    pub fn submit(
         &mut self,
         request: impl Into<SpriteRequest>,
-    ) -> (Handle<Image>, Handle<TextureAtlasLayout>) {
-        let t = self.submit_sheet(request);
-        let layout = t.layout().cloned().unwrap_or_default();
-        (t.handle().clone(), layout)
-    }
-
-    /// Requests a sprite sheet and returns its [`Ticket`] ([`Ticket::layout`] is set).
-    pub fn submit_sheet(&mut self, request: impl Into<SpriteRequest>) -> Ticket {
-        self.submit_inner(request.into(), true)
-    }
-
-    fn submit_inner(&mut self, request: SpriteRequest, sheet: bool) -> Ticket {
-        let mut recipe = request.recipe.with_drawn_seed();
+        images: &mut Assets<Image>,
+        layouts: &mut Assets<TextureAtlasLayout>,
+    ) -> Ticket {
+        let mut recipe = request.into().recipe;
         if recipe.pixel.is_none() {
             recipe.pixel.clone_from(&self.default_pixel);
         }
-        self.next_id += 1;
-        let id = TicketId(self.next_id);
-        let handle: Handle<Image> = self.handles.reserve_handle().typed::<Image>();
-        let tile = Size::new(
-            recipe.size.width.clamp(1, pixelgen::MAX_SIDE),
-            recipe.size.height.clamp(1, pixelgen::MAX_SIDE),
-        );
-        let layout = if sheet {
-            let (size, grid) = expected_sheet(&recipe, tile);
-            let h: Handle<TextureAtlasLayout> = self
-                .layout_handles
-                .reserve_handle()
-                .typed::<TextureAtlasLayout>();
-            self.layout_placeholders.push((h.id(), grid));
-            self.placeholders.push((handle.id(), size));
-            Some(h)
-        } else {
-            self.placeholders.push((handle.id(), tile));
-            None
-        };
-        self.enqueue_with_id(id, recipe, handle, layout, sheet)
+        match Plan::new(recipe.clone()) {
+            Ok(plan) => {
+                let handle = images.add(placeholder(plan.output_size()));
+                let layout = plan.sheet_layout().map(|grid| {
+                    let (w, h) = grid.sheet_size();
+                    layouts.add(atlas_layout(grid, w, h))
+                });
+                self.enqueue(plan, handle, layout)
+            }
+            Err(e) => {
+                // Nothing runs: the handle gets a tiny placeholder, whatever size was asked.
+                let handle = images.add(placeholder(Size::square(2)));
+                let layout = (recipe.frames != Frames::Single)
+                    .then(|| layouts.add(TextureAtlasLayout::new_empty(bevy::math::UVec2::ONE)));
+                let ticket = self.new_ticket(recipe.with_drawn_seed(), handle, layout);
+                self.fail_now(&ticket, SpriteError::Invalid(Arc::new(e)));
+                ticket
+            }
+        }
     }
 
-    /// Queues `recipe` (seed fixed, pixel options in) to replace the image under `handle`
-    /// (and the layout under `layout`); the caller has given them their placeholders.
-    pub(crate) fn enqueue(
+    fn new_ticket(
         &mut self,
         recipe: Recipe,
         handle: Handle<Image>,
         layout: Option<Handle<TextureAtlasLayout>>,
-        sheet: bool,
     ) -> Ticket {
         self.next_id += 1;
         let id = TicketId(self.next_id);
-        self.enqueue_with_id(id, recipe, handle, layout, sheet)
-    }
-
-    fn enqueue_with_id(
-        &mut self,
-        id: TicketId,
-        recipe: Recipe,
-        handle: Handle<Image>,
-        layout: Option<Handle<TextureAtlasLayout>>,
-        sheet: bool,
-    ) -> Ticket {
-        let valid = recipe.validate();
         let ticket = Ticket(Arc::new(TicketInner {
             id,
             recipe,
             handle,
             layout,
-            sheet,
             preview: Mutex::new(None),
             superseded: AtomicBool::new(false),
             phase: AtomicU8::new(FINISHED),
-            status: Mutex::new(TicketStatus::Queued),
+            step: AtomicUsize::new(0),
+            total: AtomicUsize::new(0),
+            outcome: OnceLock::new(),
             queued: self.queued.clone(),
             events: self.events_tx.clone(),
         }));
         self.in_flight.insert(id, ticket.clone());
+        ticket
+    }
 
-        if let Err(e) = valid {
-            self.fail_now(&ticket, SpriteError::Invalid(Arc::new(e)));
-            return ticket;
-        }
+    /// Queues `plan` to replace the image under `handle` (and the layout under `layout`);
+    /// the caller has given them their placeholders.
+    pub(crate) fn enqueue(
+        &mut self,
+        plan: Plan,
+        handle: Handle<Image>,
+        layout: Option<Handle<TextureAtlasLayout>>,
+    ) -> Ticket {
+        let ticket = self.new_ticket(plan.recipe().clone(), handle, layout);
         if self.worker_stopped {
             self.fail_now(&ticket, SpriteError::WorkerStopped);
             return ticket;
@@ -396,27 +449,26 @@ impl PixelGen {
             return ticket;
         }
         ticket.0.phase.store(QUEUED, Ordering::Release);
-        match self.jobs.try_send(Job {
+        let job = Job {
             ticket: ticket.clone(),
-        }) {
-            Ok(()) => {}
-            Err(err) => {
-                // Undo the enqueue (unless a cancel got there first).
-                if ticket
-                    .0
-                    .phase
-                    .compare_exchange(QUEUED, FINISHED, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
-                    self.queued.fetch_sub(1, Ordering::AcqRel);
-                    let error = match err {
-                        TrySendError::Full(_) => SpriteError::QueueFull {
-                            capacity: self.capacity,
-                        },
-                        TrySendError::Disconnected(_) => SpriteError::WorkerStopped,
-                    };
-                    self.fail_now(&ticket, error);
-                }
+            plan,
+        };
+        if let Err(err) = self.jobs.try_send(job) {
+            // Undo the enqueue (unless a cancel got there first).
+            if ticket
+                .0
+                .phase
+                .compare_exchange(QUEUED, FINISHED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                let error = match err {
+                    TrySendError::Full(_) => SpriteError::QueueFull {
+                        capacity: self.capacity,
+                    },
+                    TrySendError::Disconnected(_) => SpriteError::WorkerStopped,
+                };
+                self.fail_now(&ticket, error);
             }
         }
         ticket
@@ -463,51 +515,19 @@ impl PixelGen {
             error,
         });
     }
-
-    fn flush_layouts(&mut self, layouts: &mut Assets<TextureAtlasLayout>) {
-        for (id, layout) in self.layout_placeholders.drain(..) {
-            if let Err(e) = layouts.insert(id, layout) {
-                bevy::log::warn!("pixelgen: cannot insert a placeholder layout: {e}");
-            }
-        }
-    }
-
-    fn flush_placeholders(&mut self, images: &mut Assets<Image>) {
-        for (id, size) in self.placeholders.drain(..) {
-            if let Err(e) = images.insert(id, checkerboard(size)) {
-                bevy::log::warn!("pixelgen: cannot insert a placeholder: {e}");
-            }
-        }
-    }
 }
 
-/// The sheet image size and grid layout a recipe is expected to produce (frames of `tile`
-/// size packed as its sheet options say), capped at [`pixelgen::MAX_SIDE`] per side.
-pub(crate) fn expected_sheet(recipe: &pixelgen::Recipe, tile: Size) -> (Size, TextureAtlasLayout) {
-    let opts = recipe.sheet.clone().unwrap_or_default();
-    let n = recipe.frame_count().max(1) as u32;
-    let columns = opts
-        .columns
-        .unwrap_or_else(|| (1..=n).find(|c| c * c >= n).unwrap_or(n))
-        .clamp(1, n);
-    let rows = n.div_ceil(columns);
-    let side = |cells: u32, t: u32| {
-        let total = u64::from(opts.margin) * 2
-            + u64::from(cells) * u64::from(t)
-            + u64::from(cells.saturating_sub(1)) * u64::from(opts.padding);
-        total.clamp(1, u64::from(pixelgen::MAX_SIDE)) as u32
+/// The image a request shows until it is done: [`checkerboard`] at the output size, or
+/// scaled down to at most [`MAX_PLACEHOLDER_SIDE`] with the same shape.
+pub(crate) fn placeholder(size: Size) -> Image {
+    let longest = size.width.max(size.height).max(1);
+    if longest <= MAX_PLACEHOLDER_SIDE {
+        return checkerboard(size);
+    }
+    let scale = |side: u32| {
+        (u64::from(side) * u64::from(MAX_PLACEHOLDER_SIDE) / u64::from(longest)).max(1) as u32
     };
-    let size = Size::new(side(columns, tile.width), side(rows, tile.height));
-    let mut grid = TextureAtlasLayout::from_grid(
-        UVec2::new(tile.width, tile.height),
-        columns,
-        rows,
-        Some(UVec2::splat(opts.padding)),
-        Some(UVec2::splat(opts.margin)),
-    );
-    grid.size = UVec2::new(size.width, size.height);
-    grid.textures.truncate(n as usize);
-    (size, grid)
+    checkerboard(Size::new(scale(size.width), scale(size.height)))
 }
 
 /// A checkerboard of two greys at `size`, nearest-sampled: the image a request shows until
@@ -524,28 +544,8 @@ pub fn checkerboard(size: Size) -> Image {
     worker::to_bevy_image(img)
 }
 
-fn insert_placeholders(
-    pixel_gen: Option<ResMut<PixelGen>>,
-    images: Option<ResMut<Assets<Image>>>,
-    layouts: Option<ResMut<Assets<TextureAtlasLayout>>>,
-) {
-    let Some(mut pixel_gen) = pixel_gen else {
-        return;
-    };
-    if let Some(mut images) = images
-        && !pixel_gen.placeholders.is_empty()
-    {
-        pixel_gen.flush_placeholders(&mut images);
-    }
-    if let Some(mut layouts) = layouts
-        && !pixel_gen.layout_placeholders.is_empty()
-    {
-        pixel_gen.flush_layouts(&mut layouts);
-    }
-}
-
 fn receive_results(
-    pixel_gen: Option<ResMut<PixelGen>>,
+    pixel_gen: Option<ResMut<PixelGenQueue>>,
     images: Option<ResMut<Assets<Image>>>,
     mut layouts: Option<ResMut<Assets<TextureAtlasLayout>>>,
     mut progress: MessageWriter<SpriteProgress>,
@@ -556,10 +556,6 @@ fn receive_results(
         return;
     };
     let pg = &mut *pixel_gen;
-    pg.flush_placeholders(&mut images);
-    if let Some(layouts) = layouts.as_deref_mut() {
-        pg.flush_layouts(layouts);
-    }
     let mut received_any = false;
     while let Ok(event) = pg.events.try_recv() {
         received_any = true;
@@ -571,7 +567,7 @@ fn receive_results(
                 preview,
             } => {
                 if let Some(t) = pg.in_flight.get(&id) {
-                    t.set_status(TicketStatus::Running { step, total });
+                    t.set_progress(step, total);
                     if let Some(p) = &preview {
                         t.set_preview(p.clone());
                     }
@@ -589,7 +585,7 @@ fn receive_results(
                 };
                 if ticket.is_superseded() {
                     // A newer request owns the handle now: keep its image.
-                    ticket.set_status(TicketStatus::Failed(SpriteError::Cancelled));
+                    ticket.set_outcome(TicketStatus::Failed(SpriteError::Cancelled));
                     failed.write(SpriteFailed {
                         ticket: done.id,
                         image: ticket.handle().clone(),
@@ -611,7 +607,7 @@ fn receive_results(
                     bevy::log::warn!("pixelgen: sprite {} was not saved: {err}", done.id);
                 }
                 let saved = done.saved;
-                ticket.set_status(TicketStatus::Done {
+                ticket.set_outcome(TicketStatus::Done {
                     saved: saved.clone(),
                 });
                 finished.write(SpriteFinished {
@@ -629,9 +625,8 @@ fn receive_results(
                 let Some(ticket) = pg.in_flight.remove(&id) else {
                     continue;
                 };
-                ticket.finish();
                 bevy::log::warn!("pixelgen: request {id} failed: {error}");
-                ticket.set_status(TicketStatus::Failed(error.clone()));
+                ticket.set_outcome(TicketStatus::Failed(error.clone()));
                 failed.write(SpriteFailed {
                     ticket: id,
                     image: ticket.handle().clone(),

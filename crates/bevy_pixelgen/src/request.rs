@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bevy::asset::Handle;
 use bevy::image::{Image, TextureAtlasLayout};
@@ -46,13 +46,21 @@ impl SpriteRequest {
 
     /// Sampling steps.
     pub fn steps(mut self, steps: usize) -> Self {
-        self.recipe.steps = steps;
+        self.recipe.steps = Some(steps);
         self
     }
 
     /// Guidance scale.
     pub fn guidance(mut self, guidance: f64) -> Self {
-        self.recipe.guidance = guidance;
+        self.recipe.guidance = Some(guidance);
+        self
+    }
+
+    /// Several frames, one per prompt, packed into a sprite sheet (see
+    /// [`Ticket::layout`]).
+    pub fn frames<S: Into<String>>(mut self, prompts: impl IntoIterator<Item = S>) -> Self {
+        self.recipe.frames =
+            pixelgen::Frames::Prompts(prompts.into_iter().map(Into::into).collect());
         self
     }
 
@@ -186,8 +194,6 @@ pub(crate) struct TicketInner {
     pub(crate) recipe: Recipe,
     pub(crate) handle: Handle<Image>,
     pub(crate) layout: Option<Handle<TextureAtlasLayout>>,
-    /// A sprite sheet (one frame per prompt) rather than one sprite.
-    pub(crate) sheet: bool,
     /// The latest latent preview.
     pub(crate) preview: Mutex<Option<Arc<image::RgbaImage>>>,
     /// Replaced by a newer request for the same target (an edited recipe asset): its
@@ -195,7 +201,11 @@ pub(crate) struct TicketInner {
     pub(crate) superseded: AtomicBool,
     /// Who owns the request now: the queue, the worker, or nobody (QUEUED .. FINISHED).
     pub(crate) phase: AtomicU8,
-    pub(crate) status: Mutex<TicketStatus>,
+    /// Sampling steps done and in the run, as last received by the main schedule.
+    pub(crate) step: AtomicUsize,
+    pub(crate) total: AtomicUsize,
+    /// How it ended, once the main schedule has taken the result in.
+    pub(crate) outcome: OnceLock<TicketStatus>,
     pub(crate) queued: Arc<AtomicUsize>,
     pub(crate) events: Sender<WorkerEvent>,
 }
@@ -236,9 +246,9 @@ impl Ticket {
         self.0.layout.as_ref()
     }
 
-    /// Whether this is a sprite-sheet request.
+    /// Whether this is a sprite-sheet request (the recipe has several frames).
     pub fn is_sheet(&self) -> bool {
-        self.0.sheet
+        self.0.layout.is_some()
     }
 
     /// The latest preview of the running generation: the current latents mapped to RGB
@@ -271,9 +281,15 @@ impl Ticket {
 
     /// The current status (updated once per frame by [`PixelGenSystems::Receive`](crate::PixelGenSystems)).
     pub fn status(&self) -> TicketStatus {
-        match self.0.status.lock() {
-            Ok(s) => s.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+        if let Some(outcome) = self.0.outcome.get() {
+            return outcome.clone();
+        }
+        match self.0.total.load(Ordering::Acquire) {
+            0 => TicketStatus::Queued,
+            total => TicketStatus::Running {
+                step: self.0.step.load(Ordering::Acquire),
+                total,
+            },
         }
     }
 
@@ -303,11 +319,16 @@ impl Ticket {
             .is_ok()
     }
 
-    pub(crate) fn set_status(&self, status: TicketStatus) {
-        match self.0.status.lock() {
-            Ok(mut s) => *s = status,
-            Err(poisoned) => *poisoned.into_inner() = status,
-        }
+    /// Records a step the main schedule received.
+    pub(crate) fn set_progress(&self, step: usize, total: usize) {
+        self.0.step.store(step, Ordering::Release);
+        self.0.total.store(total.max(1), Ordering::Release);
+    }
+
+    /// Records how the request ended (the first outcome wins) and releases it.
+    pub(crate) fn set_outcome(&self, status: TicketStatus) {
+        self.finish();
+        let _ = self.0.outcome.set(status);
     }
 
     /// The worker takes the request: `false` when it was cancelled meanwhile.

@@ -1,9 +1,10 @@
-//! The worker thread: owns the engine, takes requests by priority, reports back by channel.
+//! The worker thread: takes requests by priority and runs them on the shared request path
+//! ([`CachedEngine`]), behind a panic guard; reports back by channel.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bevy::asset::RenderAssetUsages;
@@ -11,18 +12,17 @@ use bevy::image::{Image, ImageSampler, TextureAtlasLayout};
 use bevy::math::{URect, UVec2};
 use crossbeam_channel::{Receiver, Sender};
 use pixelgen::{
-    CacheKey, Control, DiskCache, GeneratedSheet, GeneratedSprite, Recipe, SheetLayout,
-    SpriteEngine, generate_sheet, save_sheet, save_sprite,
+    CacheKey, CachedEngine, Control, DiskCache, ModelIdentity, Plan, Recipe, Rendered, SheetLayout,
+    SpriteEngine,
 };
 
-use crate::frame_cache::FrameCache;
-use crate::memory_cache::MemoryCache;
 use crate::plugin::EngineFactory;
 use crate::request::{SpriteError, Ticket, TicketId};
 
-/// One request on its way to the worker.
+/// One request on its way to the worker: its ticket and its checked plan.
 pub(crate) struct Job {
     pub(crate) ticket: Ticket,
+    pub(crate) plan: Plan,
 }
 
 /// What the worker (or a cancel) reports to the main thread.
@@ -61,6 +61,52 @@ pub(crate) struct WorkerConfig {
     pub(crate) compute_threads: Option<usize>,
     /// The byte budget of the worker's memory of recent sprites (0: off).
     pub(crate) memory_cache_bytes: usize,
+}
+
+/// The engine the factory builds, built on first use and dropped after a panic (its state is
+/// unknown then); the caches around it survive.
+struct Slot {
+    factory: EngineFactory,
+    engine: Option<Box<dyn SpriteEngine>>,
+}
+
+impl Slot {
+    /// Builds the engine if there is none: a failure or a panic is reported, and the next
+    /// request tries again.
+    fn ensure(&mut self) -> Result<&mut Box<dyn SpriteEngine>, SpriteError> {
+        if self.engine.is_none() {
+            match catch_unwind(AssertUnwindSafe(|| self.factory.build())) {
+                Ok(Ok(e)) => self.engine = Some(e),
+                Ok(Err(e)) => return Err(SpriteError::EngineStart(Arc::new(e))),
+                Err(payload) => {
+                    return Err(SpriteError::Panicked {
+                        message: panic_message(payload.as_ref()),
+                    });
+                }
+            }
+        }
+        self.engine.as_mut().ok_or(SpriteError::WorkerStopped)
+    }
+
+    fn engine(&mut self) -> pixelgen::Result<&mut Box<dyn SpriteEngine>> {
+        self.engine
+            .as_mut()
+            .ok_or_else(|| pixelgen::PixelGenError::Engine("the engine is not built".into()))
+    }
+}
+
+impl SpriteEngine for Slot {
+    fn model_identity(&mut self) -> pixelgen::Result<ModelIdentity> {
+        self.engine()?.model_identity()
+    }
+
+    fn render(
+        &mut self,
+        plan: &Plan,
+        progress: &mut dyn FnMut(&pixelgen::Progress) -> Control,
+    ) -> pixelgen::Result<Rendered> {
+        self.engine()?.render(plan, progress)
+    }
 }
 
 struct Queued(Job);
@@ -121,8 +167,14 @@ pub(crate) fn run(config: WorkerConfig, jobs: Receiver<Job>, events: Sender<Work
             })
             .ok()
     });
-    let mut engine: Option<Box<dyn SpriteEngine>> = None;
-    let mut memory = MemoryCache::new(config.memory_cache_bytes);
+    let slot = Slot {
+        factory: config.factory.clone(),
+        engine: None,
+    };
+    let mut engine = CachedEngine::new(slot).with_memory_bytes(config.memory_cache_bytes);
+    if let Some(cache) = config.cache.clone() {
+        engine = engine.with_disk_cache(cache);
+    }
     let mut heap = BinaryHeap::new();
     loop {
         if heap.is_empty() {
@@ -141,10 +193,7 @@ pub(crate) fn run(config: WorkerConfig, jobs: Receiver<Job>, events: Sender<Work
             continue; // cancelled while queued; the cancel already reported it
         }
         let id = job.ticket.id();
-        let mut work = || {
-            let state = (&mut engine, &mut memory);
-            run_job(&config, state, &job.ticket, &jobs, &mut heap, &events)
-        };
+        let mut work = || run_job(&config, &mut engine, &job, &jobs, &mut heap, &events);
         let outcome = match &pool {
             Some(pool) => pool.install(work),
             None => work(),
@@ -160,173 +209,51 @@ pub(crate) fn run(config: WorkerConfig, jobs: Receiver<Job>, events: Sender<Work
     }
 }
 
-/// The engine (built on the first job, dropped after a panic) and the memory of recent sprites.
-type WorkerState<'a> = (&'a mut Option<Box<dyn SpriteEngine>>, &'a mut MemoryCache);
-
+/// One request: the cached engine makes it (or finds it made), the output folder gets it.
 fn run_job(
     config: &WorkerConfig,
-    (engine_slot, memory): WorkerState<'_>,
-    ticket: &Ticket,
+    engine: &mut CachedEngine<Slot>,
+    job: &Job,
     jobs: &Receiver<Job>,
     heap: &mut BinaryHeap<Queued>,
     events: &Sender<WorkerEvent>,
 ) -> Result<Finished, SpriteError> {
-    let id = ticket.id();
-    let recipe = ticket.recipe();
-    if engine_slot.is_none() {
-        let made = catch_unwind(AssertUnwindSafe(|| config.factory.build()));
-        match made {
-            Ok(Ok(e)) => *engine_slot = Some(e),
-            Ok(Err(e)) => return Err(SpriteError::EngineStart(Arc::new(e))),
-            Err(payload) => {
-                return Err(SpriteError::Panicked {
-                    message: panic_message(payload.as_ref()),
-                });
-            }
-        }
-    }
-
-    if ticket.is_sheet() {
-        return run_sheet(config, (engine_slot, memory), ticket, jobs, heap, events);
-    }
-
-    // Cache lookups, memory first (the key needs the model identity, which may read the
-    // model folder's configs).
-    if let Some(key) = lookup_key(config, engine_slot, memory, recipe)? {
-        let hit = memory.get(&key).or_else(|| {
-            let cache = config.cache.as_ref()?;
-            let image = read_cached(cache, &key, |c, k| c.get_sprite(k))?;
-            memory.put(key, &image);
-            Some(image)
-        });
-        if let Some(image) = hit {
-            return Ok(Finished {
-                id,
-                image: to_bevy_image(image),
-                layout: None,
-                recipe: recipe.clone(),
-                key: Some(key),
-                saved: None,
-                save_error: None,
-                from_cache: true,
+    let id = job.ticket.id();
+    engine.engine_mut().ensure()?;
+    let mut on_progress = progress_reporter(id, &job.ticket, jobs, heap, events);
+    let made = catch_unwind(AssertUnwindSafe(|| engine.run(&job.plan, &mut on_progress)));
+    let generated = match made {
+        Ok(Ok(g)) => g,
+        Ok(Err(e)) => return Err(SpriteError::from_engine(e)),
+        Err(payload) => {
+            engine.engine_mut().engine = None;
+            return Err(SpriteError::Panicked {
+                message: panic_message(payload.as_ref()),
             });
         }
-    }
-
-    let mut on_progress = progress_reporter(id, ticket, jobs, heap, events);
-    let sprite: GeneratedSprite = guarded(engine_slot, |engine| {
-        engine.generate(recipe, &mut on_progress)
-    })?;
-
-    let (saved, save_error) = save_output(config, |dir| save_sprite(dir, &sprite).map(|s| s.png));
-    memory.put(sprite.key, &sprite.image);
-    if let Some(cache) = &config.cache
-        && let Err(e) = cache.put_sprite(&sprite.key, &sprite.image)
-    {
-        bevy::log::warn!("pixelgen: cannot write the cache entry for {id}: {e}");
-    }
-    Ok(Finished {
-        id,
-        key: Some(sprite.key),
-        image: to_bevy_image(sprite.image),
-        layout: None,
-        recipe: sprite.recipe,
-        saved,
-        save_error,
-        from_cache: false,
-    })
-}
-
-/// Saves into the output folder when one is configured: the PNG's path, or why saving failed
-/// (a failed save is reported; the finished image still reaches the game).
-fn save_output(
-    config: &WorkerConfig,
-    save: impl FnOnce(&Path) -> pixelgen::Result<PathBuf>,
-) -> (Option<PathBuf>, Option<String>) {
-    match &config.output_dir {
-        Some(dir) => match save(dir) {
-            Ok(png) => (Some(png), None),
+    };
+    // Work already saved (a cache hit) is not written again.
+    let (saved, save_error) = match (&config.output_dir, generated.from_cache) {
+        (Some(dir), false) => match pixelgen::save(dir, &generated) {
+            Ok(files) => (Some(files.png), None),
             Err(e) => (None, Some(e.to_string())),
         },
-        None => (None, None),
-    }
-}
-
-/// Runs `f` on the engine, turning an engine error or a panic into a [`SpriteError`]. After a
-/// panic the engine's state is unknown: it is dropped and a new one is built next time.
-fn guarded<T>(
-    engine_slot: &mut Option<Box<dyn SpriteEngine>>,
-    f: impl FnOnce(&mut dyn SpriteEngine) -> pixelgen::Result<T>,
-) -> Result<T, SpriteError> {
-    let Some(engine) = engine_slot.as_mut() else {
-        return Err(SpriteError::WorkerStopped);
+        _ => (None, None),
     };
-    match catch_unwind(AssertUnwindSafe(|| f(engine.as_mut()))) {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(SpriteError::from_engine(e)),
-        Err(payload) => {
-            *engine_slot = None;
-            Err(SpriteError::Panicked {
-                message: panic_message(payload.as_ref()),
-            })
-        }
-    }
-}
-
-/// A sheet request: every frame (each made once: see [`FrameCache`]), then packing; saved as
-/// PNG + Aseprite JSON + recipe.
-fn run_sheet(
-    config: &WorkerConfig,
-    (engine_slot, memory): WorkerState<'_>,
-    ticket: &Ticket,
-    jobs: &Receiver<Job>,
-    heap: &mut BinaryHeap<Queued>,
-    events: &Sender<WorkerEvent>,
-) -> Result<Finished, SpriteError> {
-    let id = ticket.id();
-    let recipe = ticket.recipe();
-    if let Some(cache) = &config.cache {
-        let key = cache_key(engine_slot, recipe)?;
-        if let Some(sheet) = read_cached(cache, &key, |c, k| c.get_sheet(k)) {
-            let (w, h) = sheet.image.dimensions();
-            return Ok(Finished {
-                id,
-                layout: Some(atlas_layout(&sheet.layout, w, h)),
-                image: to_bevy_image(sheet.image),
-                recipe: recipe.clone(),
-                key: Some(key),
-                saved: None,
-                save_error: None,
-                from_cache: true,
-            });
-        }
-    }
-    let mut on_progress = progress_reporter(id, ticket, jobs, heap, events);
-    let sheet: GeneratedSheet = guarded(engine_slot, |engine| {
-        let mut frames = FrameCache::new(engine, memory, config.cache.as_ref());
-        generate_sheet(&mut frames, recipe, &mut on_progress)
-    })?;
-    let (saved, save_error) = save_output(config, |dir| save_sheet(dir, &sheet).map(|s| s.png));
-    if let Some(cache) = &config.cache
-        && let Err(e) = cache.put_sheet(&sheet.key, &sheet.sheet)
-    {
-        bevy::log::warn!("pixelgen: cannot write the cache entry for sheet {id}: {e}");
-    }
-    let (w, h) = sheet.sheet.image.dimensions();
+    let (w, h) = generated.image.dimensions();
     Ok(Finished {
         id,
-        layout: Some(atlas_layout(&sheet.sheet.layout, w, h)),
-        image: to_bevy_image(sheet.sheet.image),
-        recipe: sheet.recipe,
-        key: Some(sheet.key),
+        layout: generated.layout.as_ref().map(|l| atlas_layout(l, w, h)),
+        image: to_bevy_image(generated.image),
+        recipe: generated.recipe,
+        key: Some(generated.key),
         saved,
         save_error,
-        from_cache: false,
+        from_cache: generated.from_cache,
     })
 }
 
-/// The progress callback shared by sprites and sheets: reports, takes new requests off the
-/// channel, and answers a cancel.
+/// The progress callback: reports, takes new requests off the channel, and answers a cancel.
 fn progress_reporter<'a>(
     id: TicketId,
     ticket: &'a Ticket,
@@ -367,65 +294,6 @@ pub(crate) fn atlas_layout(layout: &SheetLayout, width: u32, height: u32) -> Tex
         atlas.add_texture(URect::new(r.x, r.y, r.x + r.w, r.y + r.h));
     }
     atlas
-}
-
-/// The key to look `recipe` up under, when a cache is on. Without a disk cache a key that
-/// cannot be computed (e.g. an unreadable model folder) only skips the memory lookup, so
-/// generation reports the real problem; a panic is reported at once.
-fn lookup_key(
-    config: &WorkerConfig,
-    engine_slot: &mut Option<Box<dyn SpriteEngine>>,
-    memory: &MemoryCache,
-    recipe: &Recipe,
-) -> Result<Option<CacheKey>, SpriteError> {
-    if config.cache.is_none() && !memory.enabled() {
-        return Ok(None);
-    }
-    match cache_key(engine_slot, recipe) {
-        Ok(key) => Ok(Some(key)),
-        Err(e) if config.cache.is_some() || matches!(e, SpriteError::Panicked { .. }) => Err(e),
-        Err(_) => Ok(None),
-    }
-}
-
-/// The cache key of `recipe` on the engine's model (building nothing: the engine exists).
-fn cache_key(
-    engine_slot: &mut Option<Box<dyn SpriteEngine>>,
-    recipe: &Recipe,
-) -> Result<CacheKey, SpriteError> {
-    let Some(engine) = engine_slot.as_mut() else {
-        return Err(SpriteError::WorkerStopped);
-    };
-    let key = catch_unwind(AssertUnwindSafe(|| {
-        engine
-            .model_identity()
-            .and_then(|m| CacheKey::new(recipe, &m))
-    }));
-    match key {
-        Ok(Ok(k)) => Ok(k),
-        Ok(Err(e)) => Err(SpriteError::from_engine(e)),
-        Err(payload) => {
-            *engine_slot = None;
-            Err(SpriteError::Panicked {
-                message: panic_message(payload.as_ref()),
-            })
-        }
-    }
-}
-
-/// A cache hit, or `None` (an unreadable entry is logged and treated as a miss).
-fn read_cached<T>(
-    cache: &DiskCache,
-    key: &CacheKey,
-    get: impl FnOnce(&DiskCache, &CacheKey) -> pixelgen::Result<Option<T>>,
-) -> Option<T> {
-    match get(cache, key) {
-        Ok(hit) => hit,
-        Err(e) => {
-            bevy::log::warn!("pixelgen: ignoring cache entry {key}: {e}");
-            None
-        }
-    }
 }
 
 /// An RGBA sprite as a Bevy image with nearest sampling (pixel art stays crisp).

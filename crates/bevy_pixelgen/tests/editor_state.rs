@@ -16,7 +16,7 @@ use bevy_pixelgen::{
     frame_uv, load_settings, pixelgen,
 };
 use crossbeam_channel::{Receiver, Sender};
-use pixelgen::{CacheKey, Control, GeneratedSprite, ModelIdentity, PixelGenError, SpriteEngine};
+use pixelgen::{Control, ModelIdentity, PixelGenError, SpriteEngine};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// Each `app.update()` advances the app's clocks by this much.
@@ -50,11 +50,12 @@ impl SpriteEngine for FakeEngine {
         Ok(ModelIdentity("fake".into()))
     }
 
-    fn generate(
+    fn render(
         &mut self,
-        recipe: &Recipe,
+        plan: &pixelgen::Plan,
         progress: &mut dyn FnMut(&pixelgen::Progress) -> Control,
-    ) -> pixelgen::Result<GeneratedSprite> {
+    ) -> pixelgen::Result<pixelgen::Rendered> {
+        let recipe = plan.recipe();
         self.seen.lock().unwrap().push(recipe.clone());
         if recipe.prompt.contains("fail") {
             return Err(PixelGenError::Engine("forced failure".into()));
@@ -102,13 +103,9 @@ impl SpriteEngine for FakeEngine {
                 p.0[0] = (x * 255 / recipe.size.width.max(2).saturating_sub(1)) as u8;
             }
         }
-        Ok(GeneratedSprite {
-            key: CacheKey::new(recipe, &ModelIdentity("fake".into()))?,
+        Ok(pixelgen::Rendered {
             image,
-            recipe: recipe.clone(),
-            raw_size: (64, 64),
             fell_back: false,
-            elapsed: Duration::ZERO,
         })
     }
 }

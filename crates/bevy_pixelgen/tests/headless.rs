@@ -8,15 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bevy::asset::{AssetPlugin, Assets, Handle};
+use bevy::ecs::system::RunSystemOnce;
 use bevy::image::{Image, ImagePlugin, TextureAtlasLayout};
 use bevy::prelude::*;
 use bevy_pixelgen::prelude::*;
-use bevy_pixelgen::{EngineFactory, pixelgen};
-use common::{Log, collect};
+use bevy_pixelgen::{EngineFactory, MAX_PLACEHOLDER_SIDE, pixelgen};
+use common::{Log, collect, submit};
 use crossbeam_channel::{Receiver, Sender};
-use pixelgen::{
-    CacheKey, Control, GeneratedSprite, ModelIdentity, PixelGenError, Size, SpriteEngine,
-};
+use pixelgen::{Control, ModelIdentity, PixelGenError, Size, SpriteEngine};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -45,12 +44,12 @@ impl SpriteEngine for FakeEngine {
         Ok(ModelIdentity("fake".into()))
     }
 
-    fn generate(
+    fn render(
         &mut self,
-        recipe: &Recipe,
+        plan: &pixelgen::Plan,
         progress: &mut dyn FnMut(&pixelgen::Progress) -> Control,
-    ) -> pixelgen::Result<GeneratedSprite> {
-        let recipe = recipe.clone().with_drawn_seed();
+    ) -> pixelgen::Result<pixelgen::Rendered> {
+        let recipe = plan.recipe();
         if recipe.prompt.contains("panic") {
             panic!("fake engine panics on purpose");
         }
@@ -94,13 +93,9 @@ impl SpriteEngine for FakeEngine {
             recipe.size.height,
             image::Rgba(colour_of(seed)),
         );
-        Ok(GeneratedSprite {
-            key: CacheKey::new(&recipe, &ModelIdentity("fake".into()))?,
+        Ok(pixelgen::Rendered {
             image,
-            recipe,
-            raw_size: (64, 64),
             fell_back: false,
-            elapsed: Duration::ZERO,
         })
     }
 }
@@ -184,10 +179,6 @@ fn over(app: &App, id: TicketId) -> bool {
     finished(app, id) || failure(app, id).is_some()
 }
 
-fn submit(app: &mut App, req: SpriteRequest) -> Ticket {
-    app.world_mut().resource_mut::<PixelGen>().submit(req)
-}
-
 fn pixels(app: &App, h: &Handle<Image>) -> Option<(u32, u32, Vec<u8>)> {
     let img = app.world().resource::<Assets<Image>>().get(h)?;
     Some((
@@ -256,7 +247,7 @@ fn placeholder_at_once_then_the_sprite_in_place() {
         ticket.status(),
         TicketStatus::Done { saved: None }
     ));
-    assert_eq!(app.world().resource::<PixelGen>().in_flight(), 0);
+    assert_eq!(app.world().resource::<PixelGenQueue>().in_flight(), 0);
     assert_eq!(f.record.engines_built.load(Ordering::SeqCst), 1);
 }
 
@@ -313,9 +304,9 @@ fn cancel_a_queued_request_and_a_running_one() {
     wait_running(&mut app, &running);
     let queued = submit(&mut app, SpriteRequest::new("second").seed(2));
     assert!(matches!(queued.status(), TicketStatus::Queued));
-    assert_eq!(app.world().resource::<PixelGen>().queued(), 1);
+    assert_eq!(app.world().resource::<PixelGenQueue>().queued(), 1);
     assert!(queued.cancel());
-    assert_eq!(app.world().resource::<PixelGen>().queued(), 0);
+    assert_eq!(app.world().resource::<PixelGenQueue>().queued(), 0);
     run_until(&mut app, "the queued cancel", |a| over(a, queued.id()));
     assert!(matches!(
         failure(&app, queued.id()),
@@ -323,7 +314,7 @@ fn cancel_a_queued_request_and_a_running_one() {
     ));
     assert!(!queued.cancel(), "already over");
 
-    assert!(app.world().resource::<PixelGen>().cancel(running.id()));
+    assert!(app.world().resource::<PixelGenQueue>().cancel(running.id()));
     run_until(&mut app, "the running cancel", |a| over(a, running.id()));
     assert!(matches!(
         failure(&app, running.id()),
@@ -432,9 +423,67 @@ fn invalid_request_fails_without_reaching_the_engine() {
         Some(SpriteError::Invalid(_))
     ));
     assert_eq!(f.record.engines_built.load(Ordering::SeqCst), 0);
-    // The placeholder still exists (at least 1 px wide).
+    // Nothing is allocated for what cannot run: the handle shows a tiny placeholder,
+    // whatever size was asked (100000x100000 here).
     let (w, h, _) = pixels(&app, t.handle()).unwrap();
-    assert_eq!((w, h), (1, 16));
+    assert_eq!((w, h), (2, 2));
+    let huge = submit(&mut app, SpriteRequest::new("x").size(100_000, 100_000));
+    let (w, h, _) = pixels(&app, huge.handle()).unwrap();
+    assert_eq!((w, h), (2, 2));
+}
+
+#[test]
+fn the_placeholder_is_in_the_assets_when_the_handle_is_returned() {
+    let f = fake();
+    let mut app = app(fake_plugin(&f));
+    // Inside one system: submit, then look the handles up at once (no frame in between).
+    let seen = app
+        .world_mut()
+        .run_system_once(|mut pg: PixelGen| {
+            let sprite = pg.submit(SpriteRequest::new("gem").seed(1).size(12, 8));
+            let sheet = pg.submit(
+                SpriteRequest::new("walk")
+                    .seed(1)
+                    .size(8, 8)
+                    .frames(["walk 1", "walk 2", "walk 3"]),
+            );
+            let image = |pg: &mut PixelGen, t: &Ticket| {
+                pg.images().get(t.handle()).map(|i| (i.width(), i.height()))
+            };
+            let grid = sheet
+                .layout()
+                .and_then(|l| pg.layouts().get(l))
+                .map(|l| (l.size.x, l.size.y, l.textures.len()));
+            (
+                image(&mut pg, &sprite),
+                image(&mut pg, &sheet),
+                grid,
+                sprite.is_sheet(),
+                sheet.is_sheet(),
+            )
+        })
+        .unwrap();
+    // The sprite's own size; the sheet's: 2 columns x 2 rows of 8x8, three frames.
+    assert_eq!(
+        seen,
+        (
+            Some((12, 8)),
+            Some((16, 16)),
+            Some((16, 16, 3)),
+            false,
+            true
+        )
+    );
+    // Larger outputs show a scaled-down placeholder of the same shape.
+    let big = submit(
+        &mut app,
+        SpriteRequest::new("banner")
+            .seed(2)
+            .size(1024, 512)
+            .generation_size(1024, 1024),
+    );
+    let (w, h, _) = pixels(&app, big.handle()).unwrap();
+    assert_eq!((w, h), (MAX_PLACEHOLDER_SIDE, MAX_PLACEHOLDER_SIDE / 2));
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -551,10 +600,7 @@ fn sheet_gets_a_placeholder_grid_then_the_packed_frames() {
         ..Recipe::new("walk")
     };
     recipe.priority = Priority::Editor;
-    let t = app
-        .world_mut()
-        .resource_mut::<PixelGen>()
-        .submit_sheet(recipe);
+    let t = submit(&mut app, recipe);
     let layout = t.layout().cloned().expect("sheet tickets have a layout");
     app.update();
     let rects = |app: &App| {

@@ -16,7 +16,7 @@ use bevy::prelude::*;
 use bevy_pixelgen::prelude::*;
 use bevy_pixelgen::{DEFAULT_MEMORY_CACHE_BYTES, EngineFactory, pixelgen};
 use common::{Log, collect};
-use pixelgen::{CacheKey, Control, GeneratedSprite, ModelIdentity, SpriteEngine};
+use pixelgen::{Control, ModelIdentity, SpriteEngine};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const GREY_A: [u8; 4] = [0x55, 0x55, 0x55, 255];
@@ -39,12 +39,12 @@ impl SpriteEngine for CountingEngine {
         Ok(ModelIdentity("counting-fake".into()))
     }
 
-    fn generate(
+    fn render(
         &mut self,
-        recipe: &Recipe,
+        plan: &pixelgen::Plan,
         progress: &mut dyn FnMut(&pixelgen::Progress) -> Control,
-    ) -> pixelgen::Result<GeneratedSprite> {
-        let recipe = recipe.clone().with_drawn_seed();
+    ) -> pixelgen::Result<pixelgen::Rendered> {
+        let recipe = plan.recipe();
         self.runs.lock().unwrap().push(recipe.prompt.clone());
         progress(&pixelgen::Progress {
             step: 1,
@@ -52,17 +52,13 @@ impl SpriteEngine for CountingEngine {
             preview: Some(image::RgbImage::from_pixel(2, 2, image::Rgb([10, 20, 30]))),
         });
         let seed = recipe.seed.value().unwrap_or(0);
-        Ok(GeneratedSprite {
-            key: CacheKey::new(&recipe, &ModelIdentity("counting-fake".into()))?,
+        Ok(pixelgen::Rendered {
             image: image::RgbaImage::from_pixel(
                 recipe.size.width,
                 recipe.size.height,
                 image::Rgba(colour(&recipe.prompt, seed)),
             ),
-            recipe,
-            raw_size: (64, 64),
             fell_back: false,
-            elapsed: Duration::ZERO,
         })
     }
 }
@@ -203,7 +199,7 @@ fn recipe_asset_placeholder_then_sprite_then_cache_hits_without_the_model() {
     assert_eq!(solid(&app, &potion), Some(sprite));
     let ticket = app
         .world()
-        .resource::<PixelGen>()
+        .resource::<PixelGenQueue>()
         .recipe_asset_ticket("items/potion.pixelgen.ron")
         .cloned()
         .expect("a ticket for the recipe asset");
@@ -225,7 +221,7 @@ fn recipe_asset_placeholder_then_sprite_then_cache_hits_without_the_model() {
     assert_eq!(f.runs().len(), 1, "the model did not run for the cache hit");
     assert!(
         app.world()
-            .resource::<PixelGen>()
+            .resource::<PixelGenQueue>()
             .recipe_asset_ticket("items/same.pixelgen.ron")
             .is_none(),
         "nothing was queued"
@@ -361,10 +357,7 @@ fn sheet_recipe_asset_and_sheet_cache() {
 
     // The worker's own sheet cache: a sheet request for the same recipe is a hit too.
     let recipe = Recipe::from_ron(walk).unwrap();
-    let t = app2
-        .world_mut()
-        .resource_mut::<PixelGen>()
-        .submit_sheet(recipe);
+    let t = common::submit(&mut app2, recipe);
     run_until(&mut app2, "the sheet request", |a| {
         log(a).finished.iter().any(|m| m.ticket == t.id())
     });
@@ -407,10 +400,7 @@ fn progress_carries_the_latent_preview_to_the_message_and_ticket() {
     let cache = temp_dir("e-cache");
     let f = fake();
     let mut app = app(&assets, &cache, &f);
-    let t = app
-        .world_mut()
-        .resource_mut::<PixelGen>()
-        .submit(SpriteRequest::new("gem").seed(1).size(3, 3));
+    let t = common::submit(&mut app, SpriteRequest::new("gem").seed(1).size(3, 3));
     run_until(&mut app, "the sprite", |a| !log(a).finished.is_empty());
     let p = log(&app).progress.first().expect("a progress message");
     let preview = p.preview.clone().expect("a preview");
@@ -433,7 +423,9 @@ fn forget_logged_handles(app: &mut App) {
 }
 
 fn tracked(app: &App) -> usize {
-    app.world().resource::<PixelGen>().recipe_assets_tracked()
+    app.world()
+        .resource::<PixelGenQueue>()
+        .recipe_assets_tracked()
 }
 
 fn image_alive(app: &App, id: AssetId<Image>) -> bool {
@@ -460,7 +452,7 @@ fn dropped_recipe_assets_are_forgotten_and_their_images_freed() {
     });
     // The loader's table entry may land an update after the asset reports loaded.
     run_until(&mut app, "both recipe assets tracked", |a| tracked(a) == 2);
-    let pg = app.world().resource::<PixelGen>();
+    let pg = app.world().resource::<PixelGenQueue>();
     assert!(
         pg.recipe_asset_ticket("items/potion.pixelgen.ron")
             .is_some()
@@ -475,7 +467,7 @@ fn dropped_recipe_assets_are_forgotten_and_their_images_freed() {
     run_until(&mut app, "the image to be freed", |a| {
         !image_alive(a, potion_id)
     });
-    let pg = app.world().resource::<PixelGen>();
+    let pg = app.world().resource::<PixelGenQueue>();
     assert!(
         pg.recipe_asset_ticket("items/potion.pixelgen.ron")
             .is_none()
@@ -515,12 +507,12 @@ impl SpriteEngine for GatedEngine {
         Ok(ModelIdentity("gated-fake".into()))
     }
 
-    fn generate(
+    fn render(
         &mut self,
-        recipe: &Recipe,
+        plan: &pixelgen::Plan,
         progress: &mut dyn FnMut(&pixelgen::Progress) -> Control,
-    ) -> pixelgen::Result<GeneratedSprite> {
-        let recipe = recipe.clone().with_drawn_seed();
+    ) -> pixelgen::Result<pixelgen::Rendered> {
+        let recipe = plan.recipe();
         self.runs.lock().unwrap().push(recipe.prompt.clone());
         let start = Instant::now();
         let mut step = 0;
@@ -536,17 +528,13 @@ impl SpriteEngine for GatedEngine {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        Ok(GeneratedSprite {
-            key: CacheKey::new(&recipe, &ModelIdentity("gated-fake".into()))?,
+        Ok(pixelgen::Rendered {
             image: image::RgbaImage::from_pixel(
                 recipe.size.width,
                 recipe.size.height,
                 image::Rgba([1, 2, 3, 255]),
             ),
-            recipe,
-            raw_size: (64, 64),
             fell_back: false,
-            elapsed: Duration::ZERO,
         })
     }
 }
@@ -572,7 +560,7 @@ fn dropping_a_recipe_asset_while_it_generates_cancels_the_generation() {
     let potion: Handle<Image> = load(&app, "items/potion.pixelgen.ron");
     let ticket_of = |a: &App| {
         a.world()
-            .resource::<PixelGen>()
+            .resource::<PixelGenQueue>()
             .recipe_asset_ticket("items/potion.pixelgen.ron")
             .cloned()
     };
@@ -641,14 +629,7 @@ fn sheet_frames_are_generated_once_and_shared_with_sprites() {
     let cache = temp_dir("h-cache");
     let f = fake();
     let mut app = app(&assets, &cache, &f);
-    let submit = |app: &mut App, r: SpriteRequest, sheet: bool| {
-        let mut pg = app.world_mut().resource_mut::<PixelGen>();
-        if sheet {
-            pg.submit_sheet(r)
-        } else {
-            pg.submit(r)
-        }
-    };
+    let submit = |app: &mut App, r: SpriteRequest, _sheet: bool| common::submit(app, r);
     // Identical frames in one sheet run the model once.
     let a = submit(&mut app, strip(&["idle", "walk", "idle", "walk"]), true);
     run_until(&mut app, "sheet a", |a| log(a).finished.len() == 1);
@@ -716,8 +697,7 @@ fn identical_requests_come_from_memory_without_a_disk_cache() {
     let coin = || SpriteRequest::new("coin").seed(9).size(6, 6);
     let f = fake();
     let mut app = memory_app(&f, DEFAULT_MEMORY_CACHE_BYTES);
-    let submit =
-        |app: &mut App, r: SpriteRequest| app.world_mut().resource_mut::<PixelGen>().submit(r);
+    let submit = |app: &mut App, r: SpriteRequest| common::submit(app, r);
     let a = submit(&mut app, coin());
     let b = submit(&mut app, coin());
     let other = submit(&mut app, SpriteRequest::new("coin").seed(10).size(6, 6));

@@ -317,51 +317,12 @@ pub fn pack(frames: &[Frame], opts: &SheetOptions) -> Result<Sheet> {
             )));
         }
     }
-    if opts.extrude && (opts.padding < 2 || opts.margin < 1) {
-        return Err(PixelError::InvalidOption {
-            name: "extrude",
-            message: format!(
-                "extrusion needs padding >= 2 and margin >= 1 to hold the 1-px copied edges \
-                 (got padding {}, margin {})",
-                opts.padding, opts.margin
-            ),
-        });
-    }
-    let columns = match opts.columns {
-        Some(0) => {
-            return Err(PixelError::InvalidOption {
-                name: "columns",
-                message: "must be at least 1 (or unset for a near-square grid)".into(),
-            });
-        }
-        Some(c) => c,
-        None => near_square_columns(n),
-    };
-    let rows = n.div_ceil(columns);
     let tile_width = frames.iter().map(|f| f.image.width()).max().unwrap_or(1);
     let tile_height = frames.iter().map(|f| f.image.height()).max().unwrap_or(1);
-    let sheet_w = span(columns, tile_width, opts.padding, opts.margin);
-    let sheet_h = span(rows, tile_height, opts.padding, opts.margin);
-    if sheet_w > u64::from(MAX_SHEET_SIDE) || sheet_h > u64::from(MAX_SHEET_SIDE) {
-        return Err(sheet_err(format!(
-            "the sheet would be {sheet_w}x{sheet_h} px ({columns} columns x {rows} rows of \
-             {tile_width}x{tile_height}), over the {MAX_SHEET_SIDE} px limit: use fewer columns, \
-             smaller frames or several sheets"
-        )));
-    }
-    let (sheet_w, sheet_h) = (sheet_w as u32, sheet_h as u32);
-
-    let mut layout = SheetLayout {
-        tile_width,
-        tile_height,
-        columns,
-        rows,
-        padding: opts.padding,
-        margin: opts.margin,
-        extrude: opts.extrude,
-        frames: Vec::with_capacity(frames.len()),
-        tags: opts.tags.clone(),
-    };
+    let mut layout = SheetLayout::grid(opts, n, (tile_width, tile_height))?;
+    let (sheet_w, sheet_h) = layout.sheet_size();
+    let columns = layout.columns;
+    layout.frames.clear();
     for (i, f) in frames.iter().enumerate() {
         let (w, h) = f.image.dimensions();
         let (sx, sy) = opts.anchor.place((tile_width, tile_height), (w, h));
@@ -416,6 +377,69 @@ fn extrude_cell(buf: &mut [u8], stride: usize, cell: FrameRect) {
 }
 
 impl SheetLayout {
+    /// The grid [`pack`] uses for `frame_count` frames of `tile` (width, height) size under
+    /// `opts`, each frame filling its cell with the default duration: what a host shows (or
+    /// checks) before any frame exists. Same errors as [`pack`] for the options: zero
+    /// columns, `extrude` without room, a sheet side over [`MAX_SHEET_SIDE`].
+    pub fn grid(opts: &SheetOptions, frame_count: u32, tile: (u32, u32)) -> Result<Self> {
+        if frame_count == 0 {
+            return Err(sheet_err(
+                "no frames to pack: give at least one frame image",
+            ));
+        }
+        if opts.extrude && (opts.padding < 2 || opts.margin < 1) {
+            return Err(PixelError::InvalidOption {
+                name: "extrude",
+                message: format!(
+                    "extrusion needs padding >= 2 and margin >= 1 to hold the 1-px copied edges \
+                     (got padding {}, margin {})",
+                    opts.padding, opts.margin
+                ),
+            });
+        }
+        let columns = match opts.columns {
+            Some(0) => {
+                return Err(PixelError::InvalidOption {
+                    name: "columns",
+                    message: "must be at least 1 (or unset for a near-square grid)".into(),
+                });
+            }
+            Some(c) => c,
+            None => near_square_columns(frame_count),
+        };
+        let rows = frame_count.div_ceil(columns);
+        let (tile_width, tile_height) = tile;
+        let sheet_w = span(columns, tile_width, opts.padding, opts.margin);
+        let sheet_h = span(rows, tile_height, opts.padding, opts.margin);
+        if sheet_w > u64::from(MAX_SHEET_SIDE) || sheet_h > u64::from(MAX_SHEET_SIDE) {
+            return Err(sheet_err(format!(
+                "the sheet would be {sheet_w}x{sheet_h} px ({columns} columns x {rows} rows of \
+                 {tile_width}x{tile_height}), over the {MAX_SHEET_SIDE} px limit: use fewer \
+                 columns, smaller frames or several sheets"
+            )));
+        }
+        let mut layout = SheetLayout {
+            tile_width,
+            tile_height,
+            columns,
+            rows,
+            padding: opts.padding,
+            margin: opts.margin,
+            extrude: opts.extrude,
+            frames: Vec::with_capacity(frame_count as usize),
+            tags: opts.tags.clone(),
+        };
+        for i in 0..frame_count {
+            layout.frames.push(SheetFrame {
+                name: format!("frame {i}"),
+                rect: layout.cell_rect(i % columns, i / columns),
+                source: FrameRect::new(0, 0, tile_width, tile_height),
+                duration_ms: DEFAULT_DURATION_MS,
+            });
+        }
+        Ok(layout)
+    }
+
     /// The cell at grid column `col`, row `row`.
     pub fn cell_rect(&self, col: u32, row: u32) -> FrameRect {
         FrameRect::new(

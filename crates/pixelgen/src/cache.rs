@@ -154,11 +154,11 @@ mod tests {
                 ..recipe()
             },
             Recipe {
-                steps: 31,
+                steps: Some(31),
                 ..recipe()
             },
             Recipe {
-                guidance: 5.5,
+                guidance: Some(5.5),
                 ..recipe()
             },
             Recipe {

@@ -8,7 +8,7 @@ use pixelgen_pixel::sheet::{Sheet, SheetLayout};
 
 use crate::cache::CacheKey;
 use crate::error::{PixelGenError, Result};
-use crate::output::write_atomic;
+use crate::output::{encode_png, write_atomic};
 
 /// A content-addressed store of finished work: `KEY.png` for a sprite, `KEY.png` plus
 /// `KEY.layout.json` for a sheet (its frame layout), where `KEY` is the 64-digit cache key.
@@ -131,20 +131,6 @@ fn read_png(path: &Path) -> Result<Option<RgbaImage>> {
             path: path.to_path_buf(),
             message: format!("unreadable cache entry ({e}): delete it to regenerate"),
         })
-}
-
-fn encode_png(path: &Path, image: &RgbaImage) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    image
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .map_err(|e| PixelGenError::Encode {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    Ok(bytes)
 }
 
 #[cfg(test)]

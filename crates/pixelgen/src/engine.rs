@@ -1,22 +1,21 @@
-//! [`SpriteEngine`]: recipe in, sprite out; [`Generator`] is the real one (SDXL + pixelize).
+//! [`SpriteEngine`]: one planned frame in, pixels out; [`Generator`] is the real one (SDXL
+//! then the pixel-art pipeline).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use candle_core::Tensor;
-use image::{Rgba, RgbaImage};
+use image::RgbaImage;
 use pixelgen_diffusion::{
     Control as DiffusionControl, Lora, SamplingPreset, ScaledLora, SdxlPipeline, SdxlWeights,
-    SeededNoise,
+    SeededNoise, to_rgba_images,
 };
 use pixelgen_pixel::pixelize;
 
-use crate::cache::CacheKey;
 use crate::error::{PixelGenError, Result, invalid};
 use crate::model::{ModelConfig, ModelIdentity, ModelSource};
-use crate::recipe::{Frames, LoraRef, Recipe};
+use crate::plan::Plan;
+use crate::recipe::LoraRef;
 
 /// Progress of a running generation, reported after every sampling step.
 #[derive(Debug, Clone)]
@@ -39,38 +38,46 @@ pub enum Control {
     Cancel,
 }
 
-/// A finished sprite and what made it.
+/// One frame as an engine drew it.
 #[derive(Debug, Clone)]
-pub struct GeneratedSprite {
+pub struct Rendered {
     /// The pixel-art sprite (RGBA, binary alpha where transparency was asked for).
     pub image: RgbaImage,
-    /// The recipe with its seed fixed: regenerates this sprite.
-    pub recipe: Recipe,
-    /// The content address of `recipe` on the model that ran it.
-    pub key: CacheKey,
-    /// The model's full-size image before pixel-art post-processing.
-    pub raw_size: (u32, u32),
     /// No pixel grid was found and the image was resampled to the fallback size.
     pub fell_back: bool,
-    /// Time spent sampling and post-processing.
-    pub elapsed: Duration,
 }
 
-/// Something that turns a recipe into a sprite: the real [`Generator`], or a test double.
+/// Something that draws one planned frame: the real [`Generator`], a remote backend or a
+/// test double. Hosts wrap it in a [`CachedEngine`](crate::CachedEngine), which makes
+/// sheets frame by frame, keys and caches the results.
 ///
 /// Implementations may block for a long time and are run on a worker thread.
 pub trait SpriteEngine: Send {
     /// The identity of the model behind this engine (part of every cache key).
     fn model_identity(&mut self) -> Result<ModelIdentity>;
 
-    /// Generates one sprite. A [`Seed::Random`](crate::Seed::Random) is drawn and recorded in the result.
-    /// `progress` is called after every step; returning [`Control::Cancel`] stops the run
-    /// with [`PixelGenError::Cancelled`].
-    fn generate(
+    /// Draws the sprite of `plan`, a single-frame plan (see [`Plan::frames`]): validated,
+    /// with its seed fixed. `progress` is called after every step; returning
+    /// [`Control::Cancel`] stops the run with [`PixelGenError::Cancelled`].
+    fn render(
         &mut self,
-        recipe: &Recipe,
+        plan: &Plan,
         progress: &mut dyn FnMut(&Progress) -> Control,
-    ) -> Result<GeneratedSprite>;
+    ) -> Result<Rendered>;
+}
+
+impl<E: SpriteEngine + ?Sized> SpriteEngine for Box<E> {
+    fn model_identity(&mut self) -> Result<ModelIdentity> {
+        (**self).model_identity()
+    }
+
+    fn render(
+        &mut self,
+        plan: &Plan,
+        progress: &mut dyn FnMut(&Progress) -> Control,
+    ) -> Result<Rendered> {
+        (**self).render(plan, progress)
+    }
 }
 
 /// The real engine: SDXL (loaded lazily, once) then pixel-art post-processing.
@@ -230,29 +237,35 @@ impl SpriteEngine for Generator {
         if let Some(id) = &self.identity {
             return Ok(id.clone());
         }
-        let id = self.config.identity()?;
+        let id = match self.config.identity() {
+            Ok(id) => id,
+            // The loader says best what is wrong with a model it cannot read ("no
+            // `unet/config.json` in DIR: is this a diffusers SDXL folder?").
+            Err(e) => {
+                self.load()?;
+                return Err(e);
+            }
+        };
         self.identity = Some(id.clone());
         Ok(id)
     }
 
-    fn generate(
+    fn render(
         &mut self,
-        recipe: &Recipe,
+        plan: &Plan,
         progress: &mut dyn FnMut(&Progress) -> Control,
-    ) -> Result<GeneratedSprite> {
-        let start = Instant::now();
-        recipe.validate()?;
-        if recipe.frames != Frames::Single {
+    ) -> Result<Rendered> {
+        let recipe = plan.recipe();
+        if plan.is_sheet() {
             return Err(invalid(
                 "frames",
-                "a multi-frame recipe makes a sprite sheet, not one sprite: request a sheet",
+                "an engine draws one frame: make sheets with CachedEngine (it splits them)",
             ));
         }
-        let recipe = recipe.clone().with_drawn_seed();
         let seed = recipe
             .seed
             .value()
-            .ok_or_else(|| PixelGenError::Engine("the seed was not drawn".into()))?;
+            .ok_or_else(|| PixelGenError::Engine("the plan has no fixed seed".into()))?;
         if let Some(name) = recipe
             .model
             .as_ref()
@@ -267,12 +280,10 @@ impl SpriteEngine for Generator {
                 ),
             ));
         }
-        // Load first: a wrong folder gets the loader's "is this a diffusers folder?" message.
-        self.pipeline_with(&recipe.loras)?;
-        let key = CacheKey::new(&recipe, &self.model_identity()?)?;
         let previews = self.previews;
-        // A registry model's preset fills the sampling fields the recipe leaves unset; the key
-        // above is of the recipe as written (the preset is part of the model identity).
+        self.pipeline_with(&recipe.loras)?;
+        // A registry model's preset fills the sampling fields the recipe leaves unset; the
+        // cache key is of the recipe as written (the preset is part of the model identity).
         let sampled = match &self.preset {
             Some(preset) => recipe.with_unset_sampling_from(preset),
             None => recipe.clone(),
@@ -293,66 +304,21 @@ impl SpriteEngine for Generator {
             }
         };
         let out = pipe.txt2img(&params, &mut SeededNoise::new(seed), &mut on_step)?;
-        let raw = tensor_to_rgba(&out.image)?;
+        let raw = to_rgba_images(&out.image)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| PixelGenError::Engine("the model returned no image".into()))?;
         let pixel = pixelize(&raw, &recipe.pixel_options())?;
-        Ok(GeneratedSprite {
+        Ok(Rendered {
             image: pixel.image,
-            raw_size: raw.dimensions(),
             fell_back: pixel.fell_back,
-            recipe,
-            key,
-            elapsed: start.elapsed(),
         })
     }
-}
-
-/// `[1, 3, h, w]` RGB in [0, 1] -> an opaque RGBA image.
-pub fn tensor_to_rgba(image: &Tensor) -> Result<RgbaImage> {
-    let (b, c, h, w) = image
-        .dims4()
-        .map_err(pixelgen_diffusion::DiffusionError::from)?;
-    if b != 1 || c != 3 {
-        return Err(PixelGenError::Engine(format!(
-            "decoded image has shape {:?}, expected [1, 3, h, w]",
-            image.dims()
-        )));
-    }
-    let hwc: Vec<f32> = image
-        .squeeze(0)
-        .and_then(|t| t.permute((1, 2, 0)))
-        .and_then(|t| t.to_dtype(candle_core::DType::F32))
-        .and_then(|t| t.flatten_all())
-        .and_then(|t| t.to_vec1())
-        .map_err(pixelgen_diffusion::DiffusionError::from)?;
-    let to8 = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
-    let mut out = RgbaImage::new(w as u32, h as u32);
-    for (px, rgb) in out.pixels_mut().zip(hwc.chunks_exact(3)) {
-        *px = Rgba([to8(rgb[0]), to8(rgb[1]), to8(rgb[2]), 255]);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
-
-    #[test]
-    fn tensor_to_rgba_maps_channels_and_range() {
-        // 1x3x1x2: pixel 0 = (0, 0.5, 1), pixel 1 = (1.2 clamps, -1 clamps, 0.2).
-        let t = Tensor::from_vec(
-            vec![0.0f32, 1.2, 0.5, -1.0, 1.0, 0.2],
-            (1, 3, 1, 2),
-            &Device::Cpu,
-        )
-        .unwrap();
-        let img = tensor_to_rgba(&t).unwrap();
-        assert_eq!(img.dimensions(), (2, 1));
-        assert_eq!(img.get_pixel(0, 0).0, [0, 128, 255, 255]);
-        assert_eq!(img.get_pixel(1, 0).0, [255, 0, 51, 255]);
-        let bad = Tensor::zeros((1, 4, 2, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
-        assert!(tensor_to_rgba(&bad).is_err());
-    }
 
     #[test]
     fn missing_model_fails_to_load_and_can_retry() {

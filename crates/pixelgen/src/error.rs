@@ -78,6 +78,9 @@ pub enum PixelGenError {
         /// The encoder's message.
         message: String,
     },
+    /// A file to be written exists already and overwriting was not asked for.
+    #[error("{} exists already: choose another name, or allow overwriting", .0.display())]
+    Exists(PathBuf),
     /// An engine other than the built-in one (a test double, a remote backend) failed.
     #[error("engine: {0}")]
     Engine(String),

@@ -1,25 +1,56 @@
-//! Writing a finished sprite to disk: PNG plus a `.pixelgen.ron` recipe sidecar, atomically.
+//! Writing finished work to disk: PNG, a `.pixelgen.ron` recipe sidecar and, for a sheet,
+//! Aseprite JSON, each file atomically.
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use image::RgbaImage;
+use pixelgen_pixel::sheet::{JsonForm, SheetLayout};
 
 use crate::cache::CacheKey;
-use crate::engine::GeneratedSprite;
+use crate::cached::Generated;
 use crate::error::{PixelGenError, Result};
+use crate::recipe::Recipe;
 
-/// Where [`save_sprite`] put a sprite.
+/// Where [`save`] / [`save_as`] put a sprite or a sheet.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SavedSprite {
+pub struct SavedFiles {
     /// The PNG.
     pub png: PathBuf,
     /// The recipe sidecar (`NAME.pixelgen.ron`), which regenerates the PNG.
     pub recipe: PathBuf,
+    /// For a sheet: Aseprite-compatible JSON (hash form) describing the frames.
+    pub json: Option<PathBuf>,
 }
 
-/// The file stem for a sprite: a slug of the prompt (at most 40 characters) and the short
-/// cache key, e.g. `red-potion-3f2a9c1b0d4e5f60`.
-pub fn file_stem(sprite: &GeneratedSprite) -> String {
-    file_stem_for(&sprite.recipe.prompt, &sprite.key)
+/// What [`save_as`] writes: an image, the recipe that made it and, for a sheet, its layout.
+#[derive(Debug, Clone, Copy)]
+pub struct Artwork<'a> {
+    /// The sprite or sheet pixels.
+    pub image: &'a RgbaImage,
+    /// The recipe (seed fixed) that regenerates it.
+    pub recipe: &'a Recipe,
+    /// For a sheet: its frame layout (written as Aseprite JSON).
+    pub layout: Option<&'a SheetLayout>,
+}
+
+impl Generated {
+    /// The parts [`save_as`] writes.
+    pub fn artwork(&self) -> Artwork<'_> {
+        Artwork {
+            image: &self.image,
+            recipe: &self.recipe,
+            layout: self.layout.as_ref(),
+        }
+    }
+}
+
+/// The file stem for finished work: a slug of the prompt (at most 40 characters) and the
+/// short cache key, e.g. `red-potion-3f2a9c1b0d4e5f60`.
+pub fn file_stem(generated: &Generated) -> String {
+    file_stem_for(&generated.recipe.prompt, &generated.key)
 }
 
 /// [`file_stem`] from a prompt and a key.
@@ -49,52 +80,110 @@ pub fn prompt_slug(prompt: &str) -> String {
     }
 }
 
-/// Saves `sprite` as `DIR/STEM.png` and `DIR/STEM.pixelgen.ron` (creating `dir`).
+/// Saves `generated` as `DIR/STEM.png` and `DIR/STEM.pixelgen.ron` (plus `DIR/STEM.json`
+/// for a sheet), where `STEM` is [`file_stem`]; an existing file of that name is replaced
+/// (the same stem means the same recipe and model, so the same pixels).
+pub fn save(dir: &Path, generated: &Generated) -> Result<SavedFiles> {
+    save_as(dir, &file_stem(generated), generated.artwork(), true)
+}
+
+/// Saves `art` as `DIR/STEM.png`, `DIR/STEM.pixelgen.ron` and, for a sheet, `DIR/STEM.json`
+/// (Aseprite hash form), creating `dir`. `stem` may contain `/` for a subfolder. Without
+/// `overwrite`, an existing file of any of these names is an error
+/// ([`PixelGenError::Exists`]) and nothing is written.
 ///
-/// Each file is written to a temporary name in `dir` and renamed into place, so a reader
-/// (the asset server's file watcher, a crash) never sees a half-written file. Blocking:
-/// call it off the game's main schedule.
-pub fn save_sprite(dir: &Path, sprite: &GeneratedSprite) -> Result<SavedSprite> {
-    fs::create_dir_all(dir).map_err(|source| PixelGenError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let stem = file_stem(sprite);
+/// Every file goes through [`write_atomic`], so a reader (the asset server's file watcher,
+/// a crash) never sees half a file. Blocking: call it off the game's main schedule.
+pub fn save_as(dir: &Path, stem: &str, art: Artwork<'_>, overwrite: bool) -> Result<SavedFiles> {
     let png = dir.join(format!("{stem}.png"));
     let recipe = dir.join(format!("{stem}.pixelgen.ron"));
+    let json = art.layout.map(|_| dir.join(format!("{stem}.json")));
+    if !overwrite
+        && let Some(existing) = [Some(&png), Some(&recipe), json.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|p| p.exists())
+    {
+        return Err(PixelGenError::Exists(existing.clone()));
+    }
+    // Encode everything before writing anything.
+    let png_bytes = encode_png(&png, art.image)?;
+    let recipe_text = art.recipe.to_ron()?;
+    let json_text = art.layout.map(|layout| {
+        let png_name = png
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        layout.to_aseprite_json(&png_name, JsonForm::Hash)
+    });
+    if let Some(parent) = png.parent() {
+        fs::create_dir_all(parent).map_err(|source| PixelGenError::Io {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    write_atomic(&png, &png_bytes)?;
+    write_atomic(&recipe, recipe_text.as_bytes())?;
+    if let (Some(path), Some(text)) = (&json, json_text) {
+        write_atomic(path, text.as_bytes())?;
+    }
+    Ok(SavedFiles { png, recipe, json })
+}
 
+/// `image` as PNG bytes; `path` names the file in the error.
+pub(crate) fn encode_png(path: &Path, image: &RgbaImage) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    sprite
-        .image
+    image
         .write_to(
             &mut std::io::Cursor::new(&mut bytes),
             image::ImageFormat::Png,
         )
         .map_err(|e| PixelGenError::Encode {
-            path: png.clone(),
+            path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-    write_atomic(&png, &bytes)?;
-    write_atomic(&recipe, sprite.recipe.to_ron()?.as_bytes())?;
-    Ok(SavedSprite { png, recipe })
+    Ok(bytes)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+/// Writes `bytes` to `path` so that `path` holds either its old content or all of `bytes`:
+/// a temporary file in the same folder is written, flushed to the disk (`fsync`) and renamed
+/// over `path`, then the folder is synced so the rename survives a power cut. On any error
+/// the temporary file is removed and the error names the file that failed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}-{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
     let io = |p: &Path, source| PixelGenError::Io {
         path: p.to_path_buf(),
         source,
     };
-    fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| {
+    let written = (|| {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    })();
+    if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
-        io(path, e)
-    })
+        return Err(io(path, e));
+    }
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(io(path, e));
+    }
+    // The rename is durable once the folder is synced (not possible everywhere: best effort).
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -105,18 +194,19 @@ mod tests {
     use image::{Rgba, RgbaImage};
     use std::time::Duration;
 
-    fn sprite(prompt: &str) -> GeneratedSprite {
+    fn sprite(prompt: &str) -> Generated {
         let mut recipe = Recipe::new(prompt);
         recipe.seed = Seed::Fixed(5);
         let key = CacheKey::new(&recipe, &ModelIdentity("m".into())).unwrap();
         let image = RgbaImage::from_fn(3, 2, |x, y| {
             Rgba([x as u8 * 80, y as u8 * 90, 7, 255 * (x % 2) as u8])
         });
-        GeneratedSprite {
+        Generated {
             image,
+            layout: None,
             recipe,
             key,
-            raw_size: (24, 16),
+            from_cache: false,
             fell_back: false,
             elapsed: Duration::ZERO,
         }
@@ -143,7 +233,7 @@ mod tests {
             Seed::draw()
         ));
         let s = sprite("chest");
-        let saved = save_sprite(&dir, &s).unwrap();
+        let saved = save(&dir, &s).unwrap();
         let back = image::open(&saved.png).unwrap().into_rgba8();
         assert_eq!(back, s.image, "PNG round-trips pixel-exact, alpha included");
         let recipe = Recipe::from_ron(&fs::read_to_string(&saved.recipe).unwrap()).unwrap();
@@ -161,8 +251,40 @@ mod tests {
     fn unwritable_folder_is_an_error() {
         let file = std::env::temp_dir().join(format!("pixelgen-notadir-{}", Seed::draw()));
         fs::write(&file, b"x").unwrap();
-        let err = save_sprite(&file.join("sub"), &sprite("x")).unwrap_err();
+        let err = save(&file.join("sub"), &sprite("x")).unwrap_err();
         assert!(matches!(err, PixelGenError::Io { .. }), "{err}");
         fs::remove_file(&file).unwrap();
+    }
+
+    #[test]
+    fn a_sheet_saves_with_its_json_and_existing_files_are_kept_unless_overwriting() {
+        let dir = std::env::temp_dir().join(format!("pixelgen-out-sheet-{}", Seed::draw()));
+        let mut s = sprite("walk");
+        let frames: Vec<_> = (0..2u8)
+            .map(|i| {
+                pixelgen_pixel::sheet::Frame::new(RgbaImage::from_pixel(2, 2, Rgba([i, 0, 0, 255])))
+            })
+            .collect();
+        let sheet = pixelgen_pixel::sheet::pack(&frames, &Default::default()).unwrap();
+        s.image = sheet.image;
+        s.layout = Some(sheet.layout);
+        let saved = save_as(&dir, "hero/walk", s.artwork(), false).unwrap();
+        assert_eq!(saved.png, dir.join("hero/walk.png"));
+        let json = fs::read_to_string(saved.json.as_ref().expect("a sheet has JSON")).unwrap();
+        assert!(json.contains("\"image\": \"walk.png\""), "{json}");
+        assert_eq!(image::open(&saved.png).unwrap().into_rgba8(), s.image);
+        // Without overwrite nothing is touched; with it, everything is replaced.
+        let before = fs::read(&saved.recipe).unwrap();
+        let mut other = s.clone();
+        other.recipe.prompt = "run".into();
+        let err = save_as(&dir, "hero/walk", other.artwork(), false).unwrap_err();
+        assert!(
+            matches!(err, PixelGenError::Exists(ref p) if p == &saved.png),
+            "{err}"
+        );
+        assert_eq!(fs::read(&saved.recipe).unwrap(), before);
+        save_as(&dir, "hero/walk", other.artwork(), true).unwrap();
+        assert_ne!(fs::read(&saved.recipe).unwrap(), before);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -9,6 +9,7 @@ use pixelgen_pixel::PixelOptions;
 use pixelgen_pixel::alpha::BackgroundOptions;
 use pixelgen_pixel::pipeline::Canvas;
 use pixelgen_pixel::sheet::SheetOptions;
+use ron::extensions::Extensions;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PixelGenError, Result, invalid};
@@ -165,10 +166,13 @@ pub struct Recipe {
     pub negative: Option<String>,
     /// The noise seed.
     pub seed: Seed,
-    /// Sampling steps.
-    pub steps: usize,
-    /// Classifier-free guidance scale (1 or less: off).
-    pub guidance: f64,
+    /// Sampling steps; `None`: a registry model's preset, else [`Recipe::DEFAULT_STEPS`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
+    /// Classifier-free guidance scale (1 or less: off); `None`: a registry model's preset,
+    /// else [`Recipe::DEFAULT_GUIDANCE`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guidance: Option<f64>,
     /// Sampler; `None` uses the model folder's own scheduler.
     pub sampler: Option<SchedulerKind>,
     /// Karras sigmas (Euler, DPM++ 2M); `None` keeps the model folder's setting.
@@ -210,8 +214,8 @@ impl Default for Recipe {
             prompt: String::new(),
             negative: None,
             seed: Seed::Random,
-            steps: Self::DEFAULT_STEPS,
-            guidance: Self::DEFAULT_GUIDANCE,
+            steps: None,
+            guidance: None,
             sampler: None,
             karras: None,
             timestep_spacing: None,
@@ -229,10 +233,22 @@ impl Default for Recipe {
 }
 
 impl Recipe {
-    /// The default `steps`; a recipe that keeps it takes a registry model's preset steps.
+    /// The steps of a recipe that sets none, on a model without a preset.
     pub const DEFAULT_STEPS: usize = 30;
-    /// The default `guidance`; a recipe that keeps it takes a registry model's preset guidance.
+    /// The guidance of a recipe that sets none, on a model without a preset.
     pub const DEFAULT_GUIDANCE: f64 = 5.0;
+    /// Most sampling steps a recipe may ask for.
+    pub const MAX_STEPS: usize = 1000;
+
+    /// The steps this recipe runs with when no preset fills them.
+    pub fn steps_or_default(&self) -> usize {
+        self.steps.unwrap_or(Self::DEFAULT_STEPS)
+    }
+
+    /// The guidance this recipe runs with when no preset fills it.
+    pub fn guidance_or_default(&self) -> f64 {
+        self.guidance.unwrap_or(Self::DEFAULT_GUIDANCE)
+    }
 
     /// A recipe for `prompt` with every other field at its default.
     pub fn new(prompt: impl Into<String>) -> Self {
@@ -278,16 +294,20 @@ impl Recipe {
                 ),
             ));
         }
-        if self.steps == 0 || self.steps > 1000 {
+        if let Some(steps) = self.steps
+            && (steps == 0 || steps > Self::MAX_STEPS)
+        {
             return Err(invalid(
                 "steps",
-                format!("{} is outside 1..=1000", self.steps),
+                format!("{steps} is outside 1..={}", Self::MAX_STEPS),
             ));
         }
-        if !self.guidance.is_finite() || self.guidance < 0.0 {
+        if let Some(g) = self.guidance
+            && (!g.is_finite() || g < 0.0)
+        {
             return Err(invalid(
                 "guidance",
-                format!("{} must be a finite number >= 0", self.guidance),
+                format!("{g} must be a finite number >= 0"),
             ));
         }
         for (i, l) in self.loras.iter().enumerate() {
@@ -317,7 +337,14 @@ impl Recipe {
                     "an empty prompt list: give one prompt per frame",
                 ));
             }
-            Frames::Prompts(_) => {}
+            Frames::Prompts(p) => {
+                if let Some(i) = p.iter().position(|p| p.trim().is_empty()) {
+                    return Err(invalid(
+                        "frames",
+                        format!("frame {i}'s prompt is empty: say what the frame shows"),
+                    ));
+                }
+            }
             Frames::Template { count, .. } if *count == 0 || *count > 256 => {
                 return Err(invalid(
                     "frames",
@@ -390,8 +417,8 @@ impl Recipe {
     /// This recipe with the sampling settings of `preset` (steps, guidance, sampler, Karras
     /// sigmas, timestep spacing), e.g. `SamplingPreset::named("turbo")`.
     pub fn with_preset(mut self, preset: &SamplingPreset) -> Self {
-        self.steps = preset.steps;
-        self.guidance = preset.guidance_scale;
+        self.steps = Some(preset.steps);
+        self.guidance = Some(preset.guidance_scale);
         self.sampler = Some(preset.sampler);
         self.karras = preset.karras;
         self.timestep_spacing = preset.timestep_spacing;
@@ -400,17 +427,12 @@ impl Recipe {
 
     /// This recipe with the sampling fields it leaves unset taken from `preset` (what the
     /// engine does with a registry model's preset, e.g. `pixel-art-fast`'s 8 LCM steps at
-    /// guidance 1.5): `sampler`, `karras` and `timestep_spacing` when `None`, `steps` and
-    /// `guidance` when they hold their defaults ([`Recipe::DEFAULT_STEPS`],
-    /// [`Recipe::DEFAULT_GUIDANCE`]). Values the recipe sets win.
+    /// guidance 1.5): every sampling field that is `None`. Values the recipe sets win, even
+    /// when they equal the defaults.
     pub fn with_unset_sampling_from(&self, preset: &SamplingPreset) -> Self {
         let mut r = self.clone();
-        if r.steps == Self::DEFAULT_STEPS {
-            r.steps = preset.steps;
-        }
-        if r.guidance == Self::DEFAULT_GUIDANCE {
-            r.guidance = preset.guidance_scale;
-        }
+        r.steps = r.steps.or(Some(preset.steps));
+        r.guidance = r.guidance.or(Some(preset.guidance_scale));
         r.sampler = r.sampler.or(Some(preset.sampler));
         r.karras = r.karras.or(preset.karras);
         r.timestep_spacing = r.timestep_spacing.or(preset.timestep_spacing);
@@ -424,8 +446,8 @@ impl Recipe {
             negative_prompt: self.negative.clone(),
             width: self.generation_size.width as usize,
             height: self.generation_size.height as usize,
-            steps: self.steps,
-            guidance_scale: self.guidance,
+            steps: self.steps_or_default(),
+            guidance_scale: self.guidance_or_default(),
             sampler: self.sampler,
             karras: self.karras,
             timestep_spacing: self.timestep_spacing,
@@ -444,20 +466,23 @@ impl Recipe {
 
     /// The recipe as pretty RON (the `.pixelgen.ron` format).
     pub fn to_ron(&self) -> Result<String> {
-        ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default()).map_err(|e| {
-            PixelGenError::RecipeFormat {
-                format: "ron",
-                message: e.to_string(),
-            }
-        })
-    }
-
-    /// Parses a RON recipe (missing fields take their defaults).
-    pub fn from_ron(text: &str) -> Result<Self> {
-        ron::from_str(text).map_err(|e| PixelGenError::RecipeFormat {
+        let config = ron::ser::PrettyConfig::default().extensions(Extensions::IMPLICIT_SOME);
+        ron::ser::to_string_pretty(self, config).map_err(|e| PixelGenError::RecipeFormat {
             format: "ron",
             message: e.to_string(),
         })
+    }
+
+    /// Parses a RON recipe (missing fields take their defaults). Optional fields may be
+    /// written bare (`steps: 8`) or as `Some(8)`.
+    pub fn from_ron(text: &str) -> Result<Self> {
+        ron::Options::default()
+            .with_default_extension(Extensions::IMPLICIT_SOME)
+            .from_str(text)
+            .map_err(|e| PixelGenError::RecipeFormat {
+                format: "ron",
+                message: e.to_string(),
+            })
     }
 
     /// Parses a JSON recipe (missing fields take their defaults).
@@ -551,10 +576,10 @@ mod tests {
         r.generation_size = Size::square(5000);
         assert_eq!(field_of(&r), "generation_size");
         let mut r = Recipe::new("x");
-        r.steps = 0;
+        r.steps = Some(0);
         assert_eq!(field_of(&r), "steps");
         let mut r = Recipe::new("x");
-        r.guidance = f64::NAN;
+        r.guidance = Some(f64::NAN);
         assert_eq!(field_of(&r), "guidance");
         let mut r = Recipe::new("x");
         r.frames = Frames::Prompts(vec![]);
@@ -595,8 +620,19 @@ mod tests {
         assert_eq!(back, r);
         let partial = Recipe::from_json(r#"{"prompt": "potion", "seed": {"fixed": 9}}"#).unwrap();
         assert_eq!(partial.seed, Seed::Fixed(9));
-        assert_eq!(partial.steps, Recipe::default().steps);
+        assert_eq!(partial.steps, None);
         assert_eq!(Recipe::from_ron(&r.to_ron().unwrap()).unwrap(), r);
+        // Optional fields written bare (as people write them) or as `Some(..)`.
+        let bare = Recipe::from_ron(r#"(prompt: "p", steps: 8, guidance: 1.5, negative: "blur")"#)
+            .unwrap();
+        assert_eq!((bare.steps, bare.guidance), (Some(8), Some(1.5)));
+        assert_eq!(bare.negative.as_deref(), Some("blur"));
+        let wrapped =
+            Recipe::from_ron(r#"(prompt: "p", steps: Some(8), negative: Some("blur"))"#).unwrap();
+        assert_eq!(
+            (wrapped.steps, wrapped.negative),
+            (Some(8), Some("blur".into()))
+        );
         let ron_partial = Recipe::from_ron(
             r#"(prompt: "potion", seed: fixed(9), size: (width: 16, height: 16))"#,
         )
@@ -644,30 +680,41 @@ mod tests {
         let unset = Recipe::new("knight").with_unset_sampling_from(&fast);
         assert_eq!(
             (unset.steps, unset.guidance, unset.sampler),
-            (8, 1.5, Some(SchedulerKind::Lcm))
+            (Some(8), Some(1.5), Some(SchedulerKind::Lcm))
         );
         let turbo = SamplingPreset::named("turbo").unwrap();
         let t = Recipe::new("knight").with_unset_sampling_from(&turbo);
         assert_eq!(t.timestep_spacing, Some(TimestepSpacing::Trailing));
-        assert_eq!((t.steps, t.guidance), (1, 0.0));
+        assert_eq!((t.steps, t.guidance), (Some(1), Some(0.0)));
         // Explicit values win, field by field.
         let own = Recipe {
-            steps: 4,
-            guidance: 2.0,
+            steps: Some(4),
+            guidance: Some(2.0),
             sampler: Some(SchedulerKind::Euler),
             timestep_spacing: Some(TimestepSpacing::Leading),
             ..Recipe::new("knight")
         }
         .with_unset_sampling_from(&turbo);
-        assert_eq!((own.steps, own.guidance), (4, 2.0));
+        assert_eq!((own.steps, own.guidance), (Some(4), Some(2.0)));
         assert_eq!(own.sampler, Some(SchedulerKind::Euler));
         assert_eq!(own.timestep_spacing, Some(TimestepSpacing::Leading));
         let half = Recipe {
-            steps: 6,
+            steps: Some(6),
             ..Recipe::new("knight")
         }
         .with_unset_sampling_from(&fast);
-        assert_eq!((half.steps, half.guidance), (6, 1.5));
+        assert_eq!((half.steps, half.guidance), (Some(6), Some(1.5)));
+        // Choosing the default value on purpose is a choice too: the preset does not win.
+        let chosen = Recipe {
+            steps: Some(Recipe::DEFAULT_STEPS),
+            guidance: Some(Recipe::DEFAULT_GUIDANCE),
+            ..Recipe::new("knight")
+        }
+        .with_unset_sampling_from(&fast);
+        assert_eq!(
+            (chosen.steps, chosen.guidance),
+            (Some(Recipe::DEFAULT_STEPS), Some(Recipe::DEFAULT_GUIDANCE))
+        );
         // Everything else is kept.
         assert_eq!(half.prompt, "knight");
         assert_eq!(half.size, Recipe::default().size);
@@ -678,8 +725,8 @@ mod tests {
         let mut r = Recipe::new("tree");
         r.negative = Some("blurry".into());
         r.generation_size = Size::new(64, 32);
-        r.steps = 4;
-        r.guidance = 1.0;
+        r.steps = Some(4);
+        r.guidance = Some(1.0);
         let p = r.generation_params("tree, frame 1");
         assert_eq!(p.prompt, "tree, frame 1");
         assert_eq!(p.negative_prompt.as_deref(), Some("blurry"));

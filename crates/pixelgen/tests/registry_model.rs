@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use pixelgen::{
-    Control, Generator, ModelConfig, ModelSource, PixelGenError, Recipe, SamplingPreset, Seed,
-    Size, SpriteEngine,
+    CachedEngine, Control, Generator, ModelConfig, ModelSource, PixelGenError, Recipe,
+    SamplingPreset, Seed, Size,
 };
 
 fn tiny() -> PathBuf {
@@ -54,7 +54,7 @@ fn a_registry_name_runs_from_the_hub_cache_and_matches_the_folder() {
         ..ModelConfig::new(ModelSource::registry("sdxl-turbo"))
     };
     // Not downloaded: a clear error with the download command, no panic.
-    let err = Generator::new(config.clone())
+    let err = CachedEngine::new(Generator::new(config.clone()))
         .generate(&recipe(), &mut |_| Control::Continue)
         .unwrap_err();
     assert!(matches!(err, PixelGenError::ModelLoad { .. }), "{err}");
@@ -65,7 +65,7 @@ fn a_registry_name_runs_from_the_hub_cache_and_matches_the_folder() {
     );
 
     fake_cache(&cache);
-    let mut named = Generator::new(config.clone());
+    let mut named = CachedEngine::new(Generator::new(config.clone())).with_memory_bytes(0);
     let mut steps = 0;
     let a = named
         .generate(&recipe(), &mut |_| {
@@ -75,7 +75,8 @@ fn a_registry_name_runs_from_the_hub_cache_and_matches_the_folder() {
         .unwrap();
     assert_eq!(steps, 1, "the turbo preset samples one step");
     // The same weights as a plain folder give the same sprite (the recipe's `model` aside).
-    let mut folder = Generator::new(ModelConfig::new(ModelSource::local(tiny())));
+    let mut folder =
+        CachedEngine::new(Generator::new(ModelConfig::new(ModelSource::local(tiny()))));
     let b = folder
         .generate(
             &Recipe {
@@ -104,11 +105,7 @@ fn a_registry_name_runs_from_the_hub_cache_and_matches_the_folder() {
         .unwrap();
     assert_eq!(steps, 1, "the entry's turbo preset filled the steps");
     assert_eq!(c.image, a.image);
-    assert_eq!(
-        c.recipe.steps,
-        Recipe::DEFAULT_STEPS,
-        "the recipe is kept as written"
-    );
+    assert_eq!(c.recipe.steps, None, "the recipe is kept as written");
     // The identity names the registry model, so cache keys differ from the folder's.
     assert!(
         named
@@ -190,11 +187,12 @@ fn single_file_checkpoints_named_by_a_user_registry_run_with_the_entry_preset() 
     )
     .unwrap();
     let engine = |name: &str| {
-        Generator::new(ModelConfig {
+        CachedEngine::new(Generator::new(ModelConfig {
             registry: Some(registry.clone()),
             hub_cache: Some(dir.join("no-hub-cache")),
             ..ModelConfig::new(ModelSource::registry(name))
-        })
+        }))
+        .with_memory_bytes(0)
     };
     let recipe = |name: &str| Recipe {
         seed: Seed::Fixed(5),
@@ -203,7 +201,7 @@ fn single_file_checkpoints_named_by_a_user_registry_run_with_the_entry_preset() 
         model: Some(name.into()),
         ..Recipe::new("a pixel art knight with a sword, 16-bit sprite")
     };
-    let run = |g: &mut Generator, r: &Recipe| {
+    let run = |g: &mut CachedEngine<Generator>, r: &Recipe| {
         let mut steps = 0;
         let sprite = g
             .generate(r, &mut |_| {
@@ -218,12 +216,11 @@ fn single_file_checkpoints_named_by_a_user_registry_run_with_the_entry_preset() 
     let (a, steps) = run(&mut full, &recipe("tiny-ckpt"));
     assert_eq!(steps, 8, "the entry's `fast` preset: 8 LCM steps");
     assert_eq!(a.image.dimensions(), (8, 8));
-    assert_eq!(a.raw_size, (32, 32));
     // Explicit steps win over the preset.
     let (_, steps) = run(
         &mut full,
         &Recipe {
-            steps: 3,
+            steps: Some(3),
             ..recipe("tiny-ckpt")
         },
     );

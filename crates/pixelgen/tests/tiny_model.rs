@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use pixelgen::{
-    Control, Generator, ModelConfig, ModelSource, PixelGenError, Recipe, Seed, Size, SpriteEngine,
+    CachedEngine, Control, Generator, ModelConfig, ModelSource, PixelGenError, Recipe, Seed, Size,
 };
 
 fn tiny_model() -> ModelConfig {
@@ -12,11 +12,16 @@ fn tiny_model() -> ModelConfig {
     ModelConfig::new(ModelSource::local(dir))
 }
 
+/// The generator with no memory cache, so every request runs the model.
+fn engine() -> CachedEngine<Generator> {
+    CachedEngine::new(Generator::new(tiny_model())).with_memory_bytes(0)
+}
+
 fn recipe(seed: u64) -> Recipe {
     Recipe {
         seed: Seed::Fixed(seed),
-        steps: 3,
-        guidance: 5.0,
+        steps: Some(3),
+        guidance: Some(5.0),
         size: Size::new(12, 10),
         generation_size: Size::square(32),
         ..Recipe::new("a pixel art knight with a sword, 16-bit sprite")
@@ -25,9 +30,9 @@ fn recipe(seed: u64) -> Recipe {
 
 #[test]
 fn generates_a_sprite_of_the_requested_size_deterministically() {
-    let mut engine = Generator::new(tiny_model());
+    let mut engine = engine();
     assert!(
-        !engine.is_loaded(),
+        !engine.engine().is_loaded(),
         "nothing is loaded before the first request"
     );
     let mut steps = Vec::new();
@@ -39,7 +44,7 @@ fn generates_a_sprite_of_the_requested_size_deterministically() {
             Control::Continue
         })
         .unwrap();
-    assert!(engine.is_loaded());
+    assert!(engine.engine().is_loaded());
     assert_eq!(steps, vec![(1, 3), (2, 3), (3, 3)]);
     // A latent preview per step at latent resolution, changing as it denoises. The tiny
     // VAE has 3 blocks, so it downsamples by 4 (SDXL's by 8): 32 / 4 = 8.
@@ -47,7 +52,6 @@ fn generates_a_sprite_of_the_requested_size_deterministically() {
     assert!(previews.iter().all(|p| p.dimensions() == (8, 8)));
     assert_ne!(previews[0], previews[2], "the latents change between steps");
     assert_eq!(a.image.dimensions(), (12, 10));
-    assert_eq!(a.raw_size, (32, 32));
     assert_eq!(a.recipe.seed, Seed::Fixed(3));
     let opaque = a.image.pixels().filter(|p| p.0[3] == 255).count();
     assert!(opaque > 0, "some content survives background removal");
@@ -69,7 +73,7 @@ fn generates_a_sprite_of_the_requested_size_deterministically() {
 
 #[test]
 fn random_seed_is_drawn_and_recorded_and_regenerates() {
-    let mut engine = Generator::new(tiny_model());
+    let mut engine = engine();
     let mut r = recipe(0);
     r.seed = Seed::Random;
     let first = engine.generate(&r, &mut |_| Control::Continue).unwrap();
@@ -86,7 +90,7 @@ fn random_seed_is_drawn_and_recorded_and_regenerates() {
 
 #[test]
 fn cancel_stops_after_the_step_that_asked() {
-    let mut engine = Generator::new(tiny_model());
+    let mut engine = engine();
     let err = engine
         .generate(&recipe(1), &mut |p| {
             if p.step == 2 {
@@ -104,7 +108,7 @@ fn cancel_stops_after_the_step_that_asked() {
 
 #[test]
 fn bad_generation_size_is_an_error_not_a_panic() {
-    let mut engine = Generator::new(tiny_model());
+    let mut engine = engine();
     let mut r = recipe(1);
     r.generation_size = Size::new(30, 32);
     r.size = Size::square(8);
@@ -120,10 +124,10 @@ fn bad_generation_size_is_an_error_not_a_panic() {
 
 #[test]
 fn sheet_of_template_frames_packs_every_frame() {
-    let mut engine = Generator::new(tiny_model());
+    let mut engine = engine();
     let mut r = recipe(2);
     r.size = Size::square(8);
-    r.steps = 2;
+    r.steps = Some(2);
     r.frames = pixelgen::Frames::Template {
         template: "{prompt}, frame {frame}".into(),
         count: 3,
@@ -134,35 +138,38 @@ fn sheet_of_template_frames_packs_every_frame() {
         ..Default::default()
     });
     let mut seen = Vec::new();
-    let out = pixelgen::generate_sheet(&mut engine, &r, &mut |p| {
-        seen.push((p.step, p.total));
-        Control::Continue
-    })
-    .unwrap();
+    let out = engine
+        .generate(&r, &mut |p| {
+            seen.push((p.step, p.total));
+            Control::Continue
+        })
+        .unwrap();
     assert_eq!(
         seen,
         (1..=6).map(|s| (s, 6)).collect::<Vec<_>>(),
         "steps across frames"
     );
-    let l = &out.sheet.layout;
+    let l = out
+        .layout
+        .as_ref()
+        .expect("a multi-frame recipe makes a sheet");
     assert_eq!(
         (l.columns, l.rows, l.tile_width, l.tile_height),
         (2, 2, 8, 8)
     );
-    assert_eq!(out.sheet.image.dimensions(), (17, 17));
+    assert_eq!(out.image.dimensions(), (17, 17));
     assert_eq!(l.frames.len(), 3);
     // Frame 1 in the sheet is exactly the single sprite of frame 1's recipe.
     let single = engine
         .generate(&r.frame_recipe(1).unwrap(), &mut |_| Control::Continue)
         .unwrap();
     let cell = &l.frames[1].rect;
-    let crop =
-        image::imageops::crop_imm(&out.sheet.image, cell.x, cell.y, cell.w, cell.h).to_image();
+    let crop = image::imageops::crop_imm(&out.image, cell.x, cell.y, cell.w, cell.h).to_image();
     assert_eq!(crop, single.image);
     // A different frame prompt gives a different frame.
     let first = &l.frames[0].rect;
     let crop0 =
-        image::imageops::crop_imm(&out.sheet.image, first.x, first.y, first.w, first.h).to_image();
+        image::imageops::crop_imm(&out.image, first.x, first.y, first.w, first.h).to_image();
     assert_ne!(crop0, crop);
 }
 
@@ -170,8 +177,8 @@ fn sheet_of_template_frames_packs_every_frame() {
 fn recipe_loras_change_the_sprite_and_strength_zero_is_the_base() {
     let lora = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../pixelgen-diffusion/tests/fixtures/lora/peft.safetensors");
-    let mut engine = Generator::new(tiny_model());
-    let run = |engine: &mut Generator, loras: Vec<pixelgen::LoraRef>| {
+    let mut engine = engine();
+    let run = |engine: &mut CachedEngine<Generator>, loras: Vec<pixelgen::LoraRef>| {
         let r = Recipe { loras, ..recipe(5) };
         engine.generate(&r, &mut |_| Control::Continue).unwrap()
     };
@@ -219,7 +226,7 @@ fn recipe_loras_change_the_sprite_and_strength_zero_is_the_base() {
 
 #[test]
 fn a_tiling_recipe_reaches_the_model_and_its_key() {
-    let mut engine = Generator::new(tiny_model());
+    let mut engine = engine();
     let plain = engine
         .generate(&recipe(5), &mut |_| Control::Continue)
         .unwrap();

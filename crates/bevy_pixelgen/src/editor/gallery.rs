@@ -16,7 +16,7 @@ use bevy::math::{Rect, URect};
 use bevy::sprite::Sprite;
 use bevy::time::{Real, Time};
 use pixelgen::Recipe;
-use pixelgen_pixel::sheet::{FrameRect, JsonForm, SheetFrame, SheetLayout};
+use pixelgen_pixel::sheet::{FrameRect, SheetFrame, SheetLayout};
 
 use super::state::{EditorError, EditorState};
 use crate::request::TicketId;
@@ -245,55 +245,31 @@ pub fn save_to_assets(
     overwrite: bool,
 ) -> Result<SavedAsset, EditorError> {
     let stem = asset_name(name)?;
-    let png = dir.join(format!("{stem}.png"));
-    let ron = dir.join(format!("{stem}.pixelgen.ron"));
-    let json = sheet.is_some().then(|| dir.join(format!("{stem}.json")));
-    if !overwrite {
-        for p in [Some(&png), Some(&ron), json.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            if p.exists() {
-                return Err(EditorError::Exists(p.clone()));
-            }
-        }
-    }
     let write_err = |path: &Path, message: String| EditorError::Write {
         path: path.to_owned(),
         message,
     };
+    let png = dir.join(format!("{stem}.png"));
     let rgba = image
         .clone()
         .try_into_dynamic()
         .map_err(|e| write_err(&png, format!("the image cannot be converted: {e}")))?
         .into_rgba8();
-    let mut bytes = Vec::new();
-    rgba.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )
-    .map_err(|e| write_err(&png, e.to_string()))?;
-    let text = recipe
-        .to_ron()
-        .map_err(|e| write_err(&ron, e.to_string()))?;
-    if let Some(parent) = png.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| write_err(parent, e.to_string()))?;
+    let layout = sheet.map(|s| s.sheet_layout());
+    let art = pixelgen::Artwork {
+        image: &rgba,
+        recipe,
+        layout: layout.as_ref(),
+    };
+    match pixelgen::save_as(dir, &stem, art, overwrite) {
+        Ok(files) => Ok(SavedAsset {
+            png: files.png,
+            recipe: files.recipe,
+            json: files.json,
+        }),
+        Err(pixelgen::PixelGenError::Exists(path)) => Err(EditorError::Exists(path)),
+        Err(e) => Err(write_err(dir, e.to_string())),
     }
-    pixelgen::write_atomic(&png, &bytes).map_err(|e| write_err(&png, e.to_string()))?;
-    pixelgen::write_atomic(&ron, text.as_bytes()).map_err(|e| write_err(&ron, e.to_string()))?;
-    if let (Some(json), Some(sheet)) = (&json, sheet) {
-        let png_name = format!("{}.png", stem.rsplit('/').next().unwrap_or(&stem));
-        let text = sheet
-            .sheet_layout()
-            .to_aseprite_json(&png_name, JsonForm::Hash);
-        pixelgen::write_atomic(json, text.as_bytes())
-            .map_err(|e| write_err(json, e.to_string()))?;
-    }
-    Ok(SavedAsset {
-        png,
-        recipe: ron,
-        json,
-    })
 }
 
 /// Swaps the sprite of `target` (a [`PixelGenTarget`]) for `item`: its image, and for a
@@ -405,7 +381,7 @@ mod tests {
         let last = &sheet.frames[4];
         assert_eq!(last.rect, FrameRect::new(1 + 8, 1 + 6, 6, 4));
         assert_eq!(last.duration_ms, 83, "1000 / 12 fps, rounded");
-        let json = sheet.to_aseprite_json("x.png", JsonForm::Hash);
+        let json = sheet.to_aseprite_json("x.png", pixelgen_pixel::sheet::JsonForm::Hash);
         assert_eq!(
             SheetLayout::from_aseprite_json(&json).unwrap().frames,
             sheet.frames

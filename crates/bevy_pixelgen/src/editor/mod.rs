@@ -34,7 +34,7 @@ use bevy::input::ButtonInput;
 use bevy::input::keyboard::KeyCode;
 use bevy::sprite::Sprite;
 use bevy::time::{Real, Time};
-use pixelgen::{Frames, Priority, Recipe, Seed};
+use pixelgen::{Priority, Recipe, Seed};
 use pixelgen_pixel::palette::Palette;
 
 pub use gallery::{
@@ -257,11 +257,7 @@ fn submit(
     now: Duration,
     variation_of: Option<TicketId>,
 ) -> QueueEntry {
-    let ticket = if recipe.frames == Frames::Single {
-        pg.submit(recipe)
-    } else {
-        pg.submit_sheet(recipe)
-    };
+    let ticket = pg.submit(recipe);
     QueueEntry {
         variation_of,
         ..QueueEntry::new(ticket, now)
@@ -278,7 +274,7 @@ fn apply_actions(
     mut log: ResMut<EditorLog>,
     mut palette_file: ResMut<PaletteFile>,
     time: Res<Time<Real>>,
-    pixel_gen: Option<ResMut<PixelGen>>,
+    pixel_gen: Option<PixelGen>,
 ) {
     let mut pixel_gen = pixel_gen;
     let now = time.elapsed();
@@ -338,7 +334,7 @@ fn apply_actions(
         if recipes.is_empty() {
             continue;
         }
-        let Some(pg) = pixel_gen.as_deref_mut() else {
+        let Some(pg) = pixel_gen.as_mut() else {
             log.error("PixelGen is not ready: add PixelGenPlugin");
             continue;
         };

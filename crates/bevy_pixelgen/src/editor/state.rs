@@ -318,8 +318,8 @@ impl Default for EditorState {
             pixel: PixelSettings::default(),
             seed_locked: false,
             seed: 0,
-            steps: r.steps,
-            guidance: r.guidance,
+            steps: r.steps_or_default(),
+            guidance: r.guidance_or_default(),
             sampler: None,
             generation_side: r.generation_size.width,
             loras: Vec::new(),
@@ -437,8 +437,8 @@ impl EditorState {
             } else {
                 Seed::Random
             },
-            steps: self.steps,
-            guidance: self.guidance,
+            steps: Some(self.steps),
+            guidance: Some(self.guidance),
             sampler: self.sampler,
             size: self.size(),
             generation_size: Size::square(side),
@@ -492,8 +492,8 @@ impl EditorState {
         self.negative = recipe.negative.clone().unwrap_or_default();
         self.width = recipe.size.width;
         self.height = recipe.size.height;
-        self.steps = recipe.steps;
-        self.guidance = recipe.guidance;
+        self.steps = recipe.steps_or_default();
+        self.guidance = recipe.guidance_or_default();
         self.sampler = recipe.sampler;
         self.generation_side = recipe.generation_size.width;
         self.loras.clone_from(&recipe.loras);
@@ -671,7 +671,7 @@ mod tests {
         assert_eq!(r.seed, Seed::Random, "unlocked seed is drawn per request");
         assert_eq!(r.size, Size::new(24, 40));
         assert_eq!(r.generation_size, Size::square(512));
-        assert_eq!((r.steps, r.guidance), (8, 3.5));
+        assert_eq!((r.steps, r.guidance), (Some(8), Some(3.5)));
         assert_eq!(r.sampler, Some(SchedulerKind::Ddim));
         assert_eq!(r.priority, Priority::Editor);
         assert!(!r.tiling, "tiling is off by default");

@@ -2,10 +2,19 @@
 
 #![allow(dead_code)]
 
+use bevy::app::App;
 use bevy::ecs::message::MessageReader;
 use bevy::ecs::resource::Resource;
-use bevy::ecs::system::ResMut;
+use bevy::ecs::system::{ResMut, RunSystemOnce};
 use bevy_pixelgen::prelude::*;
+
+/// Submits `request` the way a game system does, through the [`PixelGen`] parameter.
+pub fn submit(app: &mut App, request: impl Into<SpriteRequest>) -> Ticket {
+    let request = request.into();
+    app.world_mut()
+        .run_system_once(move |mut pg: PixelGen| pg.submit(request.clone()))
+        .expect("PixelGen is ready (app.finish() was called)")
+}
 
 /// Every plugin message an app test saw, in order.
 #[derive(Resource, Default)]

@@ -1,9 +1,9 @@
-//! The worker's memory of recent sprites: identical requests are not generated twice.
+//! [`MemoryCache`]: recent sprites and frames by cache key, within a byte budget.
 
 use std::collections::HashMap;
 
+use crate::cache::CacheKey;
 use image::RgbaImage;
-use pixelgen::CacheKey;
 
 /// Recently made sprites and sheet frames by cache key, up to a byte budget; the least
 /// recently used go first when it is full.
@@ -28,11 +28,6 @@ impl MemoryCache {
             limit,
             clock: 0,
         }
-    }
-
-    /// Whether it keeps anything.
-    pub(crate) fn enabled(&self) -> bool {
-        self.limit > 0
     }
 
     /// The sprite made under `key`, if still kept.
@@ -114,7 +109,6 @@ mod tests {
     #[test]
     fn a_zero_budget_keeps_nothing() {
         let mut m = MemoryCache::new(0);
-        assert!(!m.enabled());
         m.put(key(1), &img(1));
         assert_eq!(m.get(&key(1)), None);
     }

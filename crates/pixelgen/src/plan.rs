@@ -1,0 +1,193 @@
+//! [`Plan`]: a recipe checked once, with its seed fixed and its output shape known, before
+//! any work is done.
+
+use pixelgen_pixel::sheet::{SheetLayout, SheetOptions};
+
+use crate::cache::CacheKey;
+use crate::error::{Result, invalid};
+use crate::model::ModelIdentity;
+use crate::recipe::{Frames, Recipe, Size};
+
+/// A request ready to run: the recipe validated as a whole (every field, every frame prompt
+/// and, for a multi-frame recipe, the sheet it packs into) and its seed fixed.
+///
+/// Hosts make the plan once, when a request comes in, and refuse what cannot run before
+/// allocating anything for it; engines and caches then take it as given. A plan with several
+/// frames makes a sprite sheet, one with a single frame one sprite: the recipe decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    recipe: Recipe,
+    sheet: Option<SheetLayout>,
+}
+
+impl Plan {
+    /// Checks `recipe` and fixes its seed: a random seed is drawn now
+    /// ([`Recipe::with_drawn_seed`]), a fixed one is kept.
+    pub fn new(recipe: Recipe) -> Result<Self> {
+        Self::checked(recipe.with_drawn_seed())
+    }
+
+    /// Like [`Plan::new`], but a random seed is derived from the recipe's content
+    /// ([`Recipe::with_content_seed`]), so a recipe file always names the same sprite.
+    pub fn with_content_seed(recipe: Recipe) -> Result<Self> {
+        Self::checked(recipe.with_content_seed()?)
+    }
+
+    fn checked(recipe: Recipe) -> Result<Self> {
+        recipe.validate()?;
+        let sheet = match recipe.frames {
+            Frames::Single => None,
+            _ => {
+                let frames = u32::try_from(recipe.frame_count())
+                    .map_err(|_| invalid("frames", "too many frames"))?;
+                let opts = recipe.sheet.clone().unwrap_or_default();
+                let tile = (recipe.size.width, recipe.size.height);
+                let grid = SheetLayout::grid(&opts, frames, tile)
+                    .map_err(|e| invalid("sheet", e.to_string()))?;
+                Some(grid)
+            }
+        };
+        Ok(Self { recipe, sheet })
+    }
+
+    /// The recipe as it runs (seed fixed).
+    pub fn recipe(&self) -> &Recipe {
+        &self.recipe
+    }
+
+    /// The recipe, taken out of the plan.
+    pub fn into_recipe(self) -> Recipe {
+        self.recipe
+    }
+
+    /// Whether the plan makes a sprite sheet (several frames) rather than one sprite.
+    pub fn is_sheet(&self) -> bool {
+        self.sheet.is_some()
+    }
+
+    /// For a sheet: the grid its frames are packed into (cells of the sprite size, frame
+    /// rects in frame order), known before any frame is made. `None` for one sprite.
+    pub fn sheet_layout(&self) -> Option<&SheetLayout> {
+        self.sheet.as_ref()
+    }
+
+    /// The size of the finished image: the sprite, or the whole sheet.
+    pub fn output_size(&self) -> Size {
+        match &self.sheet {
+            Some(grid) => {
+                let (w, h) = grid.sheet_size();
+                Size::new(w, h)
+            }
+            None => self.recipe.size,
+        }
+    }
+
+    /// The sheet options the frames are packed with.
+    pub fn sheet_options(&self) -> SheetOptions {
+        self.recipe.sheet.clone().unwrap_or_default()
+    }
+
+    /// One single-sprite plan per frame, in order (the plan itself for one sprite): the
+    /// frame's prompt with the same seed and every other setting.
+    pub fn frames(&self) -> Vec<Plan> {
+        if self.sheet.is_none() {
+            return vec![self.clone()];
+        }
+        (0..self.recipe.frame_count())
+            .filter_map(|i| self.recipe.frame_recipe(i))
+            .map(|recipe| Plan {
+                recipe,
+                sheet: None,
+            })
+            .collect()
+    }
+
+    /// The content address of this plan's output on `model`.
+    pub fn key(&self, model: &ModelIdentity) -> Result<CacheKey> {
+        CacheKey::new(&self.recipe, model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::PixelGenError;
+    use crate::recipe::Seed;
+
+    fn field_of(r: Recipe) -> &'static str {
+        match Plan::new(r) {
+            Err(PixelGenError::InvalidRecipe { field, .. }) => field,
+            Err(other) => panic!("expected an invalid recipe, got {other}"),
+            Ok(plan) => panic!(
+                "expected an invalid recipe, got a plan of {}",
+                plan.output_size()
+            ),
+        }
+    }
+
+    #[test]
+    fn a_plan_fixes_the_seed_once_and_keeps_a_fixed_one() {
+        let plan = Plan::new(Recipe::new("knight")).unwrap();
+        assert!(plan.recipe().seed.value().is_some());
+        assert!(!plan.is_sheet());
+        assert_eq!(plan.frames(), vec![plan.clone()]);
+        assert_eq!(plan.output_size(), Size::square(32));
+        let fixed = Recipe {
+            seed: Seed::Fixed(7),
+            ..Recipe::new("knight")
+        };
+        assert_eq!(Plan::new(fixed).unwrap().recipe().seed, Seed::Fixed(7));
+        let a = Plan::with_content_seed(Recipe::new("knight")).unwrap();
+        let b = Plan::with_content_seed(Recipe::new("knight")).unwrap();
+        assert_eq!(a.recipe().seed, b.recipe().seed);
+    }
+
+    #[test]
+    fn a_sheet_plan_knows_its_grid_before_any_frame_exists() {
+        let recipe = Recipe {
+            size: Size::new(8, 6),
+            frames: Frames::Prompts(vec!["a".into(), "b".into(), "c".into()]),
+            sheet: Some(SheetOptions {
+                padding: 1,
+                ..SheetOptions::default()
+            }),
+            ..Recipe::new("walk")
+        };
+        let plan = Plan::new(recipe).unwrap();
+        assert!(plan.is_sheet());
+        let grid = plan.sheet_layout().unwrap();
+        assert_eq!((grid.columns, grid.rows), (2, 2));
+        assert_eq!(grid.frames.len(), 3);
+        // 2 cells of 8 plus 1 px padding, 2 rows of 6 plus 1.
+        assert_eq!(plan.output_size(), Size::new(17, 13));
+        let frames = plan.frames();
+        assert_eq!(frames.len(), 3);
+        assert_eq!(frames[1].recipe().prompt, "b");
+        assert_eq!(frames[1].recipe().seed, plan.recipe().seed);
+        assert!(frames.iter().all(|f| !f.is_sheet()));
+    }
+
+    #[test]
+    fn a_sheet_that_cannot_be_packed_is_refused_before_any_work() {
+        let many = Recipe {
+            size: Size::square(1100),
+            generation_size: Size::square(1100),
+            frames: Frames::Template {
+                template: "{prompt} {frame}".into(),
+                count: 250,
+            },
+            ..Recipe::new("walk")
+        };
+        assert_eq!(field_of(many), "sheet");
+        let zero_columns = Recipe {
+            frames: Frames::Prompts(vec!["a".into(), "b".into()]),
+            sheet: Some(SheetOptions {
+                columns: Some(0),
+                ..SheetOptions::default()
+            }),
+            ..Recipe::new("walk")
+        };
+        assert_eq!(field_of(zero_columns), "sheet");
+        assert_eq!(field_of(Recipe::new(" ")), "prompt");
+    }
+}
