@@ -1,0 +1,262 @@
+//! Downloads (feature `hub`) from a local stand-in for the Hugging Face hub, for repos whose
+//! tokenizers are in either form (issue #11): `tokenizer.json` (what `transformers` 5 saves) or
+//! `vocab.json` + `merges.txt`, with and without the API's file listing.
+//!
+//! Run with `cargo test -p pixelgen-diffusion --features hub --test hub_download`.
+
+#![cfg(feature = "hub")]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use common::{fixtures, tiny_model};
+use pixelgen_diffusion::config::TokenizerForm;
+use pixelgen_diffusion::hub::{SdxlFiles, fetch_sdxl_into};
+use pixelgen_diffusion::{ClipTokenizer, DiffusionError, SdxlConfigs};
+
+const REPO: &str = "org/tiny";
+const COMMIT: &str = "c0ffee";
+
+/// The files of a repo, by path.
+type Files = BTreeMap<String, Vec<u8>>;
+
+/// Every file under `dir`, relative to it.
+fn read_tree(dir: &Path, prefix: &str, out: &mut Files) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = format!("{prefix}{}", entry.file_name().to_str().unwrap());
+        if entry.file_type().unwrap().is_dir() {
+            read_tree(&entry.path(), &format!("{name}/"), out);
+        } else {
+            out.insert(name, std::fs::read(entry.path()).unwrap());
+        }
+    }
+}
+
+/// The tiny model as a repo, its tokenizer folders in the `tokenizer.json` form or not.
+fn repo_files(json_tokenizers: bool) -> Files {
+    let mut files = Files::new();
+    read_tree(&tiny_model(), "", &mut files);
+    if json_tokenizers {
+        files.retain(|f, _| !f.starts_with("tokenizer"));
+        for dir in ["tokenizer", "tokenizer_2"] {
+            read_tree(
+                &fixtures().join("tokenizer-json").join(dir),
+                &format!("{dir}/"),
+                &mut files,
+            );
+        }
+    }
+    files
+}
+
+/// A minimal hub: `GET /api/models/REPO/revision/main` (the file listing, unless `api` is off)
+/// and `GET /REPO/resolve/main/FILE` with the range requests hf-hub makes. Records the files
+/// asked for.
+struct Hub {
+    endpoint: String,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Hub {
+    fn start(files: Files, api: bool) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let log = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                serve(stream, &files, api, &log);
+            }
+        });
+        Self { endpoint, requests }
+    }
+
+    /// The repo files that were asked for (each once, in order).
+    fn asked(&self) -> Vec<String> {
+        let mut seen = Vec::new();
+        for r in self.requests.lock().unwrap().iter() {
+            if !seen.contains(r) {
+                seen.push(r.clone());
+            }
+        }
+        seen
+    }
+}
+
+fn serve(mut stream: TcpStream, files: &Files, api: bool, log: &Mutex<Vec<String>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let mut range = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.trim_end().split_once(':')
+            && name.eq_ignore_ascii_case("range")
+        {
+            range = value.trim().strip_prefix("bytes=").map(str::to_string);
+        }
+    }
+    let path = request_line.split(' ').nth(1).unwrap_or("").to_string();
+    let reply = |stream: &mut TcpStream, status: &str, headers: &str, body: &[u8]| {
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
+            body.len()
+        );
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(body);
+    };
+    if path == format!("/api/models/{REPO}/revision/main") {
+        if !api {
+            return reply(&mut stream, "404 Not Found", "", b"");
+        }
+        let siblings: Vec<_> = files
+            .keys()
+            .map(|f| serde_json::json!({ "rfilename": f }))
+            .collect();
+        let body = serde_json::json!({ "siblings": siblings, "sha": COMMIT }).to_string();
+        return reply(
+            &mut stream,
+            "200 OK",
+            "Content-Type: application/json\r\n",
+            body.as_bytes(),
+        );
+    }
+    let Some(file) = path.strip_prefix(&format!("/{REPO}/resolve/main/")) else {
+        return reply(&mut stream, "404 Not Found", "", b"");
+    };
+    log.lock().unwrap().push(file.to_string());
+    let Some(data) = files.get(file) else {
+        return reply(&mut stream, "404 Not Found", "", b"");
+    };
+    let (start, end) = match range.as_deref().and_then(|r| r.split_once('-')) {
+        Some((a, b)) => (
+            a.parse::<usize>().unwrap_or(0),
+            b.parse::<usize>().map_or(data.len(), |b| b + 1),
+        ),
+        None => (0, data.len()),
+    };
+    let end = end.min(data.len());
+    let etag = file.replace('/', "-");
+    let headers = format!(
+        "ETag: \"{etag}\"\r\nX-Repo-Commit: {COMMIT}\r\nContent-Range: bytes {start}-{}/{}\r\n",
+        end.saturating_sub(1),
+        data.len()
+    );
+    reply(
+        &mut stream,
+        "206 Partial Content",
+        &headers,
+        &data[start..end],
+    );
+}
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pixelgen-hubdl-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn fetch(hub: &Hub, cache: &Path) -> pixelgen_diffusion::Result<PathBuf> {
+    fetch_sdxl_into(
+        cache,
+        REPO,
+        &SdxlFiles::new(None),
+        Some(hub.endpoint.clone()),
+        false,
+    )
+}
+
+/// The downloaded folder loads, its tokenizers in `form`, with the ids of the original.
+fn check_folder(dir: &Path, form: TokenizerForm) {
+    SdxlConfigs::load(dir).unwrap();
+    for sub in ["tokenizer", "tokenizer_2"] {
+        assert_eq!(TokenizerForm::of(&dir.join(sub)), Some(form), "{sub}");
+        let got = ClipTokenizer::from_folder(dir.join(sub)).unwrap();
+        let want = ClipTokenizer::from_folder(tiny_model().join(sub)).unwrap();
+        let prompt = "Pixel ART potion!!  with ünïcödé";
+        assert_eq!(got.encode(prompt).unwrap(), want.encode(prompt).unwrap());
+    }
+}
+
+#[test]
+fn a_tokenizer_json_repo_downloads_with_the_listing() {
+    let hub = Hub::start(repo_files(true), true);
+    let cache = temp("json-api");
+    let dir = fetch(&hub, &cache).unwrap();
+    check_folder(&dir, TokenizerForm::Json);
+    let asked = hub.asked();
+    assert!(asked.contains(&"tokenizer_2/tokenizer.json".to_string()));
+    for f in ["vocab.json", "merges.txt", "special_tokens_map.json"] {
+        assert!(!asked.iter().any(|a| a.ends_with(f)), "{f}: {asked:?}");
+    }
+    // A second call finds everything in the cache.
+    assert_eq!(fetch(&hub, &cache).unwrap(), dir);
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[test]
+fn a_tokenizer_json_repo_downloads_without_the_listing() {
+    let hub = Hub::start(repo_files(true), false);
+    let cache = temp("json-noapi");
+    let dir = fetch(&hub, &cache).unwrap();
+    check_folder(&dir, TokenizerForm::Json);
+    let asked = hub.asked();
+    assert!(
+        !asked.iter().any(|a| a.ends_with("vocab.json")),
+        "{asked:?}"
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[test]
+fn a_vocab_merges_repo_downloads_with_and_without_the_listing() {
+    for api in [true, false] {
+        let hub = Hub::start(repo_files(false), api);
+        let cache = temp(&format!("vocab-{api}"));
+        let dir = fetch(&hub, &cache).unwrap();
+        check_folder(&dir, TokenizerForm::VocabMerges);
+        assert!(dir.join("tokenizer_2/special_tokens_map.json").is_file());
+        let asked = hub.asked();
+        // With the listing nothing absent is asked for; without it tokenizer.json is tried first.
+        assert_eq!(
+            asked.contains(&"tokenizer/tokenizer.json".to_string()),
+            !api,
+            "{asked:?}"
+        );
+        let _ = std::fs::remove_dir_all(&cache);
+    }
+}
+
+#[test]
+fn a_repo_with_neither_form_is_an_error_naming_both() {
+    for api in [true, false] {
+        let mut files = repo_files(false);
+        files.remove("tokenizer_2/merges.txt");
+        let hub = Hub::start(files, api);
+        let cache = temp(&format!("neither-{api}"));
+        let err = fetch(&hub, &cache).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, DiffusionError::NotDownloaded { .. }), "{msg}");
+        for f in [
+            "tokenizer_2/tokenizer.json",
+            "tokenizer_2/vocab.json",
+            "tokenizer_2/merges.txt",
+        ] {
+            assert!(msg.contains(f), "{f}: {msg}");
+        }
+        let _ = std::fs::remove_dir_all(&cache);
+    }
+}
