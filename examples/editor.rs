@@ -140,7 +140,7 @@ fn script_toggle_key(
     let Some(s) = *start else {
         return Ok(());
     };
-    let prompt = egui::Id::new(bevy_pixelgen::PROMPT_FIELD);
+    let prompt = egui::Id::new(bevy_pixelgen::editor::PROMPT_FIELD);
     let ctx = contexts.ctx_mut()?;
     let mut expect = |visible: bool, why: &str| {
         if state.visible != visible {

@@ -6,7 +6,7 @@
 //! cargo run --release --example sprite_sheet -- --tiny     # tiny random-weight SDXL (noise)
 //! ```
 //!
-//! [`PixelGen::sheet`] asks for four walk-cycle frames (one prompt per frame from a
+//! [`PixelGen::submit`] asks for four walk-cycle frames (one prompt per frame from a
 //! template) and returns the sheet's image and `TextureAtlasLayout` handles at once. The
 //! character is an ordinary atlas sprite whose index a timer advances; it animates over the
 //! placeholder sheet first and over the real frames once they arrive. The whole sheet is

@@ -99,7 +99,28 @@ impl LoaderShared {
     }
 }
 
-/// Loads `*.pixelgen.ron` recipe files as the `Image` they generate (see the module docs).
+/// Loads `*.pixelgen.ron` recipe files as the `Image` they generate (see the module docs);
+/// `PixelGenPlugin` registers it.
+///
+/// ```no_run
+/// use bevy::prelude::*;
+/// use bevy_pixelgen::prelude::*;
+///
+/// // assets/enemies/bat.pixelgen.ron:
+/// //   (prompt: "purple cave bat, pixel art game sprite", size: (width: 16, height: 16), steps: 8)
+/// // assets/hero/walk.pixelgen.ron: a recipe with four `frames` (a sheet)
+/// fn spawn(mut commands: Commands, server: Res<AssetServer>) {
+///     // The sprite itself: a placeholder until generated (or the cached image at once).
+///     commands.spawn(Sprite::from_image(server.load("enemies/bat.pixelgen.ron")));
+///     // A sheet and its atlas layout (the `#layout` sub-asset).
+///     let walk: Handle<Image> = server.load("hero/walk.pixelgen.ron");
+///     let layout = server.load("hero/walk.pixelgen.ron#layout");
+///     commands.spawn(Sprite::from_atlas_image(walk, TextureAtlas { layout, index: 0 }));
+/// }
+/// # fn main() {
+/// #     App::new().add_systems(Startup, spawn);
+/// # }
+/// ```
 #[derive(TypePath)]
 pub struct PixelRecipeLoader {
     pub(crate) shared: Arc<LoaderShared>,

@@ -97,22 +97,19 @@
 
 mod assets;
 #[cfg(feature = "editor")]
-mod editor;
+pub mod editor;
 mod messages;
 mod plugin;
 mod request;
 mod worker;
 
 pub use assets::{LAYOUT_LABEL, PixelRecipeLoader, RECIPE_EXTENSION, RecipeAssetError};
+/// The editor panel's plugin and the resources a game or a test most often touches; the
+/// rest (settings files, save dialog, sheet playback, helpers) is in [`editor`].
 #[cfg(feature = "editor")]
 pub use editor::{
-    EditorAction, EditorError, EditorLog, EditorQueue, EditorState, Gallery, GalleryItem,
-    MAX_EDITOR_FRAMES, MAX_EDITOR_SIDE, MIN_EDITOR_SIDE, PROMPT_FIELD, PaletteFile,
-    PanelKeyboardFocus, PixelGenEditorPlugin, PixelGenEditorSystems, PixelGenTarget, PixelSettings,
-    Presets, QueueEntry, SaveDialog, SaveFolder, SavedAsset, SettingsFile, SheetFrames,
-    SheetPlayback, SheetSettings, StylePreset, VariationSeeds, asset_name, backup_path, eta,
-    frame_at, frame_uv, load_settings, save_settings, save_to_assets, short_duration,
-    steps_per_second, suggested_name,
+    EditorAction, EditorLog, EditorQueue, EditorState, Gallery, GalleryItem, PixelGenEditorPlugin,
+    PixelGenEditorSystems, PixelGenTarget, Presets,
 };
 pub use messages::{SpriteFailed, SpriteFinished, SpriteProgress};
 pub use plugin::{

@@ -12,6 +12,23 @@ use pixelgen::{PixelGenError, PixelOptions, Priority, Recipe, Seed, Size};
 use crate::worker::WorkerEvent;
 
 /// What to generate: a [`Recipe`] with a builder for the common fields.
+///
+/// ```
+/// use bevy_pixelgen::prelude::*;
+///
+/// let potion = SpriteRequest::new("red health potion, pixel art")
+///     .size(32, 32)
+///     .seed(42)
+///     .steps(8)
+///     .negative("blurry, text");
+/// assert_eq!(potion.recipe.steps, Some(8));
+/// // Several frames make a sprite sheet (one prompt each, same seed).
+/// let blink = SpriteRequest::new("slime").frames(["slime, eyes open", "slime, eyes closed"]);
+/// assert_eq!(blink.recipe.frame_count(), 2);
+/// // Any recipe converts, e.g. one read from a `.pixelgen.ron` file.
+/// let from_file: SpriteRequest = Recipe::from_ron(r#"(prompt: "bat", steps: 8)"#).unwrap().into();
+/// assert_eq!(from_file.recipe.prompt, "bat");
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpriteRequest {
     /// The full recipe.

@@ -9,11 +9,14 @@ use bevy::asset::{AssetPlugin, Assets};
 use bevy::image::{Image, ImagePlugin, TextureAtlasLayout};
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
+use bevy_pixelgen::editor::{
+    PaletteFile, PanelKeyboardFocus, SaveDialog, SheetPlayback, VariationSeeds, frame_uv,
+    load_settings,
+};
 use bevy_pixelgen::prelude::*;
 use bevy_pixelgen::{
-    EditorLog, EditorQueue, EngineFactory, GalleryItem, PaletteFile, PanelKeyboardFocus,
-    PixelGenEditorPlugin, Presets, SaveDialog, SheetPlayback, TicketStatus, VariationSeeds,
-    frame_uv, load_settings, pixelgen,
+    EditorLog, EditorQueue, EngineFactory, GalleryItem, PixelGenEditorPlugin, Presets,
+    TicketStatus, pixelgen,
 };
 use crossbeam_channel::{Receiver, Sender};
 use pixelgen::{Control, ModelIdentity, PixelGenError, SpriteEngine};
@@ -931,7 +934,7 @@ fn settings_are_saved_after_a_pause_and_at_exit_and_a_bad_file_falls_back() {
             errors[0]
         );
         // The broken file is kept aside before the next save replaces it.
-        let backup = bevy_pixelgen::backup_path(&path);
+        let backup = bevy_pixelgen::editor::backup_path(&path);
         assert!(errors[0].contains("editor.ron.bad"), "{}", errors[0]);
         assert_eq!(std::fs::read_to_string(&backup).unwrap(), broken);
         form(&mut h.app, |s| s.prompt = "fresh".into());
@@ -968,13 +971,13 @@ fn settings_are_saved_after_a_pause_and_at_exit_and_a_bad_file_falls_back() {
         let hex = dir.join("four.hex");
         std::fs::write(&hex, "000000\n555555\naaaaaa\nffffff\n").unwrap();
         let state = EditorState {
-            pixel: bevy_pixelgen::PixelSettings {
+            pixel: bevy_pixelgen::editor::PixelSettings {
                 palette: Some(hex.display().to_string()),
                 ..Default::default()
             },
             ..EditorState::default()
         };
-        bevy_pixelgen::save_settings(&path, &state).unwrap();
+        bevy_pixelgen::editor::save_settings(&path, &state).unwrap();
         let h = harness_with("settings-d", plugin(path.clone()));
         let loaded = h
             .app

@@ -156,7 +156,30 @@ impl LoraRef {
 ///
 /// The same recipe, model and device give the same pixels, so a recipe saved next to a
 /// sprite regenerates it. `pixel: None` means "the defaults for `size`" (see
-/// [`Recipe::pixel_options`]).
+/// [`Recipe::pixel_options`]). Fields left out of a file take their defaults; optional
+/// fields may be written bare (`steps: 8`) or as `Some(8)`.
+///
+/// A `.pixelgen.ron` file, e.g. a four-frame walk cycle packed into a sheet:
+///
+/// ```
+/// use pixelgen::{Frames, Plan, Recipe, Seed, Size};
+///
+/// let recipe = Recipe::from_ron(r#"(
+///     prompt: "knight in silver armour, side view, pixel art game sprite",
+///     negative: "blurry, text, watermark",
+///     seed: fixed(7),
+///     steps: 8,
+///     guidance: 1.5,
+///     size: (width: 32, height: 32),
+///     frames: template(template: "{prompt}, walk cycle frame {frame} of {count}", count: 4),
+///     sheet: (columns: 4, padding: 1),
+/// )"#)?;
+/// assert_eq!((recipe.seed, recipe.steps, recipe.size), (Seed::Fixed(7), Some(8), Size::square(32)));
+/// assert_eq!(recipe.frame_prompts()[1], "knight in silver armour, side view, pixel art game sprite, walk cycle frame 2 of 4");
+/// // Checked as a whole before any work: the sheet is 4 x 32 px + 3 px of padding wide.
+/// assert_eq!(Plan::new(recipe)?.output_size(), Size::new(131, 32));
+/// # Ok::<(), pixelgen::PixelGenError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Recipe {
