@@ -30,12 +30,12 @@ setup:
 test: lint
     cargo test --workspace
 
-# Formatting and clippy with warnings as errors; the `cudnn` build (which includes `cuda`) too,
-# with the toolchain from `just setup`, in its own target dir (nvcc runs in build scripts; nothing is linked).
+# Formatting and clippy with warnings as errors; the `cudnn` and `cuda` builds too, with the
+# toolchain from `just setup`, in their own target dir (nvcc runs in build scripts; nothing is linked).
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
-    CUDA_HOME="/opt/cuda13-pip/nvidia/cu13" PATH="/opt/cuda13-pip/nvidia/cu13/bin:$PATH" CUDA_COMPUTE_CAP=90 CUDAFORGE_THREADS="$(nproc)" CARGO_TARGET_DIR=target/cuda cargo clippy -p pixelgen-diffusion -p pixelgen --features cudnn --all-targets -- -D warnings
+    for f in cudnn cuda; do CUDA_HOME="/opt/cuda13-pip/nvidia/cu13" PATH="/opt/cuda13-pip/nvidia/cu13/bin:$PATH" CUDA_COMPUTE_CAP=90 CUDAFORGE_THREADS="$(nproc)" CARGO_TARGET_DIR=target/cuda cargo clippy -p pixelgen-diffusion -p pixelgen --features $f --all-targets -- -D warnings || exit 1; done
 
 # Criterion benchmarks (results go to target/criterion; record them in docs/performance.md).
 bench:
