@@ -14,9 +14,9 @@ pub enum PixelError {
         height: u32,
     },
     /// No pixel grid could be found in the image.
-    #[error("no pixel grid found: {reason}; set the cell size by hand or give a target size")]
+    #[error("no pixel grid found: {reason}")]
     NoGrid {
-        /// Why detection gave up.
+        /// Why detection gave up, and what to give instead.
         reason: String,
     },
     /// A palette file (or in-memory palette text) could not be parsed.
@@ -55,6 +55,23 @@ pub enum PixelError {
         path: PathBuf,
         /// The underlying I/O error.
         source: std::io::Error,
+    },
+    /// Writing a file failed (a full disk included); the file keeps its old content or
+    /// stays absent.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file that could not be written.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// An output file's extension names a format this crate does not write.
+    #[error("cannot write {}: unsupported output format; supported: {supported}", path.display())]
+    UnsupportedFormat {
+        /// The output path asked for.
+        path: PathBuf,
+        /// The supported extensions, e.g. `.png`.
+        supported: String,
     },
     /// Decoding or encoding an image failed.
     #[error("{}: {source}", path.display())]

@@ -34,6 +34,7 @@ pub mod pipeline;
 pub mod quantize;
 pub mod sheet;
 pub mod tile;
+pub mod write;
 
 pub use error::{PixelError, Result};
 pub use pipeline::{Canvas, PixelOptions, PixelOutput, pixelize};

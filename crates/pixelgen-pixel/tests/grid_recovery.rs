@@ -262,6 +262,34 @@ fn images_without_a_grid_say_so_or_fall_back() {
     ));
 }
 
+/// With the cell size given, a flat image is cut into flat cells (no edges are needed to
+/// place them), and an error never tells the user to give the cell size they gave.
+#[test]
+fn a_given_cell_cuts_flat_images_and_errors_do_not_ask_for_it() {
+    let cell = |w: f32, h: f32| GridOptions {
+        cell_width: Some(w),
+        cell_height: Some(h),
+        ..GridOptions::default()
+    };
+    let flat = RgbaImage::from_pixel(128, 96, Rgba([30, 60, 90, 255]));
+    let t = to_true_resolution(&flat, &cell(8.0, 8.0)).unwrap();
+    assert_eq!(t.image.dimensions(), (16, 12));
+    assert!(t.image.pixels().all(|p| p.0 == [30, 60, 90, 255]));
+    let t = to_true_resolution(&RgbaImage::new(64, 64), &cell(16.0, 8.0)).unwrap();
+    assert_eq!(t.image.dimensions(), (4, 8));
+    // A cell larger than the image: the advice is about its size, not about giving one.
+    let err = to_true_resolution(&flat, &cell(500.0, 500.0)).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, PixelError::NoGrid { .. }), "{msg}");
+    assert!(!msg.contains("set the cell size"), "{msg}");
+    assert!(msg.contains("does not fit"), "{msg}");
+    // Without a cell the advice still offers it.
+    let msg = to_true_resolution(&flat, &GridOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("set the cell size by hand"), "{msg}");
+}
+
 #[test]
 fn empty_images_and_bad_options_are_errors() {
     for (w, h) in [(0, 0), (0, 10), (10, 0)] {

@@ -39,13 +39,21 @@ struct AxisFit {
 
 pub(super) fn detect(img: &RgbaImage, opts: &GridOptions) -> Result<Grid> {
     let (px, py) = edge_profiles(img);
-    let no_grid = |side: &str, reason: String| PixelError::NoGrid {
-        reason: format!("{side}: {reason}"),
+    // The advice fits what was given: never "set the cell size" to whoever set it.
+    let no_grid = |side: &str, cell: Option<f32>, reason: String| PixelError::NoGrid {
+        reason: format!(
+            "{side}: {reason}; {}",
+            if cell.is_some() {
+                "give a cell size that fits the image, or a target size"
+            } else {
+                "set the cell size by hand or give a target size"
+            }
+        ),
     };
     let x = detect_axis(&px, opts.cell_width, opts.offset_x, opts)
-        .map_err(|r| no_grid("columns", r))?;
-    let y =
-        detect_axis(&py, opts.cell_height, opts.offset_y, opts).map_err(|r| no_grid("rows", r))?;
+        .map_err(|r| no_grid("columns", opts.cell_width, r))?;
+    let y = detect_axis(&py, opts.cell_height, opts.offset_y, opts)
+        .map_err(|r| no_grid("rows", opts.cell_height, r))?;
     Ok(Grid {
         confidence: x.confidence.min(y.confidence),
         x: x.axis,
@@ -114,6 +122,17 @@ fn detect_axis(
     }
     let total: f64 = prof.iter().sum();
     if total <= 0.0 {
+        // No edges: with the cell size given, any phase cuts the same flat cells.
+        if let Some(p) = cell {
+            let p = p as f64;
+            let phase = offset.map_or(0.0, |o| (o as f64).rem_euclid(p));
+            let axis = build_axis(n, p, phase, None)
+                .ok_or_else(|| format!("a cell of {p} px does not fit in {n} px"))?;
+            return Ok(AxisFit {
+                axis,
+                confidence: 1.0,
+            });
+        }
         return Err("the image has no edges (flat colour or fully transparent)".into());
     }
     let min_p = opts.min_cell as f64;

@@ -43,7 +43,7 @@ const BUILTINS: &[Builtin] = &[
     // The classic Game Boy (DMG) screen greens, darkest first.
     Builtin {
         name: "gameboy",
-        aliases: &["dmg", "gb", "gameboydmg"],
+        aliases: &["dmg", "gb", "gbdmg", "gameboydmg"],
         hex: include_str!("../../palettes/gameboy.hex"),
     },
     // ENDESGA 32 by ENDESGA.
@@ -171,6 +171,8 @@ mod tests {
             assert_eq!(find(spelling).unwrap().name, "pico-8", "{spelling}");
         }
         assert_eq!(find("DMG").unwrap().name, "gameboy");
+        // The spelling `pixelize --help` lists.
+        assert_eq!(find("gb-dmg").unwrap().name, "gameboy");
         assert_eq!(find("Endesga 32").unwrap().name, "endesga-32");
         assert_eq!(find("1-bit").unwrap().name, "1bit");
     }
