@@ -8,15 +8,16 @@ use pixelgen_pixel::sheet::{Sheet, SheetLayout};
 
 use crate::cache::CacheKey;
 use crate::error::{PixelGenError, Result};
-use crate::output::{encode_png, write_atomic};
+use crate::output::{encode_png, prepare_dir, write_atomic};
 
 /// A content-addressed store of finished work: `KEY.png` for a sprite, `KEY.png` plus
 /// `KEY.layout.json` for a sheet (its frame layout), where `KEY` is the 64-digit cache key.
 ///
 /// A hit returns exactly the pixels the model produced for that recipe and model, so a host
 /// can skip the model entirely. Entries are written through a temporary file and a rename,
-/// so a crash or a concurrent reader never sees half a file. Blocking: use it off the main
-/// schedule (a worker thread, an asset loader task).
+/// so a crash or a concurrent reader never sees half a file; the temporary files of a
+/// process killed mid-write are removed by the next process's first write to the cache.
+/// Blocking: use it off the main schedule (a worker thread, an asset loader task).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskCache {
     dir: PathBuf,
@@ -106,11 +107,10 @@ impl DiskCache {
         Ok(path)
     }
 
+    /// Creates the folder; the first write of this process there also removes temporary
+    /// files that a writer killed mid-write left ([`crate::output::prepare_dir`]).
     fn create_dir(&self) -> Result<()> {
-        fs::create_dir_all(&self.dir).map_err(|source| PixelGenError::Io {
-            path: self.dir.clone(),
-            source,
-        })
+        prepare_dir(&self.dir)
     }
 }
 

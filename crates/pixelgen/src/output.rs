@@ -1,10 +1,10 @@
 //! Writing finished work to disk: PNG, a `.pixelgen.ron` recipe sidecar and, for a sheet,
 //! Aseprite JSON, each file atomically.
 
+use std::collections::HashSet;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use image::RgbaImage;
 use pixelgen_pixel::sheet::{JsonForm, SheetLayout};
@@ -90,10 +90,26 @@ pub fn save(dir: &Path, generated: &Generated) -> Result<SavedFiles> {
 /// Saves `art` as `DIR/STEM.png`, `DIR/STEM.pixelgen.ron` and, for a sheet, `DIR/STEM.json`
 /// (Aseprite hash form), creating `dir`. `stem` may contain `/` for a subfolder. Without
 /// `overwrite`, an existing file of any of these names is an error
-/// ([`PixelGenError::Exists`]) and nothing is written.
+/// ([`PixelGenError::Exists`]) and nothing is written. When a write fails (a full disk,
+/// say), the files this call created are removed again and the error names the file that
+/// failed; a file it replaced keeps its new content.
 ///
 /// Every file goes through [`write_atomic`], so a reader (the asset server's file watcher,
 /// a crash) never sees half a file. Blocking: call it off the game's main schedule.
+///
+/// # Crash safety
+///
+/// A process killed between two files (`kill -9`, a power cut) leaves no torn pair: the
+/// recipe is written first, the Aseprite JSON next and the PNG last, so the PNG is the commit
+/// marker: a PNG is only ever there beside its recipe (and JSON). The other order (PNG first,
+/// recipe as the marker) would leave a PNG without recipe that a clean-up would have to
+/// delete, and in a game's asset folder a PNG without recipe is just as likely the user's
+/// own art: we never delete files we cannot prove are ours. What a kill can leave instead is
+/// a recipe without its PNG, which loses nothing (the recipe regenerates the PNG; it is also
+/// a valid recipe asset), and a temporary file, which the next save into the folder removes
+/// ([`pixelgen_pixel::write::remove_stale_temps`]). Replacing a pair of another recipe under
+/// the same stem (`overwrite`) can be cut between the files too: then the new recipe stands
+/// beside the old PNG until it is regenerated or saved again.
 pub fn save_as(dir: &Path, stem: &str, art: Artwork<'_>, overwrite: bool) -> Result<SavedFiles> {
     let png = dir.join(format!("{stem}.png"));
     let recipe = dir.join(format!("{stem}.pixelgen.ron"));
@@ -117,71 +133,76 @@ pub fn save_as(dir: &Path, stem: &str, art: Artwork<'_>, overwrite: bool) -> Res
         layout.to_aseprite_json(&png_name, JsonForm::Hash)
     });
     if let Some(parent) = png.parent() {
-        fs::create_dir_all(parent).map_err(|source| PixelGenError::Io {
-            path: parent.to_path_buf(),
-            source,
-        })?;
+        prepare_dir(parent)?;
     }
-    write_atomic(&png, &png_bytes)?;
-    write_atomic(&recipe, recipe_text.as_bytes())?;
-    if let (Some(path), Some(text)) = (&json, json_text) {
-        write_atomic(path, text.as_bytes())?;
+    // The recipe first, the PNG last: see "Crash safety" above.
+    let mut files: Vec<(&Path, &[u8])> = vec![(&recipe, recipe_text.as_bytes())];
+    if let (Some(path), Some(text)) = (&json, &json_text) {
+        files.push((path, text.as_bytes()));
+    }
+    files.push((&png, &png_bytes));
+    let mut created = Vec::new();
+    for (path, bytes) in files {
+        let new = !path.exists();
+        if let Err(e) = write_atomic(path, bytes) {
+            // All or nothing: files this call created go again (replaced ones stay new).
+            for p in created {
+                let _ = fs::remove_file(p);
+            }
+            return Err(e);
+        }
+        if new {
+            created.push(path);
+        }
     }
     Ok(SavedFiles { png, recipe, json })
 }
 
 /// `image` as PNG bytes; `path` names the file in the error.
 pub(crate) fn encode_png(path: &Path, image: &RgbaImage) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    image
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .map_err(|e| PixelGenError::Encode {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    Ok(bytes)
+    pixelgen_pixel::write::encode_png(image).map_err(|e| PixelGenError::Encode {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 /// Writes `bytes` to `path` so that `path` holds either its old content or all of `bytes`:
 /// a temporary file in the same folder is written, flushed to the disk (`fsync`) and renamed
 /// over `path`, then the folder is synced so the rename survives a power cut. On any error
-/// the temporary file is removed and the error names the file that failed.
+/// (a full disk included) the temporary file is removed and the error names the file that
+/// failed. The workspace's one writer, [`pixelgen_pixel::write::write_atomic`], with this
+/// crate's error type.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(
-        ".{name}.{}-{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let io = |p: &Path, source| PixelGenError::Io {
-        path: p.to_path_buf(),
+    pixelgen_pixel::write::write_atomic(path, bytes).map_err(|source| PixelGenError::Io {
+        path: path.to_path_buf(),
         source,
-    };
-    let written = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(io(path, e));
-    }
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(io(path, e));
-    }
-    // The rename is durable once the folder is synced (not possible everywhere: best effort).
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && let Ok(d) = fs::File::open(dir)
-    {
-        let _ = d.sync_all();
+    })
+}
+
+/// Creates `dir` and, the first time this process writes there, removes the temporary files
+/// a writer killed mid-write left in it ([`pixelgen_pixel::write::remove_stale_temps`]: only
+/// our own temp-name pattern, only of processes that are gone). One `read_dir` per folder
+/// per process; a failed clean-up is logged, never an error (the write itself decides).
+pub(crate) fn prepare_dir(dir: &Path) -> Result<()> {
+    static CLEANED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+    fs::create_dir_all(dir).map_err(|source| PixelGenError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let first = CLEANED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashSet::new)
+        .insert(dir.to_path_buf());
+    if first {
+        match pixelgen_pixel::write::remove_stale_temps(dir) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                "removed {n} temporary file(s) of interrupted writes in {}",
+                dir.display()
+            ),
+            Err(e) => tracing::warn!("cannot clean interrupted writes in {}: {e}", dir.display()),
+        }
     }
     Ok(())
 }
