@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use image::RgbaImage;
 use pixelgen_pixel::prelude::*;
+use pixelgen_pixel::write;
 
 /// Command-line options.
 #[derive(Parser, Debug)]
@@ -20,7 +21,7 @@ use pixelgen_pixel::prelude::*;
 struct Args {
     /// Input image (PNG).
     input: PathBuf,
-    /// Output PNG at the true resolution.
+    /// Output PNG at the true resolution (only `.png` is written; its folder is created).
     output: PathBuf,
     /// Cell size in source pixels, `N` or `WxH` (default: detected).
     #[arg(long)]
@@ -56,7 +57,7 @@ struct Args {
     /// Seed for colour reduction (same seed, same result).
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Also write a before/after picture here.
+    /// Also write a before/after picture here (a `.png`).
     #[arg(long)]
     preview: Option<PathBuf>,
 }
@@ -73,6 +74,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    // Every output is checked before any work or write: a bad `--preview` path must not
+    // fail after the main output was written. Only PNG is written (`.jpg` is refused here).
+    for path in std::iter::once(&args.output).chain(&args.preview) {
+        write::check_output(path)?;
+    }
     let input = image::open(&args.input)
         .map_err(|e| format!("cannot read {}: {e}", args.input.display()))?
         .to_rgba8();
@@ -92,15 +98,21 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         input.height(),
         out.palette.len()
     );
-    out.image
-        .save(&args.output)
-        .map_err(|e| format!("cannot write {}: {e}", args.output.display()))?;
-    println!("wrote {}", args.output.display());
-    if let Some(p) = &args.preview {
-        before_after(&input, &out.image)
-            .save(p)
-            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
-        println!("wrote {}", p.display());
+    // Encoded in memory, then written atomically (temp file, fsync, rename): a full disk
+    // is "cannot write PATH: ..." and the file keeps its old content or stays absent.
+    let preview = args
+        .preview
+        .as_ref()
+        .map(|p| (p, before_after(&input, &out.image)));
+    for (path, image) in std::iter::once((&args.output, &out.image))
+        .chain(preview.as_ref().map(|(p, img)| (*p, img)))
+    {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // Temporary files of a pixelize killed mid-write (best effort).
+            let _ = write::remove_stale_temps(dir);
+        }
+        write::save_png(path, image)?;
+        println!("wrote {}", path.display());
     }
     Ok(())
 }

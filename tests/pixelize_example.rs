@@ -87,3 +87,127 @@ fn unreadable_input_and_bad_options_exit_non_zero_with_a_clear_message() {
     assert!(!out.exists(), "nothing written on failure");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// The demo sample as the input of the output tests.
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/examples/potion_ai.png");
+
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every output is checked before anything is written: a `.jpg` name (only PNG is written),
+/// a `--preview` whose folder is a file or that is a folder; exit 1, nothing written, nothing
+/// claimed. A missing folder is created.
+#[test]
+fn bad_outputs_are_refused_before_anything_is_written() {
+    let dir = tmp_dir("outputs");
+    std::fs::write(dir.join("file"), b"x").unwrap();
+    std::fs::create_dir_all(dir.join("folder.png")).unwrap();
+    let cases: [(&str, Option<&str>, &str); 4] = [
+        ("out.jpg", None, "supported: .png"),
+        ("out.JPEG", None, "supported: .png"),
+        ("out.png", Some("file/before_after.png"), "is not a folder"),
+        ("out.png", Some("folder.png"), "it is a folder"),
+    ];
+    for (out, preview, expected) in cases {
+        let mut cmd = Command::new(example_bin("pixelize"));
+        cmd.arg(SAMPLE).arg(dir.join(out));
+        if let Some(p) = preview {
+            cmd.arg("--preview").arg(dir.join(p));
+        }
+        let run = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{out} {preview:?}: {stderr}");
+        assert!(
+            stderr.contains("pixelize: error: cannot write") && stderr.contains(expected),
+            "{out} {preview:?}: {stderr}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&run.stdout).contains("wrote"),
+            "nothing claimed"
+        );
+        assert_eq!(names(&dir), ["file", "folder.png"], "nothing written");
+    }
+    // A preview into a folder that does not exist yet: created, both written.
+    let run = Command::new(example_bin("pixelize"))
+        .arg(SAMPLE)
+        .arg(dir.join("out.png"))
+        .arg("--preview")
+        .arg(dir.join("new/sub/ba.png"))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(dir.join("out.png").is_file() && dir.join("new/sub/ba.png").is_file());
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// A full disk (a 64 KiB tmpfs; skipped with the reason where mounting is not permitted):
+/// "cannot write PATH: ...", exit 1, no "wrote", the old file unchanged, no temporary file.
+#[test]
+fn a_full_disk_is_a_write_error_with_exit_1() {
+    let dir = tmp_dir("full");
+    let disk = dir.join("disk");
+    std::fs::create_dir_all(&disk).unwrap();
+    let mount = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&disk)
+        .output();
+    match mount {
+        Ok(o) if o.status.success() => {}
+        other => {
+            let why = other.map_or_else(
+                |e| e.to_string(),
+                |o| String::from_utf8_lossy(&o.stderr).into_owned(),
+            );
+            println!("skipped: cannot mount a 64 KiB tmpfs ({})", why.trim());
+            std::fs::remove_dir_all(dir).ok();
+            return;
+        }
+    }
+    // 200x200 of noise: no grid, so `--fallback 200x200` keeps every pixel (a ~160 KB PNG).
+    let mut s = 0x2545_F491_4F6C_DD1Du64;
+    let noise = image::RgbaImage::from_fn(200, 200, |_, _| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        image::Rgba([s as u8, (s >> 8) as u8, (s >> 16) as u8, 255])
+    });
+    let input = dir.join("noise.png");
+    noise.save(&input).unwrap();
+    let out = disk.join("out.png");
+    std::fs::write(&out, b"old").unwrap();
+    let run = Command::new(example_bin("pixelize"))
+        .arg(&input)
+        .arg(&out)
+        .args(["--fallback", "200x200"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
+    );
+    let listing = names(&disk);
+    let old = std::fs::read(&out).unwrap();
+    let _ = Command::new("umount").arg(&disk).status();
+    assert_eq!(run.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "pixelize: error: cannot write {}: ",
+            out.display()
+        )) && stderr.contains("space"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("wrote"), "{stdout}");
+    assert_eq!(old, b"old", "the old file is unchanged");
+    assert_eq!(listing, ["out.png"], "no temporary file left");
+    std::fs::remove_dir_all(dir).ok();
+}
