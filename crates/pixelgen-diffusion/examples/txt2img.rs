@@ -17,8 +17,9 @@ use std::time::Instant;
 use candle_core::{DType, Device};
 use clap::Parser;
 use pixelgen_diffusion::{
-    Control, GenerationParams, SchedulerKind, SdxlPipeline, SeededNoise, save_png, to_rgba_images,
+    Control, GenerationParams, SchedulerKind, SdxlPipeline, SeededNoise, to_rgba_images,
 };
+use pixelgen_pixel::write::{check_output, save_png};
 
 /// Command-line options of the txt2img example.
 #[derive(Parser, Debug, Clone)]
@@ -60,7 +61,7 @@ pub struct Args {
     /// Weight file variant, e.g. `fp16` for `*.fp16.safetensors`.
     #[arg(long)]
     pub variant: Option<String>,
-    /// Output PNG.
+    /// Output PNG (a `.png` name; its folder is created).
     #[arg(long)]
     pub out: PathBuf,
     /// No per-step progress lines.
@@ -117,6 +118,8 @@ fn model_dir(args: &Args) -> AnyResult<PathBuf> {
 
 /// Loads the model, generates the image and writes the PNG; returns the PNG's path.
 pub fn run(args: &Args) -> AnyResult<PathBuf> {
+    // The output is checked before the model loads: a bad --out never costs a generation.
+    check_output(&args.out)?;
     let device = device(&args.device)?;
     let dtype = dtype(args.dtype.as_deref(), &device)?;
     let dir = model_dir(args)?;
@@ -159,7 +162,8 @@ pub fn run(args: &Args) -> AnyResult<PathBuf> {
         .into_iter()
         .next()
         .ok_or("the pipeline returned no image")?;
-    save_png(&image, &args.out)?;
+    // Atomic (temp file, fsync, rename): a full disk is "cannot write PATH: ...", no partial PNG.
+    save_png(&args.out, &image)?;
     if !quiet {
         eprintln!(
             "wrote {} ({}x{}) in {:.1}s",
