@@ -25,13 +25,17 @@ setup:
     tools/cuda-toolchain.sh "/opt/cuda13-pip"
     echo "setup: system packages present ({{apt_packages}}), CUDA toolchain in /opt/cuda13-pip"
 
+# Plain `cargo test` also builds the examples as programs: tests/pixelize_example.rs runs one.
+# (A recipe's `just --list` text is the one comment line right above it.)
+
 # Everything CI checks: formatting, lints (benches included), then all tests and doc examples.
-# (Plain `cargo test` also builds the examples as programs: tests/pixelize_example.rs runs one.)
 test: lint
     cargo test --workspace
 
-# Formatting and clippy with warnings as errors; the `cudnn` and `cuda` builds too, with the
-# toolchain from `just setup`, in their own target dir (nvcc runs in build scripts; nothing is linked).
+# The `cudnn` and `cuda` builds are linted with the toolchain from `just setup`, in their own
+# target dir (nvcc runs in build scripts; nothing is linked).
+
+# Formatting and clippy with warnings as errors, the CUDA/cuDNN builds included.
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
@@ -51,9 +55,10 @@ demo:
 pixelize *ARGS:
     cargo run --release --example pixelize -- {{ARGS}}
 
-# Text to image with SDXL: `just generate MODEL_DIR "prompt" OUT.png` (a diffusers SDXL folder;
-# see docs/models.md). `just generate-tiny` runs the same code on the tiny random test model
-# (random weights: it proves the pipeline runs, the picture is noise).
+# A diffusers SDXL folder: see docs/models.md. `just generate-tiny` runs the same code on the tiny
+# random test model (random weights: it proves the pipeline runs, the picture is noise).
+
+# Text to image with SDXL: `just generate MODEL_DIR "prompt" OUT.png`.
 generate MODEL PROMPT OUT="target/demo/txt2img.png" *ARGS="":
     mkdir -p "$(dirname '{{OUT}}')"
     cargo run --release -p pixelgen-diffusion --example txt2img -- --model '{{MODEL}}' --prompt '{{PROMPT}}' --out '{{OUT}}' {{ARGS}}

@@ -67,9 +67,18 @@ impl EngineChoice {
                     "for real sprites download an SDXL model in diffusers layout (see docs/models.md) \
                      and run `cargo run --release --example {example} -- --model DIR`"
                 );
+                // Each example names its own `--tiny`, except `dungeon`, which has none.
+                let (smoke, note) = if example == "dungeon" {
+                    (
+                        "runtime_loot",
+                        "; the dungeon has no --tiny: its recipe files ask for 1024 px",
+                    )
+                } else {
+                    (example, "")
+                };
                 info!(
                     "a smoke run of the real SDXL code without a download: `cargo run --example \
-                     runtime_loot -- --tiny` (the tiny test model: random weights, noise sprites)"
+                     {smoke} -- --tiny` (the tiny test model: random weights, noise sprites{note})"
                 );
             }
             Self::Tiny => warn!(
