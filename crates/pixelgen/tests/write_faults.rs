@@ -232,7 +232,10 @@ fn kill_9_at_random_moments_tears_nothing() {
     // Rounds after which a temporary file lay there, and how many were seen in all (each
     // child's first write removes those of the child killed before it).
     let (mut kills, mut mid_write, mut seen) = (0, 0, 0);
-    while kills < 25 && start.elapsed() < Duration::from_secs(30) {
+    // 25 kills; should none of them land mid-write (about 1 in 4 does), up to 25 more.
+    while (kills < 25 || (mid_write == 0 && kills < 50))
+        && start.elapsed() < Duration::from_secs(30)
+    {
         let mut child = Command::new(&exe)
             .args(["writer_loop", "--exact", "--test-threads=1"])
             .env(WRITER_DIR, &dir)
@@ -299,7 +302,7 @@ fn kill_9_at_random_moments_tears_nothing() {
          entries, all readable",
         start.elapsed().as_secs_f64()
     );
-    assert_eq!(kills, 25, "25 kills within the time bound");
+    assert!(kills >= 25, "25 kills within the time bound");
     assert!(pairs > 1, "the child saved something");
     assert!(
         mid_write > 0,
