@@ -721,21 +721,25 @@ impl SheetLayout {
 }
 
 impl Sheet {
-    /// Writes the sheet PNG to `png_path` and its JSON (naming that PNG) to `json_path`.
+    /// Writes the sheet PNG to `png_path` and its JSON (naming that PNG) to `json_path`, each
+    /// atomically ([`crate::write::write_atomic`]; the folders must exist). Both are encoded
+    /// before either is written, the JSON is written first and the PNG last, so a PNG is never
+    /// there without its layout. A failed write is [`PixelError::Write`] naming the file.
     pub fn save(&self, png_path: &Path, json_path: &Path, form: JsonForm) -> Result<()> {
-        self.image
-            .save_with_format(png_path, image::ImageFormat::Png)
-            .map_err(|source| PixelError::Image {
-                path: png_path.to_path_buf(),
-                source,
-            })?;
+        let png = crate::write::encode_png(&self.image).map_err(|source| PixelError::Image {
+            path: png_path.to_path_buf(),
+            source,
+        })?;
         let json = self
             .layout
             .to_aseprite_json(&png_path.to_string_lossy(), form);
-        std::fs::write(json_path, json).map_err(|source| PixelError::Io {
-            path: json_path.to_path_buf(),
-            source,
-        })
+        for (path, bytes) in [(json_path, json.as_bytes()), (png_path, &png)] {
+            crate::write::write_atomic(path, bytes).map_err(|source| PixelError::Write {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        Ok(())
     }
 }
 

@@ -436,7 +436,7 @@ fn saving_needs_a_known_extension_and_a_writable_place() {
     ));
     assert!(matches!(
         p.save(dir.join("missing-dir/palette.gpl")),
-        Err(PixelError::Io { .. })
+        Err(PixelError::Write { .. })
     ));
 }
 

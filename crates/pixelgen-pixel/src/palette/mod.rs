@@ -265,7 +265,9 @@ impl Palette {
         self.encode(format, Path::new("<memory>"))
     }
 
-    /// Writes the palette to a file, choosing the format by extension (`gpl`, `hex`, `pal`, `png`).
+    /// Writes the palette to a file, choosing the format by extension (`gpl`, `hex`, `pal`, `png`),
+    /// atomically ([`crate::write::write_atomic`]): a failed write ([`PixelError::Write`]) leaves
+    /// the file as it was. The folder must exist.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let format = PaletteFormat::from_path(path).ok_or_else(|| PixelError::InvalidOption {
@@ -276,7 +278,7 @@ impl Palette {
             ),
         })?;
         let bytes = self.encode(format, path)?;
-        std::fs::write(path, bytes).map_err(|source| PixelError::Io {
+        crate::write::write_atomic(path, &bytes).map_err(|source| PixelError::Write {
             path: path.to_path_buf(),
             source,
         })
