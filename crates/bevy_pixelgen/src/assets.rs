@@ -36,6 +36,7 @@ use bevy::ecs::message::MessageReader;
 use bevy::ecs::system::{Res, ResMut};
 use bevy::image::{Image, TextureAtlasLayout};
 use bevy::reflect::TypePath;
+use bevy::tasks::futures_lite::AsyncReadExt;
 use crossbeam_channel::Sender;
 use pixelgen::{DiskCache, ModelIdentity, PixelGenError, PixelOptions, Plan, Recipe};
 
@@ -150,8 +151,10 @@ impl AssetLoader for PixelRecipeLoader {
         load_context: &mut LoadContext<'_>,
     ) -> Result<Image, RecipeAssetError> {
         let path = load_context.path().clone_owned();
+        // One byte past the limit is enough to refuse an oversized file without reading it all.
         let mut bytes = Vec::new();
-        reader
+        let limit = Recipe::MAX_FILE_BYTES as u64 + 1;
+        AsyncReadExt::take(reader, limit)
             .read_to_end(&mut bytes)
             .await
             .map_err(|source| RecipeAssetError::Read {
@@ -162,8 +165,7 @@ impl AssetLoader for PixelRecipeLoader {
             path: path.to_string(),
             source,
         };
-        let text = String::from_utf8_lossy(&bytes);
-        let recipe = Recipe::from_ron(&text).map_err(recipe_err)?;
+        let recipe = Recipe::from_ron_bytes(&bytes).map_err(recipe_err)?;
         let plan = plan_recipe(recipe, &self.shared.default_pixel).map_err(recipe_err)?;
 
         if let Some(image) = self.cached(&path, &plan, load_context) {

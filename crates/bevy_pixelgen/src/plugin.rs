@@ -378,7 +378,14 @@ impl PixelGenQueue {
         if recipe.pixel.is_none() {
             recipe.pixel.clone_from(&self.default_pixel);
         }
-        match Plan::new(recipe.clone()) {
+        let admitted = match Plan::new(recipe.clone()) {
+            Err(e) => Err(SpriteError::Invalid(Arc::new(e))),
+            Ok(plan) => match self.admission() {
+                Some(refused) => Err(refused),
+                None => Ok(plan),
+            },
+        };
+        match admitted {
             Ok(plan) => {
                 let handle = images.add(placeholder(plan.output_size()));
                 let layout = plan.sheet_layout().map(|grid| {
@@ -387,16 +394,27 @@ impl PixelGenQueue {
                 });
                 self.enqueue(plan, handle, layout)
             }
-            Err(e) => {
+            Err(error) => {
                 // Nothing runs: the handle gets a tiny placeholder, whatever size was asked.
                 let handle = images.add(placeholder(Size::square(2)));
                 let layout = (recipe.frames != Frames::Single)
                     .then(|| layouts.add(TextureAtlasLayout::new_empty(bevy::math::UVec2::ONE)));
                 let ticket = self.new_ticket(recipe.with_drawn_seed(), handle, layout);
-                self.fail_now(&ticket, SpriteError::Invalid(Arc::new(e)));
+                self.fail_now(&ticket, error);
                 ticket
             }
         }
+    }
+
+    /// Why a new request cannot be queued now (the worker is gone, or the queue is full),
+    /// checked before anything is allocated for it; the enqueue itself checks again.
+    fn admission(&self) -> Option<SpriteError> {
+        if self.worker_stopped {
+            return Some(SpriteError::WorkerStopped);
+        }
+        (self.queued.load(Ordering::Acquire) >= self.capacity).then_some(SpriteError::QueueFull {
+            capacity: self.capacity,
+        })
     }
 
     fn new_ticket(

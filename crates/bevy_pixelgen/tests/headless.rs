@@ -676,3 +676,81 @@ fn missing_model_fails_and_the_app_keeps_running() {
     }
     app.update();
 }
+
+#[test]
+fn a_device_as_lora_fails_at_once_and_the_next_request_runs() {
+    let f = fake();
+    let mut app = app(fake_plugin(&f));
+    let mut zero = SpriteRequest::new("cursed").seed(1);
+    zero.recipe.loras = vec![pixelgen::LoraRef::new("/dev/zero", 1.0)];
+    let start = Instant::now();
+    let t = submit(&mut app, zero);
+    let next = submit(&mut app, SpriteRequest::new("fine").seed(2).size(4, 4));
+    run_until(&mut app, "the LoRA refusal", |a| over(a, t.id()));
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "refused in {:?}",
+        start.elapsed()
+    );
+    let error = failure(&app, t.id())
+        .expect("the request failed")
+        .to_string();
+    assert!(
+        error.contains("/dev/zero") && error.contains("not a regular file"),
+        "{error}"
+    );
+    run_until(&mut app, "the next request", |a| finished(a, next.id()));
+}
+
+/// Resident memory of this process in bytes (Linux).
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[test]
+fn a_flood_of_huge_requests_holds_little_memory() {
+    let f = fake();
+    let mut app = app(fake_plugin(&f));
+    // The first request holds the worker (gated), so the flood waits in or bounces off the
+    // queue (capacity 32): every handle still gets a placeholder.
+    let gate = submit(&mut app, SpriteRequest::new("gate").seed(1));
+    wait_running(&mut app, &gate);
+    let Some(before) = rss_bytes() else {
+        eprintln!("skipped: no /proc/self/status");
+        return;
+    };
+    let flood: Vec<Ticket> = (0..120)
+        .map(|i| {
+            submit(
+                &mut app,
+                SpriteRequest::new("castle")
+                    .seed(i)
+                    .size(2048, 2048)
+                    .generation_size(2048, 2048),
+            )
+        })
+        .collect();
+    app.update();
+    let grown = rss_bytes().unwrap_or(before).saturating_sub(before);
+    // A full-size placeholder per request was 16 MiB (2 GB for the flood): at most 256 px a
+    // side now, and nothing at all for the requests the full queue refuses.
+    assert!(grown < 100 << 20, "RSS grew by {} MiB", grown >> 20);
+    let refused = flood
+        .iter()
+        .filter(|t| matches!(failure(&app, t.id()), Some(SpriteError::QueueFull { .. })))
+        .count();
+    assert_eq!(
+        refused,
+        120 - 32,
+        "the queue takes 32, the rest are refused"
+    );
+    let images = app.world().resource::<Assets<Image>>();
+    let side = |t: &Ticket| images.get(t.handle()).map(|i| i.width());
+    assert_eq!(side(&flood[0]), Some(MAX_PLACEHOLDER_SIDE));
+    assert_eq!(side(&flood[119]), Some(2));
+    eprintln!("flood of 120 2048x2048 requests: RSS +{} KiB", grown >> 10);
+    f.gate.send(()).unwrap();
+}

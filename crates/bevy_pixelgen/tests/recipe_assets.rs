@@ -373,13 +373,38 @@ fn bad_recipe_files_fail_to_load_with_the_reason() {
     let cache = temp_dir("d-cache");
     write(&assets, "empty.pixelgen.ron", r#"(prompt: "  ")"#);
     write(&assets, "syntax.pixelgen.ron", r#"(prompt: "x", steps: )"#);
+    write(&assets, "typo.pixelgen.ron", r#"(prompt: "x", stepz: 40)"#);
+    std::fs::write(
+        assets.join("latin1.pixelgen.ron"),
+        b"(prompt: \"caf\xe9 sign\")",
+    )
+    .unwrap();
+    let huge = format!("(prompt: \"x\", negative: \"{}\")", "y".repeat(30 << 20));
+    write(&assets, "huge.pixelgen.ron", &huge);
     let f = fake();
     let mut app = app(&assets, &cache, &f);
     let empty: Handle<Image> = load(&app, "empty.pixelgen.ron");
     let syntax: Handle<Image> = load(&app, "syntax.pixelgen.ron");
-    run_until(&mut app, "both failures", |a| {
-        state(a, &empty).is_failed() && state(a, &syntax).is_failed()
+    let typo: Handle<Image> = load(&app, "typo.pixelgen.ron");
+    let latin1: Handle<Image> = load(&app, "latin1.pixelgen.ron");
+    let huge: Handle<Image> = load(&app, "huge.pixelgen.ron");
+    let all = [&empty, &syntax, &typo, &latin1, &huge];
+    run_until(&mut app, "every failure", |a| {
+        all.iter().all(|h| state(a, h).is_failed())
     });
+    let reason = |app: &App, h: &Handle<Image>| match state(app, h) {
+        LoadState::Failed(err) => err.to_string(),
+        other => panic!("expected a failure, got {other:?}"),
+    };
+    let typo = reason(&app, &typo);
+    assert!(typo.contains("did you mean `steps`?"), "{typo}");
+    let latin1 = reason(&app, &latin1);
+    assert!(
+        latin1.contains("not UTF-8") && latin1.contains("byte 13"),
+        "{latin1}"
+    );
+    let huge = reason(&app, &huge);
+    assert!(huge.contains("a recipe is at most"), "{huge}");
     let LoadState::Failed(err) = state(&app, &empty) else {
         unreachable!()
     };

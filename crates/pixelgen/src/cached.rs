@@ -16,6 +16,26 @@ use crate::model::ModelIdentity;
 use crate::plan::Plan;
 use crate::recipe::Recipe;
 
+/// Checks every LoRA file of `plan` (a regular file of plausible size, so reading it ends)
+/// and hashes it for the cache key, reporting step 0 between chunks so a cancel stops a long
+/// hash. The digests are remembered, so the key is computed from the memo afterwards.
+fn check_lora_files(plan: &Plan, progress: &mut dyn FnMut(&Progress) -> Control) -> Result<()> {
+    let total = plan.recipe().steps_or_default();
+    for lora in &plan.recipe().loras {
+        crate::digest::check_lora_file(&lora.path)?;
+        let mut keep_going = || {
+            let waiting = Progress {
+                step: 0,
+                total,
+                preview: None,
+            };
+            progress(&waiting) == Control::Continue
+        };
+        crate::digest::file_digest_interruptible(&lora.path, &mut keep_going)?;
+    }
+    Ok(())
+}
+
 /// The default memory budget of a [`CachedEngine`]: 64 MiB of RGBA (some 16 000 32x32 sprites).
 pub const DEFAULT_MEMORY_CACHE_BYTES: usize = 64 << 20;
 
@@ -147,6 +167,7 @@ impl<E: SpriteEngine> CachedEngine<E> {
         progress: &mut dyn FnMut(&Progress) -> Control,
     ) -> Result<Generated> {
         let start = Instant::now();
+        check_lora_files(plan, progress)?;
         let key = self.key(plan)?;
         if let Some(mut hit) = self.cached(plan, key) {
             hit.elapsed = start.elapsed();

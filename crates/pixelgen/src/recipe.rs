@@ -19,6 +19,7 @@ pub const MAX_SIDE: u32 = 4096;
 
 /// A width and a height in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Size {
     /// Width in pixels.
     pub width: u32,
@@ -121,7 +122,7 @@ pub enum Frames {
 /// A LoRA merged into the model for a recipe: a `.safetensors` file (kohya or diffusers/PEFT
 /// layout) and its strengths.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LoraRef {
     /// The LoRA file.
     pub path: PathBuf,
@@ -181,7 +182,7 @@ impl LoraRef {
 /// # Ok::<(), pixelgen::PixelGenError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Recipe {
     /// What to draw.
     pub prompt: String,
@@ -496,25 +497,114 @@ impl Recipe {
         })
     }
 
-    /// Parses a RON recipe (missing fields take their defaults). Optional fields may be
-    /// written bare (`steps: 8`) or as `Some(8)`.
+    /// Parses a RON recipe. Fields left out take their defaults; optional fields may be
+    /// written bare (`steps: 8`) or as `Some(8)`; an unknown field is an error naming the
+    /// nearest known one (`stepz` -> "did you mean `steps`?").
     pub fn from_ron(text: &str) -> Result<Self> {
         ron::Options::default()
             .with_default_extension(Extensions::IMPLICIT_SOME)
             .from_str(text)
-            .map_err(|e| PixelGenError::RecipeFormat {
-                format: "ron",
-                message: e.to_string(),
+            .map_err(|e| {
+                let message = match &e.code {
+                    ron::Error::NoSuchStructField {
+                        expected, found, ..
+                    } => format!("{}: {}", e.span, unknown_field(found, expected)),
+                    _ => e.to_string(),
+                };
+                PixelGenError::RecipeFormat {
+                    format: "ron",
+                    message,
+                }
             })
     }
 
-    /// Parses a JSON recipe (missing fields take their defaults).
+    /// Parses a JSON recipe (same rules as [`Recipe::from_ron`]).
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| PixelGenError::RecipeFormat {
-            format: "json",
-            message: e.to_string(),
+        serde_json::from_str(text).map_err(|e| {
+            let text = e.to_string();
+            // serde's wording: "unknown field `x`, expected one of `a`, `b` at line L column C".
+            let names: Vec<&str> = text.split('`').skip(1).step_by(2).collect();
+            let message = match names.split_first() {
+                Some((found, expected)) if text.starts_with("unknown field") => format!(
+                    "line {} column {}: {}",
+                    e.line(),
+                    e.column(),
+                    unknown_field(found, expected)
+                ),
+                _ => text,
+            };
+            PixelGenError::RecipeFormat {
+                format: "json",
+                message,
+            }
         })
     }
+
+    /// Parses a recipe file's bytes (RON, the `.pixelgen.ron` format): at most
+    /// [`Recipe::MAX_FILE_BYTES`], valid UTF-8 (the error gives the byte offset of the
+    /// first bad sequence), then [`Recipe::from_ron`].
+    pub fn from_ron_bytes(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() > Self::MAX_FILE_BYTES {
+            return Err(PixelGenError::RecipeFormat {
+                format: "ron",
+                message: format!(
+                    "the file is {} bytes; a recipe is at most {} (is this a recipe file?)",
+                    bytes.len(),
+                    Self::MAX_FILE_BYTES
+                ),
+            });
+        }
+        let text = std::str::from_utf8(bytes).map_err(|e| PixelGenError::RecipeFormat {
+            format: "ron",
+            message: format!(
+                "not UTF-8 text: an invalid byte sequence at byte {} (save the file as UTF-8)",
+                e.valid_up_to()
+            ),
+        })?;
+        Self::from_ron(text)
+    }
+
+    /// The largest recipe file [`Recipe::from_ron_bytes`] reads (1 MiB: a recipe with
+    /// hundreds of frame prompts is a few KiB).
+    pub const MAX_FILE_BYTES: usize = 1 << 20;
+}
+
+/// "unknown field `found`" with the nearest of `known` when one is close, and the list.
+fn unknown_field(found: &str, known: &[&str]) -> String {
+    let mut message = format!("unknown field `{found}`");
+    if let Some(near) = nearest(found, known) {
+        message.push_str(&format!(": did you mean `{near}`?"));
+    }
+    let list: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+    message.push_str(&format!(" (known fields: {})", list.join(", ")));
+    message
+}
+
+/// The entry of `known` within a small edit distance of `found` (a typo), if any.
+fn nearest<'a>(found: &str, known: &[&'a str]) -> Option<&'a str> {
+    let found = found.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|k| (edit_distance(&found, &k.to_ascii_lowercase()), *k))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 fn check_size(field: &'static str, s: Size) -> Result<()> {
@@ -773,5 +863,57 @@ mod tests {
         assert!(ron.contains("tiling: true"), "{ron}");
         assert_eq!(Recipe::from_ron(&ron).unwrap(), tiled);
         assert_eq!(Recipe::from_json(&tiled.to_json().unwrap()).unwrap(), tiled);
+    }
+
+    #[test]
+    fn unknown_fields_are_errors_naming_the_nearest_known_field() {
+        let err = Recipe::from_ron(r#"(prompt: "potion", stepz: 40)"#).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("unknown field `stepz`: did you mean `steps`?"),
+            "{text}"
+        );
+        assert!(text.contains("1:"), "the position is given: {text}");
+        let err = Recipe::from_json(r#"{"prompt": "potion", "guidence": 2}"#).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("did you mean `guidance`?"), "{text}");
+        assert!(text.contains("line 1"), "{text}");
+        // Nested structs too; a name near nothing gets the list without a guess.
+        let err = Recipe::from_ron(r#"(size: (width: 8, hieght: 8))"#).unwrap_err();
+        assert!(err.to_string().contains("did you mean `height`?"), "{err}");
+        let err = Recipe::from_ron(r#"(wibble: 1)"#).unwrap_err();
+        assert!(!err.to_string().contains("did you mean"), "{err}");
+        assert!(err.to_string().contains("`prompt`"), "{err}");
+        // Every field a saved recipe writes still reads back.
+        let full = Recipe {
+            negative: Some("x".into()),
+            steps: Some(3),
+            guidance: Some(1.0),
+            loras: vec![LoraRef::new("a.safetensors", 0.5)],
+            model: Some("m".into()),
+            tiling: true,
+            ..Recipe::new("all")
+        };
+        assert_eq!(Recipe::from_ron(&full.to_ron().unwrap()).unwrap(), full);
+        assert_eq!(Recipe::from_json(&full.to_json().unwrap()).unwrap(), full);
+    }
+
+    #[test]
+    fn recipe_files_must_be_small_utf8() {
+        let ok = Recipe::from_ron_bytes(br#"(prompt: "bat", steps: 8)"#).unwrap();
+        assert_eq!(ok.steps, Some(8));
+        let mut bad = br#"(prompt: "b"#.to_vec();
+        bad.extend_from_slice(&[0xff, 0xfe]);
+        bad.extend_from_slice(br#"at")"#);
+        let err = Recipe::from_ron_bytes(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("not UTF-8") && err.contains("byte 11"),
+            "{err}"
+        );
+        let huge = format!("(prompt: \"{}\")", "a".repeat(Recipe::MAX_FILE_BYTES));
+        let err = Recipe::from_ron_bytes(huge.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a recipe is at most"), "{err}");
     }
 }
