@@ -58,6 +58,27 @@ pub struct Generated {
     pub elapsed: Duration,
 }
 
+impl Generated {
+    /// `plan`'s output as just made (the caller sets `elapsed`).
+    fn made(
+        plan: &Plan,
+        key: CacheKey,
+        image: RgbaImage,
+        layout: Option<SheetLayout>,
+        fell_back: bool,
+    ) -> Self {
+        Self {
+            image,
+            layout,
+            recipe: plan.recipe().clone(),
+            key,
+            from_cache: false,
+            fell_back,
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
 /// Wraps a [`SpriteEngine`] so that every host (the Bevy plugin, the CLI, a server) shares
 /// the same request path and caches:
 ///
@@ -196,13 +217,8 @@ impl<E: SpriteEngine> CachedEngine<E> {
             None => (self.cached_frame(key)?, None),
         };
         Some(Generated {
-            image,
-            layout,
-            recipe: plan.recipe().clone(),
-            key,
             from_cache: true,
-            fell_back: false,
-            elapsed: Duration::ZERO,
+            ..Generated::made(plan, key, image, layout, false)
         })
     }
 
@@ -233,15 +249,13 @@ impl<E: SpriteEngine> CachedEngine<E> {
         {
             tracing::warn!("pixelgen: cannot write the cache entry {key}: {e}");
         }
-        Ok(Generated {
-            image: rendered.image,
-            layout: None,
-            recipe: plan.recipe().clone(),
+        Ok(Generated::made(
+            plan,
             key,
-            from_cache: false,
-            fell_back: rendered.fell_back,
-            elapsed: Duration::ZERO,
-        })
+            rendered.image,
+            None,
+            rendered.fell_back,
+        ))
     }
 
     /// Every frame (each from the caches when made before, identical frames once), then
@@ -304,15 +318,13 @@ impl<E: SpriteEngine> CachedEngine<E> {
         {
             tracing::warn!("pixelgen: cannot write the cache entry {key}: {e}");
         }
-        Ok(Generated {
-            image: sheet.image,
-            layout: Some(sheet.layout),
-            recipe: plan.recipe().clone(),
+        Ok(Generated::made(
+            plan,
             key,
-            from_cache: false,
+            sheet.image,
+            Some(sheet.layout),
             fell_back,
-            elapsed: Duration::ZERO,
-        })
+        ))
     }
 }
 

@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use image::RgbaImage;
 use pixelgen_diffusion::{
-    Control as DiffusionControl, Lora, SamplingPreset, ScaledLora, SdxlPipeline, SdxlWeights,
-    SeededNoise, to_rgba_images,
+    Lora, SamplingPreset, ScaledLora, SdxlPipeline, SdxlWeights, SeededNoise, to_rgba_images,
 };
 use pixelgen_pixel::pixelize;
 
@@ -29,14 +28,9 @@ pub struct Progress {
     pub preview: Option<image::RgbImage>,
 }
 
-/// The caller's answer to [`Progress`]: go on or stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    /// Run the next step.
-    Continue,
-    /// Stop; the engine returns [`PixelGenError::Cancelled`].
-    Cancel,
-}
+/// The caller's answer to [`Progress`]: go on or stop (one type for the whole stack: the
+/// engine returns [`PixelGenError::Cancelled`] when told to stop).
+pub use pixelgen_diffusion::Control;
 
 /// One frame as an engine drew it.
 #[derive(Debug, Clone)]
@@ -298,10 +292,7 @@ impl SpriteEngine for Generator {
                     .then(|| crate::latents_to_rgb(p.latents).ok())
                     .flatten(),
             };
-            match progress(&report) {
-                Control::Continue => DiffusionControl::Continue,
-                Control::Cancel => DiffusionControl::Cancel,
-            }
+            progress(&report)
         };
         let out = pipe.txt2img(&params, &mut SeededNoise::new(seed), &mut on_step)?;
         let raw = to_rgba_images(&out.image)?
