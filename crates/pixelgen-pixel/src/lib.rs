@@ -32,6 +32,7 @@ pub mod grid;
 pub mod palette;
 pub mod pipeline;
 pub mod quantize;
+pub mod set;
 pub mod sheet;
 pub mod tile;
 pub mod write;
