@@ -32,6 +32,7 @@ use bevy_pixelgen::prelude::*;
 fn main() -> AppExit {
     let model = std::env::args().nth(1).map(PathBuf::from);
     let script = std::env::var_os("PIXELGEN_EDITOR_SCRIPT").map(PathBuf::from);
+    let engine = demo_engine::EngineChoice::from_args(model.clone(), false);
     let pixelgen = match &model {
         Some(dir) => PixelGenPlugin::new(ModelConfig::new(ModelSource::local(dir))),
         None => {
@@ -62,8 +63,13 @@ fn main() -> AppExit {
         },
         ..PixelGenEditorPlugin::default()
     })
+    .insert_resource(EngineLabel(engine.label()))
     .add_systems(Startup, setup)
-    .add_systems(Update, show_newest);
+    .add_systems(Update, show_newest)
+    .add_systems(
+        bevy_pixelgen::bevy_egui::EguiPrimaryContextPass,
+        draw_engine_label,
+    );
     if let Some(dir) = script {
         app.insert_resource(Script { dir, frame: 0 })
             .add_systems(Update, run_script)
@@ -73,6 +79,24 @@ fn main() -> AppExit {
             );
     }
     app.run()
+}
+
+/// Which engine makes the sprites, shown on screen (the demo engine is not AI).
+#[derive(Resource)]
+struct EngineLabel(String);
+
+fn draw_engine_label(
+    mut contexts: bevy_pixelgen::bevy_egui::EguiContexts,
+    label: Res<EngineLabel>,
+) -> Result {
+    use bevy_pixelgen::bevy_egui::egui;
+    let ctx = contexts.ctx_mut()?;
+    egui::Area::new(egui::Id::new("engine-label"))
+        .anchor(egui::Align2::RIGHT_TOP, [-12.0, 12.0])
+        .show(ctx, |ui| {
+            ui.colored_label(egui::Color32::from_rgb(255, 200, 80), &label.0);
+        });
+    Ok(())
 }
 
 /// The sprite that shows the newest gallery item.

@@ -65,6 +65,15 @@ fn editor_window_draws_the_panel_and_the_generated_sprite() {
         differing(&empty, (0, 0, 330, 400), panel_bg) > 2000,
         "the panel is blank"
     );
+    // Without a model the scene says so: the demo engine's label, top right, in orange.
+    let orange = (780..1275)
+        .flat_map(|x| (8..34).map(move |y| (x, y)))
+        .filter(|&(x, y)| {
+            let [r, g, b, _] = empty.get_pixel(x, y).0;
+            r > 180 && g > 120 && b < 120 && r > b + 80
+        })
+        .count();
+    assert!(orange > 300, "no demo-engine label: {orange} label pixels");
     // The sprite appears at 8x in the scene (centre 810, 360) only after Generate.
     let scene = (700, 250, 920, 470);
     assert_eq!(
