@@ -144,6 +144,14 @@ pub fn run(args: &Args) -> AnyResult<PathBuf> {
         tiling: args.tiling,
         ..Default::default()
     };
+    if !args.quiet {
+        // The pipeline refuses the request before allocating if this does not fit.
+        let peak = pipe.estimate_peak_bytes(&params);
+        eprintln!(
+            "estimated peak memory: {} ({peak} bytes of activations; weights excluded)",
+            pixelgen_diffusion::memory::format_bytes(peak)
+        );
+    }
     let start = Instant::now();
     let quiet = args.quiet;
     let out = pipe.txt2img(&params, &mut SeededNoise::new(args.seed), &mut |p| {

@@ -107,6 +107,24 @@ pub enum DiffusionError {
         /// What to do: a `huggingface-cli download` command and where its files go.
         help: String,
     },
+    /// A request would need more memory than the device has free: refused before anything
+    /// was allocated (see [`crate::memory::estimate_peak`]).
+    #[error(
+        "{what} needs about {} of memory but {device} has {} available: use a smaller \
+         generation size, fewer frames or a smaller batch, or a GPU with more memory",
+        crate::memory::format_bytes(*needed),
+        crate::memory::format_bytes(*available)
+    )]
+    OutOfMemory {
+        /// The request, e.g. "2048x2048 txt2img, batch 1, guidance on".
+        what: String,
+        /// The conservative peak estimate in bytes.
+        needed: u64,
+        /// The bytes the budget allowed (free on the device, or a fixed budget).
+        available: u64,
+        /// The device.
+        device: String,
+    },
     /// A tensor operation failed (shape mismatch, device error, ...).
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),

@@ -43,6 +43,7 @@ pub mod hub;
 pub mod image_out;
 pub mod lora;
 pub mod lycoris;
+pub mod memory;
 pub mod noise;
 pub mod pipeline;
 pub mod presets;
@@ -71,10 +72,11 @@ pub use lora::{
     KronFactor, Lora, LoraComponent, LoraLayer, LoraLayout, LoraMatch, LoraMetadata, LoraReport,
     LoraUpdate, ScaledLora,
 };
+pub use memory::{EstimateTarget, MemoryBudget, MemoryEstimate, available_memory, estimate_peak};
 pub use noise::{NoiseSource, RecordedNoise, SeededNoise};
 pub use pipeline::{
-    Control, Generated, GenerationParams, MAX_BATCH, Progress, SdxlPipeline, count_non_finite,
-    ensure_finite, scheduler_config,
+    Control, Generated, GenerationParams, MAX_BATCH, MAX_SIDE, MAX_STEPS, Progress, SdxlPipeline,
+    count_non_finite, ensure_finite, scheduler_config,
 };
 pub use preview::{SDXL_LATENT_RGB, latent_pixel_to_rgb, latents_to_rgb};
 pub use random::RandomWeights;

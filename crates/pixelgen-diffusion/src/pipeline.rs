@@ -10,6 +10,7 @@ use crate::clip::ClipTextModel;
 use crate::config::{SchedulerConfig, SdxlConfigs, TimestepSpacing};
 use crate::error::{DiffusionError, Result, invalid};
 use crate::fused::KernelOptions;
+use crate::memory::{EstimateTarget, MemoryBudget, MemoryEstimate, estimate_peak};
 use crate::noise::NoiseSource;
 use crate::scheduler::{self, Ddim, Scheduler, SchedulerKind};
 use crate::text::SdxlTextEncoders;
@@ -20,6 +21,12 @@ use crate::weights::{load_var_builder, weight_files};
 
 /// Largest [`GenerationParams::batch`].
 pub const MAX_BATCH: usize = 64;
+
+/// Largest [`GenerationParams::width`] and [`GenerationParams::height`] in pixels.
+pub const MAX_SIDE: usize = 4096;
+
+/// Largest [`GenerationParams::steps`].
+pub const MAX_STEPS: usize = 1000;
 
 /// What to generate (everything but the noise), plain serde data for recipes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +82,46 @@ impl Default for GenerationParams {
             batch: 1,
             tiling: false,
         }
+    }
+}
+
+impl GenerationParams {
+    /// Checks the hard bounds of a request before anything runs: width and height positive
+    /// multiples of `scale_factor` (the VAE's, 8 for SDXL) and at most [`MAX_SIDE`], steps
+    /// 1 to [`MAX_STEPS`], batch 1 to [`MAX_BATCH`], finite guidance and eta. Whether the
+    /// request fits in memory is a separate check ([`SdxlPipeline::check_memory`]).
+    pub fn validate(&self, scale_factor: usize) -> Result<()> {
+        let f = scale_factor.max(1);
+        for (name, side) in [("width", self.width), ("height", self.height)] {
+            if side == 0 || side > MAX_SIDE || !side.is_multiple_of(f) {
+                return Err(invalid(
+                    name,
+                    format!(
+                        "{side} pixels: use a multiple of {f} from {f} to {MAX_SIDE} \
+                         (pixel art is generated small and scaled up afterwards)"
+                    ),
+                ));
+            }
+        }
+        if self.steps == 0 || self.steps > MAX_STEPS {
+            return Err(invalid(
+                "steps",
+                format!("{}: use 1 to {MAX_STEPS}", self.steps),
+            ));
+        }
+        if self.batch == 0 || self.batch > MAX_BATCH {
+            return Err(invalid(
+                "batch",
+                format!("{} images: use 1 to {MAX_BATCH}", self.batch),
+            ));
+        }
+        if !self.guidance_scale.is_finite() {
+            return Err(invalid("guidance_scale", "must be a finite number"));
+        }
+        if !self.eta.is_finite() {
+            return Err(invalid("eta", "must be a finite number"));
+        }
+        Ok(())
     }
 }
 
@@ -157,6 +204,7 @@ pub struct SdxlPipeline {
     vae: AutoencoderKl,
     dtype: DType,
     device: Device,
+    memory: MemoryBudget,
 }
 
 /// The networks of an SDXL folder, asked of a weight source by [`SdxlPipeline::build`].
@@ -269,7 +317,51 @@ impl SdxlPipeline {
             vae,
             dtype,
             device: device.clone(),
+            memory: MemoryBudget::Device,
         }
+    }
+
+    /// This pipeline checking each request's memory estimate against `budget` (default
+    /// [`MemoryBudget::Device`]: the device's free memory at the time of the call).
+    pub fn with_memory_budget(mut self, budget: MemoryBudget) -> Self {
+        self.memory = budget;
+        self
+    }
+
+    /// The memory figure requests are checked against.
+    pub fn memory_budget(&self) -> MemoryBudget {
+        self.memory
+    }
+
+    /// The conservative activation-memory estimate of one txt2img/img2img call with `params`
+    /// on this pipeline (configs, dtypes and device; weights excluded, they are resident).
+    /// See [`estimate_peak`] for the formula.
+    pub fn estimate_memory(&self, params: &GenerationParams) -> MemoryEstimate {
+        let target = EstimateTarget::for_device(&self.device, self.dtype, self.vae_dtype());
+        estimate_peak(&self.configs.unet, &self.configs.vae, params, target)
+    }
+
+    /// [`SdxlPipeline::estimate_memory`]'s peak in bytes.
+    pub fn estimate_peak_bytes(&self, params: &GenerationParams) -> u64 {
+        self.estimate_memory(params).peak_bytes
+    }
+
+    /// Validates `params` ([`GenerationParams::validate`]) and checks that its memory estimate
+    /// fits this pipeline's [`MemoryBudget`]: [`DiffusionError::OutOfMemory`] (naming what is
+    /// needed and available) if not. txt2img and img2img call it before allocating anything;
+    /// call it yourself to refuse a request before queueing it.
+    pub fn check_memory(&self, params: &GenerationParams) -> Result<()> {
+        params.validate(self.configs.vae.scale_factor())?;
+        let estimate = self.estimate_memory(params);
+        let cfg = params.guidance_scale > 1.0 && self.configs.unet.time_cond_proj_dim.is_none();
+        let what = format!(
+            "a {}x{} generation (batch {}, guidance {})",
+            params.width,
+            params.height,
+            params.batch,
+            if cfg { "on" } else { "off" }
+        );
+        crate::memory::check(&estimate, self.memory, &self.device, what)
     }
 
     /// The dtype the UNet runs in.
@@ -316,12 +408,7 @@ impl SdxlPipeline {
         noise: &mut dyn NoiseSource,
         progress: &mut dyn FnMut(Progress) -> Control,
     ) -> Result<Generated> {
-        if params.batch == 0 || params.batch > MAX_BATCH {
-            return Err(invalid(
-                "batch",
-                format!("{} images: use 1 to {MAX_BATCH}", params.batch),
-            ));
-        }
+        self.check_memory(params)?;
         let mut sched = self.scheduler(params)?;
         let (lh, lw) = self.latent_size(params)?;
         let c = self.configs.unet.in_channels;
@@ -356,6 +443,7 @@ impl SdxlPipeline {
                 format!("img2img takes one image, not a batch of {}", params.batch),
             ));
         }
+        self.check_memory(params)?;
         let mut sched = self.scheduler(params)?;
         let start = scheduler::img2img_start(params.steps, strength)?;
         if start >= sched.timesteps().len() {

@@ -79,7 +79,10 @@ fn bad_arguments_are_errors_not_panics() {
     ))
     .unwrap_err()
     .to_string();
-    assert!(err.contains("30x32 must be positive multiples"), "{err}");
+    assert!(
+        err.contains("invalid width: 30 pixels: use a multiple of"),
+        "{err}"
+    );
     assert!(!out.exists());
     let mut a = args(&["--steps", "2"], &out);
     a.model = "/no/such/model".into();
@@ -99,6 +102,25 @@ fn bad_arguments_are_errors_not_panics() {
         ])
         .is_err()
     );
+}
+
+#[test]
+fn an_absurd_size_is_refused_at_once() {
+    // Before issue #12 this ran for 81 s and was then OOM-killed.
+    let out = temp_png("huge.png");
+    let start = std::time::Instant::now();
+    let err = txt2img::run(&args(
+        &["--width", "100000", "--height", "64", "--steps", "2"],
+        &out,
+    ))
+    .unwrap_err()
+    .to_string();
+    let took = start.elapsed();
+    assert!(err.contains("invalid width: 100000 pixels"), "{err}");
+    assert!(err.contains("4096"), "{err}");
+    // Loading the tiny model is most of it.
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    assert!(!out.exists());
 }
 
 #[test]
