@@ -125,6 +125,24 @@ pub enum DiffusionError {
         /// The device.
         device: String,
     },
+    /// A downloaded file does not match the size or SHA-256 the hub lists for it.
+    #[error(
+        "`{file}` of {repo} is damaged: its {what} is {actual} but the hub lists {expected}; \
+         it was removed from the cache, download it again (an interrupted connection, a proxy \
+         or a mirror can cause this)"
+    )]
+    CorruptDownload {
+        /// The hub repo id.
+        repo: String,
+        /// The file, relative to the repo root.
+        file: String,
+        /// What differs: "size" or "SHA-256".
+        what: &'static str,
+        /// What the hub lists.
+        expected: Box<str>,
+        /// What the file has.
+        actual: Box<str>,
+    },
     /// A tensor operation failed (shape mismatch, device error, ...).
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),

@@ -234,23 +234,119 @@ pub fn repo_folder(repo: &str) -> Result<String> {
     Ok(format!("models--{}", repo.replace('/', "--")))
 }
 
-/// The snapshot folder of `repo` at `revision` (a branch or tag name with a `refs/` entry, or a
-/// commit hash) in `cache`, if the cache has one.
+/// Whether `s` is a full commit hash: 40 hex digits (what `refs/NAME` holds and what names a
+/// snapshot folder).
+pub fn is_commit_hash(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Checks that `revision` is a commit hash ([`is_commit_hash`]; a pinned revision) or a plain
+/// branch or tag name: ASCII letters, digits, `-`, `_` and `.`, not starting with `.`, no `..`,
+/// no `/`. Anything else (`/etc`, `../x`, `refs/pr/1`) could name a path outside the cache.
+pub fn check_revision(revision: &str) -> Result<()> {
+    let plain = !revision.is_empty()
+        && revision.len() <= 255
+        && !revision.starts_with('.')
+        && !revision.contains("..")
+        && revision
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if plain || is_commit_hash(revision) {
+        return Ok(());
+    }
+    Err(invalid(
+        "revision",
+        format!(
+            "`{revision}`: use a branch or tag name (letters, digits, `-`, `_`, `.`; e.g. `main`) \
+             or a 40-hex commit hash to pin one"
+        ),
+    ))
+}
+
+/// Checks that `file` (a path inside a hub repo, e.g. `unet/config.json`) is relative and
+/// stays inside the repo: no absolute path, no `..`, no `.` components.
+pub fn check_repo_file(file: &str) -> Result<()> {
+    use std::path::Component;
+    let path = Path::new(file);
+    let ok = !file.is_empty()
+        && !file.contains('\\')
+        && path.components().all(|c| matches!(c, Component::Normal(_)));
+    if ok {
+        return Ok(());
+    }
+    Err(invalid(
+        "hub file",
+        format!("`{file}`: name a file inside the repo, e.g. `pixel-art-xl.safetensors`"),
+    ))
+}
+
+/// `path` with symbolic links resolved, if it lies inside the cache folder `cache`; an error
+/// naming both if it does not (a `refs/` file or a snapshot link pointing elsewhere: a
+/// damaged or tampered cache).
+pub fn inside_cache(cache: &Path, path: &Path) -> Result<PathBuf> {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| DiffusionError::Io { path: p, source }
+    };
+    let root = cache.canonicalize().map_err(io(cache))?;
+    let real = path.canonicalize().map_err(io(path))?;
+    if real.starts_with(&root) {
+        return Ok(real);
+    }
+    Err(invalid(
+        "hub cache",
+        format!(
+            "{} resolves to {}, outside the hub cache {}: the cache entry is damaged or \
+             tampered with; delete it and download the model again",
+            path.display(),
+            real.display(),
+            root.display()
+        ),
+    ))
+}
+
+/// The snapshot folder of `repo` at `revision` in `cache`, if the cache has one. `revision` is
+/// a branch or tag name whose `refs/` entry must hold a 40-hex commit hash, or such a hash
+/// itself (a pinned revision, looked up in `snapshots/` directly); see [`check_revision`].
+/// The folder found must lie inside `cache` once links are resolved ([`inside_cache`]).
 pub fn snapshot_dir(cache: &Path, repo: &str, revision: &str) -> Result<Option<PathBuf>> {
     let root = cache.join(repo_folder(repo)?);
-    if revision.is_empty() || revision.contains("..") {
-        return Err(invalid(
-            "revision",
-            format!("`{revision}` is not a revision"),
-        ));
-    }
-    let hash = match std::fs::read_to_string(root.join("refs").join(revision)) {
-        Ok(text) => text.trim().to_string(),
-        // Not a ref name: maybe a commit hash itself.
-        Err(_) => revision.to_string(),
+    check_revision(revision)?;
+    let hash = if is_commit_hash(revision) {
+        revision.to_ascii_lowercase()
+    } else {
+        let ref_file = root.join("refs").join(revision);
+        match std::fs::read_to_string(&ref_file) {
+            Ok(text) => {
+                let hash = text.trim();
+                if !is_commit_hash(hash) {
+                    return Err(invalid(
+                        "revision",
+                        format!(
+                            "{} holds `{}`, not a 40-hex commit hash: the cache entry is \
+                             damaged or tampered with; delete it and download the model again",
+                            ref_file.display(),
+                            hash.chars().take(80).collect::<String>()
+                        ),
+                    ));
+                }
+                hash.to_ascii_lowercase()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(DiffusionError::Io {
+                    path: ref_file,
+                    source,
+                });
+            }
+        }
     };
     let dir = root.join("snapshots").join(&hash);
-    Ok(dir.is_dir().then_some(dir))
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    inside_cache(cache, &dir)?;
+    Ok(Some(dir))
 }
 
 /// The local diffusers folder of `repo` at `revision` if every file of `files` is in `cache`;
@@ -308,6 +404,13 @@ pub(crate) fn not_downloaded(
 /// Returns the local folder of SDXL `repo` (branch `main`), downloading missing files into the
 /// hub cache ([`cache_dir`]) with a progress bar per file. Honours `HF_ENDPOINT` and the token
 /// that `huggingface-cli login` saved. Offline or failing: [`DiffusionError::NotDownloaded`].
+///
+/// Each file downloaded is checked against the size and (for LFS files: the weights) the
+/// SHA-256 that the hub's file listing gives (`/api/models/REPO/revision/main?blobs=true`);
+/// files already in the cache against the size only. A mismatch removes the file from the
+/// cache and is [`DiffusionError::CorruptDownload`] naming it. An endpoint without the
+/// listing API gets no check. The snapshot folder is resolved by [`snapshot_dir`] (refs must
+/// hold a commit hash, every path stays inside the cache).
 #[cfg(feature = "hub")]
 pub fn fetch_sdxl(repo: &str, files: &SdxlFiles) -> Result<PathBuf> {
     fetch_sdxl_into(
@@ -347,36 +450,51 @@ pub fn fetch_sdxl_into(
     let api = builder
         .build()
         .map_err(|e| fail(files.list(), format!("cannot set up the hub client: {e}")))?;
-    let hub_repo = api.repo(Repo::with_revision(
-        repo.to_string(),
-        RepoType::Model,
-        "main".to_string(),
-    ));
+    let spec = Repo::with_revision(repo.to_string(), RepoType::Model, "main".to_string());
+    let hub_repo = api.repo(spec.clone());
+    let local = Cache::new(cache.to_path_buf()).repo(spec);
     let list = files.list();
-    // The repo's file list says which tokenizer form it has; without it (an endpoint without
-    // the API), each form is tried in turn.
-    let listing: Option<Vec<String>> = hub_repo
-        .info()
+    // The repo's file list (with sizes and LFS SHA-256s) says which tokenizer form it has and
+    // what each download must match; without it (an endpoint without the API), each form is
+    // tried in turn and downloads are not checked.
+    let listing: Option<Vec<RemoteFile>> = hub_repo
+        .info_request()
+        .query("blobs", "true")
+        .call()
         .ok()
-        .map(|info| info.siblings.into_iter().map(|s| s.rfilename).collect());
-    let plan = fetch_plan(&list, listing.as_deref());
+        .and_then(|r| r.into_json::<Listing>().ok())
+        .map(|l| l.siblings);
+    let names: Option<Vec<String>> = listing
+        .as_ref()
+        .map(|l| l.iter().map(|s| s.rfilename.clone()).collect());
+    let plan = fetch_plan(&list, names.as_deref());
     let mut dir: Option<PathBuf> = None;
     for (i, step) in plan.iter().enumerate() {
         let mut error = None;
         for choice in &step.choices {
             error = None;
             for file in choice {
-                match hub_repo.get(file) {
-                    Ok(path) => {
-                        if file == "model_index.json" {
-                            // model_index.json sits at the snapshot root.
-                            dir = path.parent().map(Path::to_path_buf);
+                let (path, fresh) = match local.get(file) {
+                    Some(path) => (path, false),
+                    None => match hub_repo.download(file) {
+                        Ok(path) => (path, true),
+                        Err(e) => {
+                            error = Some(format!("downloading {file} failed: {e}"));
+                            break;
                         }
-                    }
-                    Err(e) => {
-                        error = Some(format!("downloading {file} failed: {e}"));
-                        break;
-                    }
+                    },
+                };
+                // hf-hub names the folder after the server's commit header: keep it inside.
+                inside_cache(cache, &path)?;
+                let remote = listing
+                    .as_deref()
+                    .and_then(|l| l.iter().find(|r| &r.rfilename == file));
+                if let Some(remote) = remote {
+                    verify_download(repo, file, &path, remote, fresh)?;
+                }
+                if file == "model_index.json" {
+                    // model_index.json sits at the snapshot root.
+                    dir = path.parent().map(Path::to_path_buf);
                 }
             }
             if error.is_none() {
@@ -399,6 +517,90 @@ pub fn fetch_sdxl_into(
     Ok(dir)
 }
 
+/// The hub API's answer for a repo with `?blobs=true`.
+#[cfg(feature = "hub")]
+#[derive(Debug, serde::Deserialize)]
+struct Listing {
+    siblings: Vec<RemoteFile>,
+}
+
+/// What the hub lists for one file: its size and, for LFS files (the weights), its SHA-256.
+#[cfg(feature = "hub")]
+#[derive(Debug, Clone, serde::Deserialize)]
+struct RemoteFile {
+    rfilename: String,
+    #[serde(default)]
+    size: Option<u64>,
+    #[serde(default)]
+    lfs: Option<LfsInfo>,
+}
+
+#[cfg(feature = "hub")]
+#[derive(Debug, Clone, serde::Deserialize)]
+struct LfsInfo {
+    sha256: String,
+    size: u64,
+}
+
+/// Checks `path` (the cached `file` of `repo`) against the hub's size and, when `hash` (a file
+/// downloaded just now) and the hub lists one, SHA-256. A mismatch removes the file (its
+/// snapshot link and blob) so that the next call downloads it again, and is
+/// [`DiffusionError::CorruptDownload`] naming it.
+#[cfg(feature = "hub")]
+fn verify_download(
+    repo: &str,
+    file: &str,
+    path: &Path,
+    remote: &RemoteFile,
+    hash: bool,
+) -> Result<()> {
+    use sha2::{Digest, Sha256};
+
+    let io = |source| DiffusionError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let corrupt = |what: &'static str, expected: String, actual: String| {
+        // The blob behind the snapshot link, then the link.
+        if let Ok(blob) = path.canonicalize() {
+            let _ = std::fs::remove_file(blob);
+        }
+        let _ = std::fs::remove_file(path);
+        DiffusionError::CorruptDownload {
+            repo: repo.to_string(),
+            file: file.to_string(),
+            what,
+            expected: expected.into(),
+            actual: actual.into(),
+        }
+    };
+    let actual_size = std::fs::metadata(path).map_err(io)?.len();
+    let expected_size = remote.lfs.as_ref().map(|l| l.size).or(remote.size);
+    if let Some(expected) = expected_size
+        && expected != actual_size
+    {
+        return Err(corrupt(
+            "size",
+            format!("{expected} bytes"),
+            format!("{actual_size} bytes"),
+        ));
+    }
+    if let (true, Some(lfs)) = (hash, &remote.lfs) {
+        let mut hasher = Sha256::new();
+        let mut reader = std::fs::File::open(path).map_err(io)?;
+        std::io::copy(&mut reader, &mut hasher).map_err(io)?;
+        let actual: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if !actual.eq_ignore_ascii_case(lfs.sha256.trim()) {
+            return Err(corrupt("SHA-256", lfs.sha256.clone(), actual));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,6 +610,11 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    /// A 40-hex commit hash made of byte `b`.
+    fn hash(b: u8) -> String {
+        format!("{b:02x}").repeat(20)
     }
 
     /// A fake cache with `repo` at commit `hash` (ref `main`) holding `files`.
@@ -461,14 +668,14 @@ mod tests {
             &list,
             &["vocab.json", "merges.txt", "special_tokens_map.json"],
         );
-        let snap = fake_cache(&cache, "org/json", "j1", &json);
+        let snap = fake_cache(&cache, "org/json", &hash(1), &json);
         assert_eq!(
             cached_sdxl(&cache, "org/json", "main", &files).unwrap(),
             snap
         );
         // The published SDXL folders: vocab.json + merges.txt + both configs.
         let vocab = without(&list, &["tokenizer.json"]);
-        let snap = fake_cache(&cache, "org/vocab", "v1", &vocab);
+        let snap = fake_cache(&cache, "org/vocab", &hash(2), &vocab);
         assert_eq!(
             cached_sdxl(&cache, "org/vocab", "main", &files).unwrap(),
             snap
@@ -484,12 +691,12 @@ mod tests {
             })
             .cloned()
             .collect();
-        fake_cache(&cache, "org/mixed", "m1", &mixed);
+        fake_cache(&cache, "org/mixed", &hash(3), &mixed);
         cached_sdxl(&cache, "org/mixed", "main", &files).unwrap();
         // The vocab.json + merges.txt form still needs special_tokens_map.json.
         let bare = without(&list, &["tokenizer.json", "special_tokens_map.json"]);
-        fake_cache(&cache, "org/bare", "b1", &bare);
-        let snap = cache.join("models--org--bare/snapshots/b1");
+        fake_cache(&cache, "org/bare", &hash(4), &bare);
+        let snap = cache.join("models--org--bare/snapshots").join(hash(4));
         assert_eq!(
             missing_files(&snap, &list),
             [
@@ -508,7 +715,7 @@ mod tests {
             })
             .cloned()
             .collect();
-        fake_cache(&cache, "org/neither", "n1", &neither);
+        fake_cache(&cache, "org/neither", &hash(5), &neither);
         let err = cached_sdxl(&cache, "org/neither", "main", &files).unwrap_err();
         match &err {
             DiffusionError::NotDownloaded { missing, .. } => assert_eq!(
@@ -617,10 +824,85 @@ mod tests {
         let cache = temp("complete");
         let files = SdxlFiles::new(Some("fp16"));
         let repo = "stabilityai/stable-diffusion-xl-base-1.0";
-        let snap = fake_cache(&cache, repo, "abc123", &files.list());
+        let snap = fake_cache(&cache, repo, &hash(0xab), &files.list());
         assert_eq!(cached_sdxl(&cache, repo, "main", &files).unwrap(), snap);
-        assert_eq!(cached_sdxl(&cache, repo, "abc123", &files).unwrap(), snap);
+        // A pinned commit needs no ref.
+        assert_eq!(
+            cached_sdxl(&cache, repo, &hash(0xab), &files).unwrap(),
+            snap
+        );
         let _ = std::fs::remove_dir_all(&cache);
+    }
+
+    #[test]
+    fn revisions_and_refs_cannot_leave_the_cache() {
+        let base = temp("escape");
+        let cache = base.join("cache");
+        let repo = "org/model";
+        let files = SdxlFiles::new(None);
+        let snap = fake_cache(&cache, repo, &hash(7), &files.list());
+        let root = cache.join("models--org--model");
+        // Revisions that are paths, not names.
+        for bad in [
+            "/etc",
+            "../x",
+            "..",
+            "a/b",
+            "refs/pr/1",
+            ".hidden",
+            "",
+            "main\0",
+        ] {
+            let err = snapshot_dir(&cache, repo, bad).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    DiffusionError::InvalidInput {
+                        name: "revision",
+                        ..
+                    }
+                ),
+                "{bad}: {err}"
+            );
+        }
+        for good in ["main", "v1.0", "fp16_branch", &hash(7)] {
+            check_revision(good).unwrap();
+        }
+        // A secret folder outside the cache, shaped like a snapshot.
+        let outside = base.join("outside");
+        for f in files.list() {
+            let p = outside.join(&f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, b"{}").unwrap();
+        }
+        // A ref holding a path instead of a commit hash is refused, not followed.
+        std::fs::write(root.join("refs/main"), "../../../outside").unwrap();
+        let err = cached_sdxl(&cache, repo, "main", &files).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("not a 40-hex commit hash"), "{msg}");
+        // A snapshot folder that links out of the cache is refused.
+        std::fs::write(root.join("refs/main"), hash(9)).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("snapshots").join(hash(9))).unwrap();
+        let err = cached_sdxl(&cache, repo, "main", &files).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("outside the hub cache"), "{msg}");
+        // A missing ref is "not downloaded"; the intact snapshot still resolves by its hash.
+        assert!(matches!(
+            cached_sdxl(&cache, repo, "dev", &files).unwrap_err(),
+            DiffusionError::NotDownloaded { .. }
+        ));
+        assert_eq!(cached_sdxl(&cache, repo, &hash(7), &files).unwrap(), snap);
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn repo_files_must_stay_inside_the_repo() {
+        for good in ["a.safetensors", "unet/config.json"] {
+            check_repo_file(good).unwrap();
+        }
+        for bad in ["", "/etc/passwd", "../x", "a/../../b", "./a", "a\\..\\b"] {
+            assert!(check_repo_file(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -630,7 +912,7 @@ mod tests {
         let repo = "stabilityai/stable-diffusion-xl-base-1.0";
         let mut present = files.list();
         present.retain(|f| !f.starts_with("unet/diffusion"));
-        fake_cache(&cache, repo, "abc123", &present);
+        fake_cache(&cache, repo, &hash(0xab), &present);
         let err = cached_sdxl(&cache, repo, "main", &files).unwrap_err();
         match &err {
             DiffusionError::NotDownloaded { missing, .. } => {

@@ -31,7 +31,9 @@ pub enum Source {
     Hub {
         /// `organisation/name`.
         repo: String,
-        /// Branch, tag or commit hash (default `main`).
+        /// Branch or tag name (default `main`), or a 40-hex commit hash to pin the exact
+        /// snapshot (then looked up in the cache's `snapshots/HASH/` without a ref; see
+        /// [`hub::check_revision`]).
         #[serde(default = "main_revision")]
         revision: String,
         /// One file of the repo (a LoRA, a single-file checkpoint); `None`: the whole folder.
@@ -93,6 +95,9 @@ impl Source {
                 revision,
                 file,
             } => {
+                if let Some(f) = file {
+                    hub::check_repo_file(f)?;
+                }
                 let wanted: Vec<String> = match file {
                     Some(f) => vec![f.clone()],
                     None => folder_files.to_vec(),
@@ -105,7 +110,12 @@ impl Source {
                 };
                 match snapshot {
                     Some(dir) if missing.is_empty() => Ok(match file {
-                        Some(f) => dir.join(f),
+                        Some(f) => {
+                            // The file itself (a link into `blobs/`) must stay in the cache too.
+                            let path = dir.join(f);
+                            hub::inside_cache(cache, &path)?;
+                            path
+                        }
                         None => dir,
                     }),
                     _ => Err(not_downloaded(cache, repo, revision, missing)),
@@ -444,16 +454,53 @@ mod tests {
         d
     }
 
-    /// Puts `files` of `repo` (ref `main` -> `hash`) into a fake hub cache.
+    /// The commit of the fake caches.
+    const H1: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    /// Puts `files` of `repo` (ref `main` -> `H1`) into a fake hub cache.
     fn put(cache: &Path, repo: &str, files: &[String]) {
         let root = cache.join(hub::repo_folder(repo).unwrap());
         std::fs::create_dir_all(root.join("refs")).unwrap();
-        std::fs::write(root.join("refs/main"), "h1").unwrap();
+        std::fs::write(root.join("refs/main"), H1).unwrap();
         for f in files {
-            let p = root.join("snapshots/h1").join(f);
+            let p = root.join("snapshots").join(H1).join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(&p, b"x").unwrap();
         }
+    }
+
+    #[test]
+    fn hub_files_and_revisions_cannot_name_paths_outside_the_cache() {
+        let cache = temp("escape");
+        put(&cache, "org/lora", &["a.safetensors".to_string()]);
+        for file in ["../../../etc/passwd", "/etc/passwd", "a/../../x"] {
+            let err = Source::hub_file("org/lora", file)
+                .locate(&cache, &[])
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    DiffusionError::InvalidInput {
+                        name: "hub file",
+                        ..
+                    }
+                ),
+                "{file}: {err}"
+            );
+        }
+        let pinned = Source::Hub {
+            repo: "org/lora".into(),
+            revision: H1.into(),
+            file: Some("a.safetensors".into()),
+        };
+        assert!(pinned.locate(&cache, &[]).unwrap().is_file());
+        let escaping = Source::Hub {
+            repo: "org/lora".into(),
+            revision: "/etc".into(),
+            file: Some("a.safetensors".into()),
+        };
+        assert!(escaping.locate(&cache, &[]).is_err());
+        let _ = std::fs::remove_dir_all(&cache);
     }
 
     #[test]

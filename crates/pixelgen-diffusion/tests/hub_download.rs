@@ -18,9 +18,10 @@ use common::{fixtures, tiny_model};
 use pixelgen_diffusion::config::TokenizerForm;
 use pixelgen_diffusion::hub::{SdxlFiles, fetch_sdxl_into};
 use pixelgen_diffusion::{ClipTokenizer, DiffusionError, SdxlConfigs};
+use sha2::{Digest, Sha256};
 
 const REPO: &str = "org/tiny";
-const COMMIT: &str = "c0ffee";
+const COMMIT: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
 
 /// The files of a repo, by path.
 type Files = BTreeMap<String, Vec<u8>>;
@@ -65,6 +66,11 @@ struct Hub {
 
 impl Hub {
     fn start(files: Files, api: bool) -> Self {
+        Self::serving(files.clone(), files, api)
+    }
+
+    /// A hub that lists `listed` (names, sizes, SHA-256s) but serves `served`.
+    fn serving(listed: Files, served: Files, api: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -72,7 +78,7 @@ impl Hub {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                serve(stream, &files, api, &log);
+                serve(stream, &listed, &served, api, &log);
             }
         });
         Self { endpoint, requests }
@@ -90,7 +96,13 @@ impl Hub {
     }
 }
 
-fn serve(mut stream: TcpStream, files: &Files, api: bool, log: &Mutex<Vec<String>>) {
+fn serve(
+    mut stream: TcpStream,
+    listed: &Files,
+    files: &Files,
+    api: bool,
+    log: &Mutex<Vec<String>>,
+) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
@@ -117,13 +129,30 @@ fn serve(mut stream: TcpStream, files: &Files, api: bool, log: &Mutex<Vec<String
         let _ = stream.write_all(head.as_bytes());
         let _ = stream.write_all(body);
     };
+    let (path, query) = path.split_once('?').unwrap_or((&path, ""));
     if path == format!("/api/models/{REPO}/revision/main") {
         if !api {
             return reply(&mut stream, "404 Not Found", "", b"");
         }
-        let siblings: Vec<_> = files
-            .keys()
-            .map(|f| serde_json::json!({ "rfilename": f }))
+        // As the hub: with `blobs=true`, sizes, and LFS SHA-256s for the weights.
+        let blobs = query.split('&').any(|q| q == "blobs=true");
+        let siblings: Vec<_> = listed
+            .iter()
+            .map(|(f, data)| {
+                if !blobs {
+                    return serde_json::json!({ "rfilename": f });
+                }
+                let mut entry = serde_json::json!({ "rfilename": f, "size": data.len() });
+                if f.ends_with(".safetensors") {
+                    let sha: String = Sha256::digest(data)
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    entry["lfs"] =
+                        serde_json::json!({ "sha256": sha, "size": data.len(), "pointerSize": 134 });
+                }
+                entry
+            })
             .collect();
         let body = serde_json::json!({ "siblings": siblings, "sha": COMMIT }).to_string();
         return reply(
@@ -257,6 +286,60 @@ fn a_repo_with_neither_form_is_an_error_naming_both() {
         ] {
             assert!(msg.contains(f), "{f}: {msg}");
         }
+        let _ = std::fs::remove_dir_all(&cache);
+    }
+}
+
+#[test]
+fn a_corrupted_or_truncated_download_is_an_error_naming_the_file() {
+    const WEIGHTS: &str = "unet/diffusion_pytorch_model.safetensors";
+    let listed = repo_files(false);
+    // Same size, one byte flipped: only the SHA-256 can tell.
+    let mut flipped = listed.clone();
+    let data = flipped.get_mut(WEIGHTS).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0x40;
+    // Cut short: the size tells.
+    let mut cut = listed.clone();
+    let data = cut
+        .get_mut("vae/diffusion_pytorch_model.safetensors")
+        .unwrap();
+    data.truncate(data.len() - 100);
+    for (name, served, file, what) in [
+        ("flipped", flipped, WEIGHTS, "SHA-256"),
+        (
+            "cut",
+            cut,
+            "vae/diffusion_pytorch_model.safetensors",
+            "size",
+        ),
+    ] {
+        let hub = Hub::serving(listed.clone(), served, true);
+        let cache = temp(name);
+        let err = fetch(&hub, &cache).unwrap_err();
+        let msg = err.to_string();
+        match &err {
+            DiffusionError::CorruptDownload {
+                file: f, what: w, ..
+            } => {
+                assert_eq!((f.as_str(), *w), (file, what), "{msg}");
+            }
+            other => panic!("{name}: expected CorruptDownload, got {other}"),
+        }
+        assert!(
+            msg.contains(file) && msg.contains("download it again"),
+            "{msg}"
+        );
+        // The damaged file is gone from the cache, so a later call fetches it again.
+        let snapshot = cache
+            .join("models--org--tiny/snapshots")
+            .join(COMMIT)
+            .join(file);
+        assert!(!snapshot.exists(), "{name}: {} kept", snapshot.display());
+        // From an intact hub the same cache completes.
+        let good = Hub::start(listed.clone(), true);
+        let dir = fetch(&good, &cache).unwrap();
+        assert_eq!(std::fs::read(dir.join(file)).unwrap(), listed[file]);
         let _ = std::fs::remove_dir_all(&cache);
     }
 }
