@@ -213,9 +213,9 @@ pub enum MemoryBudget {
 /// Bytes free for new allocations on `device`, or `None` when the device cannot tell.
 ///
 /// * CPU: `MemAvailable` of `/proc/meminfo` (or `MemFree + Buffers + Cached` on kernels
-///   without it), capped by the cgroup v2 limit of the process (`memory.max - memory.current`,
-///   what a container's OOM killer enforces). `None` where `/proc/meminfo` is unreadable
-///   (not Linux).
+///   without it), capped by the memory cgroup limit of the process (v2 or v1: limit minus
+///   usage, inactive page cache not counted; what a container's OOM killer enforces). `None`
+///   where `/proc/meminfo` is unreadable (not Linux).
 /// * CUDA (feature `cuda`): the driver's free memory of the device's context
 ///   (`cuMemGetInfo`).
 /// * Metal: `None`.
@@ -258,15 +258,57 @@ pub(crate) fn parse_meminfo(text: &str) -> Option<u64> {
     })
 }
 
-/// `memory.max - memory.current` of the process's cgroup v2, if it has a limit.
+/// What the memory cgroup of the process still allows (v2 `memory.max`, v1
+/// `memory.limit_in_bytes`) minus what it uses, not counting inactive page cache (which the
+/// kernel reclaims before it OOM-kills), if it has a limit.
 fn cgroup_available() -> Option<u64> {
     let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?.trim();
-    let dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+    let mut best: Option<u64> = None;
+    for line in cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let (base, files) = if controllers.is_empty() {
+            ("/sys/fs/cgroup", CGROUP_V2)
+        } else if controllers.split(',').any(|c| c == "memory") {
+            ("/sys/fs/cgroup/memory", CGROUP_V1)
+        } else {
+            continue;
+        };
+        // The process's own folder, or the mount's root where a container mounts its cgroup.
+        let own = std::path::Path::new(base).join(path.trim().trim_start_matches('/'));
+        let found = cgroup_dir_available(&own, files)
+            .or_else(|| cgroup_dir_available(std::path::Path::new(base), files));
+        if let Some(a) = found {
+            best = Some(best.map_or(a, |b| b.min(a)));
+        }
+    }
+    best
+}
+
+/// The limit, usage and `memory.stat` inactive-file key of cgroup v2 and v1.
+const CGROUP_V2: [&str; 3] = ["memory.max", "memory.current", "inactive_file"];
+const CGROUP_V1: [&str; 3] = [
+    "memory.limit_in_bytes",
+    "memory.usage_in_bytes",
+    "total_inactive_file",
+];
+
+fn cgroup_dir_available(dir: &std::path::Path, [max, current, inactive]: [&str; 3]) -> Option<u64> {
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
-    let max: u64 = read("memory.max")?.trim().parse().ok()?; // "max" (no limit) fails here
-    let current: u64 = read("memory.current")?.trim().parse().ok()?;
-    Some(max.saturating_sub(current))
+    let max: u64 = read(max)?.trim().parse().ok()?; // v2 "max" (no limit) ends here
+    let current: u64 = read(current)?.trim().parse().ok()?;
+    let inactive = read("memory.stat")
+        .and_then(|stat| {
+            stat.lines().find_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                (k == inactive).then(|| v.trim().parse::<u64>().ok())?
+            })
+        })
+        .unwrap_or(0);
+    Some(max.saturating_sub(current.saturating_sub(inactive)))
 }
 
 /// Errors with [`DiffusionError::OutOfMemory`] when `estimate` does not fit `budget` on
@@ -334,6 +376,34 @@ mod tests {
         let old = "MemTotal: 100 kB\nMemFree: 10 kB\nBuffers: 1 kB\nCached: 5 kB\n";
         assert_eq!(parse_meminfo(old), Some(16 * 1024));
         assert_eq!(parse_meminfo("garbage"), None);
+    }
+
+    #[test]
+    fn cgroup_limits_count_usage_but_not_inactive_page_cache() {
+        let dir = std::env::temp_dir().join(format!("pixelgen-cgroup-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |f: &str, v: &str| std::fs::write(dir.join(f), v).unwrap();
+        write("memory.max", "1000\n");
+        write("memory.current", "700\n");
+        write(
+            "memory.stat",
+            "anon 400\ninactive_file 200\nactive_file 100\n",
+        );
+        assert_eq!(cgroup_dir_available(&dir, CGROUP_V2), Some(500));
+        write("memory.max", "max\n");
+        assert_eq!(cgroup_dir_available(&dir, CGROUP_V2), None);
+        write("memory.limit_in_bytes", "2000\n");
+        write("memory.usage_in_bytes", "2500\n");
+        write("memory.stat", "inactive_file 1\ntotal_inactive_file 100\n");
+        assert_eq!(cgroup_dir_available(&dir, CGROUP_V1), Some(0));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_cpu_reports_its_available_memory() {
+        let free = available_memory(&Device::Cpu).unwrap().unwrap();
+        assert!(free > 0);
     }
 
     #[test]
