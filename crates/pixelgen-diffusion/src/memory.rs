@@ -12,6 +12,7 @@ use candle_core::{DType, Device};
 
 use crate::config::{UNetConfig, VaeConfig};
 use crate::error::{DiffusionError, Result};
+use crate::fused::KernelOptions;
 use crate::pipeline::GenerationParams;
 
 /// Tokens of CLIP's context (the cross-attention keys).
@@ -44,18 +45,38 @@ pub struct EstimateTarget {
     /// The VAE's dtype (f32 when its config says `force_upcast`).
     pub vae_dtype: DType,
     /// Convolutions materialize a full im2col matrix (`k * k * cin` values per output
-    /// pixel): candle's CUDA path (no cuDNN) does; its CPU path works in tiles and only copies
-    /// the input (to NHWC). `true` over-estimates safely on any device.
+    /// pixel): candle's own CUDA/Metal convolution does. The CPU works in tiles and only
+    /// copies the input (to NHWC); the fused CUDA path works in bounded chunks
+    /// (`scratch_bytes`). `true` over-estimates safely on any device.
     pub full_im2col: bool,
+    /// Scratch a convolution may take on top of its input and output when not
+    /// `full_im2col` (the fused CUDA path's im2col chunk and its GEMM output).
+    pub scratch_bytes: u64,
 }
 
 impl EstimateTarget {
-    /// The target for models on `device`: full im2col everywhere but the CPU.
-    pub fn for_device(device: &Device, unet_dtype: DType, vae_dtype: DType) -> Self {
+    /// The target for models on `device` computing with `kernels`: the CPU's tiled
+    /// convolution; on CUDA with the fused kernels on, chunked im2col (1 GiB of scratch);
+    /// anywhere else (candle's CUDA or Metal convolution) a full im2col matrix.
+    pub fn for_device(
+        device: &Device,
+        kernels: &KernelOptions,
+        unet_dtype: DType,
+        vae_dtype: DType,
+    ) -> Self {
+        let (full_im2col, scratch_bytes) = if device.is_cpu() {
+            (false, 0)
+        } else if kernels.fused_on(device) {
+            // One f32 column chunk and its GEMM output.
+            (false, (crate::fused::IM2COL_MAX as u64) * 4 * 2)
+        } else {
+            (true, 0)
+        };
         Self {
             unet_dtype,
             vae_dtype,
-            full_im2col: !device.is_cpu(),
+            full_im2col,
+            scratch_bytes,
         }
     }
 }
@@ -75,7 +96,7 @@ impl EstimateTarget {
 /// * **convolution** at level `i` (the widest input is an up block's concatenation,
 ///   `cin = 2 * max(c_{i-1}, c_i, c_{i+1})`): `rows * h_i * w_i * d * (cin * (K + 2) + 4 * c_i)`
 ///   where `K = k * k = 9` for a full im2col matrix ([`EstimateTarget::full_im2col`]), else 1
-///   (the input copy);
+///   (the input copy) plus [`EstimateTarget::scratch_bytes`];
 /// * **attention** at a cross-attention level with `heads_i` heads and `T = h_i * w_i`
 ///   tokens, on the reference path (scores materialized, flash attention is not assumed):
 ///   the self-attention score matrix `rows * heads_i * T^2` elements, held at once as the
@@ -86,7 +107,7 @@ impl EstimateTarget {
 ///
 /// The VAE (dtype size `v`, `batch` images) at decoder level `r` (`H_r = h_0 * 2^r`, the
 /// last level is the full image) with `cmax` the widest of the level's and the previous
-/// level's channels: convolution `batch * H_r * W_r * v * cmax * (K + 6)`; its mid-block
+/// level's channels: convolution `batch * H_r * W_r * v * cmax * (K + 6)` (+ scratch); its mid-block
 /// attention at latent size is single-head: `batch * T^2 * (8 + v) + batch * T * 6 * c * v`.
 ///
 /// The two phases do not overlap (the UNet's activations are freed before decoding), so the
@@ -107,6 +128,7 @@ pub fn estimate_peak(
     let d = target.unet_dtype.size_in_bytes() as u128;
     let v = target.vae_dtype.size_in_bytes() as u128;
     let taps: u128 = if target.full_im2col { 9 } else { 1 };
+    let scratch = target.scratch_bytes as u128;
 
     // UNet.
     let ch: Vec<u128> = unet.block_out_channels.iter().map(|&c| c as u128).collect();
@@ -137,7 +159,7 @@ pub fn estimate_peak(
         .unwrap_or(c);
         let cin = 2 * widest;
         skips += (layers.get(i).copied().unwrap_or(3) as u128 + 1) * rows * c * px * d;
-        let conv = rows * px * d * (cin * (taps + 2) + 4 * c);
+        let conv = rows * px * d * (cin * (taps + 2) + 4 * c) + scratch;
         let down_cross = unet
             .down_block_types
             .get(i)
@@ -174,7 +196,7 @@ pub fn estimate_peak(
     for r in 0..vch.len() {
         let px = h * w;
         let cmax = vch[r].max(r.checked_sub(1).map_or(0, |j| vch[j]));
-        let conv = batch * px * v * cmax * (taps + 6);
+        let conv = batch * px * v * cmax * (taps + 6) + scratch;
         let attn = if r == 0 && vae.mid_block_add_attention {
             batch * px * px * (8 + v) + batch * px * 6 * cmax * v
         } else {

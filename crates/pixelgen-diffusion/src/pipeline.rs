@@ -337,7 +337,12 @@ impl SdxlPipeline {
     /// on this pipeline (configs, dtypes and device; weights excluded, they are resident).
     /// See [`estimate_peak`] for the formula.
     pub fn estimate_memory(&self, params: &GenerationParams) -> MemoryEstimate {
-        let target = EstimateTarget::for_device(&self.device, self.dtype, self.vae_dtype());
+        let target = EstimateTarget::for_device(
+            &self.device,
+            self.kernel_options(),
+            self.dtype,
+            self.vae_dtype(),
+        );
         estimate_peak(&self.configs.unet, &self.configs.vae, params, target)
     }
 

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 use pixelgen_diffusion::{
-    Control, DiffusionError, GenerationParams, MemoryBudget, NoiseSource, SdxlPipeline, SeededNoise,
+    Control, DiffusionError, EstimateTarget, GenerationParams, MemoryBudget, NoiseSource,
+    SdxlPipeline, SeededNoise, UNetConfig, VaeConfig, estimate_peak,
 };
 
 fn tiny() -> SdxlPipeline {
@@ -97,6 +98,7 @@ fn a_request_over_budget_is_refused_before_allocating() {
         "{msg}"
     );
     assert!(took < Duration::from_secs(1), "refusal took {took:?}");
+    eprintln!("2048x2048 refused in {took:?}: {msg}");
 
     // img2img checks before encoding its image.
     let image = Tensor::zeros((1, 3, 64, 64), DType::F32, &Device::Cpu).unwrap();
@@ -181,4 +183,61 @@ fn hard_bounds_are_checked_before_anything_runs() {
         .validate(8)
         .is_ok()
     );
+}
+
+/// SDXL base 1.0's UNet and VAE configs (the keys that differ from the defaults).
+fn sdxl() -> (UNetConfig, VaeConfig) {
+    let unet = serde_json::json!({
+        "attention_head_dim": [5, 10, 20],
+        "block_out_channels": [320, 640, 1280],
+        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+        "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+        "transformer_layers_per_block": [1, 2, 10],
+        "cross_attention_dim": 2048,
+        "use_linear_projection": true,
+        "addition_embed_type": "text_time",
+        "addition_time_embed_dim": 256,
+        "projection_class_embeddings_input_dim": 2816
+    });
+    let vae = serde_json::json!({
+        "block_out_channels": [128, 256, 512, 512],
+        "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
+        "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
+        "layers_per_block": 2,
+        "sample_size": 1024,
+        "scaling_factor": 0.13025
+    });
+    (
+        serde_json::from_value(unet).unwrap(),
+        serde_json::from_value(vae).unwrap(),
+    )
+}
+
+#[test]
+fn full_sdxl_at_1024_fits_a_24_gb_gpu_but_not_at_4096() {
+    // The check must not refuse what real GPUs run: SDXL 1024x1024 in f16 (VAE in f32) on
+    // the fused CUDA path, with 7 GB of weights resident on a 24 GB card.
+    let (unet, vae) = sdxl();
+    let gpu = EstimateTarget {
+        unet_dtype: DType::F16,
+        vae_dtype: DType::F32,
+        full_im2col: false,
+        scratch_bytes: 1 << 30,
+    };
+    let e = estimate_peak(&unet, &vae, &square(1024), gpu);
+    assert!(e.peak_bytes < 16 << 30, "{e:?}");
+    // The VAE's single-head mid attention at 128x128 latents: 16384^2 f32 scores.
+    assert!(e.vae_bytes >= 16384 * 16384 * 4, "{e:?}");
+    let e4096 = estimate_peak(&unet, &vae, &square(4096), gpu);
+    assert!(e4096.peak_bytes > 80 << 30, "{e4096:?}");
+    for side in [512, 1024, 2048] {
+        let e = estimate_peak(&unet, &vae, &square(side), gpu);
+        eprintln!(
+            "SDXL {side}x{side} fused CUDA f16: peak {:.1} GiB (UNet {:.1}, scores {:.1}, VAE {:.1})",
+            e.peak_bytes as f64 / (1u64 << 30) as f64,
+            e.unet_bytes as f64 / (1u64 << 30) as f64,
+            e.attention_bytes as f64 / (1u64 << 30) as f64,
+            e.vae_bytes as f64 / (1u64 << 30) as f64,
+        );
+    }
 }

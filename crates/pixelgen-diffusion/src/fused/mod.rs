@@ -159,7 +159,7 @@ impl KernelOptions {
 
     /// Whether the fused kernels can run for tensors on `device` (CUDA build, CUDA device, not
     /// switched off).
-    fn fused_on(&self, device: &Device) -> bool {
+    pub(crate) fn fused_on(&self, device: &Device) -> bool {
         cfg!(feature = "cuda") && device.is_cuda() && self.kernels != Kernels::Reference
     }
 }
@@ -347,7 +347,7 @@ pub fn linear(l: &candle_nn::Linear, x: &Tensor, opts: &KernelOptions) -> Result
 /// Largest im2col buffer, in values, before a convolution is split into pixel ranges
 /// (128 Mi values: 256 MB in f16, and the kernel's 32-bit indexing).
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-const IM2COL_MAX: usize = 1 << 27;
+pub(crate) const IM2COL_MAX: usize = 1 << 27;
 
 /// Smallest image (pixels) a 3x3 convolution runs as shifted GEMMs on.
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
