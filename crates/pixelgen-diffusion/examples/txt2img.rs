@@ -144,7 +144,7 @@ pub fn run(args: &Args) -> AnyResult<PathBuf> {
         tiling: args.tiling,
         ..Default::default()
     };
-    if !args.quiet {
+    if !args.quiet && params.validate(pipe.configs().vae.scale_factor()).is_ok() {
         // The pipeline refuses the request before allocating if this does not fit.
         let peak = pipe.estimate_peak_bytes(&params);
         eprintln!(
