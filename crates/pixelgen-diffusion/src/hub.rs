@@ -881,11 +881,14 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("not a 40-hex commit hash"), "{msg}");
         // A snapshot folder that links out of the cache is refused.
-        std::fs::write(root.join("refs/main"), hash(9)).unwrap();
-        std::os::unix::fs::symlink(&outside, root.join("snapshots").join(hash(9))).unwrap();
-        let err = cached_sdxl(&cache, repo, "main", &files).unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("outside the hub cache"), "{msg}");
+        #[cfg(unix)]
+        {
+            std::fs::write(root.join("refs/main"), hash(9)).unwrap();
+            std::os::unix::fs::symlink(&outside, root.join("snapshots").join(hash(9))).unwrap();
+            let err = cached_sdxl(&cache, repo, "main", &files).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains("outside the hub cache"), "{msg}");
+        }
         // A missing ref is "not downloaded"; the intact snapshot still resolves by its hash.
         assert!(matches!(
             cached_sdxl(&cache, repo, "dev", &files).unwrap_err(),
