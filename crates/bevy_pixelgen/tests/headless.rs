@@ -754,3 +754,48 @@ fn a_flood_of_huge_requests_holds_little_memory() {
     eprintln!("flood of 120 2048x2048 requests: RSS +{} KiB", grown >> 10);
     f.gate.send(()).unwrap();
 }
+
+/// A valid recipe whose generation cannot fit in memory used to abort the whole process
+/// (the tiny model at 2048x2048 asked for a 64 GiB attention matrix): now the app stays up,
+/// the request fails naming the memory it needs, and the next one runs.
+#[test]
+fn a_generation_too_large_for_memory_fails_and_the_app_lives_on() {
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../pixelgen-diffusion/tests/fixtures/tiny-sdxl");
+    let mut app = app(PixelGenPlugin {
+        output_dir: None,
+        ..PixelGenPlugin::new(ModelConfig::new(ModelSource::local(model)))
+    });
+    let huge = submit(
+        &mut app,
+        SpriteRequest::new("castle")
+            .size(32, 32)
+            .generation_size(2048, 2048)
+            .steps(2)
+            .seed(1),
+    );
+    let small = submit(
+        &mut app,
+        SpriteRequest::new("castle")
+            .size(16, 16)
+            .generation_size(32, 32)
+            .steps(2)
+            .seed(1),
+    );
+    run_until(&mut app, "both requests", |a| {
+        over(a, huge.id()) && over(a, small.id())
+    });
+    let error = failure(&app, huge.id())
+        .expect("the 2048 request fails")
+        .to_string();
+    assert!(
+        error.contains("GiB") && error.to_lowercase().contains("memory"),
+        "{error}"
+    );
+    assert!(
+        finished(&app, small.id()),
+        "{:?}",
+        failure(&app, small.id())
+    );
+    eprintln!("the 2048 request: {error}");
+}

@@ -15,11 +15,12 @@ fn tiny() -> PathBuf {
 /// Copies the tiny model into `cache` as `stabilityai/sdxl-turbo` at `main`, its weight files
 /// under the `fp16` variant names the registry entry asks for.
 fn fake_cache(cache: &Path) {
-    let snap = cache.join("models--stabilityai--sdxl-turbo/snapshots/h1");
+    let snap = cache
+        .join("models--stabilityai--sdxl-turbo/snapshots/0123456789abcdef0123456789abcdef01234567");
     std::fs::create_dir_all(cache.join("models--stabilityai--sdxl-turbo/refs")).unwrap();
     std::fs::write(
         cache.join("models--stabilityai--sdxl-turbo/refs/main"),
-        "h1",
+        "0123456789abcdef0123456789abcdef01234567",
     )
     .unwrap();
     for file in pixelgen_diffusion::hub::SdxlFiles::new(Some("fp16")).list() {
