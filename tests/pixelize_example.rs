@@ -5,6 +5,7 @@ use std::process::Command;
 
 mod common;
 use common::example_bin;
+use common::small_disk::SmallDisk;
 
 fn tmp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("dgx-pixels-{name}-{}", std::process::id()));
@@ -155,24 +156,11 @@ fn bad_outputs_are_refused_before_anything_is_written() {
 #[test]
 fn a_full_disk_is_a_write_error_with_exit_1() {
     let dir = tmp_dir("full");
-    let disk = dir.join("disk");
-    std::fs::create_dir_all(&disk).unwrap();
-    let mount = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&disk)
-        .output();
-    match mount {
-        Ok(o) if o.status.success() => {}
-        other => {
-            let why = other.map_or_else(
-                |e| e.to_string(),
-                |o| String::from_utf8_lossy(&o.stderr).into_owned(),
-            );
-            println!("skipped: cannot mount a 64 KiB tmpfs ({})", why.trim());
-            std::fs::remove_dir_all(dir).ok();
-            return;
-        }
-    }
+    let Some(mounted) = SmallDisk::mount(dir.join("disk")) else {
+        std::fs::remove_dir_all(dir).ok();
+        return;
+    };
+    let disk = mounted.path().to_path_buf();
     // 200x200 of noise: no grid, so `--fallback 200x200` keeps every pixel (a ~160 KB PNG).
     let mut s = 0x2545_F491_4F6C_DD1Du64;
     let noise = image::RgbaImage::from_fn(200, 200, |_, _| {
@@ -197,7 +185,7 @@ fn a_full_disk_is_a_write_error_with_exit_1() {
     );
     let listing = names(&disk);
     let old = std::fs::read(&out).unwrap();
-    let _ = Command::new("umount").arg(&disk).status();
+    drop(mounted);
     assert_eq!(run.status.code(), Some(1), "{stdout}{stderr}");
     assert!(
         stderr.contains(&format!(

@@ -7,6 +7,8 @@ use std::process::{Command, Stdio};
 
 use image::RgbaImage;
 
+pub mod small_disk;
+
 /// `target/<profile>/examples/NAME`, next to this test's `deps/` folder (cargo builds the
 /// examples before the tests).
 pub fn example_bin(name: &str) -> PathBuf {

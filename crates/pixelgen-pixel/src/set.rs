@@ -194,11 +194,7 @@ type TrueFrames = (Vec<RgbaImage>, Option<(f32, f32)>);
 
 /// Every frame at its true resolution, cut with one cell size when `shared` (and the grid is
 /// detected, not given).
-fn true_resolution(
-    frames: &[RgbaImage],
-    px: &PixelOptions,
-    shared: bool,
-) -> Result<TrueFrames> {
+fn true_resolution(frames: &[RgbaImage], px: &PixelOptions, shared: bool) -> Result<TrueFrames> {
     if !px.detect_grid {
         return Ok((frames.to_vec(), None));
     }

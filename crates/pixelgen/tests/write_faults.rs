@@ -13,6 +13,10 @@ use image::{Rgba, RgbaImage};
 use pixelgen::{Artwork, CacheKey, DiskCache, ModelIdentity, PixelGenError, Recipe, Seed, save_as};
 use pixelgen_pixel::write::temp_file_pid;
 
+#[path = "../../../tests/common/small_disk.rs"]
+mod small_disk;
+use small_disk::SmallDisk;
+
 /// Set in the child process of the kill test: the folder it saves into.
 const WRITER_DIR: &str = "PIXELGEN_TEST_WRITER_LOOP_DIR";
 
@@ -70,75 +74,43 @@ fn temps(dir: &Path) -> usize {
     })
 }
 
-/// A 64 KiB tmpfs mounted on a fresh folder, unmounted on drop.
-struct SmallDisk(PathBuf);
-
-impl SmallDisk {
-    fn mount(name: &str) -> Option<Self> {
-        let dir = temp_dir(name);
-        let run = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-            .arg(&dir)
-            .output();
-        match run {
-            Ok(o) if o.status.success() => Some(Self(dir)),
-            other => {
-                let why = match other {
-                    Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_owned(),
-                    Err(e) => e.to_string(),
-                };
-                println!("skipped: cannot mount a 64 KiB tmpfs ({why})");
-                let _ = fs::remove_dir(&dir);
-                None
-            }
-        }
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A full disk: `save_as` and `DiskCache::put_sprite` report "cannot write PATH: ...", the
 /// new pair is not there at all (the recipe it wrote first is removed again), an existing PNG
 /// keeps its content, no temporary file is left.
 #[test]
 fn a_full_disk_fails_the_save_and_leaves_nothing() {
-    let Some(disk) = SmallDisk::mount("full") else {
+    let Some(disk) = SmallDisk::mount(temp_dir("full")) else {
         return;
     };
     let big = noise(256, 1);
     let r = recipe(1);
-    let err = save_as(&disk.0, "big", art(&big, &r), true).unwrap_err();
+    let err = save_as(disk.path(), "big", art(&big, &r), true).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, PixelGenError::Io { .. }), "{msg}");
     assert!(
         msg.starts_with(&format!(
             "cannot write {}",
-            disk.0.join("big.png").display()
+            disk.path().join("big.png").display()
         )),
         "{msg}"
     );
-    assert!(names(&disk.0).is_empty(), "{:?}", names(&disk.0));
+    assert!(names(disk.path()).is_empty(), "{:?}", names(disk.path()));
     // A small pair fits; replacing its PNG by one too large keeps the old one.
     let small = noise(8, 2);
-    let saved = save_as(&disk.0, "keep", art(&small, &r), true).unwrap();
+    let saved = save_as(disk.path(), "keep", art(&small, &r), true).unwrap();
     let before = fs::read(&saved.png).unwrap();
-    save_as(&disk.0, "keep", art(&big, &r), true).unwrap_err();
+    save_as(disk.path(), "keep", art(&big, &r), true).unwrap_err();
     assert_eq!(fs::read(&saved.png).unwrap(), before, "old PNG unchanged");
-    assert_eq!(names(&disk.0), ["keep.pixelgen.ron", "keep.png"]);
+    assert_eq!(names(disk.path()), ["keep.pixelgen.ron", "keep.png"]);
     // The disk cache: same story.
-    let cache = DiskCache::new(disk.0.join("cache"));
+    let cache = DiskCache::new(disk.path().join("cache"));
     let key = CacheKey::new(&r, &ModelIdentity("m".into())).unwrap();
     let err = cache.put_sprite(&key, &big).unwrap_err().to_string();
     assert!(
         err.contains("cannot write") && err.contains(".png"),
         "{err}"
     );
-    assert!(names(&disk.0.join("cache")).is_empty());
+    assert!(names(&disk.path().join("cache")).is_empty());
     assert_eq!(cache.get_sprite(&key).unwrap(), None);
 }
 
