@@ -263,6 +263,8 @@ impl Recipe {
     pub const DEFAULT_GUIDANCE: f64 = 5.0;
     /// Most sampling steps a recipe may ask for.
     pub const MAX_STEPS: usize = 1000;
+    /// Most frames one recipe may make (one prompt list or template).
+    pub const MAX_FRAMES: usize = 256;
 
     /// The steps this recipe runs with when no preset fills them.
     pub fn steps_or_default(&self) -> usize {
@@ -361,6 +363,16 @@ impl Recipe {
                     "an empty prompt list: give one prompt per frame",
                 ));
             }
+            Frames::Prompts(p) if p.len() > Self::MAX_FRAMES => {
+                return Err(invalid(
+                    "frames",
+                    format!(
+                        "{} frame prompts: a recipe makes at most {} frames (split the set)",
+                        p.len(),
+                        Self::MAX_FRAMES
+                    ),
+                ));
+            }
             Frames::Prompts(p) => {
                 if let Some(i) = p.iter().position(|p| p.trim().is_empty()) {
                     return Err(invalid(
@@ -369,10 +381,10 @@ impl Recipe {
                     ));
                 }
             }
-            Frames::Template { count, .. } if *count == 0 || *count > 256 => {
+            Frames::Template { count, .. } if *count == 0 || *count as usize > Self::MAX_FRAMES => {
                 return Err(invalid(
                     "frames",
-                    format!("template count {count} is outside 1..=256"),
+                    format!("template count {count} is outside 1..={}", Self::MAX_FRAMES),
                 ));
             }
             Frames::Template { .. } => {}
@@ -696,6 +708,12 @@ mod tests {
         assert_eq!(field_of(&r), "guidance");
         let mut r = Recipe::new("x");
         r.frames = Frames::Prompts(vec![]);
+        assert_eq!(field_of(&r), "frames");
+        r.frames = Frames::Prompts(vec!["walk".into(); Recipe::MAX_FRAMES + 1]);
+        assert_eq!(field_of(&r), "frames");
+        r.frames = Frames::Prompts(vec!["walk".into(); Recipe::MAX_FRAMES]);
+        assert!(r.validate().is_ok());
+        r.frames = Frames::Prompts(vec!["walk".into(), " ".into()]);
         assert_eq!(field_of(&r), "frames");
     }
 
