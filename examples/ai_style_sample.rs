@@ -103,7 +103,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             out_img.put_pixel(x, y, Rgba(px));
         }
     }
-    out_img.save(&out)?;
+    pixelgen_pixel::write::save_png(std::path::Path::new(&out), &out_img)?;
     println!("wrote {out} ({size}x{size}, true size 32x32, cell 12 px, offset {shift} px)");
     Ok(())
 }

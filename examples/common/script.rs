@@ -84,7 +84,9 @@ pub fn tick(mut script: ResMut<Script>, mut exit: MessageWriter<AppExit>) {
     script.frame += 1;
     if script.done && script.shots.iter().all(|p| p.exists()) {
         let text = script.lines.join("\n") + "\n";
-        if let Err(e) = std::fs::write(script.dir.join("manifest.txt"), text) {
+        if let Err(e) =
+            pixelgen_pixel::write::write_atomic(&script.dir.join("manifest.txt"), text.as_bytes())
+        {
             error!("scripted run: cannot write the manifest: {e}");
             exit.write(AppExit::error());
             return;

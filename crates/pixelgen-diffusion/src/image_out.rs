@@ -1,11 +1,9 @@
 //! Decoded tensors to `image` buffers and PNG files.
 
-use std::path::Path;
-
 use candle_core::{DType, Tensor};
 use image::RgbaImage;
 
-use crate::error::{DiffusionError, Result, invalid};
+use crate::error::{Result, invalid};
 use crate::pipeline::ensure_finite;
 
 /// `[batch, 3, h, w]` (or `[3, h, w]`) RGB in [0, 1] -> one opaque RGBA image per batch item.
@@ -66,28 +64,12 @@ pub fn to_rgba_images(image: &Tensor) -> Result<Vec<RgbaImage>> {
         .collect()
 }
 
-/// Writes `image` as a PNG to `path`, creating missing parent folders.
-pub fn save_png(image: &RgbaImage, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| DiffusionError::Io {
-            path: parent.to_path_buf(),
-            source,
-        })?;
-    }
-    image
-        .save_with_format(path, image::ImageFormat::Png)
-        .map_err(|e| DiffusionError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use candle_core::Device;
 
     use super::*;
+    use crate::error::DiffusionError;
 
     #[test]
     fn converts_rounds_and_clamps_each_channel() {
