@@ -100,7 +100,7 @@ pub enum EditorAction {
     Remove(TicketId),
 }
 
-/// Adds the editor panel over [`PixelGen`](crate::PixelGen): prompt side, queue and gallery.
+/// Adds the editor panel over [`PixelGen`]: prompt side, queue and gallery.
 ///
 /// Needs [`PixelGenPlugin`](crate::PixelGenPlugin). With `panel` on it also needs a window
 /// and a renderer (`DefaultPlugins`) and adds `bevy_egui`'s `EguiPlugin` when missing.
