@@ -5,7 +5,7 @@ use std::process::Command;
 
 mod common;
 use common::example_bin;
-use common::small_disk::SmallDisk;
+use common::files::{SmallDisk, names};
 
 fn tmp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("dgx-pixels-{name}-{}", std::process::id()));
@@ -91,15 +91,6 @@ fn unreadable_input_and_bad_options_exit_non_zero_with_a_clear_message() {
 
 /// The demo sample as the input of the output tests.
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/examples/potion_ai.png");
-
-fn names(dir: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
 
 /// Every output is checked before anything is written: a `.jpg` name (only PNG is written),
 /// a `--preview` whose folder is a file or that is a folder; exit 1, nothing written, nothing

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use image::RgbaImage;
 
-pub mod small_disk;
+pub mod files;
 
 /// `target/<profile>/examples/NAME`, next to this test's `deps/` folder (cargo builds the
 /// examples before the tests).

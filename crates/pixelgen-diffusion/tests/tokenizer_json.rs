@@ -269,9 +269,9 @@ fn run(pipe: &SdxlPipeline, prompt: &str) -> (Tensor, usize) {
     (out.image, out.truncated_tokens)
 }
 
-fn assert_identical(what: &str, a: &Tensor, b: &Tensor) {
-    assert_eq!(a.dims(), b.dims(), "{what}");
-    let diff = (a - b)
+/// The largest absolute difference between two tensors of one shape.
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
         .unwrap()
         .abs()
         .unwrap()
@@ -280,7 +280,12 @@ fn assert_identical(what: &str, a: &Tensor, b: &Tensor) {
         .max(0)
         .unwrap()
         .to_scalar::<f32>()
-        .unwrap();
+        .unwrap()
+}
+
+fn assert_identical(what: &str, a: &Tensor, b: &Tensor) {
+    assert_eq!(a.dims(), b.dims(), "{what}");
+    let diff = max_abs_diff(a, b);
     assert_eq!(diff, 0.0, "{what}: images differ by up to {diff}");
 }
 
@@ -301,16 +306,7 @@ fn txt2img_with_tokenizer_json_equals_the_original_folder() {
     assert_eq!(cut_b, cut_a, "truncated_tokens");
     // The prompt reaches the image, so different ids could not pass unnoticed.
     let (other, _) = run(&json, "a blue shield");
-    let moved = (&other - &b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let moved = max_abs_diff(&other, &b);
     assert!(
         moved > 1e-4,
         "another prompt should change the image ({moved})"

@@ -3,23 +3,13 @@
 
 use std::fs;
 use std::io;
-use std::path::Path;
 
 use image::RgbaImage;
 use pixelgen_pixel::write::{save_png, write_atomic};
 
-#[path = "../../../tests/common/small_disk.rs"]
-mod small_disk;
-use small_disk::SmallDisk;
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
+#[path = "../../../tests/common/files.rs"]
+mod files;
+use files::{SmallDisk, names};
 
 /// An RGBA image of noise: its PNG is about as large as its pixels (256 KiB here).
 fn noise(side: u32) -> RgbaImage {

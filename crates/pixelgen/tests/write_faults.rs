@@ -13,9 +13,9 @@ use image::{Rgba, RgbaImage};
 use pixelgen::{Artwork, CacheKey, DiskCache, ModelIdentity, PixelGenError, Recipe, Seed, save_as};
 use pixelgen_pixel::write::temp_file_pid;
 
-#[path = "../../../tests/common/small_disk.rs"]
-mod small_disk;
-use small_disk::SmallDisk;
+#[path = "../../../tests/common/files.rs"]
+mod files;
+use files::{SmallDisk, names};
 
 /// Set in the child process of the kill test: the folder it saves into.
 const WRITER_DIR: &str = "PIXELGEN_TEST_WRITER_LOOP_DIR";
@@ -53,15 +53,6 @@ fn art<'a>(image: &'a RgbaImage, recipe: &'a Recipe) -> Artwork<'a> {
         recipe,
         layout: None,
     }
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 fn temps(dir: &Path) -> usize {

@@ -1,8 +1,21 @@
-//! A 64 KiB tmpfs for disk-full tests. One file, included by the root package's tests
-//! (`tests/common`) and by `pixelgen`'s and `pixelgen-pixel`'s through `#[path]`.
+//! File-system helpers for the write tests: a 64 KiB tmpfs for disk-full cases and a sorted
+//! folder listing. One file, included by the root package's tests (`tests/common`) and by
+//! `pixelgen`'s and `pixelgen-pixel`'s through `#[path]`.
+
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The names in `dir`, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
 
 /// A 64 KiB tmpfs mounted on a folder, unmounted (and the folder removed) on drop.
 pub struct SmallDisk(PathBuf);
