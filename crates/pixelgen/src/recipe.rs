@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{PixelGenError, Result, invalid};
 
-/// Largest side accepted for a sprite or a generation, in pixels.
-pub const MAX_SIDE: u32 = 4096;
+/// Largest side accepted for a sprite or a generation, in pixels (the engine's own bound,
+/// [`pixelgen_diffusion::MAX_SIDE`]).
+pub const MAX_SIDE: u32 = pixelgen_diffusion::MAX_SIDE as u32;
 
 /// A width and a height in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -261,8 +262,9 @@ impl Recipe {
     pub const DEFAULT_STEPS: usize = 30;
     /// The guidance of a recipe that sets none, on a model without a preset.
     pub const DEFAULT_GUIDANCE: f64 = 5.0;
-    /// Most sampling steps a recipe may ask for.
-    pub const MAX_STEPS: usize = 1000;
+    /// Most sampling steps a recipe may ask for (the engine's own bound,
+    /// [`pixelgen_diffusion::MAX_STEPS`]).
+    pub const MAX_STEPS: usize = pixelgen_diffusion::MAX_STEPS;
     /// Most frames one recipe may make (one prompt list or template).
     pub const MAX_FRAMES: usize = 256;
 
