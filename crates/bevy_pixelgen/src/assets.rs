@@ -40,9 +40,9 @@ use bevy::tasks::futures_lite::AsyncReadExt;
 use crossbeam_channel::Sender;
 use pixelgen::{DiskCache, ModelIdentity, PixelGenError, PixelOptions, Plan, Recipe};
 
-use crate::plugin::{EngineFactory, PixelGenQueue, placeholder};
+use crate::plugin::{EngineFactory, PixelGenQueue, placeholder, with_default_pixel};
 use crate::request::Ticket;
-use crate::worker::{atlas_layout, to_bevy_image};
+use crate::worker::{atlas_layout, grid_atlas, to_bevy_image};
 
 /// The file extension of recipe assets.
 pub const RECIPE_EXTENSION: &str = "pixelgen.ron";
@@ -130,13 +130,10 @@ pub struct PixelRecipeLoader {
 /// A recipe file's plan as the plugin runs it: the plugin's default pixel options filled in,
 /// the seed fixed from the file's content (when it is random), checked as a whole.
 pub(crate) fn plan_recipe(
-    mut recipe: Recipe,
+    recipe: Recipe,
     default_pixel: &Option<PixelOptions>,
 ) -> pixelgen::Result<Plan> {
-    if recipe.pixel.is_none() {
-        recipe.pixel.clone_from(default_pixel);
-    }
-    Plan::with_content_seed(recipe)
+    Plan::with_content_seed(with_default_pixel(recipe, default_pixel))
 }
 
 impl AssetLoader for PixelRecipeLoader {
@@ -177,8 +174,7 @@ impl AssetLoader for PixelRecipeLoader {
             return Ok(image);
         }
         if let Some(grid) = plan.sheet_layout() {
-            let (w, h) = grid.sheet_size();
-            load_context.add_labeled_asset(LAYOUT_LABEL, atlas_layout(grid, w, h));
+            load_context.add_labeled_asset(LAYOUT_LABEL, grid_atlas(grid));
         }
         let placeholder = placeholder(plan.output_size());
         let _ = self.shared.loads.send(RecipeLoad {

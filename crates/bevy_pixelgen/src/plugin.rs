@@ -28,7 +28,7 @@ use crate::messages::{SpriteFailed, SpriteFinished, SpriteProgress};
 use crate::request::{
     FINISHED, QUEUED, SpriteError, SpriteRequest, Ticket, TicketId, TicketInner, TicketStatus,
 };
-use crate::worker::{self, Job, WorkerConfig, WorkerEvent, atlas_layout};
+use crate::worker::{self, Job, WorkerConfig, WorkerEvent, grid_atlas};
 
 pub use pixelgen::DEFAULT_MEMORY_CACHE_BYTES;
 
@@ -374,10 +374,7 @@ impl PixelGenQueue {
         images: &mut Assets<Image>,
         layouts: &mut Assets<TextureAtlasLayout>,
     ) -> Ticket {
-        let mut recipe = request.into().recipe;
-        if recipe.pixel.is_none() {
-            recipe.pixel.clone_from(&self.default_pixel);
-        }
+        let recipe = with_default_pixel(request.into().recipe, &self.default_pixel);
         let admitted = match Plan::new(recipe.clone()) {
             Err(e) => Err(SpriteError::Invalid(Arc::new(e))),
             Ok(plan) => match self.admission() {
@@ -388,10 +385,9 @@ impl PixelGenQueue {
         match admitted {
             Ok(plan) => {
                 let handle = images.add(placeholder(plan.output_size()));
-                let layout = plan.sheet_layout().map(|grid| {
-                    let (w, h) = grid.sheet_size();
-                    layouts.add(atlas_layout(grid, w, h))
-                });
+                let layout = plan
+                    .sheet_layout()
+                    .map(|grid| layouts.add(grid_atlas(grid)));
                 self.enqueue(plan, handle, layout)
             }
             Err(error) => {
@@ -452,8 +448,8 @@ impl PixelGenQueue {
         layout: Option<Handle<TextureAtlasLayout>>,
     ) -> Ticket {
         let ticket = self.new_ticket(plan.recipe().clone(), handle, layout);
-        if self.worker_stopped {
-            self.fail_now(&ticket, SpriteError::WorkerStopped);
+        if let Some(refused) = self.admission() {
+            self.fail_now(&ticket, refused);
             return ticket;
         }
         if self.queued.fetch_add(1, Ordering::AcqRel) >= self.capacity {
@@ -533,6 +529,14 @@ impl PixelGenQueue {
             error,
         });
     }
+}
+
+/// `recipe` with the plugin's default pixel options where it sets none.
+pub(crate) fn with_default_pixel(mut recipe: Recipe, default: &Option<PixelOptions>) -> Recipe {
+    if recipe.pixel.is_none() {
+        recipe.pixel.clone_from(default);
+    }
+    recipe
 }
 
 /// The image a request shows until it is done: [`checkerboard`] at the output size, or

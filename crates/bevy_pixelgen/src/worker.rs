@@ -296,6 +296,13 @@ pub(crate) fn atlas_layout(layout: &SheetLayout, width: u32, height: u32) -> Tex
     atlas
 }
 
+/// A planned sheet grid (cells and frame rects, known before any frame exists) as the atlas
+/// layout of its placeholder.
+pub(crate) fn grid_atlas(grid: &SheetLayout) -> TextureAtlasLayout {
+    let (w, h) = grid.sheet_size();
+    atlas_layout(grid, w, h)
+}
+
 /// An RGBA sprite as a Bevy image with nearest sampling (pixel art stays crisp).
 pub fn to_bevy_image(image: image::RgbaImage) -> Image {
     let mut out = Image::from_dynamic(
