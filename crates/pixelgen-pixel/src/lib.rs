@@ -26,6 +26,7 @@
 
 pub mod alpha;
 pub mod cleanup;
+pub mod clip;
 pub mod color;
 pub mod error;
 pub mod grid;
@@ -46,6 +47,8 @@ pub mod prelude {
     pub use crate::alpha::{BackgroundOptions, KeyMode};
     #[doc(hidden)]
     pub use crate::cleanup::{Anchor, Connectivity, OutlineOptions, OutlinePlacement};
+    #[doc(hidden)]
+    pub use crate::clip::{Clip, Clips};
     #[doc(hidden)]
     pub use crate::error::{PixelError, Result};
     #[doc(hidden)]

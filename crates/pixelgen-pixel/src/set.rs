@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::alpha::remove_background;
 use crate::cleanup::{self, Connectivity, OutlineOptions};
 use crate::error::{PixelError, Result, ensure_not_empty};
-use crate::grid::{self, GridOptions};
+use crate::grid::{self, Axis, Grid, GridOptions};
 use crate::pipeline::PixelOptions;
 use crate::quantize::{self, ColorCount, QuantizeOptions};
 
@@ -163,6 +163,9 @@ pub fn pixelize_set(frames: &[RgbaImage], opts: &SetOptions) -> Result<PixelSet>
         }
     }
 
+    // An outline grows each frame by a pixel on every side.
+    let outline_room = if px.outline.is_some() { 2 } else { 0 };
+    let mut images = shrink_to_canvas(images, opts, outline_room)?;
     let palette = set_palette(&images, px)?;
     for image in &mut images {
         *image = quantize::map_to_palette(image, &palette, px.dither, px.dither_strength)?;
@@ -299,18 +302,21 @@ fn stack(images: &[RgbaImage]) -> RgbaImage {
     out
 }
 
-/// Each frame trimmed and placed on one canvas so that every frame's anchor point lands on
-/// the same canvas pixel.
-fn place(images: &[RgbaImage], opts: &SetOptions) -> Result<Vec<RgbaImage>> {
-    let trimmed: Vec<(RgbaImage, (i64, i64))> = images
+/// Each frame trimmed to its visible pixels, with its anchor point in its own coordinates.
+fn trimmed_with_anchors(images: &[RgbaImage], anchor: SetAnchor) -> Vec<(RgbaImage, (i64, i64))> {
+    images
         .iter()
         .map(|img| {
             let content = cleanup::trim(img).map_or_else(|| img.clone(), |(c, _)| c);
-            let a = anchor_point(&content, opts.anchor).unwrap_or((0, 0));
+            let a = anchor_point(&content, anchor).unwrap_or((0, 0));
             (content, a)
         })
-        .collect();
-    // The union of all frames around the shared anchor.
+        .collect()
+}
+
+/// How far the union of the trimmed frames reaches around the shared anchor point: left,
+/// top, right, bottom.
+fn union_around_anchor(trimmed: &[(RgbaImage, (i64, i64))]) -> (i64, i64, i64, i64) {
     let left = trimmed.iter().map(|(_, a)| a.0).max().unwrap_or(0);
     let top = trimmed.iter().map(|(_, a)| a.1).max().unwrap_or(0);
     let right = trimmed
@@ -323,7 +329,86 @@ fn place(images: &[RgbaImage], opts: &SetOptions) -> Result<Vec<RgbaImage>> {
         .map(|(c, a)| i64::from(c.height()) - a.1)
         .max()
         .unwrap_or(0);
-    let union = ((left + right).max(1) as u32, (top + bottom).max(1) as u32);
+    (left, top, right, bottom)
+}
+
+/// The size of the aligned set's union.
+fn union_size(trimmed: &[(RgbaImage, (i64, i64))]) -> (u32, u32) {
+    let (left, top, right, bottom) = union_around_anchor(trimmed);
+    ((left + right).max(1) as u32, (top + bottom).max(1) as u32)
+}
+
+/// When the aligned set is larger than the canvas (less `room` for an outline), every frame
+/// shrunk by one factor so it fits: the frames keep their sizes relative to each other, as
+/// [`crate::pixelize`] shrinks a single sprite. Frames already fitting are returned as they
+/// are.
+fn shrink_to_canvas(
+    images: Vec<RgbaImage>,
+    opts: &SetOptions,
+    room: u32,
+) -> Result<Vec<RgbaImage>> {
+    let Some(canvas) = &opts.pixel.canvas else {
+        return Ok(images);
+    };
+    let (room_w, room_h) = (
+        canvas.width.saturating_sub(room),
+        canvas.height.saturating_sub(room),
+    );
+    if room_w == 0 || room_h == 0 {
+        return Err(PixelError::InvalidOption {
+            name: "canvas",
+            message: format!(
+                "{}x{} leaves no room for the sprite and its outline; use at least {}x{}",
+                canvas.width,
+                canvas.height,
+                room + 1,
+                room + 1
+            ),
+        });
+    }
+    let trimmed = trimmed_with_anchors(&images, opts.anchor);
+    let (uw, uh) = union_size(&trimmed);
+    if uw <= room_w && uh <= room_h {
+        return Ok(images);
+    }
+    // Anchors move by rounding when frames shrink, so the shrunk union may be a pixel over:
+    // aim a pixel lower then (a few tries, each from the original frames).
+    let mut shrunk = Vec::new();
+    for extra in 0..4 {
+        let (aim_w, aim_h) = (
+            room_w.saturating_sub(extra).max(1),
+            room_h.saturating_sub(extra).max(1),
+        );
+        let factor = (uw as f32 / aim_w as f32).max(uh as f32 / aim_h as f32);
+        shrunk = trimmed
+            .iter()
+            .map(|(content, _)| {
+                let (cw, ch) = content.dimensions();
+                // Floor, so no frame grows past the aim by rounding.
+                let cols = ((cw as f32 / factor).floor() as u32).clamp(1, aim_w);
+                let rows = ((ch as f32 / factor).floor() as u32).clamp(1, aim_h);
+                let g = Grid {
+                    x: Axis::uniform(cw, cols),
+                    y: Axis::uniform(ch, rows),
+                    confidence: 0.0,
+                };
+                grid::downscale(content, &g, &opts.pixel.grid)
+            })
+            .collect();
+        let (w, h) = union_size(&trimmed_with_anchors(&shrunk, opts.anchor));
+        if w <= room_w && h <= room_h {
+            break;
+        }
+    }
+    Ok(shrunk)
+}
+
+/// Each frame trimmed and placed on one canvas so that every frame's anchor point lands on
+/// the same canvas pixel.
+fn place(images: &[RgbaImage], opts: &SetOptions) -> Result<Vec<RgbaImage>> {
+    let trimmed = trimmed_with_anchors(images, opts.anchor);
+    let (left, top, _, _) = union_around_anchor(&trimmed);
+    let union = union_size(&trimmed);
     let (width, height, origin) = match &opts.pixel.canvas {
         Some(canvas) => {
             if union.0 > canvas.width || union.1 > canvas.height {

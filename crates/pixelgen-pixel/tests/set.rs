@@ -161,3 +161,57 @@ fn a_degraded_walk_cycle_comes_out_with_one_palette_and_no_anchor_drift() {
         c.max_histogram_distance
     );
 }
+
+#[test]
+fn a_set_larger_than_its_canvas_shrinks_by_one_factor_and_keeps_its_anchor() {
+    use pixelgen_pixel::Canvas;
+    use pixelgen_pixel::cleanup::{Anchor, OutlineOptions};
+    // The walker is 10x16 and stands at different places: aligned, the set needs more than
+    // 10 px across. On an 8x12 canvas with a 1-px outline each frame must shrink, all by the
+    // same factor, and still line up on one baseline.
+    let frames: Vec<RgbaImage> = (0..4).map(|i| walk_frame(i, 0)).collect();
+    let opts = SetOptions {
+        pixel: PixelOptions {
+            detect_grid: false,
+            outline: Some(OutlineOptions::default()),
+            canvas: Some(Canvas {
+                width: 8,
+                height: 12,
+                anchor: Anchor::BottomCenter,
+            }),
+            ..options()
+        },
+        anchor: SetAnchor::Baseline,
+        shared_cell: true,
+    };
+    let set = pixelize_set(&frames, &opts).unwrap();
+    assert!(set.frames.iter().all(|f| f.dimensions() == (8, 12)));
+    let c = &set.consistency;
+    assert_eq!(c.max_anchor_drift, 0, "{c:?}");
+    // Shrunk, not cut: the walker's height (16 px + outline) became at most 12, and every
+    // frame's visible height is the same.
+    let heights: Vec<u32> = set
+        .frames
+        .iter()
+        .map(|f| cleanup::content_bounds(f).unwrap().height)
+        .collect();
+    assert!(
+        heights.iter().all(|&h| h == heights[0] && h <= 12),
+        "{heights:?}"
+    );
+    assert!(heights[0] >= 8, "shrunk no more than needed: {heights:?}");
+    // A canvas with no room at all is refused with the reason.
+    let tiny = SetOptions {
+        pixel: PixelOptions {
+            canvas: Some(Canvas {
+                width: 2,
+                height: 2,
+                anchor: Anchor::BottomCenter,
+            }),
+            ..opts.pixel.clone()
+        },
+        ..opts
+    };
+    let err = pixelize_set(&frames, &tiny).unwrap_err().to_string();
+    assert!(err.contains("no room"), "{err}");
+}
