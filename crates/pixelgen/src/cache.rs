@@ -19,7 +19,8 @@ impl CacheKey {
     /// with [`Recipe::with_drawn_seed`]); priority is left out since it does not change pixels,
     /// and `pixel: None` is keyed as the options it stands for. Each LoRA of the recipe is
     /// keyed by its path, strengths and the SHA-256 of its file content (computed once per
-    /// path, size and modification time), so replacing a LoRA file changes the key.
+    /// path, size and modification time), so replacing a LoRA file changes the key; a set's
+    /// reference image likewise.
     pub fn new(recipe: &Recipe, model: &ModelIdentity) -> Result<Self> {
         if recipe.seed == Seed::Random {
             return Err(PixelGenError::InvalidRecipe {
@@ -48,6 +49,11 @@ impl CacheKey {
         for l in &recipe.loras {
             h.update(b"\0lora-content:");
             h.update(crate::digest::file_digest_hex(&l.path).as_bytes());
+        }
+        // A set drawn after a user's image: its content, not only its path.
+        if let Some(r) = recipe.set.as_ref().and_then(|s| s.reference_image()) {
+            h.update(b"\0reference-content:");
+            h.update(crate::digest::file_digest_hex(&r.path).as_bytes());
         }
         Ok(CacheKey(h.finalize().into()))
     }

@@ -5,11 +5,13 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use image::RgbaImage;
-use pixelgen_pixel::sheet::{Frame, SheetLayout, pack};
+use pixelgen_pixel::PixelOptions;
+use pixelgen_pixel::set::{Consistency, SetOptions, measure, pixelize_set};
+use pixelgen_pixel::sheet::{Frame, Sheet, SheetLayout, pack};
 
 use crate::cache::CacheKey;
 use crate::disk::DiskCache;
-use crate::engine::{Control, Progress, SpriteEngine};
+use crate::engine::{Control, Progress, SpriteEngine, frame_progress};
 use crate::error::{PixelGenError, Result};
 use crate::memory::MemoryCache;
 use crate::model::ModelIdentity;
@@ -54,6 +56,9 @@ pub struct Generated {
     pub from_cache: bool,
     /// Some frame found no pixel grid and was resampled to the fallback size.
     pub fell_back: bool,
+    /// For a set: how consistent its finished frames are (palette sizes, silhouette IoU and
+    /// colour-histogram distance against the first frame, anchor drift). `None` otherwise.
+    pub consistency: Option<Consistency>,
     /// Time from the request to the finished image.
     pub elapsed: Duration,
 }
@@ -74,9 +79,32 @@ impl Generated {
             key,
             from_cache: false,
             fell_back,
+            consistency: None,
             elapsed: Duration::ZERO,
         }
     }
+
+    /// The animation clips of a sheet (its frame tags: a set's `walk_east`, ...); empty for
+    /// one sprite or an untagged sheet.
+    pub fn clips(&self) -> pixelgen_pixel::clip::Clips {
+        self.layout
+            .as_ref()
+            .map(pixelgen_pixel::clip::Clips::from_layout)
+            .unwrap_or_default()
+    }
+}
+
+/// The frames of a packed sheet, cut out in frame order.
+fn sheet_frames(sheet: &Sheet) -> Vec<RgbaImage> {
+    sheet
+        .layout
+        .frames
+        .iter()
+        .map(|f| {
+            let r = f.rect;
+            image::imageops::crop_imm(&sheet.image, r.x, r.y, r.w, r.h).to_image()
+        })
+        .collect()
 }
 
 /// Wraps a [`SpriteEngine`] so that every host (the Bevy plugin, the CLI, a server) shares
@@ -189,12 +217,18 @@ impl<E: SpriteEngine> CachedEngine<E> {
     ) -> Result<Generated> {
         let start = Instant::now();
         check_lora_files(plan, progress)?;
+        if let Some(r) = plan.recipe().set.as_ref().and_then(|s| s.reference_image()) {
+            // Readable and of the sprite's shape, before any key or work.
+            r.read(plan.recipe().size)?;
+        }
         let key = self.key(plan)?;
         if let Some(mut hit) = self.cached(plan, key) {
             hit.elapsed = start.elapsed();
             return Ok(hit);
         }
-        let mut made = if plan.is_sheet() {
+        let mut made = if plan.set_frames().is_some() {
+            self.make_set(plan, key, progress)?
+        } else if plan.is_sheet() {
             self.make_sheet(plan, key, progress)?
         } else {
             self.make_frame(plan, key, progress)?
@@ -206,18 +240,22 @@ impl<E: SpriteEngine> CachedEngine<E> {
     /// `plan`'s finished image from memory or disk, if it was made before (an unreadable
     /// disk entry is a miss, reported through `tracing`).
     pub fn cached(&mut self, plan: &Plan, key: CacheKey) -> Option<Generated> {
-        let (image, layout) = match plan.sheet_layout() {
+        let (image, layout, consistency) = match plan.sheet_layout() {
             Some(_) => {
                 let sheet = self.disk.as_ref()?.get_sheet(&key).unwrap_or_else(|e| {
                     tracing::warn!("pixelgen: ignoring the cache entry {key}: {e}");
                     None
                 })?;
-                (sheet.image, Some(sheet.layout))
+                let consistency = plan
+                    .set_options()
+                    .map(|opts| measure(&sheet_frames(&sheet), 0, opts.anchor));
+                (sheet.image, Some(sheet.layout), consistency)
             }
-            None => (self.cached_frame(key)?, None),
+            None => (self.cached_frame(key)?, None, None),
         };
         Some(Generated {
             from_cache: true,
+            consistency,
             ..Generated::made(plan, key, image, layout, false)
         })
     }
@@ -296,14 +334,7 @@ impl<E: SpriteEngine> CachedEngine<E> {
                     image
                 }
                 None => {
-                    let mut on_step = |p: &Progress| {
-                        per_frame = p.total.max(1);
-                        progress(&Progress {
-                            step: i * per_frame + p.step,
-                            total: n * per_frame,
-                            preview: p.preview.clone(),
-                        })
-                    };
+                    let mut on_step = frame_progress(i, n, &mut per_frame, progress);
                     let sprite = self.make_frame(frame, frame_key, &mut on_step)?;
                     fell_back |= sprite.fell_back;
                     sprite.image
@@ -325,6 +356,81 @@ impl<E: SpriteEngine> CachedEngine<E> {
             Some(sheet.layout),
             fell_back,
         ))
+    }
+    /// A set: the engine draws its frames (as one batch sharing attention, for the
+    /// [`Generator`](crate::Generator)), the pixel pipeline takes them together (one cell
+    /// size, palette, outline and anchor; mirrored views are flipped from their sources
+    /// first), and the frames are packed with the set's clips. The consistency is measured on the
+    /// finished frames.
+    fn make_set(
+        &mut self,
+        plan: &Plan,
+        key: CacheKey,
+        progress: &mut dyn FnMut(&Progress) -> Control,
+    ) -> Result<Generated> {
+        let (Some(set), Some(opts)) = (plan.set_frames(), plan.set_options()) else {
+            return Err(PixelGenError::Engine(
+                "make_set called for a plan without a set".into(),
+            ));
+        };
+        let rendered = self.engine.render_set(plan, progress)?;
+        if rendered.frames.len() != set.prompts.len() {
+            return Err(PixelGenError::Engine(format!(
+                "the engine drew {} frames for a set of {}",
+                rendered.frames.len(),
+                set.prompts.len()
+            )));
+        }
+        let opts = if rendered.pixel_art {
+            // Finished sprites: only one palette and one anchor are left to give them.
+            SetOptions {
+                pixel: PixelOptions {
+                    detect_grid: false,
+                    background: None,
+                    remove_strays: false,
+                    outline: None,
+                    ..opts.pixel
+                },
+                ..opts
+            }
+        } else {
+            opts
+        };
+        // Mirrored views are flipped before the set pass, so they are aligned on the shared
+        // anchor like every other frame.
+        let sources: Vec<RgbaImage> = set
+            .frames
+            .iter()
+            .map(|f| {
+                let image = &rendered.frames[f.source];
+                if f.mirrored {
+                    image::imageops::flip_horizontal(image)
+                } else {
+                    image.clone()
+                }
+            })
+            .collect();
+        let finished = pixelize_set(&sources, &opts)?.frames;
+        let consistency = measure(&finished, 0, opts.anchor);
+        let frames: Vec<Frame> = finished
+            .into_iter()
+            .zip(&set.frames)
+            .map(|(image, f)| {
+                Frame::new(image)
+                    .with_duration(f.duration_ms)
+                    .with_name(f.name.clone())
+            })
+            .collect();
+        let sheet = pack(&frames, &plan.sheet_options())?;
+        if let Some(disk) = &self.disk
+            && let Err(e) = disk.put_sheet(&key, &sheet)
+        {
+            tracing::warn!("pixelgen: cannot write the cache entry {key}: {e}");
+        }
+        Ok(Generated {
+            consistency: Some(consistency),
+            ..Generated::made(plan, key, sheet.image, Some(sheet.layout), false)
+        })
     }
 }
 

@@ -41,6 +41,37 @@ pub struct Rendered {
     pub fell_back: bool,
 }
 
+/// The frames a set's model draws ([`SetFrames::prompts`](crate::SetFrames::prompts)), as an
+/// engine made them, before the set goes through the pixel pipeline together.
+#[derive(Debug, Clone)]
+pub struct RenderedSet {
+    /// One image per drawn frame, in order.
+    pub frames: Vec<RgbaImage>,
+    /// The frames are finished sprites already (each through the pixel pipeline on its own,
+    /// as [`SpriteEngine::render`] makes them), not the model's images at the generation
+    /// size: the set pass then only joins their palettes and anchors.
+    pub pixel_art: bool,
+}
+
+/// `progress` for frame `i` of `n`, each taking `per_frame` steps until the engine reports
+/// its own count (a preset may set it): steps count across all frames, so the whole run's
+/// progress only grows.
+pub(crate) fn frame_progress<'a>(
+    i: usize,
+    n: usize,
+    per_frame: &'a mut usize,
+    progress: &'a mut dyn FnMut(&Progress) -> Control,
+) -> impl FnMut(&Progress) -> Control + 'a {
+    move |p: &Progress| {
+        *per_frame = p.total.max(1);
+        progress(&Progress {
+            step: i * *per_frame + p.step,
+            total: n * *per_frame,
+            preview: p.preview.clone(),
+        })
+    }
+}
+
 /// Something that draws one planned frame: the real [`Generator`], a remote backend or a
 /// test double. Hosts wrap it in a [`CachedEngine`](crate::CachedEngine), which makes
 /// sheets frame by frame, keys and caches the results.
@@ -58,6 +89,32 @@ pub trait SpriteEngine: Send {
         plan: &Plan,
         progress: &mut dyn FnMut(&Progress) -> Control,
     ) -> Result<Rendered>;
+
+    /// Draws the frames of `plan`, a set ([`Plan::set_frames`]): one image per drawn frame,
+    /// in order. `progress` counts steps across all frames.
+    ///
+    /// The default draws each frame on its own with [`SpriteEngine::render`] (no shared
+    /// attention, and a reference image is not looked at); the set pass then gives them one
+    /// palette and anchor. The [`Generator`] draws them as one batch sharing attention with
+    /// the set's reference.
+    fn render_set(
+        &mut self,
+        plan: &Plan,
+        progress: &mut dyn FnMut(&Progress) -> Control,
+    ) -> Result<RenderedSet> {
+        let frames = plan.frames();
+        let n = frames.len();
+        let mut per_frame = plan.recipe().steps_or_default().max(1);
+        let mut images = Vec::with_capacity(n);
+        for (i, frame) in frames.iter().enumerate() {
+            let mut on_step = frame_progress(i, n, &mut per_frame, progress);
+            images.push(self.render(frame, &mut on_step)?.image);
+        }
+        Ok(RenderedSet {
+            frames: images,
+            pixel_art: true,
+        })
+    }
 }
 
 impl<E: SpriteEngine + ?Sized> SpriteEngine for Box<E> {
@@ -71,6 +128,14 @@ impl<E: SpriteEngine + ?Sized> SpriteEngine for Box<E> {
         progress: &mut dyn FnMut(&Progress) -> Control,
     ) -> Result<Rendered> {
         (**self).render(plan, progress)
+    }
+
+    fn render_set(
+        &mut self,
+        plan: &Plan,
+        progress: &mut dyn FnMut(&Progress) -> Control,
+    ) -> Result<RenderedSet> {
+        (**self).render_set(plan, progress)
     }
 }
 

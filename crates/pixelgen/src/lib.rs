@@ -55,19 +55,27 @@ mod model;
 mod output;
 mod plan;
 mod recipe;
+pub mod set;
 
 pub use cache::CacheKey;
 pub use cached::{CachedEngine, DEFAULT_MEMORY_CACHE_BYTES, Generated};
 pub use disk::DiskCache;
-pub use engine::{Control, Generator, Progress, Rendered, SpriteEngine};
+pub use engine::{Control, Generator, Progress, Rendered, RenderedSet, SpriteEngine};
 pub use error::{PixelGenError, Result};
 pub use model::{DeviceChoice, ModelConfig, ModelIdentity, ModelSource, Precision};
 pub use output::{
     Artwork, SavedFiles, file_stem, file_stem_for, prompt_slug, save, save_as, write_atomic,
 };
 pub use pixelgen_diffusion::{SDXL_LATENT_RGB, latent_pixel_to_rgb, latents_to_rgb};
+/// Re-exported so sets can name their anchor and read their consistency and clips.
+pub use pixelgen_pixel::clip::{Clip, Clips};
+/// Re-exported so sets can name their anchor and read their consistency.
+pub use pixelgen_pixel::set::{Consistency, FrameConsistency, SetAnchor};
 pub use plan::Plan;
 pub use recipe::{Frames, LoraRef, MAX_SIDE, Priority, Recipe, Seed, Size};
+pub use set::{
+    Action, Animation, Directions, Playback, Reference, ReferenceImage, SetFrames, SetRecipe, View,
+};
 
 /// Re-exported so recipes can name samplers and pixel options without extra dependencies.
 pub use pixelgen_diffusion::SchedulerKind;

@@ -229,6 +229,7 @@ mod tests {
             key,
             from_cache: false,
             fell_back: false,
+            consistency: None,
             elapsed: Duration::ZERO,
         }
     }

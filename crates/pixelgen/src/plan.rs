@@ -1,12 +1,15 @@
 //! [`Plan`]: a recipe checked once, with its seed fixed and its output shape known, before
 //! any work is done.
 
+use pixelgen_pixel::Canvas;
+use pixelgen_pixel::set::SetOptions;
 use pixelgen_pixel::sheet::{SheetLayout, SheetOptions};
 
 use crate::cache::CacheKey;
 use crate::error::{Result, invalid};
 use crate::model::ModelIdentity;
 use crate::recipe::{Frames, Recipe, Size};
+use crate::set::SetFrames;
 
 /// A request ready to run: the recipe validated as a whole (every field, every frame prompt
 /// and, for a multi-frame recipe, the sheet it packs into) and its seed fixed.
@@ -18,6 +21,7 @@ use crate::recipe::{Frames, Recipe, Size};
 pub struct Plan {
     recipe: Recipe,
     sheet: Option<SheetLayout>,
+    set: Option<SetFrames>,
 }
 
 impl Plan {
@@ -35,19 +39,31 @@ impl Plan {
 
     fn checked(recipe: Recipe) -> Result<Self> {
         recipe.validate()?;
-        let sheet = match recipe.frames {
-            Frames::Single => None,
-            _ => {
-                let frames = u32::try_from(recipe.frame_count())
-                    .map_err(|_| invalid("frames", "too many frames"))?;
-                let opts = recipe.sheet.clone().unwrap_or_default();
-                let tile = (recipe.size.width, recipe.size.height);
-                let grid = SheetLayout::grid(&opts, frames, tile)
-                    .map_err(|e| invalid("sheet", e.to_string()))?;
-                Some(grid)
-            }
+        let set = recipe.set_frames()?;
+        let frames = match &set {
+            Some(set) => set.frames.len(),
+            None if recipe.frames == Frames::Single => 0,
+            None => recipe.frame_count(),
         };
-        Ok(Self { recipe, sheet })
+        let mut plan = Self {
+            recipe,
+            sheet: None,
+            set,
+        };
+        if frames > 0 {
+            let frames = u32::try_from(frames).map_err(|_| invalid("frames", "too many frames"))?;
+            let tile = (plan.recipe.size.width, plan.recipe.size.height);
+            let mut grid = SheetLayout::grid(&plan.sheet_options(), frames, tile)
+                .map_err(|e| invalid("sheet", e.to_string()))?;
+            if let Some(set) = &plan.set {
+                for (cell, frame) in grid.frames.iter_mut().zip(&set.frames) {
+                    cell.name = frame.name.clone();
+                    cell.duration_ms = frame.duration_ms;
+                }
+            }
+            plan.sheet = Some(grid);
+        }
+        Ok(plan)
     }
 
     /// The recipe as it runs (seed fixed).
@@ -82,24 +98,65 @@ impl Plan {
         }
     }
 
-    /// The sheet options the frames are packed with.
+    /// The sheet options the frames are packed with: the recipe's, and for an animation or
+    /// directions set its row length and clip tags.
     pub fn sheet_options(&self) -> SheetOptions {
-        self.recipe.sheet.clone().unwrap_or_default()
+        let mut opts = self.recipe.sheet.clone().unwrap_or_default();
+        if let Some(set) = &self.set {
+            if set.columns.is_some() {
+                opts.columns = set.columns;
+            }
+            opts.tags.extend(set.tags.iter().cloned());
+        }
+        opts
     }
 
-    /// One single-sprite plan per frame, in order (the plan itself for one sprite): the
-    /// frame's prompt with the same seed and every other setting.
+    /// For a set: its frames expanded (what the model draws, how the finished frames come
+    /// from it). `None` for a sprite or a sheet of independent frames.
+    pub fn set_frames(&self) -> Option<&SetFrames> {
+        self.set.as_ref()
+    }
+
+    /// For a set: how the pixel pipeline treats it as a whole (the recipe's pixel options,
+    /// on a canvas of the sprite size unless they name one, and the set's anchor).
+    pub fn set_options(&self) -> Option<SetOptions> {
+        let set = self.recipe.set.as_ref()?;
+        let mut pixel = self.recipe.pixel_options();
+        if pixel.canvas.is_none() {
+            pixel.canvas = Some(Canvas {
+                width: self.recipe.size.width,
+                height: self.recipe.size.height,
+                ..Canvas::default()
+            });
+        }
+        Some(SetOptions {
+            pixel,
+            anchor: set.anchor,
+            shared_cell: true,
+        })
+    }
+
+    /// One single-sprite plan per frame the model draws, in order (the plan itself for one
+    /// sprite): the frame's prompt with the same seed and every other setting. For a set
+    /// these are its drawn frames ([`SetFrames::prompts`]; mirrored views are not drawn).
     pub fn frames(&self) -> Vec<Plan> {
-        if self.sheet.is_none() {
+        if self.sheet.is_none() && self.set.is_none() {
             return vec![self.clone()];
         }
-        (0..self.recipe.frame_count())
-            .filter_map(|i| self.recipe.frame_recipe(i))
-            .map(|recipe| Plan {
-                recipe,
-                sheet: None,
-            })
-            .collect()
+        let single = |prompt: String| Plan {
+            recipe: self.recipe.single_frame(prompt),
+            sheet: None,
+            set: None,
+        };
+        match &self.set {
+            Some(set) => set.prompts.iter().cloned().map(single).collect(),
+            None => self
+                .recipe
+                .frame_prompts()
+                .into_iter()
+                .map(single)
+                .collect(),
+        }
     }
 
     /// The content address of this plan's output on `model`.

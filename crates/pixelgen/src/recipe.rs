@@ -13,6 +13,7 @@ use ron::extensions::Extensions;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PixelGenError, Result, invalid};
+use crate::set::{SetFrames, SetRecipe};
 
 /// Largest side accepted for a sprite or a generation, in pixels (the engine's own bound,
 /// [`pixelgen_diffusion::MAX_SIDE`]).
@@ -231,6 +232,11 @@ pub struct Recipe {
     /// and terrain. Written only when on, so recipes without it keep their cache keys.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub tiling: bool,
+    /// The frames made as one consistent set (an animation, directions, or `frames` sharing
+    /// one reference, palette and anchor; see [`SetRecipe`]); `None`: a sprite, or a sheet of
+    /// independent frames. Written only when set, so recipes without it keep their cache keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set: Option<SetRecipe>,
 }
 
 impl Default for Recipe {
@@ -253,6 +259,7 @@ impl Default for Recipe {
             model: None,
             loras: Vec::new(),
             tiling: false,
+            set: None,
         }
     }
 }
@@ -391,7 +398,38 @@ impl Recipe {
             }
             Frames::Template { .. } => {}
         }
+        if let Some(set) = self.set_frames()? {
+            let n = set.frames.len();
+            if n > Self::MAX_FRAMES {
+                return Err(invalid(
+                    "set",
+                    format!(
+                        "{n} frames: a recipe makes at most {} frames (fewer directions or \
+                         animation frames, or split the set)",
+                        Self::MAX_FRAMES
+                    ),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The set this recipe makes, expanded ([`SetFrames::expand`]); `None` without `set`.
+    /// A set with an animation or directions makes its own frames, so `frames` must be left
+    /// out then.
+    pub fn set_frames(&self) -> Result<Option<SetFrames>> {
+        let Some(set) = &self.set else {
+            return Ok(None);
+        };
+        let own_frames = set.animation.is_some() || set.directions.is_some();
+        if own_frames && self.frames != Frames::Single {
+            return Err(invalid(
+                "frames",
+                "a set with an animation or directions makes its own frames: leave `frames` \
+                 out (or drop the animation and directions to make a set of these frames)",
+            ));
+        }
+        SetFrames::expand(set, &self.prompt, self.frame_prompts()).map(Some)
     }
 
     /// The pixel options this recipe runs with: `pixel` when set, else detect the grid,
@@ -444,12 +482,19 @@ impl Recipe {
     /// every other setting. `None` past the last frame.
     pub fn frame_recipe(&self, index: usize) -> Option<Recipe> {
         let prompt = self.frame_prompts().into_iter().nth(index)?;
-        Some(Recipe {
+        Some(self.single_frame(prompt))
+    }
+
+    /// This recipe as one sprite of `prompt`: no frames, sheet or set; the same seed and
+    /// every other setting.
+    pub(crate) fn single_frame(&self, prompt: String) -> Recipe {
+        Recipe {
             prompt,
             frames: Frames::Single,
             sheet: None,
+            set: None,
             ..self.clone()
-        })
+        }
     }
 
     /// This recipe with the sampling settings of `preset` (steps, guidance, sampler, Karras
@@ -595,7 +640,7 @@ fn unknown_field(found: &str, known: &[&str]) -> String {
 }
 
 /// The entry of `known` within a small edit distance of `found` (a typo), if any.
-fn nearest<'a>(found: &str, known: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn nearest<'a>(found: &str, known: &[&'a str]) -> Option<&'a str> {
     let found = found.to_ascii_lowercase();
     known
         .iter()
