@@ -96,6 +96,7 @@
 #![forbid(unsafe_code)]
 
 mod assets;
+mod clips;
 #[cfg(feature = "editor")]
 pub mod editor;
 mod messages;
@@ -104,6 +105,9 @@ mod request;
 mod worker;
 
 pub use assets::{LAYOUT_LABEL, PixelRecipeLoader, RECIPE_EXTENSION, RecipeAssetError};
+#[cfg(feature = "sprite")]
+pub use clips::show_clip_frames;
+pub use clips::{ClipPlayer, advance_clip_players};
 /// The editor panel's plugin and the resources a game or a test most often touches; the
 /// rest (settings files, save dialog, sheet playback, helpers) is in [`editor`].
 #[cfg(feature = "editor")]
@@ -126,14 +130,18 @@ pub use pixelgen;
 
 /// The types most games need, for `use bevy_pixelgen::prelude::*`.
 pub mod prelude {
+    #[doc(hidden)]
+    pub use crate::{
+        ClipPlayer, PixelGen, PixelGenPlugin, PixelGenQueue, PixelGenSystems, SpriteError,
+        SpriteFailed, SpriteFinished, SpriteProgress, SpriteRequest, Ticket, TicketId,
+        TicketStatus,
+    };
     #[cfg(feature = "editor")]
     #[doc(hidden)]
     pub use crate::{EditorAction, EditorState, Gallery, PixelGenEditorPlugin, PixelGenTarget};
     #[doc(hidden)]
-    pub use crate::{
-        PixelGen, PixelGenPlugin, PixelGenQueue, PixelGenSystems, SpriteError, SpriteFailed,
-        SpriteFinished, SpriteProgress, SpriteRequest, Ticket, TicketId, TicketStatus,
+    pub use pixelgen::{
+        Action, Clips, DeviceChoice, ModelConfig, ModelSource, Precision, Priority, Recipe, Seed,
+        SetRecipe, View,
     };
-    #[doc(hidden)]
-    pub use pixelgen::{DeviceChoice, ModelConfig, ModelSource, Precision, Priority, Recipe, Seed};
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bevy::asset::Handle;
 use bevy::ecs::message::Message;
 use bevy::image::{Image, TextureAtlasLayout};
-use pixelgen::{CacheKey, Recipe};
+use pixelgen::{CacheKey, Consistency, Recipe};
 
 use crate::request::{SpriteError, TicketId};
 
@@ -45,6 +45,9 @@ pub struct SpriteFinished {
     /// The sprite came from a cache (the worker's memory of recent sprites, or the disk
     /// cache) rather than the model.
     pub from_cache: bool,
+    /// For a set: how consistent its frames are (palette sizes, silhouette IoU, anchor
+    /// drift, colour-histogram distance against the first frame).
+    pub consistency: Option<Consistency>,
 }
 
 /// A request produced no sprite; its handle keeps the placeholder.

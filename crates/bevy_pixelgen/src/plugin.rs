@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
-use bevy::app::{App, Plugin, PreUpdate};
+use bevy::app::{App, Plugin, PreUpdate, Update};
 use bevy::asset::{AssetApp, AssetPath, Assets, Handle};
 use bevy::ecs::message::MessageWriter;
 use bevy::ecs::resource::Resource;
@@ -17,8 +17,8 @@ use bevy::ecs::system::{ResMut, SystemParam};
 use bevy::image::{Image, TextureAtlasLayout};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use pixelgen::{
-    DiskCache, Frames, Generator, ModelConfig, ModelIdentity, PixelOptions, Plan, Recipe, Size,
-    SpriteEngine,
+    Clips, DiskCache, Frames, Generator, ModelConfig, ModelIdentity, PixelGenError, PixelOptions,
+    Plan, Recipe, Size, SpriteEngine,
 };
 
 use crate::assets::{
@@ -169,6 +169,9 @@ pub enum PixelGenSystems {
     /// finished sprites into `Assets<Image>`, updates tickets and writes [`SpriteProgress`],
     /// [`SpriteFinished`] and [`SpriteFailed`].
     Receive,
+    /// `Update`: moves every [`ClipPlayer`](crate::ClipPlayer) on and, with the `sprite`
+    /// feature, sets its `Sprite`'s atlas index.
+    Clips,
 }
 
 impl Plugin for PixelGenPlugin {
@@ -182,7 +185,18 @@ impl Plugin for PixelGenPlugin {
                 (start_recipe_assets, receive_results)
                     .chain()
                     .in_set(PixelGenSystems::Receive),
+            )
+            .add_systems(
+                Update,
+                crate::clips::advance_clip_players.in_set(PixelGenSystems::Clips),
             );
+        #[cfg(feature = "sprite")]
+        app.add_systems(
+            Update,
+            crate::clips::show_clip_frames
+                .after(crate::clips::advance_clip_players)
+                .in_set(PixelGenSystems::Clips),
+        );
     }
 
     fn finish(&self, app: &mut App) {
@@ -214,6 +228,13 @@ impl Plugin for PixelGenPlugin {
                 loads: loads_tx,
             }),
         });
+        // Set references held only in memory are written next to the cache, else next to the
+        // saved sprites, else in the temporary folder.
+        let refs_dir = match (&self.cache_dir, &self.output_dir) {
+            (Some(cache), _) => cache.join("refs"),
+            (None, Some(out)) => out.join("refs"),
+            (None, None) => std::env::temp_dir().join("pixelgen-refs"),
+        };
         let config = WorkerConfig {
             factory,
             output_dir: self.output_dir.clone(),
@@ -223,6 +244,7 @@ impl Plugin for PixelGenPlugin {
         };
         let queue = PixelGenQueue::start(
             config,
+            refs_dir,
             self.queue_capacity,
             self.default_pixel.clone(),
             loads,
@@ -290,6 +312,46 @@ impl PixelGen<'_> {
         &mut self.images
     }
 
+    /// Writes the image under `image` (a gallery sprite, a loaded PNG, any sprite the game
+    /// holds) as a set reference file, named by its content, and returns its path for
+    /// [`SpriteRequest::reference_image`]: "animate this sprite".
+    ///
+    /// ```no_run
+    /// # use bevy::prelude::*;
+    /// # use bevy_pixelgen::prelude::*;
+    /// fn animate(mut gen: PixelGen, hero: Res<HeroSprite>) {
+    ///     let Ok(reference) = gen.reference_from(&hero.0) else { return };
+    ///     gen.submit(
+    ///         SpriteRequest::new("knight in silver armour")
+    ///             .animate(Action::Idle)
+    ///             .reference_image(reference, Some(0.6)),
+    ///     );
+    /// }
+    /// # #[derive(Resource)] struct HeroSprite(Handle<Image>);
+    /// ```
+    ///
+    /// Errors: the image is not loaded (yet), cannot be read as RGBA, or the file cannot be
+    /// written.
+    pub fn reference_from(&mut self, image: &Handle<Image>) -> Result<PathBuf, SpriteError> {
+        let invalid = |message: String| {
+            SpriteError::Invalid(Arc::new(PixelGenError::InvalidRecipe {
+                field: "set",
+                message,
+            }))
+        };
+        let image = self
+            .images
+            .get(image)
+            .ok_or_else(|| invalid("the reference image is not loaded (yet)".into()))?;
+        let rgba = image
+            .clone()
+            .try_into_dynamic()
+            .map_err(|e| invalid(format!("the reference image cannot be read as RGBA: {e}")))?
+            .into_rgba8();
+        pixelgen::set::save_reference(&self.queue.refs_dir, &rgba)
+            .map_err(|e| SpriteError::Invalid(Arc::new(e)))
+    }
+
     /// The atlas layout assets (this parameter holds them mutably).
     pub fn layouts(&mut self) -> &mut Assets<TextureAtlasLayout> {
         &mut self.layouts
@@ -321,6 +383,8 @@ pub struct PixelGenQueue {
     worker_stopped: bool,
     pub(crate) recipe_loads: Receiver<RecipeLoad>,
     pub(crate) recipe_assets: RecipeAssets,
+    /// Where images given as set references are written ([`PixelGen::reference_from`]).
+    refs_dir: PathBuf,
 }
 
 /// The largest placeholder side: bigger outputs show a scaled-down checkerboard of the same
@@ -330,6 +394,7 @@ pub const MAX_PLACEHOLDER_SIDE: u32 = 256;
 impl PixelGenQueue {
     fn start(
         config: WorkerConfig,
+        refs_dir: PathBuf,
         capacity: usize,
         default_pixel: Option<PixelOptions>,
         recipe_loads: Receiver<RecipeLoad>,
@@ -360,6 +425,7 @@ impl PixelGenQueue {
             worker,
             worker_stopped,
             recipe_loads,
+            refs_dir,
             recipe_assets: RecipeAssets::default(),
         }
     }
@@ -395,7 +461,8 @@ impl PixelGenQueue {
                 let handle = images.add(placeholder(Size::square(2)));
                 let layout = (recipe.frames != Frames::Single)
                     .then(|| layouts.add(TextureAtlasLayout::new_empty(bevy::math::UVec2::ONE)));
-                let ticket = self.new_ticket(recipe.with_drawn_seed(), handle, layout);
+                let ticket =
+                    self.new_ticket(recipe.with_drawn_seed(), handle, layout, Default::default());
                 self.fail_now(&ticket, error);
                 ticket
             }
@@ -418,6 +485,7 @@ impl PixelGenQueue {
         recipe: Recipe,
         handle: Handle<Image>,
         layout: Option<Handle<TextureAtlasLayout>>,
+        clips: Arc<Clips>,
     ) -> Ticket {
         self.next_id += 1;
         let id = TicketId(self.next_id);
@@ -426,6 +494,7 @@ impl PixelGenQueue {
             recipe,
             handle,
             layout,
+            clips,
             preview: Mutex::new(None),
             superseded: AtomicBool::new(false),
             phase: AtomicU8::new(FINISHED),
@@ -447,7 +516,11 @@ impl PixelGenQueue {
         handle: Handle<Image>,
         layout: Option<Handle<TextureAtlasLayout>>,
     ) -> Ticket {
-        let ticket = self.new_ticket(plan.recipe().clone(), handle, layout);
+        let clips = plan
+            .sheet_layout()
+            .map(Clips::from_layout)
+            .unwrap_or_default();
+        let ticket = self.new_ticket(plan.recipe().clone(), handle, layout, Arc::new(clips));
         if let Some(refused) = self.admission() {
             self.fail_now(&ticket, refused);
             return ticket;
@@ -641,6 +714,7 @@ fn receive_results(
                     saved,
                     save_error: done.save_error,
                     from_cache: done.from_cache,
+                    consistency: done.consistency,
                 });
             }
             WorkerEvent::Failed { id, error } => {

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bevy::asset::Handle;
 use bevy::image::{Image, TextureAtlasLayout};
 use crossbeam_channel::Sender;
-use pixelgen::{PixelGenError, PixelOptions, Priority, Recipe, Seed, Size};
+use pixelgen::{
+    Action, Animation, Clips, PixelGenError, PixelOptions, Priority, Recipe, Seed, SetRecipe, Size,
+};
 
 use crate::worker::WorkerEvent;
 
@@ -25,6 +27,9 @@ use crate::worker::WorkerEvent;
 /// // Several frames make a sprite sheet (one prompt each, same seed).
 /// let blink = SpriteRequest::new("slime").frames(["slime, eyes open", "slime, eyes closed"]);
 /// assert_eq!(blink.recipe.frame_count(), 2);
+/// // A consistent set: a walk seen from 4 directions, west mirrored from east.
+/// let hero = SpriteRequest::new("knight").animate(Action::Walk).directions(4, true);
+/// assert_eq!(hero.recipe.set_frames().unwrap().unwrap().frames.len(), 32);
 /// // Any recipe converts, e.g. one read from a `.pixelgen.ron` file.
 /// let from_file: SpriteRequest = Recipe::from_ron(r#"(prompt: "bat", steps: 8)"#).unwrap().into();
 /// assert_eq!(from_file.recipe.prompt, "bat");
@@ -96,6 +101,43 @@ impl SpriteRequest {
     /// Pixel-art options (instead of the plugin's default).
     pub fn pixel(mut self, options: PixelOptions) -> Self {
         self.recipe.pixel = Some(options);
+        self
+    }
+
+    /// The frames as one consistent set (see [`SetRecipe`]): drawn sharing attention with a
+    /// reference, then one palette, cell size, outline and anchor for all of them.
+    pub fn set(mut self, set: SetRecipe) -> Self {
+        self.recipe.set = Some(set);
+        self
+    }
+
+    /// An animation of `action` (its template's frames, playback and timing) as a consistent
+    /// set: a sheet row of frames with a clip (see [`Ticket::clips`]).
+    pub fn animate(mut self, action: Action) -> Self {
+        let set = self.recipe.set.get_or_insert_with(SetRecipe::default);
+        set.animation = Some(Animation::new(action));
+        self
+    }
+
+    /// The character seen from `count` (4 or 8) directions, a sheet row each; with
+    /// `mirror`, west-facing views are the east-facing ones mirrored instead of drawn.
+    pub fn directions(mut self, count: u32, mirror: bool) -> Self {
+        let set = self.recipe.set.take().unwrap_or_default();
+        self.recipe.set = Some(set.with_directions(count, mirror));
+        self
+    }
+
+    /// Draw the set after the sprite at `path` (shared attention; its content is part of the
+    /// cache key), starting every frame from it when `start_strength` is given (image to
+    /// image: how much of it is redrawn, 0 exclusive to 1). See also
+    /// [`PixelGen::animate_image`](crate::PixelGen::animate_image) for an image asset.
+    pub fn reference_image(
+        mut self,
+        path: impl Into<PathBuf>,
+        start_strength: Option<f64>,
+    ) -> Self {
+        let set = self.recipe.set.take().unwrap_or_default();
+        self.recipe.set = Some(set.with_reference_image(path, start_strength));
         self
     }
 }
@@ -211,6 +253,8 @@ pub(crate) struct TicketInner {
     pub(crate) recipe: Recipe,
     pub(crate) handle: Handle<Image>,
     pub(crate) layout: Option<Handle<TextureAtlasLayout>>,
+    /// The sheet's animation clips, known from the plan.
+    pub(crate) clips: Arc<Clips>,
     /// The latest latent preview.
     pub(crate) preview: Mutex<Option<Arc<image::RgbaImage>>>,
     /// Replaced by a newer request for the same target (an edited recipe asset): its
@@ -261,6 +305,13 @@ impl Ticket {
     /// The atlas layout handle, for sheet requests.
     pub fn layout(&self) -> Option<&Handle<TextureAtlasLayout>> {
         self.0.layout.as_ref()
+    }
+
+    /// The animation clips of a set or tagged sheet (clip name -> frames and durations,
+    /// e.g. `walk_east`), known from the plan when the request was made, so a
+    /// [`ClipPlayer`](crate::ClipPlayer) can play on the placeholder. Empty for one sprite.
+    pub fn clips(&self) -> Arc<Clips> {
+        self.0.clips.clone()
     }
 
     /// Whether this is a sprite-sheet request (the recipe has several frames).

@@ -50,6 +50,7 @@ pub(crate) struct Finished {
     pub(crate) saved: Option<PathBuf>,
     pub(crate) save_error: Option<String>,
     pub(crate) from_cache: bool,
+    pub(crate) consistency: Option<pixelgen::Consistency>,
 }
 
 /// Settings the worker needs.
@@ -250,6 +251,7 @@ fn run_job(
         saved,
         save_error,
         from_cache: generated.from_cache,
+        consistency: generated.consistency,
     })
 }
 

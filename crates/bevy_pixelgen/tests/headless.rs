@@ -799,3 +799,108 @@ fn a_generation_too_large_for_memory_fails_and_the_app_lives_on() {
     );
     eprintln!("the 2048 request: {error}");
 }
+
+#[test]
+fn a_set_request_has_its_clips_at_once_and_reports_its_consistency() {
+    let f = fake();
+    let mut app = app(fake_plugin(&f));
+    let request = SpriteRequest::new("hero")
+        .seed(4)
+        .size(4, 4)
+        .animate(Action::Hurt)
+        .directions(4, true);
+    let t = submit(&mut app, request);
+    // 3 hurt frames x 4 views: the clips and the grid are known before any frame is drawn.
+    let clips = t.clips();
+    let names: Vec<&str> = clips.names().collect();
+    assert_eq!(
+        names,
+        ["hurt_south", "hurt_west", "hurt_east", "hurt_north"]
+    );
+    assert_eq!(clips.get("hurt_north").unwrap().frames, vec![9, 10, 11]);
+    let layout = t.layout().cloned().expect("a set is a sheet");
+    app.update();
+    let cells = |app: &App| {
+        app.world()
+            .resource::<Assets<TextureAtlasLayout>>()
+            .get(&layout)
+            .map(|l| (l.size, l.textures.len()))
+    };
+    assert_eq!(cells(&app), Some((UVec2::new(12, 16), 12)));
+
+    // A player on the placeholder already walks through the clip.
+    let hero = app
+        .world_mut()
+        .spawn({
+            let mut p = ClipPlayer::new(t.clips());
+            assert!(p.play("hurt_east"));
+            p
+        })
+        .id();
+    run_until(&mut app, "the set", |a| over(a, t.id()));
+    assert!(finished(&app, t.id()), "{:?}", failure(&app, t.id()));
+    // West is mirrored from east: 9 frames drawn, not 12.
+    assert_eq!(f.record.generated.lock().unwrap().len(), 9);
+    let msg = log(&app)
+        .finished
+        .iter()
+        .find(|m| m.ticket == t.id())
+        .unwrap();
+    let c = msg
+        .consistency
+        .as_ref()
+        .expect("a set reports its consistency");
+    assert_eq!(c.frames.len(), 12);
+    assert_eq!(c.max_anchor_drift, 0, "{c:?}");
+    assert_eq!(cells(&app), Some((UVec2::new(12, 16), 12)));
+    run_until(&mut app, "the clip to move on", |a| {
+        a.world().get::<ClipPlayer>(hero).unwrap().frame() != Some(6)
+    });
+    let frame = app
+        .world()
+        .get::<ClipPlayer>(hero)
+        .unwrap()
+        .frame()
+        .unwrap();
+    assert!(
+        (7..=8).contains(&frame),
+        "hurt_east plays 6..=8, at {frame}"
+    );
+}
+
+#[test]
+fn an_image_in_the_assets_becomes_a_content_named_reference() {
+    let f = fake();
+    let dir = temp_dir("refs");
+    let mut app = app(PixelGenPlugin {
+        cache_dir: Some(dir.clone()),
+        ..fake_plugin(&f)
+    });
+    let sprite = image::RgbaImage::from_pixel(8, 8, image::Rgba([200, 40, 40, 255]));
+    let handle = app
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .add(bevy_pixelgen::to_bevy_image(sprite.clone()));
+    let h = handle.clone();
+    let unloaded = app
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .reserve_handle();
+    let (first, second, missing) = app
+        .world_mut()
+        .run_system_once(move |mut pg: PixelGen| {
+            (
+                pg.reference_from(&h),
+                pg.reference_from(&h),
+                pg.reference_from(&unloaded),
+            )
+        })
+        .unwrap();
+    let path = first.unwrap();
+    assert_eq!(second.unwrap(), path, "the same pixels name the same file");
+    assert!(path.starts_with(dir.join("refs")), "{}", path.display());
+    assert_eq!(image::open(&path).unwrap().to_rgba8(), sprite);
+    let err = missing.unwrap_err().to_string();
+    assert!(err.contains("not loaded"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

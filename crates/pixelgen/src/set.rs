@@ -232,6 +232,24 @@ impl ReferenceImage {
     }
 }
 
+/// Saves `image` as a set reference in `dir`, named by its content (`ref-<16 hex>.png`), so
+/// the same pixels always get the same path and cache key; a file already there is kept.
+/// For hosts that hold a sprite in memory (a Bevy handle, an upload) rather than a file.
+pub fn save_reference(dir: &std::path::Path, image: &image::RgbaImage) -> Result<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(image.width().to_le_bytes())
+        .chain_update(image.height().to_le_bytes())
+        .chain_update(image.as_raw())
+        .finalize();
+    let path = dir.join(format!("ref-{}.png", crate::model::hex(&digest[..8])));
+    if !path.is_file() {
+        crate::output::prepare_dir(dir)?;
+        pixelgen_pixel::write::save_png(&path, image)?;
+    }
+    Ok(path)
+}
+
 /// An animation from an action template, optionally retimed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
