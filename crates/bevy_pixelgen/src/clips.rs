@@ -9,21 +9,19 @@
 //! use bevy::prelude::*;
 //! use bevy_pixelgen::prelude::*;
 //!
-//! fn spawn_hero(mut commands: Commands, mut gen: PixelGen) {
-//!     let hero = gen.submit(
+//! fn spawn_hero(mut commands: Commands, mut pixel_gen: PixelGen) {
+//!     let hero = pixel_gen.submit(
 //!         SpriteRequest::new("knight in silver armour")
 //!             .animate(Action::Walk)
 //!             .directions(4, true),
 //!     );
 //!     let mut player = ClipPlayer::new(hero.clips());
 //!     player.play("walk_east");
-//!     commands.spawn((
-//!         Sprite::from_atlas_image(
-//!             hero.handle().clone(),
-//!             TextureAtlas { layout: hero.layout().cloned().unwrap(), index: 0 },
-//!         ),
-//!         player,
-//!     ));
+//!     // With the `sprite` feature, the entity's `Sprite` follows the player: spawn it with
+//!     // `Sprite::from_atlas_image(hero.handle().clone(), TextureAtlas { layout, index: 0 })`.
+//!     let atlas = TextureAtlas { layout: hero.layout().cloned().unwrap(), index: 0 };
+//!     commands.spawn(player);
+//!     # let _ = atlas;
 //! }
 //! ```
 

@@ -253,6 +253,14 @@ impl Plugin for PixelGenPlugin {
     }
 }
 
+/// A set reference that cannot be used, as the error a request reports.
+fn invalid_reference(message: String) -> SpriteError {
+    SpriteError::Invalid(Arc::new(PixelGenError::InvalidRecipe {
+        field: "set",
+        message,
+    }))
+}
+
 /// Requests sprites and sprite sheets from a system: each comes back at once as a handle
 /// whose placeholder is already in `Assets<Image>`, and the finished image replaces it in
 /// place when the worker is done.
@@ -319,9 +327,9 @@ impl PixelGen<'_> {
     /// ```no_run
     /// # use bevy::prelude::*;
     /// # use bevy_pixelgen::prelude::*;
-    /// fn animate(mut gen: PixelGen, hero: Res<HeroSprite>) {
-    ///     let Ok(reference) = gen.reference_from(&hero.0) else { return };
-    ///     gen.submit(
+    /// fn animate(mut pixel_gen: PixelGen, hero: Res<HeroSprite>) {
+    ///     let Ok(reference) = pixel_gen.reference_from(&hero.0) else { return };
+    ///     pixel_gen.submit(
     ///         SpriteRequest::new("knight in silver armour")
     ///             .animate(Action::Idle)
     ///             .reference_image(reference, Some(0.6)),
@@ -333,22 +341,27 @@ impl PixelGen<'_> {
     /// Errors: the image is not loaded (yet), cannot be read as RGBA, or the file cannot be
     /// written.
     pub fn reference_from(&mut self, image: &Handle<Image>) -> Result<PathBuf, SpriteError> {
-        let invalid = |message: String| {
-            SpriteError::Invalid(Arc::new(PixelGenError::InvalidRecipe {
-                field: "set",
-                message,
-            }))
-        };
         let image = self
             .images
             .get(image)
-            .ok_or_else(|| invalid("the reference image is not loaded (yet)".into()))?;
+            .ok_or_else(|| invalid_reference("the reference image is not loaded (yet)".into()))?;
         let rgba = image
             .clone()
             .try_into_dynamic()
-            .map_err(|e| invalid(format!("the reference image cannot be read as RGBA: {e}")))?
+            .map_err(|e| {
+                invalid_reference(format!("the reference image cannot be read as RGBA: {e}"))
+            })?
             .into_rgba8();
-        pixelgen::set::save_reference(&self.queue.refs_dir, &rgba)
+        self.reference_from_pixels(&rgba)
+    }
+
+    /// [`PixelGen::reference_from`] for pixels the caller holds (e.g. one frame cut from a
+    /// sheet).
+    pub fn reference_from_pixels(
+        &mut self,
+        image: &image::RgbaImage,
+    ) -> Result<PathBuf, SpriteError> {
+        pixelgen::set::save_reference(&self.queue.refs_dir, image)
             .map_err(|e| SpriteError::Invalid(Arc::new(e)))
     }
 

@@ -1079,3 +1079,112 @@ fn assert_image_freed(app: &mut App, id: AssetId<Image>, what: &str) {
         "{what}"
     );
 }
+
+#[test]
+fn animate_and_directions_make_sets_from_a_gallery_item_that_play_and_report_consistency() {
+    let (mut app, seen) = app();
+    let potion = generate(&mut app, "knight", 21);
+    let sprite_pixels = pixel(&app, &potion.image, 3, 3);
+    let before = app.world().resource::<Gallery>().items.len();
+    act(
+        &mut app,
+        EditorAction::Animate {
+            of: potion.ticket,
+            action: pixelgen::Action::Hurt,
+        },
+    );
+    run_until(&mut app, "the animation", |a| {
+        a.world().resource::<Gallery>().items.len() > before
+    });
+    let hurt = app.world().resource::<Gallery>().items[before].clone();
+    // The set recipe: the item's prompt and seed, the hurt template, drawn after the item's
+    // own pixels (a content-named reference file), starting from it.
+    let set = hurt.recipe.set.clone().expect("a set recipe");
+    assert_eq!(hurt.recipe.prompt, potion.recipe.prompt);
+    assert_eq!(hurt.recipe.seed, potion.recipe.seed);
+    assert_eq!(
+        set.animation.as_ref().unwrap().action,
+        pixelgen::Action::Hurt
+    );
+    let reference = set.reference_image().expect("the item is the reference");
+    assert_eq!(reference.start_strength, Some(0.6));
+    let refs = image::open(&reference.path).unwrap().to_rgba8();
+    assert_eq!(refs.dimensions(), (16, 8));
+    assert_eq!(refs.get_pixel(3, 3).0, sprite_pixels);
+    // Three frames drawn, one clip, measured.
+    assert_eq!(hurt.frame_count(), 3);
+    assert_eq!(hurt.clips.names().collect::<Vec<_>>(), ["hurt"]);
+    let c = hurt
+        .consistency
+        .clone()
+        .expect("sets report their consistency");
+    assert_eq!((c.frames.len(), c.max_anchor_drift), (3, 0));
+    assert!(hurt.consistency_line().unwrap().contains("drift 0 px"));
+    // The gallery preview plays the clip at its own timing (100 ms a frame, then holds).
+    let shown: Vec<usize> = [0, 100, 200, 250]
+        .map(|ms| hurt.frame_at(Duration::from_millis(ms), 5.0))
+        .to_vec();
+    assert_eq!(shown, [0, 1, 2, 2]);
+    let prompts: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.prompt.clone())
+        .collect();
+    assert!(
+        prompts
+            .iter()
+            .any(|p| p.contains("getting hit") && p.contains("frame 3 of 3")),
+        "{prompts:?}"
+    );
+
+    // Directions of the animation: the hurt frames from 4 views, west mirrored; the
+    // reference is the set's first frame.
+    let before = app.world().resource::<Gallery>().items.len();
+    act(
+        &mut app,
+        EditorAction::Directions {
+            of: hurt.ticket,
+            count: 4,
+            mirror: true,
+        },
+    );
+    run_until(&mut app, "the views", |a| {
+        a.world().resource::<Gallery>().items.len() > before
+    });
+    let views = app.world().resource::<Gallery>().items[before].clone();
+    assert_eq!(views.frame_count(), 12);
+    assert_eq!(
+        views.clips.names().collect::<Vec<_>>(),
+        ["hurt_south", "hurt_west", "hurt_east", "hurt_north"]
+    );
+    let reference = views
+        .recipe
+        .set
+        .as_ref()
+        .unwrap()
+        .reference_image()
+        .unwrap();
+    assert_eq!(
+        image::open(&reference.path)
+            .unwrap()
+            .to_rgba8()
+            .dimensions(),
+        (16, 8),
+        "one frame of the sheet, not the sheet"
+    );
+
+    // A gone item is an error in the log, nothing is submitted.
+    let submitted = seen.lock().unwrap().len();
+    act(
+        &mut app,
+        EditorAction::Animate {
+            of: bevy_pixelgen::TicketId(9999),
+            action: pixelgen::Action::Walk,
+        },
+    );
+    app.update();
+    let errors = app.world().resource::<EditorLog>().errors.clone();
+    assert!(errors.iter().any(|e| e.contains("is gone")), "{errors:?}");
+    assert_eq!(seen.lock().unwrap().len(), submitted);
+}

@@ -129,6 +129,29 @@ impl Clips {
     pub fn is_empty(&self) -> bool {
         self.clips.is_empty()
     }
+
+    /// A preview of the whole set: every clip played once in turn, then again from the
+    /// first. The sheet frame shown `elapsed_ms` after the preview started; `None` without
+    /// clips (or frames).
+    pub fn preview_frame_at(&self, elapsed_ms: u64) -> Option<usize> {
+        let total: u64 = self.clips.iter().map(Clip::length_ms).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut t = elapsed_ms % total;
+        for clip in &self.clips {
+            let len = clip.length_ms();
+            if t < len {
+                let once = Clip {
+                    repeat: None,
+                    ..clip.clone()
+                };
+                return once.frame_at(t);
+            }
+            t -= len;
+        }
+        None
+    }
 }
 
 #[cfg(test)]
@@ -187,6 +210,12 @@ mod tests {
         assert_eq!(clips.get("idle").unwrap().frames, vec![0, 1, 2, 1]);
         assert_eq!(clips.get("broken").unwrap().frames, vec![2]);
         assert_eq!(Clips::default().get("idle"), None);
+        assert_eq!(Clips::default().preview_frame_at(5), None);
+        // The preview plays idle (0 1 2 1, 400 ms) then broken (2, 100 ms), then idle again.
+        let preview: Vec<Option<usize>> = [0, 350, 400, 450, 500]
+            .map(|t| clips.preview_frame_at(t))
+            .to_vec();
+        assert_eq!(preview, [0, 1, 2, 2, 0].map(Some).to_vec());
         let empty = Clip {
             name: "none".into(),
             frames: vec![],

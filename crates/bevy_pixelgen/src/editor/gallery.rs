@@ -2,6 +2,7 @@
 //! them to scene sprites, and sheet playback.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bevy::asset::{Assets, Handle};
@@ -15,10 +16,11 @@ use bevy::image::{Image, TextureAtlas, TextureAtlasLayout};
 use bevy::math::{Rect, URect};
 use bevy::sprite::Sprite;
 use bevy::time::{Real, Time};
-use pixelgen::Recipe;
+use pixelgen::{Clips, Consistency, Recipe};
 use pixelgen_pixel::sheet::{FrameRect, SheetFrame, SheetLayout};
 
 use super::state::{EditorError, EditorState};
+use crate::ClipPlayer;
 use crate::request::TicketId;
 
 /// Marks a scene sprite the editor may change: the panel lists these (by their `Name`) for
@@ -53,16 +55,42 @@ pub struct GalleryItem {
     /// The worse wrap-around seam score (0: tiles seamlessly, above ~1.5: a visible seam;
     /// see `pixelgen_pixel::tile`); `None` when it could not be measured.
     pub seam: Option<f32>,
+    /// A set's animation clips (empty for a sprite or an untagged sheet).
+    pub clips: Arc<Clips>,
+    /// A set's consistency (palette sizes, silhouette IoU, anchor drift, histogram
+    /// distance), as the engine measured it.
+    pub consistency: Option<Consistency>,
 }
 
 impl GalleryItem {
     /// Frames in the item (1 for a sprite).
     pub fn frame_count(&self) -> usize {
-        if self.layout.is_some() {
-            self.recipe.frame_count().max(1)
-        } else {
-            1
+        if self.layout.is_none() {
+            return 1;
         }
+        match self.recipe.set_frames() {
+            Ok(Some(set)) => set.frames.len(),
+            _ => self.recipe.frame_count().max(1),
+        }
+    }
+
+    /// The frame the gallery shows after `clock`: a set plays each of its clips in turn at
+    /// their own timing; another sheet loops through its frames at `fps`.
+    pub fn frame_at(&self, clock: Duration, fps: f32) -> usize {
+        self.clips
+            .preview_frame_at(clock.as_millis() as u64)
+            .unwrap_or_else(|| frame_at(clock, fps, self.frame_count()))
+    }
+
+    /// One line on a set's consistency for the gallery, e.g.
+    /// `set: 6 colours (frames <= 6), drift 0 px, IoU >= 0.82, colour distance <= 0.10`.
+    pub fn consistency_line(&self) -> Option<String> {
+        let c = self.consistency.as_ref()?;
+        let most = c.frames.iter().map(|f| f.colors).max().unwrap_or(0);
+        Some(format!(
+            "set: {} colours (frames <= {most}), drift {} px, IoU >= {:.2}, colour distance <= {:.2}",
+            c.set_colors, c.max_anchor_drift, c.min_silhouette_iou, c.max_histogram_distance
+        ))
     }
 }
 
@@ -272,13 +300,23 @@ pub fn save_to_assets(
     }
 }
 
+/// How an applied item plays on its scene sprite.
+pub(super) enum Playback {
+    /// A sprite: nothing plays.
+    Still,
+    /// An untagged sheet loops at the editor's fps.
+    Sheet(SheetPlayback),
+    /// A set plays its first clip.
+    Clips(ClipPlayer),
+}
+
 /// Swaps the sprite of `target` (a [`PixelGenTarget`]) for `item`: its image, and for a
-/// sheet its atlas (first frame) plus [`SheetPlayback`].
+/// sheet its atlas (first frame) plus how it plays.
 pub(super) fn apply_item(
     item: &GalleryItem,
     target: Entity,
     sprites: &mut Query<&mut Sprite, With<PixelGenTarget>>,
-) -> Result<Option<SheetPlayback>, EditorError> {
+) -> Result<Playback, EditorError> {
     let Ok(mut sprite) = sprites.get_mut(target) else {
         return Err(EditorError::Missing(format!(
             "entity {target} is not a sprite marked PixelGenTarget (any more)"
@@ -291,13 +329,17 @@ pub(super) fn apply_item(
                 layout: layout.clone(),
                 index: 0,
             });
-            Ok(Some(SheetPlayback {
-                frames: item.frame_count(),
-            }))
+            if item.clips.is_empty() {
+                Ok(Playback::Sheet(SheetPlayback {
+                    frames: item.frame_count(),
+                }))
+            } else {
+                Ok(Playback::Clips(ClipPlayer::new(item.clips.clone())))
+            }
         }
         None => {
             sprite.texture_atlas = None;
-            Ok(None)
+            Ok(Playback::Still)
         }
     }
 }

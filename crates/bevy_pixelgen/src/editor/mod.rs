@@ -45,14 +45,16 @@ pub use queue::{EditorQueue, QueueEntry, eta, short_duration, steps_per_second};
 pub use settings::{SettingsFile, backup_path, load_settings, save_settings};
 pub use state::{
     EditorError, EditorLog, EditorState, MAX_EDITOR_FRAMES, MAX_EDITOR_SIDE, MIN_EDITOR_SIDE,
-    PixelSettings, Presets, SheetSettings, StylePreset, VariationSeeds,
+    PixelSettings, Presets, SetSettings, SheetSettings, StylePreset, VariationSeeds,
 };
 
 pub use ui::PROMPT_FIELD;
 
+use crate::ClipPlayer;
 use crate::messages::{SpriteFailed, SpriteFinished};
 use crate::plugin::PixelGen;
 use crate::request::TicketId;
+use gallery::Playback;
 
 /// Something a person asked for in the panel (or a script/test on their behalf).
 #[derive(Message, Debug, Clone, PartialEq)]
@@ -98,6 +100,25 @@ pub enum EditorAction {
     /// Drop a gallery item (its image is freed unless something else holds it; its
     /// variations stay, as items of their own).
     Remove(TicketId),
+    /// "Animate…": a set of `action`'s frames drawn after a gallery item (its first frame
+    /// for a sheet) by shared attention, each frame starting from it; the item's views
+    /// (when it is a directions set) are kept. Strengths come from [`EditorState::set`].
+    Animate {
+        /// The gallery item.
+        of: TicketId,
+        /// The action.
+        action: pixelgen::Action,
+    },
+    /// "Directions…": the gallery item seen from `count` (4 or 8) directions, drawn after
+    /// it; the item's animation (when it is an animation set) is kept.
+    Directions {
+        /// The gallery item.
+        of: TicketId,
+        /// 4 or 8.
+        count: u32,
+        /// West-facing views are the east-facing ones mirrored.
+        mirror: bool,
+    },
 }
 
 /// Adds the editor panel over [`PixelGen`]: prompt side, queue and gallery.
@@ -327,6 +348,25 @@ fn apply_actions(
                 }
                 None => log.error(missing_item(of)),
             },
+            EditorAction::Animate { of, action } => {
+                match set_from_item(pixel_gen.as_mut(), gallery.get(*of), &state, |set| {
+                    set.animation = Some(pixelgen::Animation::new(*action));
+                }) {
+                    Ok(recipe) => recipes.push((recipe, None)),
+                    Err(e) => log.error(format!("cannot animate {of}: {e}")),
+                }
+            }
+            EditorAction::Directions { of, count, mirror } => {
+                match set_from_item(pixel_gen.as_mut(), gallery.get(*of), &state, |set| {
+                    set.directions = Some(pixelgen::Directions {
+                        count: *count,
+                        mirror: *mirror,
+                    });
+                }) {
+                    Ok(recipe) => recipes.push((recipe, None)),
+                    Err(e) => log.error(format!("cannot turn {of}: {e}")),
+                }
+            }
             EditorAction::SaveToAssets { .. }
             | EditorAction::ApplyToTarget { .. }
             | EditorAction::Remove(_) => {}
@@ -342,6 +382,52 @@ fn apply_actions(
             queue.entries.push(submit(pg, recipe, now, variation_of));
         }
     }
+}
+
+/// The recipe of a set drawn after gallery `item`: its recipe as one sprite, with the item's
+/// set (if any) changed by `change`, and the item's picture (a sheet's first frame) as the
+/// reference every frame shares attention with and starts from.
+fn set_from_item(
+    pg: Option<&mut PixelGen>,
+    item: Option<&GalleryItem>,
+    state: &EditorState,
+    change: impl FnOnce(&mut pixelgen::SetRecipe),
+) -> Result<Recipe, String> {
+    let item = item.ok_or("the gallery item is gone: pick one that is shown")?;
+    let pg = pg.ok_or("PixelGen is not ready: add PixelGenPlugin")?;
+    let image = pg
+        .images()
+        .get(&item.image)
+        .ok_or("its image is not loaded")?
+        .clone()
+        .try_into_dynamic()
+        .map_err(|e| format!("its image cannot be read: {e}"))?
+        .into_rgba8();
+    // A sheet's first frame is the reference.
+    let first = item
+        .layout
+        .as_ref()
+        .and_then(|h| pg.layouts().get(h))
+        .and_then(|l| l.textures.first().copied());
+    let image = match first {
+        Some(r) => {
+            image::imageops::crop_imm(&image, r.min.x, r.min.y, r.width(), r.height()).to_image()
+        }
+        None => image,
+    };
+    let path = pg
+        .reference_from_pixels(&image)
+        .map_err(|e| e.to_string())?;
+    let mut set = item.recipe.set.clone().unwrap_or_default();
+    change(&mut set);
+    set.strength = state.set.strength;
+    let set = set.with_reference_image(path, Some(state.set.start_strength));
+    Ok(Recipe {
+        frames: pixelgen::Frames::Single,
+        sheet: None,
+        set: Some(set),
+        ..editor_recipe(&item.recipe)
+    })
 }
 
 /// A gallery recipe resubmitted from the editor: same everything, editor priority.
@@ -413,9 +499,11 @@ fn apply_gallery_actions(
                 };
                 match gallery::apply_item(entry, *target, &mut sprites) {
                     Ok(playback) => {
+                        let mut e = commands.entity(*target);
                         match playback {
-                            Some(p) => commands.entity(*target).insert(p),
-                            None => commands.entity(*target).remove::<SheetPlayback>(),
+                            Playback::Still => e.remove::<(SheetPlayback, ClipPlayer)>(),
+                            Playback::Sheet(p) => e.remove::<ClipPlayer>().insert(p),
+                            Playback::Clips(p) => e.remove::<SheetPlayback>().insert(p),
                         };
                         let who = names
                             .get(*target)
@@ -466,6 +554,8 @@ fn collect_results(
             saved_as: None,
             variation_of: entry.variation_of,
             seam: gallery::seam_of(images.as_deref(), &m.image),
+            clips: entry.ticket.clips(),
+            consistency: m.consistency.clone(),
         });
     }
     for m in failed.read() {

@@ -255,6 +255,34 @@ impl Presets {
     }
 }
 
+/// How the gallery's "Animate…" and "Directions…" make a set from an item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SetSettings {
+    /// The action "Animate…" makes.
+    pub action: pixelgen::Action,
+    /// 4 or 8 views for "Directions…".
+    pub directions: u32,
+    /// West-facing views are the east-facing ones mirrored.
+    pub mirror: bool,
+    /// Shared-attention strength with the item (0 to 1).
+    pub strength: f64,
+    /// How much of the item every frame redraws (image to image, above 0 to 1).
+    pub start_strength: f64,
+}
+
+impl Default for SetSettings {
+    fn default() -> Self {
+        Self {
+            action: pixelgen::Action::Idle,
+            directions: 4,
+            mirror: true,
+            strength: 1.0,
+            start_strength: 0.6,
+        }
+    }
+}
+
 /// Everything the prompt side of the panel edits.
 #[derive(Resource, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -301,6 +329,8 @@ pub struct EditorState {
     pub variations: u32,
     /// How "variations" picks its seeds.
     pub variation_seeds: VariationSeeds,
+    /// "Animate…" and "Directions…" on a gallery item: how sets are made from it.
+    pub set: SetSettings,
     /// Whether the panel is shown.
     pub visible: bool,
 }
@@ -329,6 +359,7 @@ impl Default for EditorState {
             fps: 8.0,
             variations: 4,
             variation_seeds: VariationSeeds::Consecutive,
+            set: SetSettings::default(),
             visible: true,
         }
     }

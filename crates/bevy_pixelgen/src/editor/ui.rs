@@ -575,6 +575,14 @@ fn gallery_section(
                 if let Some(seed) = item.recipe.seed.value() {
                     ui.label(format!("seed {seed}"));
                 }
+                if let Some(line) = item.consistency_line() {
+                    let clips: Vec<&str> = item.clips.names().collect();
+                    ui.small(line).on_hover_text(format!(
+                        "measured on the finished frames against the first; the preview \
+                         plays every clip in turn: {}",
+                        clips.join(", ")
+                    ));
+                }
                 item_actions(ui, view, item, state, dialog, actions);
             });
         });
@@ -611,12 +619,7 @@ fn item_image(ui: &mut egui::Ui, view: &GalleryView<'_>, item: &GalleryItem, sta
         .layout
         .as_ref()
         .and_then(|h| view.layouts?.get(h))
-        .and_then(|layout| {
-            frame_uv(
-                layout,
-                view.gallery.frame_now(item.frame_count(), state.fps),
-            )
-        })
+        .and_then(|layout| frame_uv(layout, item.frame_at(view.gallery.clock, state.fps)))
         .map_or(
             egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
             |r| {
@@ -669,6 +672,7 @@ fn item_actions(
                 seeds: state.variation_seeds,
             });
         }
+        set_menus(ui, item, state, actions);
         if ui.small_button("Save to assets…").clicked() {
             *dialog = SaveDialog {
                 item: Some(item.ticket),
@@ -706,6 +710,55 @@ fn item_actions(
     if let Some(path) = &item.saved_as {
         ui.small(format!("saved as {}", path.display()));
     }
+}
+
+/// "Animate…" and "Directions…": a set drawn after the item, with its settings.
+fn set_menus(
+    ui: &mut egui::Ui,
+    item: &GalleryItem,
+    state: &mut EditorState,
+    actions: &mut MessageWriter<EditorAction>,
+) {
+    let strengths = |ui: &mut egui::Ui, state: &mut EditorState| {
+        ui.add(egui::Slider::new(&mut state.set.strength, 0.0..=1.0).text("follow the sprite"))
+            .on_hover_text("shared attention with the sprite: 0 off, 1 full");
+        ui.add(egui::Slider::new(&mut state.set.start_strength, 0.05..=1.0).text("redraw"))
+            .on_hover_text("how much of the sprite each frame redraws (image to image)");
+    };
+    ui.menu_button("Animate…", |ui| {
+        for action in pixelgen::Action::ALL {
+            let t = action.template();
+            ui.radio_value(
+                &mut state.set.action,
+                action,
+                format!("{} ({} frames, {} ms)", action.name(), t.frames, t.frame_ms),
+            );
+        }
+        strengths(ui, state);
+        if ui.button("Animate").clicked() {
+            actions.write(EditorAction::Animate {
+                of: item.ticket,
+                action: state.set.action,
+            });
+            ui.close();
+        }
+    });
+    ui.menu_button("Directions…", |ui| {
+        ui.horizontal(|ui| {
+            ui.radio_value(&mut state.set.directions, 4, "4 views");
+            ui.radio_value(&mut state.set.directions, 8, "8 views");
+        });
+        ui.checkbox(&mut state.set.mirror, "mirror east into west");
+        strengths(ui, state);
+        if ui.button("Make the views").clicked() {
+            actions.write(EditorAction::Directions {
+                of: item.ticket,
+                count: state.set.directions,
+                mirror: state.set.mirror,
+            });
+            ui.close();
+        }
+    });
 }
 
 fn save_dialog(
