@@ -8,7 +8,10 @@
 //! Arrow keys or WASD move the hero; walking over an item picks it up; enemies wander and
 //! push you back. Everything uses only the plugin's public API:
 //!
-//! - the hero is a [`PixelGen::sprite`] request made at startup;
+//! - the hero is a consistent set requested at startup: the walk template seen from 4
+//!   directions (west mirrored from east), one palette and baseline for all 32 frames; a
+//!   [`ClipPlayer`] plays the walk of the direction it moves in and holds the first frame
+//!   when it stands;
 //! - enemies are recipe files loaded as images (`asset_server.load("dungeon/slime.pixelgen.ron")`):
 //!   a recipe's random seed is derived from its text, so every slime shares one generated
 //!   sprite, and with Bevy's `file_watcher` feature an edited recipe regenerates them all;
@@ -257,11 +260,24 @@ fn setup(mut commands: Commands, mut pixelgen: PixelGen, engine: Res<EngineChoic
     let request =
         SpriteRequest::new("a young hero with a blue cloak and a sword, top-down view, pixel art")
             .size(SIDE, SIDE)
-            .steps(8);
+            .steps(8)
+            .animate(Action::Walk)
+            .directions(4, true);
     let ticket = pixelgen.submit(engine.fit(request));
+    // Standing still, facing the viewer, until the hero moves.
+    let mut player = ClipPlayer::new(ticket.clips());
+    player.play("walk_south");
+    player.paused = true;
     commands.spawn((
-        Sprite::from_image(ticket.handle().clone()),
+        Sprite::from_atlas_image(
+            ticket.handle().clone(),
+            TextureAtlas {
+                layout: ticket.layout().cloned().unwrap_or_default(),
+                index: 0,
+            },
+        ),
         Transform::from_xyz(-100.0, 0.0, 2.0).with_scale(Vec3::splat(ZOOM)),
+        player,
         Hero {
             ticket,
             push: Vec2::ZERO,
@@ -348,7 +364,7 @@ fn spawn_enemies(
 fn move_hero(
     keys: Res<ButtonInput<KeyCode>>,
     time: Res<Time>,
-    mut hero: Single<(&mut Hero, &mut Transform)>,
+    mut hero: Single<(&mut Hero, &mut Transform, &mut ClipPlayer)>,
 ) {
     let pressed = |a: KeyCode, b: KeyCode| keys.pressed(a) || keys.pressed(b);
     let mut dir = Vec2::ZERO;
@@ -365,7 +381,21 @@ fn move_hero(
         dir.y += 1.0;
     }
     let dt = time.delta_secs();
-    let (hero, transform) = &mut *hero;
+    let (hero, transform, player) = &mut *hero;
+    // Walk the way it moves (the stronger axis); standing holds the walk's first frame.
+    if dir == Vec2::ZERO {
+        player.restart();
+        player.paused = true;
+    } else {
+        let facing = match (dir.x.abs() >= dir.y.abs(), dir.x > 0.0, dir.y > 0.0) {
+            (true, true, _) => "walk_east",
+            (true, false, _) => "walk_west",
+            (false, _, true) => "walk_north",
+            (false, _, false) => "walk_south",
+        };
+        player.play(facing);
+        player.paused = false;
+    }
     let step = dir.normalize_or_zero() * SPEED * dt + hero.push * dt;
     hero.push *= (1.0 - 6.0 * dt).max(0.0);
     let half = SIDE as f32 * ZOOM / 2.0;
@@ -475,9 +505,10 @@ fn run_script(
     mut keys: ResMut<ButtonInput<KeyCode>>,
     mut new_items: MessageWriter<SpawnItem>,
     mut new_enemies: MessageWriter<SpawnEnemy>,
-    hero: Single<(&Hero, &Transform)>,
+    hero: Single<(&Hero, &Transform, &Sprite)>,
     items: Query<(&Item, &Transform)>,
     enemies: Query<(&Sprite, &Transform), With<Enemy>>,
+    layouts: Res<Assets<TextureAtlasLayout>>,
     pixelgen: Res<PixelGenQueue>,
     game: Res<Game>,
 ) {
@@ -486,7 +517,19 @@ fn run_script(
         TicketStatus::Done { saved: Some(p) } => p.display().to_string(),
         _ => "none".to_owned(),
     };
-    let (hero, hero_at) = *hero;
+    let (hero, hero_at, hero_sprite) = *hero;
+    // The sheet rect of the frame the hero shows now.
+    let hero_frame = || {
+        let atlas = hero_sprite.texture_atlas.as_ref()?;
+        let r = layouts.get(&atlas.layout)?.textures.get(atlas.index)?;
+        Some(format!(
+            "{} {} {} {}",
+            r.min.x,
+            r.min.y,
+            r.width(),
+            r.height()
+        ))
+    };
     match script.step {
         0 if script.frame == 20 => {
             new_items.write(SpawnItem {
@@ -510,6 +553,7 @@ fn run_script(
             script.note("zoom", ZOOM);
             let p = hero_at.translation;
             script.note("hero", format!("{} {} {}", p.x, p.y, saved(&hero.ticket)));
+            script.note("hero_frame", hero_frame().unwrap_or_default());
             for (item, t) in &items {
                 let p = t.translation;
                 script.note("item", format!("{} {} {}", p.x, p.y, saved(&item.ticket)));
@@ -533,6 +577,7 @@ fn run_script(
             script.shoot(&mut commands, "dungeon_after");
             let p = hero_at.translation;
             script.note("hero_after", format!("{} {}", p.x, p.y));
+            script.note("hero_after_frame", hero_frame().unwrap_or_default());
             script.note("picked", game.picked);
             script.note("items_left", items.iter().count());
             script.advance();

@@ -1,4 +1,4 @@
-//! An animated character from a generated sprite sheet.
+//! A walking character seen from four directions, generated as one consistent set.
 //!
 //! ```text
 //! cargo run --example sprite_sheet                                                  # demo engine
@@ -6,11 +6,14 @@
 //! cargo run --release --example sprite_sheet -- --tiny     # tiny random-weight SDXL (noise)
 //! ```
 //!
-//! [`PixelGen::submit`] asks for four walk-cycle frames (one prompt per frame from a
-//! template) and returns the sheet's image and `TextureAtlasLayout` handles at once. The
-//! character is an ordinary atlas sprite whose index a timer advances; it animates over the
-//! placeholder sheet first and over the real frames once they arrive. The whole sheet is
-//! shown on the right. Space asks for a new character (a new seed) into the same sprite.
+//! [`PixelGen::submit`] asks for a set: the walk template (8 frames) seen from 4 directions,
+//! west mirrored from east, drawn sharing one reference so every frame shows the same
+//! character in one palette on one baseline. It returns the sheet's image and
+//! `TextureAtlasLayout` handles and the set's clips (`walk_south`, `walk_west`, ...) at once.
+//! The character is an ordinary atlas sprite with a [`ClipPlayer`]; it walks over the
+//! placeholder sheet first and over the real frames once they arrive. The arrow keys turn
+//! it, Space asks for a new character (a new seed) into the same sprite. The whole sheet,
+//! a row per direction, is shown on the right.
 //!
 //! Without `--model` a procedural demo engine stands in for SDXL (clearly labelled on
 //! screen). `--script DIR` drives a fixed run for the window test and exits.
@@ -25,22 +28,23 @@ use std::path::PathBuf;
 use bevy::prelude::*;
 use bevy::window::WindowResolution;
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
-use bevy_pixelgen::pixelgen::{Frames, SheetOptions};
 use bevy_pixelgen::prelude::*;
 use clap::Parser;
 use demo_engine::EngineChoice;
 use script::Script;
 
-/// Frames in the walk cycle.
-const FRAMES: u32 = 4;
+/// Frames in the walk cycle (the walk template's).
+const FRAMES: u32 = 8;
+/// Directions, a sheet row each.
+const DIRECTIONS: u32 = 4;
 /// Frame side (px).
 const TILE: u32 = 32;
 /// The animated character: zoom and world position.
 const HERO_ZOOM: f32 = 8.0;
 const HERO_AT: Vec2 = Vec2::new(-150.0, -40.0);
 /// The whole sheet: zoom and world position.
-const SHEET_ZOOM: f32 = 2.0;
-const SHEET_AT: Vec2 = Vec2::new(200.0, -40.0);
+const SHEET_ZOOM: f32 = 1.5;
+const SHEET_AT: Vec2 = Vec2::new(190.0, -40.0);
 
 #[derive(Parser, Debug)]
 #[command(about = "An animated character from a generated sprite sheet")]
@@ -51,8 +55,8 @@ struct Args {
     /// Run the real SDXL code on the tiny test model (random weights: the frames are noise).
     #[arg(long)]
     tiny: bool,
-    /// Animation speed (frames per second).
-    #[arg(long, default_value_t = 6.0)]
+    /// Animation speed (frames per second; the walk template's is 10).
+    #[arg(long, default_value_t = 8.0)]
     fps: f32,
     /// Drive a fixed run, save screenshots and a manifest in DIR, then exit (window test).
     #[arg(long, value_name = "DIR")]
@@ -76,19 +80,23 @@ fn main() {
     .add_plugins(pixelgen)
     .add_plugins(EguiPlugin::default())
     .insert_resource(Label(engine.label()))
-    .insert_resource(Animation(Timer::from_seconds(
-        1.0 / args.fps.clamp(0.5, 60.0),
-        TimerMode::Repeating,
-    )))
+    .insert_resource(Speed(args.fps.clamp(0.5, 60.0) / 10.0))
     .insert_resource(engine.clone())
     .add_systems(Startup, setup)
     .add_message::<NewCharacter>()
-    .add_systems(Update, (ask_on_key, new_character, animate).chain())
+    .add_systems(
+        Update,
+        (ask_on_key, new_character, turn)
+            .chain()
+            .before(PixelGenSystems::Clips),
+    )
     .add_systems(EguiPrimaryContextPass, draw_hud);
     engine.explain("sprite_sheet");
     if let Some(dir) = args.script {
-        app.insert_resource(Script::new(dir))
-            .add_systems(Update, (run_script.after(animate), script::tick));
+        app.insert_resource(Script::new(dir)).add_systems(
+            Update,
+            (run_script.after(PixelGenSystems::Clips), script::tick),
+        );
     }
     app.run();
 }
@@ -97,9 +105,9 @@ fn main() {
 #[derive(Resource)]
 struct Label(String);
 
-/// Advances the character's atlas index.
+/// Clip playback speed (1: the template's timing).
 #[derive(Resource)]
-struct Animation(Timer);
+struct Speed(f32);
 
 /// The animated character and the sheet request behind it.
 #[derive(Component)]
@@ -115,25 +123,33 @@ struct NewCharacter;
 #[derive(Component)]
 struct SheetView;
 
-/// The walk cycle: one prompt per frame from a template, packed in one row.
-fn walk_cycle(engine: &EngineChoice) -> SpriteRequest {
-    let mut request = SpriteRequest::new("a knight in green armour, side view, pixel art")
+/// The hero: the walk template from 4 directions (west mirrored from east) as one set.
+fn hero_set(engine: &EngineChoice) -> SpriteRequest {
+    let request = SpriteRequest::new("a knight in green armour, pixel art")
         .size(TILE, TILE)
-        .steps(8);
-    request.recipe.frames = Frames::Template {
-        template: "{prompt}, walk cycle frame {frame} of {count}".into(),
-        count: FRAMES,
-    };
-    request.recipe.sheet = Some(SheetOptions {
-        columns: Some(FRAMES),
-        ..SheetOptions::default()
-    });
+        .steps(8)
+        .animate(Action::Walk)
+        .directions(DIRECTIONS, true);
     engine.fit(request)
 }
 
-fn setup(mut commands: Commands, mut pixelgen: PixelGen, engine: Res<EngineChoice>) {
+/// A clip player for `ticket`'s set at `speed`, walking east.
+fn walker(ticket: &Ticket, speed: f32) -> ClipPlayer {
+    let mut player = ClipPlayer::new(ticket.clips());
+    player.play("walk_east");
+    player.speed = speed;
+    player
+}
+
+fn setup(
+    mut commands: Commands,
+    mut pixelgen: PixelGen,
+    engine: Res<EngineChoice>,
+    speed: Res<Speed>,
+) {
     commands.spawn(Camera2d);
-    let ticket = pixelgen.submit(walk_cycle(&engine));
+    let ticket = pixelgen.submit(hero_set(&engine));
+    let player = walker(&ticket, speed.0);
     let (image, layout) = (ticket.handle().clone(), ticket.layout().cloned());
     commands.spawn((
         Sprite::from_atlas_image(
@@ -144,6 +160,7 @@ fn setup(mut commands: Commands, mut pixelgen: PixelGen, engine: Res<EngineChoic
             },
         ),
         Transform::from_translation(HERO_AT.extend(0.0)).with_scale(Vec3::splat(HERO_ZOOM)),
+        player,
         Hero { ticket },
     ));
     commands.spawn((
@@ -151,6 +168,21 @@ fn setup(mut commands: Commands, mut pixelgen: PixelGen, engine: Res<EngineChoic
         Transform::from_translation(SHEET_AT.extend(0.0)).with_scale(Vec3::splat(SHEET_ZOOM)),
         SheetView,
     ));
+}
+
+/// The arrow keys turn the hero (the clip of that direction).
+fn turn(keys: Res<ButtonInput<KeyCode>>, mut hero: Single<&mut ClipPlayer, With<Hero>>) {
+    let clip = [
+        (KeyCode::ArrowLeft, "walk_west"),
+        (KeyCode::ArrowRight, "walk_east"),
+        (KeyCode::ArrowUp, "walk_north"),
+        (KeyCode::ArrowDown, "walk_south"),
+    ]
+    .into_iter()
+    .find(|(key, _)| keys.just_pressed(*key));
+    if let Some((_, name)) = clip {
+        hero.play(name);
+    }
 }
 
 /// Space asks for a new character.
@@ -165,14 +197,20 @@ fn new_character(
     mut asks: MessageReader<NewCharacter>,
     mut pixelgen: PixelGen,
     engine: Res<EngineChoice>,
-    mut hero: Single<(&mut Hero, &mut Sprite), Without<SheetView>>,
+    mut hero: Single<(&mut Hero, &mut Sprite, &mut ClipPlayer), Without<SheetView>>,
     mut view: Single<&mut Sprite, With<SheetView>>,
 ) {
     if asks.read().count() == 0 {
         return;
     }
     hero.0.ticket.cancel();
-    let ticket = pixelgen.submit(walk_cycle(&engine));
+    let ticket = pixelgen.submit(hero_set(&engine));
+    let facing = hero.2.clip().map(|c| c.name.clone());
+    let mut player = walker(&ticket, hero.2.speed);
+    if let Some(name) = facing {
+        player.play(&name);
+    }
+    *hero.2 = player;
     hero.1.image = ticket.handle().clone();
     if let (Some(atlas), Some(layout)) = (hero.1.texture_atlas.as_mut(), ticket.layout()) {
         atlas.layout = layout.clone();
@@ -181,24 +219,12 @@ fn new_character(
     hero.0.ticket = ticket;
 }
 
-/// Steps the atlas index through the layout's frames.
-fn animate(
-    time: Res<Time>,
-    mut timer: ResMut<Animation>,
-    layouts: Res<Assets<TextureAtlasLayout>>,
-    mut hero: Single<&mut Sprite, With<Hero>>,
-) {
-    if !timer.0.tick(time.delta()).just_finished() {
-        return;
-    }
-    let Some(atlas) = hero.texture_atlas.as_mut() else {
-        return;
-    };
-    let frames = layouts.get(&atlas.layout).map_or(1, |l| l.len()).max(1);
-    atlas.index = (atlas.index + 1) % frames;
-}
-
-fn draw_hud(mut contexts: EguiContexts, label: Res<Label>, hero: Single<&Hero>) -> Result {
+fn draw_hud(
+    mut contexts: EguiContexts,
+    label: Res<Label>,
+    hero: Single<(&Hero, &ClipPlayer)>,
+) -> Result {
+    let (hero, player) = *hero;
     let ctx = contexts.ctx_mut()?;
     let status = match hero.ticket.status() {
         TicketStatus::Queued => "queued".to_owned(),
@@ -213,10 +239,13 @@ fn draw_hud(mut contexts: EguiContexts, label: Res<Label>, hero: Single<&Hero>) 
         .show(ctx, |ui| {
             ui.colored_label(egui::Color32::from_rgb(255, 200, 80), &label.0);
             ui.label(format!(
-                "{FRAMES}-frame walk cycle (seed {}): {status}",
+                "{FRAMES}-frame walk from {DIRECTIONS} directions (seed {}): {status}",
                 hero.ticket.recipe().seed.value().unwrap_or_default()
             ));
-            ui.label("Space: a new character");
+            if let Some(clip) = player.clip() {
+                ui.label(format!("playing {}", clip.name));
+            }
+            ui.label("Arrow keys: turn · Space: a new character");
         });
     Ok(())
 }
@@ -228,12 +257,12 @@ fn draw_hud(mut contexts: EguiContexts, label: Res<Label>, hero: Single<&Hero>) 
 fn run_script(
     mut commands: Commands,
     mut script: ResMut<Script>,
-    hero: Single<(&Hero, &Sprite)>,
+    hero: Single<(&Hero, &Sprite, &ClipPlayer)>,
     layouts: Res<Assets<TextureAtlasLayout>>,
     mut first: Local<usize>,
     mut asks: MessageWriter<NewCharacter>,
 ) {
-    let (hero, sprite) = *hero;
+    let (hero, sprite, player) = *hero;
     let index = sprite.texture_atlas.as_ref().map_or(0, |a| a.index);
     match script.step {
         0 if script.frame == 20 => {
@@ -253,6 +282,9 @@ fn run_script(
             *first = index;
             if let TicketStatus::Done { saved: Some(png) } = hero.ticket.status() {
                 script.note("sheet", png.display());
+            }
+            if let Some(clip) = player.clip() {
+                script.note("clip", format!("{} {:?}", clip.name, clip.frames));
             }
             let layout = sprite
                 .texture_atlas

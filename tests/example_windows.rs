@@ -305,10 +305,30 @@ fn sprite_sheet_animates_the_generated_frames() {
     let share = placeholder_share(&pending, (32, 32), zoom, x, y);
     assert!(share > 0.99, "{share} of the placeholder shown");
 
-    // The sheet: four 32x32 frames in a row, as the layout says.
+    // The set: the 8 walk frames in a row per direction (south, west, east, north), 32x32
+    // each, as the layout says; the hero walks east (frames 16 to 23).
     let sheet = load(Path::new(run.value("sheet")));
-    assert_eq!(sheet.dimensions(), (128, 32));
-    assert_eq!(run.lines("rect").len(), 4);
+    assert_eq!(sheet.dimensions(), (256, 128));
+    assert_eq!(run.lines("rect").len(), 32);
+    assert_eq!(run.value("clip"), "walk_east");
+    // West is east mirrored, frame for frame (each placed on the shared anchor).
+    let visible = |i: u32| {
+        let cell = image::imageops::crop_imm(&sheet, (i % 8) * 32, (i / 8) * 32, 32, 32).to_image();
+        let (w, h) = cell.dimensions();
+        let on: Vec<(u32, u32)> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .filter(|&(x, y)| cell.get_pixel(x, y).0[3] > 0)
+            .collect();
+        let x0 = on.iter().map(|p| p.0).min().unwrap();
+        let x1 = on.iter().map(|p| p.0).max().unwrap();
+        let y0 = on.iter().map(|p| p.1).min().unwrap();
+        let y1 = on.iter().map(|p| p.1).max().unwrap();
+        image::imageops::crop_imm(&cell, x0, y0, x1 - x0 + 1, y1 - y0 + 1).to_image()
+    };
+    for pose in 0..8 {
+        let (west, east) = (visible(8 + pose), visible(16 + pose));
+        assert_eq!(west, image::imageops::flip_horizontal(&east), "pose {pose}");
+    }
     let frame = |i: &str| {
         let (fx, fy, fw, fh) = frame_rect(&run, i);
         assert_eq!((fw, fh), (32, 32));
@@ -349,6 +369,20 @@ fn placed(run: &Run, key: &str) -> (f32, f32, RgbaImage) {
     (w[0].parse().unwrap(), w[1].parse().unwrap(), png)
 }
 
+/// A manifest line `KEY X Y SHEET_PNG` and a line `FRAME_KEY X Y W H`: the position and the
+/// 16x16 frame of the sheet it names.
+fn placed_frame(run: &Run, key: &str, frame_key: &str) -> (f32, f32, RgbaImage) {
+    let w = run.lines(key)[0];
+    let sheet = load(Path::new(&w[2]));
+    let r: Vec<u32> = run.lines(frame_key)[0]
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!((r[2], r[3]), (16, 16), "{frame_key}");
+    let frame = image::imageops::crop_imm(&sheet, r[0], r[1], r[2], r[3]).to_image();
+    (w[0].parse().unwrap(), w[1].parse().unwrap(), frame)
+}
+
 #[test]
 fn dungeon_shows_generated_sprites_and_the_hero_picks_up_the_item() {
     let Some(run) = run_example("dungeon") else {
@@ -357,7 +391,9 @@ fn dungeon_shows_generated_sprites_and_the_hero_picks_up_the_item() {
     let zoom = run.number("zoom");
     let before = run.shot("dungeon_before");
     let after = run.shot("dungeon_after");
-    let (hx, hy, hero) = placed(&run, "hero");
+    // The hero is a set (a walk from 4 directions): the sheet's frame it showed.
+    let (hx, hy, hero) = placed_frame(&run, "hero", "hero_frame");
+    let (_, _, hero_after) = placed_frame(&run, "hero", "hero_after_frame");
     let (ix, iy, item) = placed(&run, "item");
     let (ex, ey, enemy) = placed(&run, "enemy");
     // The hero (a request), the item (a request) and the enemy (a recipe file loaded as an
@@ -381,8 +417,9 @@ fn dungeon_shows_generated_sprites_and_the_hero_picks_up_the_item() {
         "the hero moved right: {hx} -> {ax}"
     );
     assert!((ix - ax).abs() < 40.0, "the hero reached the item");
-    let (share, _) = match_sprite(&after, &hero, zoom, ax, ay);
+    let (share, _) = match_sprite(&after, &hero_after, zoom, ax, ay);
     assert!(share > 0.95, "the hero is drawn at its new place ({share})");
+    assert_ne!(hero, hero_after, "it faces east now, not the viewer");
     let (gone, _) = match_sprite(&after, &hero, zoom, hx, hy);
     assert!(gone < 0.3, "the hero left its old place ({gone})");
     // The item is gone: what shows at its place now is the hero, not the item.

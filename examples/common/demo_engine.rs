@@ -168,17 +168,7 @@ impl SpriteEngine for DemoEngine {
     ) -> pixelgen::Result<pixelgen::Rendered> {
         let recipe = plan.recipe();
         let total = recipe.steps_or_default().clamp(1, 20);
-        for step in 1..=total {
-            std::thread::sleep(self.step);
-            let p = Progress {
-                step,
-                total,
-                preview: None,
-            };
-            if progress(&p) == Control::Cancel {
-                return Err(pixelgen::PixelGenError::Cancelled { step, total });
-            }
-        }
+        self.sample(0, total, total, progress)?;
         let image = demo_sprite(
             recipe.size.width,
             recipe.size.height,
@@ -189,6 +179,61 @@ impl SpriteEngine for DemoEngine {
             image,
             fell_back: false,
         })
+    }
+
+    /// A set is one character, as the model's shared attention makes it: shape and colour
+    /// come from the set's prompt, only the pose ("frame N") changes from frame to frame.
+    fn render_set(
+        &mut self,
+        plan: &pixelgen::Plan,
+        progress: &mut dyn FnMut(&Progress) -> Control,
+    ) -> pixelgen::Result<pixelgen::RenderedSet> {
+        let recipe = plan.recipe();
+        let frames = plan.frames();
+        let per_frame = recipe.steps_or_default().clamp(1, 20);
+        let all = per_frame * frames.len();
+        let mut images = Vec::with_capacity(frames.len());
+        for (i, frame) in frames.iter().enumerate() {
+            self.sample(i * per_frame, per_frame, all, progress)?;
+            let prompt = match pose(&frame.recipe().prompt) {
+                Some(k) => format!("{}, frame {}", recipe.prompt, k + 1),
+                None => recipe.prompt.clone(),
+            };
+            images.push(demo_sprite(
+                recipe.size.width,
+                recipe.size.height,
+                recipe.seed.value().unwrap_or(0),
+                &prompt,
+            ));
+        }
+        Ok(pixelgen::RenderedSet {
+            frames: images,
+            pixel_art: true,
+        })
+    }
+}
+
+impl DemoEngine {
+    /// `steps` sampling steps after `done` of `all`, each taking [`DemoEngine::step`].
+    fn sample(
+        &self,
+        done: usize,
+        steps: usize,
+        all: usize,
+        progress: &mut dyn FnMut(&Progress) -> Control,
+    ) -> pixelgen::Result<()> {
+        for step in done + 1..=done + steps {
+            std::thread::sleep(self.step);
+            let p = Progress {
+                step,
+                total: all,
+                preview: None,
+            };
+            if progress(&p) == Control::Cancel {
+                return Err(pixelgen::PixelGenError::Cancelled { step, total: all });
+            }
+        }
+        Ok(())
     }
 }
 
