@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::alpha::{BackgroundOptions, BackgroundReport, remove_background};
 use crate::cleanup::{self, Anchor, Connectivity, OutlineOptions, OutlinePlacement};
 use crate::error::{PixelError, Result, ensure_not_empty};
-use crate::grid::{self, Axis, Grid, GridOptions};
+use crate::grid::{self, Grid, GridOptions};
 use crate::palette::Palette;
 use crate::quantize::{self, ColorCount, Dither, QuantizeOptions};
 
@@ -204,12 +204,7 @@ fn fit_to_canvas(
     let factor = (cw as f32 / room_w as f32).max(ch as f32 / room_h as f32);
     let cols = ((cw as f32 / factor).round() as u32).clamp(1, room_w);
     let rows = ((ch as f32 / factor).round() as u32).clamp(1, room_h);
-    let g = Grid {
-        x: Axis::uniform(cw, cols),
-        y: Axis::uniform(ch, rows),
-        confidence: 0.0,
-    };
-    let small = grid::downscale(&content, &g, grid_opts);
+    let small = grid::downscale(&content, &Grid::uniform(cw, ch, cols, rows), grid_opts);
     Ok((cleanup::fit_canvas(&small, width, height, anchor)?, true))
 }
 

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::alpha::remove_background;
 use crate::cleanup::{self, Connectivity, OutlineOptions};
 use crate::error::{PixelError, Result, ensure_not_empty};
-use crate::grid::{self, Axis, Grid, GridOptions};
+use crate::grid::{self, Grid, GridOptions};
 use crate::pipeline::PixelOptions;
 use crate::quantize::{self, ColorCount, QuantizeOptions};
 
@@ -131,10 +131,12 @@ pub struct Consistency {
 /// Runs `frames` through the pixel pipeline as one set (see the module docs): one cell size,
 /// one palette (joint k-means over every frame, or `opts.pixel.palette` locked), the same
 /// outline, and every frame trimmed and placed on a common canvas with the anchors aligned.
+/// A set larger than `canvas` is shrunk by one factor for all frames (as [`crate::pixelize`]
+/// shrinks one sprite), so the frames keep their sizes relative to each other.
 ///
 /// Errors: no frames or more than [`MAX_SET_FRAMES`], an empty frame, a frame with nothing
-/// visible after background removal, a `canvas` too small for the aligned set, and the
-/// pipeline's own option errors. Nothing is partly returned.
+/// visible after background removal, a `canvas` without room for a pixel and its outline,
+/// and the pipeline's own option errors. Nothing is partly returned.
 pub fn pixelize_set(frames: &[RgbaImage], opts: &SetOptions) -> Result<PixelSet> {
     if frames.is_empty() || frames.len() > MAX_SET_FRAMES {
         return Err(PixelError::InvalidOption {
@@ -387,12 +389,11 @@ fn shrink_to_canvas(
                 // Floor, so no frame grows past the aim by rounding.
                 let cols = ((cw as f32 / factor).floor() as u32).clamp(1, aim_w);
                 let rows = ((ch as f32 / factor).floor() as u32).clamp(1, aim_h);
-                let g = Grid {
-                    x: Axis::uniform(cw, cols),
-                    y: Axis::uniform(ch, rows),
-                    confidence: 0.0,
-                };
-                grid::downscale(content, &g, &opts.pixel.grid)
+                grid::downscale(
+                    content,
+                    &Grid::uniform(cw, ch, cols, rows),
+                    &opts.pixel.grid,
+                )
             })
             .collect();
         let (w, h) = union_size(&trimmed_with_anchors(&shrunk, opts.anchor));
@@ -634,10 +635,9 @@ mod tests {
             height: 2,
             anchor: Anchor::BottomCenter,
         });
-        let err = pixelize_set(&frames, &opts).unwrap_err();
-        assert!(
-            err.to_string().contains("smaller than the aligned set"),
-            "{err}"
-        );
+        // A canvas smaller than the set shrinks every frame to fit (not an error).
+        let small = pixelize_set(&frames, &opts).unwrap();
+        assert!(small.frames.iter().all(|f| f.dimensions() == (2, 2)));
+        assert!(small.frames.iter().all(|f| f.pixels().any(|p| p.0[3] > 0)));
     }
 }

@@ -182,6 +182,17 @@ pub struct Grid {
 }
 
 impl Grid {
+    /// A regular grid of `columns` x `rows` equal cells over a `width` x `height` image (a
+    /// guess: confidence 0), e.g. to shrink an image by a factor with
+    /// [`downscale`]'s robust per-cell colours.
+    pub fn uniform(width: u32, height: u32, columns: u32, rows: u32) -> Self {
+        Self {
+            x: Axis::uniform(width, columns),
+            y: Axis::uniform(height, rows),
+            confidence: 0.0,
+        }
+    }
+
     /// Number of columns of the true-resolution image.
     pub fn columns(&self) -> u32 {
         self.x.cells()
@@ -240,11 +251,7 @@ pub fn to_true_resolution(img: &RgbaImage, opts: &GridOptions) -> Result<TrueRes
                     ),
                 });
             }
-            let grid = Grid {
-                x: Axis::uniform(img.width(), w),
-                y: Axis::uniform(img.height(), h),
-                confidence: 0.0,
-            };
+            let grid = Grid::uniform(img.width(), img.height(), w, h);
             Ok(TrueResolution {
                 image: downscale(img, &grid, opts),
                 grid,
