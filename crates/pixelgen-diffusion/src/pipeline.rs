@@ -715,9 +715,12 @@ impl SdxlPipeline {
         Ok(n + extra)
     }
 
-    /// The memory estimate of a set: a batch of all its UNet items (frames, plus an image
-    /// reference), the self-attention scores of the sharing items counted twice (they attend
-    /// over twice the keys).
+    /// The memory estimate of a set: [`SdxlPipeline::estimate_memory`] for a batch of all its
+    /// UNet items (frames, plus an image reference), plus, when attention is shared, the scores
+    /// of the shared path: it attends over twice the keys, but materialises its scores (where
+    /// flash attention does not run) in chunks of at most 2^28 values, so one such chunk (12
+    /// bytes a value: the matmul output and two f32 copies) or, if smaller, the batch's
+    /// self-attention scores again.
     pub fn estimate_set_memory(
         &self,
         params: &GenerationParams,
@@ -731,9 +734,9 @@ impl SdxlPipeline {
         };
         let mut e = self.estimate_memory(&p);
         if set.attention.is_active() && items > 1 {
-            let more = e.attention_bytes.saturating_mul(5) / 4;
-            e.unet_bytes = e.unet_bytes.saturating_add(e.attention_bytes);
-            e.peak_bytes = e.peak_bytes.saturating_add(more);
+            let shared = e.attention_bytes.min((1u64 << 28) * 12);
+            e.unet_bytes = e.unet_bytes.saturating_add(shared);
+            e.peak_bytes = e.peak_bytes.saturating_add(shared.saturating_mul(5) / 4);
         }
         e
     }

@@ -257,7 +257,10 @@ pub(crate) fn attention(
     if a.adain_keys {
         k_o = adain(&k_o, &expand_stats(stats(&k_ref)?)?)?;
     }
-    let (k_r, v_r) = (expand(&k_ref)?, expand(&v_ref)?);
+    // Contiguous operands: concatenations of them are contiguous too, which the flash
+    // attention kernel needs (a strided concatenation would fall back to the slow path).
+    let (k_r, v_r) = (expand(&k_ref)?.contiguous()?, expand(&v_ref)?.contiguous()?);
+    let (q_o, k_o, v_o) = (q_o.contiguous()?, k_o.contiguous()?, v_o.contiguous()?);
     let out_ref = fused::attention(&q_ref, &k_ref, &v_ref, heads, head_dim, opts)?;
     let out_o = if a.strength >= 1.0 {
         let k_cat = Tensor::cat(&[&k_r, &k_o], 1)?;
