@@ -665,6 +665,15 @@ fn check_image(what: &'static str, image: &Tensor, p: &GenerationParams) -> Resu
     Ok(())
 }
 
+/// The tensors concatenated along the batch (the one tensor itself when there is one).
+fn cat_batch(mut parts: Vec<Tensor>) -> Result<Tensor> {
+    Ok(if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        Tensor::cat(&parts, 0)?
+    })
+}
+
 /// `t` `[1, ...]` repeated `n` times along the batch.
 fn repeat_batch(t: &Tensor, n: usize) -> Result<Tensor> {
     Ok(if n == 1 {
@@ -715,12 +724,13 @@ impl SdxlPipeline {
         Ok(n + extra)
     }
 
-    /// The memory estimate of a set: [`SdxlPipeline::estimate_memory`] for a batch of all its
-    /// UNet items (frames, plus an image reference), plus, when attention is shared, the scores
-    /// of the shared path: it attends over twice the keys, but materialises its scores (where
-    /// flash attention does not run) in chunks of at most 2^28 values, so one such chunk (12
-    /// bytes a value: the matmul output and two f32 copies) or, if smaller, the batch's
-    /// self-attention scores again.
+    /// The memory estimate of a set: the UNet part of [`SdxlPipeline::estimate_memory`] for a
+    /// batch of all its UNet items (frames, plus an image reference), plus, when attention is
+    /// shared, the scores of the shared path: it attends over twice the keys, but materialises
+    /// its scores (where flash attention does not run) in chunks of at most 2^28 values, so one
+    /// such chunk (12 bytes a value: the matmul output and two f32 copies) or, if smaller, the
+    /// batch's self-attention scores again. The VAE part is one image's: the frames are
+    /// decoded one at a time.
     pub fn estimate_set_memory(
         &self,
         params: &GenerationParams,
@@ -736,8 +746,15 @@ impl SdxlPipeline {
         if set.attention.is_active() && items > 1 {
             let shared = e.attention_bytes.min((1u64 << 28) * 12);
             e.unet_bytes = e.unet_bytes.saturating_add(shared);
-            e.peak_bytes = e.peak_bytes.saturating_add(shared.saturating_mul(5) / 4);
         }
+        let one = GenerationParams {
+            batch: 1,
+            ..params.clone()
+        };
+        e.vae_bytes = self.estimate_memory(&one).vae_bytes;
+        e.peak_bytes = (e.unet_bytes.max(e.vae_bytes) / 4)
+            .saturating_mul(5)
+            .saturating_add(crate::memory::OVERHEAD_BYTES);
         e
     }
 
@@ -927,7 +944,12 @@ impl SdxlPipeline {
                 return Err(DiffusionError::Cancelled { step: done, total });
             }
         }
-        let image = self.decode_with(&latents, params.tiling)?;
+        // One frame at a time: a batch of full-size f32 decodes would need n times the memory
+        // for no speed-up (the VAE fills the GPU with one image).
+        let images = (0..n)
+            .map(|k| self.decode_with(&latents.narrow(0, k, 1)?, params.tiling))
+            .collect::<Result<Vec<_>>>()?;
+        let image = cat_batch(images)?;
         Ok(Generated {
             latents,
             image,
