@@ -9,7 +9,9 @@
 //! checkpoints ([`checkpoint`], UNet-only ones with a separate VAE) and merges LoRAs in the
 //! kohya and diffusers/PEFT layouts ([`lora`]), DoRA, and LyCORIS LoHa/LoKr ([`lycoris`]) at
 //! load, checked against diffusers the same way (LyCORIS against its published formulas; see
-//! `docs/models.md`).
+//! `docs/models.md`). [`SdxlPipeline::generate_set`] makes the frames of a sprite set in one
+//! batch whose self-attention is shared with a reference frame or image ([`reference`]), so
+//! they keep one character and style.
 //!
 //! ```no_run
 //! use candle_core::{DType, Device};
