@@ -10,7 +10,7 @@
 //! kohya and diffusers/PEFT layouts ([`lora`]), DoRA, and LyCORIS LoHa/LoKr ([`lycoris`]) at
 //! load, checked against diffusers the same way (LyCORIS against its published formulas; see
 //! `docs/models.md`). [`SdxlPipeline::generate_set`] makes the frames of a sprite set in one
-//! batch whose self-attention is shared with a reference frame or image ([`reference`]), so
+//! batch whose self-attention is shared with a reference frame or image ([`mod@reference`]), so
 //! they keep one character and style.
 //!
 //! ```no_run
