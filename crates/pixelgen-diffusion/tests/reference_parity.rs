@@ -216,6 +216,43 @@ fn strength_zero_set_is_per_frame_txt2img() {
     }
 }
 
+/// With an img2img start, strength 0 is per-frame img2img from the same seed.
+#[test]
+fn strength_zero_set_with_init_is_per_frame_img2img() {
+    let s = setup();
+    let image = s.ex["image.reference_image"].clone();
+    let set = SetParams {
+        attention: ReferenceAttention::off(),
+        init: Some((image.clone(), 0.75)),
+        ..SetParams::first_frame(s.prompts[..2].to_vec())
+    };
+    let mut steps = 0;
+    let out = s
+        .pipe
+        .generate_set(&s.params, &set, &mut SeededNoise::new(4), &mut |p| {
+            steps += 1;
+            assert_eq!(p.total, 3);
+            Control::Continue
+        })
+        .unwrap();
+    assert_eq!(steps, 3, "strength 0.75 of 4 steps runs 3");
+    for k in 0..2 {
+        let single = GenerationParams {
+            prompt: s.prompts[k].clone(),
+            ..s.params.clone()
+        };
+        let one = s
+            .pipe
+            .img2img(&single, &image, 0.75, &mut SeededNoise::new(4), &mut go)
+            .unwrap();
+        check(
+            &format!("frame {k} image vs img2img"),
+            &out.image.narrow(0, k, 1).unwrap(),
+            &one.image,
+        );
+    }
+}
+
 fn err_of(s: &Setup, params: &GenerationParams, set: &SetParams) -> String {
     let e = s
         .pipe
