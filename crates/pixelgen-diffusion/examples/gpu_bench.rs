@@ -30,8 +30,9 @@ use pixelgen_diffusion::fused::{
 };
 use pixelgen_diffusion::profile;
 use pixelgen_diffusion::{
-    AutoencoderKl, ClipTokenizer, Control, DiffusionError, GenerationParams, RandomWeights,
-    SchedulerKind, SdxlConfigs, SdxlPipeline, SdxlTextEncoders, SeededNoise, UNet2DConditionModel,
+    AutoencoderKl, ClipTokenizer, Control, DiffusionError, ForwardOptions, GenerationParams,
+    MemoryBudget, RandomWeights, ReferenceAttention, SchedulerKind, SdxlConfigs, SdxlPipeline,
+    SdxlTextEncoders, SeededNoise, SetParams, SharedAttention, UNet2DConditionModel,
     UNetConditioning, count_non_finite,
 };
 
@@ -62,7 +63,8 @@ struct Args {
     /// VAE decode and pipeline sizes (first: the CFG pipeline's, second: the no-CFG one's).
     #[arg(long, default_value = "1024,512")]
     sizes: String,
-    /// Sections to run: check, kernels, profile, unet, clip, vae, pipe, throughput.
+    /// Sections to run: check, kernels, profile, unet, clip, vae, pipe, throughput, and
+    /// (only when named) set.
     #[arg(
         long,
         default_value = "check,kernels,profile,unet,clip,vae,pipe,throughput"
@@ -981,6 +983,164 @@ impl Bench {
         Ok(())
     }
 
+    /// Reference attention (sprite sets, `SdxlPipeline::generate_set`): an 8-frame set with
+    /// frame 0 as the reference at strength 1 against 8 independent txt2img calls (one after
+    /// another), 30 Euler steps with CFG 5 at the first `--sizes` size, text encoding and f32
+    /// VAE included, timed alternately in the same process (1 warm-up of each, then
+    /// `min(--iters, 3)` of each). Then one UNet call of the set's batch (8 frames x 2 halves)
+    /// at strengths 1, 0.5 and off, and the shared attention of these kernels against the
+    /// reference ops (512², 3 frames x 2 halves, strengths 1 and 0.5).
+    fn set(&mut self) -> AnyResult<()> {
+        let sizes = self.sizes()?;
+        let res = sizes[0];
+        let frames = 8usize;
+        let mut pipe = self.build_pipe()?;
+        let params = GenerationParams {
+            prompt: "pixel art knight, 16-bit sprite".into(),
+            negative_prompt: Some("blurry".into()),
+            width: res,
+            height: res,
+            steps: 30,
+            guidance_scale: 5.0,
+            sampler: Some(SchedulerKind::Euler),
+            ..Default::default()
+        };
+        let prompts: Vec<String> = (0..frames)
+            .map(|k| format!("pixel art knight, 16-bit sprite, walk frame {k}"))
+            .collect();
+        let set = SetParams::first_frame(prompts.clone());
+        let est = pipe.estimate_set_memory(&params, &set);
+        println!(
+            "set memory estimate: peak {} MiB (unet {} MiB, attention {} MiB)",
+            est.peak_bytes >> 20,
+            est.unet_bytes >> 20,
+            est.attention_bytes >> 20
+        );
+        match pipe.check_set_memory(&params, &set) {
+            Ok(()) => {}
+            Err(e @ DiffusionError::OutOfMemory { .. }) => {
+                println!("NOTE the memory check refused the set ({e}); timing it unchecked");
+                pipe = pipe.with_memory_budget(MemoryBudget::Unlimited);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let run_set = |pipe: &SdxlPipeline| -> AnyResult<Tensor> {
+            let out = pipe.generate_set(&params, &set, &mut SeededNoise::new(7), &mut |_| {
+                Control::Continue
+            })?;
+            Ok(out.image)
+        };
+        let run_singles = |pipe: &SdxlPipeline| -> AnyResult<Tensor> {
+            let mut last = None;
+            for prompt in &prompts {
+                let p = GenerationParams {
+                    prompt: prompt.clone(),
+                    ..params.clone()
+                };
+                let out = pipe.txt2img(&p, &mut SeededNoise::new(7), &mut |_| Control::Continue)?;
+                last = Some(out.image);
+            }
+            last.ok_or_else(|| "no frames".into())
+        };
+        self.reset_peak();
+        let timed = |b: &Self, f: &dyn Fn(&SdxlPipeline) -> AnyResult<Tensor>| {
+            b.sync()?;
+            let start = Instant::now();
+            let out = f(&pipe)?;
+            b.sync()?;
+            Ok::<_, Box<dyn std::error::Error>>((start.elapsed().as_secs_f64() * 1e3, out))
+        };
+        let (w_set, set_img) = timed(self, &run_set)?;
+        let (w_one, _) = timed(self, &run_singles)?;
+        println!("  warm-up: set {w_set:.0} ms, 8 singles {w_one:.0} ms");
+        let (mut t_set, mut t_one) = (Vec::new(), Vec::new());
+        for run in 0..self.args.iters.clamp(1, 3) {
+            let (a, _) = timed(self, &run_set)?;
+            let (b, _) = timed(self, &run_singles)?;
+            println!("  run {run}: set {a:.0} ms, 8 singles {b:.0} ms");
+            t_set.push(a);
+            t_one.push(b);
+        }
+        let (ms, mo) = (median(&t_set), median(&t_one));
+        let extra = format!(
+            " frames={frames} res={res} steps=30 cfg=5 reference=first_frame strength=1 nonfinite={}",
+            count_non_finite(&set_img)?
+        );
+        self.result("set_8frames_refattn_30step", &t_set, &extra);
+        self.result("set_8singles_txt2img_30step", &t_one, &extra);
+        println!(
+            "RESULT {}_set_overhead set_ms={ms:.0} singles_ms={mo:.0} ratio={:.3} target_ratio=1.25 pass={}",
+            self.tag(),
+            ms / mo,
+            ms / mo <= 1.25
+        );
+
+        // One UNet call of the set's batch at strengths 1, 0.5 and off.
+        let unet = pipe.unet().clone();
+        let (lat, ctx, te, tid) = self.unet_inputs(res, 2 * frames)?;
+        let cond = UNetConditioning {
+            encoder_hidden_states: &ctx,
+            text_embeds: &te,
+            time_ids: &tid,
+        };
+        let shared = |strength: f64| -> AnyResult<Option<SharedAttention>> {
+            if strength == 0.0 {
+                return Ok(None);
+            }
+            let a = ReferenceAttention {
+                strength,
+                ..Default::default()
+            };
+            Ok(Some(SharedAttention::new(a, 2)?))
+        };
+        for strength in [1.0, 0.5, 0.0] {
+            let opts = ForwardOptions {
+                tiling: false,
+                shared_attention: shared(strength)?,
+            };
+            let (times, out) = self.time(1, self.args.iters.min(5), || {
+                Ok(unet.forward_with_options(&lat, 500.0, &cond, &opts)?)
+            })?;
+            self.result(
+                &format!("set_unet_step_{res}_b{}_strength{strength}", 2 * frames),
+                &times,
+                &format!(" nonfinite={}", count_non_finite(&out)?),
+            );
+        }
+
+        // Correctness of the fused shared attention: these kernels against candle's ops.
+        let reference = unet.clone().with_kernel_options(KernelOptions::reference());
+        let (lat, ctx, te, tid) = self.unet_inputs(512, 6)?;
+        let cond = UNetConditioning {
+            encoder_hidden_states: &ctx,
+            text_embeds: &te,
+            time_ids: &tid,
+        };
+        // The plain call's error is the yardstick: sharing may at most double it (or 2e-2).
+        let mut tol = 2e-2f64;
+        for strength in [0.0, 1.0, 0.5] {
+            let opts = ForwardOptions {
+                tiling: false,
+                shared_attention: shared(strength)?,
+            };
+            let ours = unet.forward_with_options(&lat, 500.0, &cond, &opts)?;
+            let want = reference.forward_with_options(&lat, 500.0, &cond, &opts)?;
+            let err = rel_err(&ours, &want)?;
+            if strength == 0.0 {
+                tol = tol.max(2.0 * err);
+            }
+            let pass = err <= tol;
+            println!(
+                "RESULT check_set_shared_attention_{}_vs_reference_ops strength={strength} rel_err={err:.2e} tol={tol:.1e} pass={pass} size=512 batch=6",
+                self.tag()
+            );
+            if !pass {
+                self.failures += 1;
+            }
+        }
+        Ok(())
+    }
+
     fn pipe(&mut self) -> AnyResult<()> {
         let sizes = self.sizes()?;
         let pipe = self.build_pipe()?;
@@ -1193,6 +1353,7 @@ fn run() -> AnyResult<()> {
     bench.section("vae", Bench::vae);
     bench.section("pipe", Bench::pipe);
     bench.section("throughput", Bench::throughput);
+    bench.section("set", Bench::set);
     for line in fused::cudnn_plans() {
         println!("cudnn plan: {line}");
     }

@@ -6,16 +6,20 @@ use candle_nn::{Conv2d, Conv2dConfig, Linear, Module, VarBuilder};
 use crate::error::Result;
 pub(crate) use crate::fused::GroupNorm;
 use crate::fused::KernelOptions;
+use crate::reference::SharedAttention;
 use crate::{profile, tiling};
 
 /// What one forward call of a network computes with: the network's [`KernelOptions`] (given
-/// when it was built) and the call's seamless-tiling switch. Passed down to every layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// when it was built), the call's seamless-tiling switch and its reference attention. Passed
+/// down to every layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Ctx {
     /// The kernels the fused entry points use.
     pub(crate) kernels: KernelOptions,
     /// Circular ("wrap") padding in every padded convolution (see [`crate::tiling`]).
     pub(crate) tiling: bool,
+    /// Shared self-attention of the UNet's transformer blocks (see [`crate::reference`]).
+    pub(crate) share: Option<SharedAttention>,
 }
 
 impl GroupNorm {

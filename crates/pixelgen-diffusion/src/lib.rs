@@ -9,7 +9,9 @@
 //! checkpoints ([`checkpoint`], UNet-only ones with a separate VAE) and merges LoRAs in the
 //! kohya and diffusers/PEFT layouts ([`lora`]), DoRA, and LyCORIS LoHa/LoKr ([`lycoris`]) at
 //! load, checked against diffusers the same way (LyCORIS against its published formulas; see
-//! `docs/models.md`).
+//! `docs/models.md`). [`SdxlPipeline::generate_set`] makes the frames of a sprite set in one
+//! batch whose self-attention is shared with a reference frame or image ([`mod@reference`]), so
+//! they keep one character and style.
 //!
 //! ```no_run
 //! use candle_core::{DType, Device};
@@ -50,6 +52,7 @@ pub mod presets;
 pub mod preview;
 pub mod profile;
 pub mod random;
+pub mod reference;
 pub mod registry;
 pub mod sampling;
 pub mod scheduler;
@@ -80,11 +83,12 @@ pub use pipeline::{
 };
 pub use preview::{SDXL_LATENT_RGB, latent_pixel_to_rgb, latents_to_rgb};
 pub use random::RandomWeights;
+pub use reference::{ReferenceAttention, SetParams, SetReference, SharedAttention};
 pub use registry::{LoraSpec, ModelSpec, Registry, Source};
 pub use sampling::{PresetName, SamplingPreset};
 pub use scheduler::{Scheduler, SchedulerKind};
 pub use sdxl_weights::SdxlWeights;
 pub use text::{PromptEmbeds, SdxlTextEncoders};
 pub use tokenizer::{ClipTokenizer, Tokens};
-pub use unet::{UNet2DConditionModel, UNetConditioning};
+pub use unet::{ForwardOptions, UNet2DConditionModel, UNetConditioning};
 pub use vae::{AutoencoderKl, LatentDistribution};

@@ -12,10 +12,11 @@ use crate::error::{DiffusionError, Result, invalid};
 use crate::fused::KernelOptions;
 use crate::memory::{EstimateTarget, MemoryBudget, MemoryEstimate, estimate_peak};
 use crate::noise::NoiseSource;
+use crate::reference::{SetParams, SetReference, SharedAttention};
 use crate::scheduler::{self, Ddim, Scheduler, SchedulerKind};
 use crate::text::SdxlTextEncoders;
 use crate::tokenizer::ClipTokenizer;
-use crate::unet::{UNet2DConditionModel, UNetConditioning};
+use crate::unet::{ForwardOptions, UNet2DConditionModel, UNetConditioning};
 use crate::vae::AutoencoderKl;
 use crate::weights::{load_var_builder, weight_files};
 
@@ -150,9 +151,10 @@ pub enum Control {
 /// A finished generation.
 #[derive(Debug, Clone)]
 pub struct Generated {
-    /// Final latents in the UNet's space, `[1, 4, h / 8, w / 8]`.
+    /// Final latents in the UNet's space, `[batch, 4, h / 8, w / 8]` (`[n, ...]` for a set of
+    /// `n` frames).
     pub latents: Tensor,
-    /// Decoded image, `[1, 3, h, w]`, values in [0, 1] (f32).
+    /// Decoded image, `[batch, 3, h, w]`, values in [0, 1] (f32).
     pub image: Tensor,
     /// Tokens cut from the prompt or negative prompt beyond CLIP's 77 (0 when all fitted).
     pub truncated_tokens: usize,
@@ -643,5 +645,315 @@ impl SdxlPipeline {
             }
         }
         Ok((latents, truncated))
+    }
+}
+
+/// Checks that `image` is `[1, 3, height, width]` (`what` names it in the error).
+fn check_image(what: &'static str, image: &Tensor, p: &GenerationParams) -> Result<()> {
+    let ok = matches!(image.dims4(), Ok((1, 3, h, w)) if h == p.height && w == p.width);
+    if !ok {
+        return Err(invalid(
+            what,
+            format!(
+                "shape {:?}, expected [1, 3, {}, {}] (RGB in [0, 1] at the requested size)",
+                image.dims(),
+                p.height,
+                p.width
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The tensors concatenated along the batch (the one tensor itself when there is one).
+fn cat_batch(mut parts: Vec<Tensor>) -> Result<Tensor> {
+    Ok(if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        Tensor::cat(&parts, 0)?
+    })
+}
+
+/// `t` `[1, ...]` repeated `n` times along the batch.
+fn repeat_batch(t: &Tensor, n: usize) -> Result<Tensor> {
+    Ok(if n == 1 {
+        t.clone()
+    } else {
+        Tensor::cat(&vec![t; n], 0)?
+    })
+}
+
+impl SdxlPipeline {
+    /// Checks a set request before anything runs: `params` ([`GenerationParams::validate`],
+    /// `batch` must be 1), 1 to [`MAX_BATCH`] frames (one less with an image reference, which
+    /// runs as an extra batch item), the attention options, and the shapes of the reference
+    /// and init images. Returns the number of batch items per guidance half.
+    pub fn validate_set(&self, params: &GenerationParams, set: &SetParams) -> Result<usize> {
+        params.validate(self.configs.vae.scale_factor())?;
+        if params.batch != 1 {
+            return Err(invalid(
+                "batch",
+                format!(
+                    "{}: a set makes one image per prompt, set batch to 1",
+                    params.batch
+                ),
+            ));
+        }
+        let extra = usize::from(matches!(set.reference, SetReference::Image(_)));
+        let max = MAX_BATCH - extra;
+        let n = set.prompts.len();
+        if n == 0 || n > max {
+            return Err(invalid(
+                "set prompts",
+                format!("{n} frames: use 1 to {max} (one prompt per frame)"),
+            ));
+        }
+        set.attention.validate()?;
+        if let SetReference::Image(image) = &set.reference {
+            check_image("reference image", image, params)?;
+        }
+        if let Some((image, strength)) = &set.init {
+            check_image("init image", image, params)?;
+            if !strength.is_finite() || !(0.0..=1.0).contains(strength) {
+                return Err(invalid(
+                    "init strength",
+                    format!("{strength}: use a number from 0 to 1"),
+                ));
+            }
+        }
+        Ok(n + extra)
+    }
+
+    /// The memory estimate of a set: the UNet part of [`SdxlPipeline::estimate_memory`] for a
+    /// batch of all its UNet items (frames, plus an image reference), plus, when attention is
+    /// shared, the scores of the shared path: it attends over twice the keys, but materialises
+    /// its scores (where flash attention does not run) in chunks of at most 2^28 values, so one
+    /// such chunk (12 bytes a value: the matmul output and two f32 copies) or, if smaller, the
+    /// batch's self-attention scores again. The VAE part is one image's: the frames are
+    /// decoded one at a time.
+    pub fn estimate_set_memory(
+        &self,
+        params: &GenerationParams,
+        set: &SetParams,
+    ) -> MemoryEstimate {
+        let extra = usize::from(matches!(set.reference, SetReference::Image(_)));
+        let items = set.prompts.len() + extra;
+        let p = GenerationParams {
+            batch: items.max(1),
+            ..params.clone()
+        };
+        let mut e = self.estimate_memory(&p);
+        if set.attention.is_active() && items > 1 {
+            let shared = e.attention_bytes.min((1u64 << 28) * 12);
+            e.unet_bytes = e.unet_bytes.saturating_add(shared);
+        }
+        let one = GenerationParams {
+            batch: 1,
+            ..params.clone()
+        };
+        e.vae_bytes = self.estimate_memory(&one).vae_bytes;
+        e.peak_bytes = (e.unet_bytes.max(e.vae_bytes) / 4)
+            .saturating_mul(5)
+            .saturating_add(crate::memory::OVERHEAD_BYTES);
+        e
+    }
+
+    /// [`SdxlPipeline::validate_set`], then the set's memory estimate
+    /// ([`SdxlPipeline::estimate_set_memory`]) against this pipeline's [`MemoryBudget`].
+    pub fn check_set_memory(&self, params: &GenerationParams, set: &SetParams) -> Result<()> {
+        let items = self.validate_set(params, set)?;
+        let estimate = self.estimate_set_memory(params, set);
+        let cfg = params.guidance_scale > 1.0 && self.configs.unet.time_cond_proj_dim.is_none();
+        let what = format!(
+            "a {}x{} set of {} frames ({} UNet items, guidance {})",
+            params.width,
+            params.height,
+            set.prompts.len(),
+            items,
+            if cfg { "on" } else { "off" }
+        );
+        crate::memory::check(&estimate, self.memory, &self.device, what)
+    }
+
+    /// Generates the frames of a set as one batch whose self-attention shares keys and values
+    /// with a reference (see [`crate::reference`]): frame `k` from `set.prompts[k]`, everything
+    /// else (negative prompt, size, steps, sampler, guidance, tiling) from `params`
+    /// (`params.batch` must be 1; `params.prompt` is the text of an image reference).
+    ///
+    /// Noise: the initial latents are ONE draw `[1, 4, h / 8, w / 8]` repeated for every frame
+    /// (with `set.init`: the VAE-sample noise and the add-noise draw, as
+    /// [`SdxlPipeline::img2img`], once for all frames); then, with an image reference, one draw
+    /// `[1, 4, h / 8, w / 8]` that noises the reference at every step; then each step's noise
+    /// of a stochastic sampler, also one draw repeated for every frame. So with strength 0 each
+    /// frame equals [`SdxlPipeline::txt2img`] (or img2img) with the same seed and its prompt.
+    ///
+    /// Returns `image` `[n, 3, h, w]` and `latents` `[n, ...]` for the `n` frames (an image
+    /// reference is not among them). Progress and cancellation work per step as in txt2img.
+    pub fn generate_set(
+        &self,
+        params: &GenerationParams,
+        set: &SetParams,
+        noise: &mut dyn NoiseSource,
+        progress: &mut dyn FnMut(Progress) -> Control,
+    ) -> Result<Generated> {
+        self.check_set_memory(params, set)?;
+        let n = set.prompts.len();
+        let mut sched = self.scheduler(params)?;
+        let (lh, lw) = self.latent_size(params)?;
+        let c = self.configs.unet.in_channels;
+        let vae_dtype = self.vae_dtype();
+        let encode = |image: &Tensor| -> Result<crate::vae::LatentDistribution> {
+            let pixels = image.to_dtype(vae_dtype)?.affine(2.0, -1.0)?;
+            self.vae.encode_with(&pixels, params.tiling)
+        };
+        let (start, first) = match &set.init {
+            Some((image, strength)) => {
+                let start = scheduler::img2img_start(params.steps, *strength)?;
+                if start >= sched.timesteps().len() {
+                    return Err(invalid(
+                        "init strength",
+                        format!(
+                            "{strength} with {} steps leaves no step to run: raise strength or steps",
+                            params.steps
+                        ),
+                    ));
+                }
+                let dist = encode(image)?;
+                let sample_noise = noise
+                    .normal(dist.mean.dims(), &self.device)?
+                    .to_dtype(vae_dtype)?;
+                let init = self.vae.scale_latents(&dist.sample(&sample_noise)?)?;
+                let add = noise
+                    .normal(&[1, c, lh, lw], &self.device)?
+                    .to_dtype(init.dtype())?;
+                (start, sched.add_noise(&init, &add, start)?)
+            }
+            None => {
+                let init = noise.normal(&[1, c, lh, lw], &self.device)?;
+                (0, init.affine(sched.init_noise_sigma(), 0.0)?)
+            }
+        };
+        let mut latents = repeat_batch(&first.to_dtype(self.dtype)?, n)?;
+        // An image reference: its latent mean (no noise drawn) and the one draw that noises it.
+        let reference = match &set.reference {
+            SetReference::Image(image) => {
+                let mean = self.vae.scale_latents(&encode(image)?.mean)?;
+                let draw = noise.normal(&[1, c, lh, lw], &self.device)?;
+                Some((mean.to_dtype(DType::F32)?, draw.to_dtype(DType::F32)?))
+            }
+            SetReference::FirstFrame => None,
+        };
+        let extra = usize::from(reference.is_some());
+        let items = n + extra;
+
+        // Text: every frame its prompt, the reference image `params.prompt`, one negative.
+        let cfg = params.guidance_scale > 1.0 && self.configs.unet.time_cond_proj_dim.is_none();
+        let neg_text = params.negative_prompt.as_deref();
+        let mut texts: Vec<&str> = Vec::with_capacity(items);
+        if reference.is_some() {
+            texts.push(&params.prompt);
+        }
+        texts.extend(set.prompts.iter().map(String::as_str));
+        let mut pos = Vec::with_capacity(items);
+        let mut neg = None;
+        let mut truncated = 0;
+        for text in &texts {
+            let (p, ng) = self.text.encode_with_negative(text, neg_text)?;
+            truncated = truncated.max(p.truncated).max(ng.truncated);
+            pos.push(p);
+            neg.get_or_insert(ng);
+        }
+        if truncated > 0 {
+            tracing::warn!(
+                truncated,
+                "a prompt is longer than CLIP's 77 tokens: {truncated} token(s) at its end were ignored"
+            );
+        }
+        let neg = neg.ok_or_else(|| invalid("set prompts", "no frames"))?;
+        let (h, w) = (params.height as f32, params.width as f32);
+        let ids = [h, w, 0.0, 0.0, h, w];
+        let rows = if cfg { 2 * items } else { items };
+        let time_ids = Tensor::from_vec(ids.repeat(rows), (rows, 6), &self.device)?;
+        let pos_embeds = Tensor::cat(&pos.iter().map(|p| &p.embeds).collect::<Vec<_>>(), 0)?;
+        let pos_pooled = Tensor::cat(&pos.iter().map(|p| &p.pooled).collect::<Vec<_>>(), 0)?;
+        let (ehs, pooled) = if cfg {
+            (
+                Tensor::cat(&[repeat_batch(&neg.embeds, items)?, pos_embeds], 0)?,
+                Tensor::cat(&[repeat_batch(&neg.pooled, items)?, pos_pooled], 0)?,
+            )
+        } else {
+            (pos_embeds, pos_pooled)
+        };
+        let cond = UNetConditioning {
+            encoder_hidden_states: &ehs,
+            text_embeds: &pooled,
+            time_ids: &time_ids,
+        };
+        let shared_attention = if set.attention.is_active() && items > 1 {
+            Some(SharedAttention::new(
+                set.attention,
+                if cfg { 2 } else { 1 },
+            )?)
+        } else {
+            None
+        };
+        let opts = ForwardOptions {
+            tiling: params.tiling,
+            shared_attention,
+        };
+
+        let timesteps = sched.timesteps().to_vec();
+        let total = timesteps.len() - start;
+        for (i, &t) in timesteps.iter().enumerate().skip(start) {
+            let half = match &reference {
+                Some((mean, draw)) => {
+                    let noisy = sched.add_noise(mean, draw, i)?.to_dtype(latents.dtype())?;
+                    Tensor::cat(&[&noisy, &latents], 0)?
+                }
+                None => latents.clone(),
+            };
+            let input = if cfg {
+                Tensor::cat(&[&half, &half], 0)?
+            } else {
+                half
+            };
+            let input = sched.scale_model_input(&input, i)?;
+            let pred = self.unet.forward_with_options(&input, t, &cond, &opts)?;
+            let pred = if cfg {
+                let uncond = pred.narrow(0, extra, n)?;
+                let text = pred.narrow(0, items + extra, n)?;
+                (&uncond + (text - &uncond)?.affine(params.guidance_scale, 0.0)?)?
+            } else {
+                pred.narrow(0, extra, n)?
+            };
+            let step_noise = if sched.needs_noise(i) {
+                let draw = noise.normal(&[1, c, lh, lw], &self.device)?;
+                Some(repeat_batch(&draw.to_dtype(latents.dtype())?, n)?)
+            } else {
+                None
+            };
+            latents = sched.step(&pred, i, &latents, step_noise.as_ref())?;
+            let done = i + 1 - start;
+            let answer = progress(Progress {
+                step: done,
+                total,
+                timestep: t,
+                latents: &latents,
+            });
+            if answer == Control::Cancel && done < total {
+                return Err(DiffusionError::Cancelled { step: done, total });
+            }
+        }
+        // One frame at a time: a batch of full-size f32 decodes would need n times the memory
+        // for no speed-up (the VAE fills the GPU with one image).
+        let images = (0..n)
+            .map(|k| self.decode_with(&latents.narrow(0, k, 1)?, params.tiling))
+            .collect::<Result<Vec<_>>>()?;
+        let image = cat_batch(images)?;
+        Ok(Generated {
+            latents,
+            image,
+            truncated_tokens: truncated,
+        })
     }
 }

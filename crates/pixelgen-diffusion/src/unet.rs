@@ -15,6 +15,7 @@ use crate::blocks::{
 use crate::config::{SdxlConfigs, UNetConfig};
 use crate::error::{Result, invalid, unsupported};
 use crate::fused::KernelOptions;
+use crate::reference::{self, SharedAttention};
 use crate::weights::{load_var_builder, weight_files};
 use crate::{fused, profile};
 
@@ -149,7 +150,15 @@ impl CrossAttention {
         Ok(kv)
     }
 
-    fn forward(&self, x: &Tensor, context: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
+    /// Attention of `x` to `context` (cross-attention) or to itself (`None`); self-attention
+    /// shares keys and values across the batch where `share` says so.
+    fn forward(
+        &self,
+        x: &Tensor,
+        context: Option<&Tensor>,
+        share: Option<&SharedAttention>,
+        ctx: &Ctx,
+    ) -> Result<Tensor> {
         let inner = self.heads * self.head_dim;
         let proj = run_linear("linear_qkv", &self.in_proj, x, ctx)?;
         let (q, k, v) = match (&self.kv_proj, context) {
@@ -169,7 +178,12 @@ impl CrossAttention {
                 ));
             }
         };
-        let o = fused::attention(&q, &k, &v, self.heads, self.head_dim, &ctx.kernels)?;
+        let o = match share {
+            Some(share) if context.is_none() => {
+                reference::attention(&q, &k, &v, self.heads, self.head_dim, share, &ctx.kernels)?
+            }
+            _ => fused::attention(&q, &k, &v, self.heads, self.head_dim, &ctx.kernels)?,
+        };
         run_linear("linear_out", &self.to_out, &o, ctx)
     }
 }
@@ -205,11 +219,16 @@ impl TransformerBlock {
         let norm = |n: &LayerNorm, x: &Tensor| {
             profile::scope("layer_norm", x.device(), || Ok(n.forward(x)?))
         };
-        let x = add(&self.attn1.forward(&norm(&self.norm1, x)?, None, ctx)?, x)?;
+        let x = add(
+            &self
+                .attn1
+                .forward(&norm(&self.norm1, x)?, None, ctx.share.as_ref(), ctx)?,
+            x,
+        )?;
         let x = add(
             &self
                 .attn2
-                .forward(&norm(&self.norm2, &x)?, Some(context), ctx)?,
+                .forward(&norm(&self.norm2, &x)?, Some(context), None, ctx)?,
             &x,
         )?;
         let h = run_linear("linear_ff", &self.ff_in, &norm(&self.norm3, &x)?, ctx)?;
@@ -326,6 +345,16 @@ pub struct UNetConditioning<'a> {
     pub text_embeds: &'a Tensor,
     /// Micro-conditioning `[batch, 6]`: original size, crop top-left, target size (h, w each).
     pub time_ids: &'a Tensor,
+}
+
+/// Options of one UNet call ([`UNet2DConditionModel::forward_with_options`]): what may change
+/// from call to call, never held by the model.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ForwardOptions {
+    /// Every padded convolution pads circularly (seamless tiling, see [`crate::tiling`]).
+    pub tiling: bool,
+    /// Reference attention: self-attention shared across the batch (see [`crate::reference`]).
+    pub shared_attention: Option<SharedAttention>,
 }
 
 /// SDXL's UNet.
@@ -574,11 +603,31 @@ impl UNet2DConditionModel {
         cond: &UNetConditioning,
         tiling: bool,
     ) -> Result<Tensor> {
+        let opts = ForwardOptions {
+            tiling,
+            shared_attention: None,
+        };
+        self.forward_with_options(sample, timestep, cond, &opts)
+    }
+
+    /// [`Self::forward`] with the call's [`ForwardOptions`]: seamless tiling and reference
+    /// attention (the batch must split into [`SharedAttention::groups`] equal groups).
+    pub fn forward_with_options(
+        &self,
+        sample: &Tensor,
+        timestep: f64,
+        cond: &UNetConditioning,
+        opts: &ForwardOptions,
+    ) -> Result<Tensor> {
         let ctx = &Ctx {
             kernels: self.kernels,
-            tiling,
+            tiling: opts.tiling,
+            share: opts.shared_attention,
         };
         let (b, c, h, w) = sample.dims4()?;
+        if let Some(share) = &opts.shared_attention {
+            share.check_batch(b)?;
+        }
         if c != self.config.in_channels {
             return Err(invalid(
                 "latents",

@@ -319,6 +319,7 @@ impl AutoencoderKl {
         Ctx {
             kernels: self.kernels,
             tiling,
+            share: None,
         }
     }
 

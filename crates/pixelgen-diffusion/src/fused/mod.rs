@@ -264,6 +264,15 @@ pub fn geglu(h: &Tensor, opts: &KernelOptions) -> Result<Tensor> {
     })
 }
 
+/// Whether [`attention`] runs flash attention for queries like `q` (CUDA build and device,
+/// fused kernels, head dim 64, f16/bf16): the path that takes no per-key bias.
+pub(crate) fn flash_applies(q: &Tensor, head_dim: usize, opts: &KernelOptions) -> bool {
+    opts.fused_on(q.device())
+        && matches!(opts.kernels, Kernels::Fused | Kernels::FusedWmma)
+        && head_dim == 64
+        && matches!(q.dtype(), DType::F16 | DType::BF16)
+}
+
 /// Multi-head scaled dot-product attention: `q` `[b, lq, heads * head_dim]`, `k` and `v`
 /// `[b, lk, heads * head_dim]`, result `[b, lq, heads * head_dim]`.
 pub fn attention(
@@ -277,11 +286,7 @@ pub fn attention(
     let scale = (head_dim as f64).powf(-0.5);
     let device = q.device();
     #[cfg(feature = "cuda")]
-    if opts.fused_on(device)
-        && matches!(opts.kernels, Kernels::Fused | Kernels::FusedWmma)
-        && head_dim == 64
-        && matches!(q.dtype(), DType::F16 | DType::BF16)
-    {
+    if flash_applies(q, head_dim, opts) {
         let op = cuda::FlashAttnOp {
             heads,
             scale: scale as f32,
