@@ -6,6 +6,42 @@ use image::RgbaImage;
 use crate::error::{Result, invalid};
 use crate::pipeline::ensure_finite;
 
+/// An RGBA image -> `[1, 3, height, width]` RGB in [0, 1] (f32) on `device`, the input of
+/// img2img or a set reference: scaled to `width` x `height` (nearest neighbour, so pixel
+/// art stays crisp) and transparency composited over `background`.
+pub fn rgba_to_tensor(
+    image: &RgbaImage,
+    width: usize,
+    height: usize,
+    background: [u8; 3],
+    device: &candle_core::Device,
+) -> Result<Tensor> {
+    if image.width() == 0 || image.height() == 0 || width == 0 || height == 0 {
+        return Err(invalid(
+            "image",
+            format!(
+                "{}x{} to {width}x{height}: an image needs at least one pixel",
+                image.width(),
+                image.height()
+            ),
+        ));
+    }
+    let (w, h) = (
+        u32::try_from(width).map_err(|_| invalid("image", "too wide"))?,
+        u32::try_from(height).map_err(|_| invalid("image", "too tall"))?,
+    );
+    let scaled = image::imageops::resize(image, w, h, image::imageops::FilterType::Nearest);
+    let mut planes = vec![0f32; 3 * width * height];
+    for (i, p) in scaled.pixels().enumerate() {
+        let a = f32::from(p.0[3]) / 255.0;
+        for c in 0..3 {
+            let v = f32::from(p.0[c]) * a + f32::from(background[c]) * (1.0 - a);
+            planes[c * width * height + i] = v / 255.0;
+        }
+    }
+    Ok(Tensor::from_vec(planes, (1, 3, height, width), device)?)
+}
+
 /// `[batch, 3, h, w]` (or `[3, h, w]`) RGB in [0, 1] -> one opaque RGBA image per batch item.
 /// Values are clamped and rounded; NaN or infinite values are an error, never a black image.
 pub fn to_rgba_images(image: &Tensor) -> Result<Vec<RgbaImage>> {

@@ -70,7 +70,7 @@ pub use config::{
 };
 pub use error::{DiffusionError, Result};
 pub use fused::KernelOptions;
-pub use image_out::to_rgba_images;
+pub use image_out::{rgba_to_tensor, to_rgba_images};
 pub use lora::{
     KronFactor, Lora, LoraComponent, LoraLayer, LoraLayout, LoraMatch, LoraMetadata, LoraReport,
     LoraUpdate, ScaledLora,

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use image::RgbaImage;
 use pixelgen_diffusion::{
-    Lora, SamplingPreset, ScaledLora, SdxlPipeline, SdxlWeights, SeededNoise, to_rgba_images,
+    GenerationParams, Lora, ReferenceAttention, SamplingPreset, ScaledLora, SdxlPipeline,
+    SdxlWeights, SeededNoise, SetParams, SetReference, rgba_to_tensor, to_rgba_images,
 };
 use pixelgen_pixel::pixelize;
 
@@ -314,13 +315,156 @@ impl SpriteEngine for Generator {
         plan: &Plan,
         progress: &mut dyn FnMut(&Progress) -> Control,
     ) -> Result<Rendered> {
-        let recipe = plan.recipe();
         if plan.is_sheet() {
             return Err(invalid(
                 "frames",
                 "an engine draws one frame: make sheets with CachedEngine (it splits them)",
             ));
         }
+        let (seed, params) = self.prepare(plan)?;
+        let previews = self.previews;
+        let pipe = self.pipeline_with(&plan.recipe().loras)?;
+        let mut on_step = step_reporter(previews, 0, 1, progress);
+        let out = pipe.txt2img(&params, &mut SeededNoise::new(seed), &mut on_step)?;
+        let raw = to_rgba_images(&out.image)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| PixelGenError::Engine("the model returned no image".into()))?;
+        let pixel = pixelize(&raw, &plan.recipe().pixel_options())?;
+        Ok(Rendered {
+            image: pixel.image,
+            fell_back: pixel.fell_back,
+        })
+    }
+
+    /// The set's frames in batches of at most [`SET_CHUNK_FRAMES`], each sharing attention
+    /// with the reference: a user's image, or the set's first frame (drawn again at the head
+    /// of every later batch: the same noise and prompt give it the same trajectory, and its
+    /// copy is dropped). Returns the model's images at the generation size.
+    fn render_set(
+        &mut self,
+        plan: &Plan,
+        progress: &mut dyn FnMut(&Progress) -> Control,
+    ) -> Result<RenderedSet> {
+        let (Some(frames), Some(set)) = (plan.set_frames(), plan.recipe().set.as_ref()) else {
+            return Err(PixelGenError::Engine(
+                "render_set needs a set plan (a recipe with `set`)".into(),
+            ));
+        };
+        let (seed, params) = self.prepare(plan)?;
+        let recipe = plan.recipe();
+        let previews = self.previews;
+        let pipe = self.pipeline_with(&recipe.loras)?;
+        let (w, h) = (params.width, params.height);
+        let image = match set.reference_image() {
+            Some(r) => Some((
+                rgba_to_tensor(
+                    &r.read(recipe.size)?,
+                    w,
+                    h,
+                    REFERENCE_BACKGROUND,
+                    pipe.device(),
+                )?,
+                r.start_strength,
+            )),
+            None => None,
+        };
+        let attention = ReferenceAttention {
+            strength: set.strength,
+            ..ReferenceAttention::default()
+        };
+        let prompts = &frames.prompts;
+        let chunks = set_chunks(prompts.len(), image.is_some());
+        let mut out = Vec::with_capacity(prompts.len());
+        for (i, chunk) in chunks.iter().enumerate() {
+            let (reference, with_first) = match &image {
+                Some((tensor, _)) => (SetReference::Image(tensor.clone()), false),
+                None => (SetReference::FirstFrame, i > 0),
+            };
+            let mut batch: Vec<String> = Vec::with_capacity(chunk.len() + 1);
+            if with_first {
+                batch.push(prompts[0].clone());
+            }
+            batch.extend(chunk.clone().map(|k| prompts[k].clone()));
+            let set_params = SetParams {
+                prompts: batch,
+                attention,
+                reference,
+                init: image
+                    .as_ref()
+                    .and_then(|(t, start)| start.map(|s| (t.clone(), s))),
+            };
+            let mut on_step = step_reporter(previews, i, chunks.len(), progress);
+            let made = pipe.generate_set(
+                &params,
+                &set_params,
+                &mut SeededNoise::new(seed),
+                &mut on_step,
+            )?;
+            let images = to_rgba_images(&made.image)?;
+            out.extend(images.into_iter().skip(usize::from(with_first)));
+        }
+        Ok(RenderedSet {
+            frames: out,
+            pixel_art: false,
+        })
+    }
+}
+
+/// Most frames drawn in one batch of a set (with the reference frame again at the head of
+/// every batch after the first).
+pub const SET_CHUNK_FRAMES: usize = 8;
+
+/// Transparent pixels of a reference image are drawn over this colour (white, the plain
+/// background sprite prompts ask for) before the model sees it.
+const REFERENCE_BACKGROUND: [u8; 3] = [255, 255, 255];
+
+/// The frame ranges of a set of `n` frames, one per batch: the first batch holds
+/// [`SET_CHUNK_FRAMES`] frames, each later one a frame less when it repeats the first frame
+/// as its reference (no image reference), so no batch is larger than the first.
+fn set_chunks(n: usize, image_reference: bool) -> Vec<std::ops::Range<usize>> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let room = if start == 0 || image_reference {
+            SET_CHUNK_FRAMES
+        } else {
+            SET_CHUNK_FRAMES - 1
+        };
+        let end = (start + room).min(n);
+        chunks.push(start..end);
+        start = end;
+    }
+    chunks
+}
+
+/// The pipeline's per-step progress as the engine's, for batch `i` of `n` (steps count
+/// across batches), with a latent preview when `previews`.
+fn step_reporter<'a>(
+    previews: bool,
+    i: usize,
+    n: usize,
+    progress: &'a mut dyn FnMut(&Progress) -> Control,
+) -> impl FnMut(pixelgen_diffusion::Progress) -> Control + 'a {
+    move |p: pixelgen_diffusion::Progress| {
+        let report = Progress {
+            step: i * p.total + p.step,
+            total: n * p.total,
+            preview: previews
+                .then(|| crate::latents_to_rgb(p.latents).ok())
+                .flatten(),
+        };
+        progress(&report)
+    }
+}
+
+impl Generator {
+    /// A one-frame or set plan's seed and generation parameters: the plan's model must be
+    /// this engine's, and a registry model's preset fills the sampling fields the recipe
+    /// leaves unset (the cache key is of the recipe as written: the preset is part of the
+    /// model identity). Builds the pipeline with the recipe's LoRAs.
+    fn prepare(&mut self, plan: &Plan) -> Result<(u64, GenerationParams)> {
+        let recipe = plan.recipe();
         let seed = recipe
             .seed
             .value()
@@ -339,42 +483,34 @@ impl SpriteEngine for Generator {
                 ),
             ));
         }
-        let previews = self.previews;
         self.pipeline_with(&recipe.loras)?;
-        // A registry model's preset fills the sampling fields the recipe leaves unset; the
-        // cache key is of the recipe as written (the preset is part of the model identity).
         let sampled = match &self.preset {
             Some(preset) => recipe.with_unset_sampling_from(preset),
             None => recipe.clone(),
         };
-        let pipe = self.pipeline_with(&recipe.loras)?;
-        let params = sampled.generation_params(&sampled.prompt);
-        let mut on_step = |p: pixelgen_diffusion::Progress| {
-            let report = Progress {
-                step: p.step,
-                total: p.total,
-                preview: previews
-                    .then(|| crate::latents_to_rgb(p.latents).ok())
-                    .flatten(),
-            };
-            progress(&report)
-        };
-        let out = pipe.txt2img(&params, &mut SeededNoise::new(seed), &mut on_step)?;
-        let raw = to_rgba_images(&out.image)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| PixelGenError::Engine("the model returned no image".into()))?;
-        let pixel = pixelize(&raw, &recipe.pixel_options())?;
-        Ok(Rendered {
-            image: pixel.image,
-            fell_back: pixel.fell_back,
-        })
+        Ok((seed, sampled.generation_params(&sampled.prompt)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sets_are_batched_with_room_for_the_repeated_reference_frame() {
+        let lens = |n, image| -> Vec<(usize, usize)> {
+            set_chunks(n, image)
+                .into_iter()
+                .map(|r| (r.start, r.end))
+                .collect()
+        };
+        assert_eq!(lens(3, false), [(0, 3)]);
+        assert_eq!(lens(8, false), [(0, 8)]);
+        // Later batches repeat frame 0 at their head, so they take 7 new frames.
+        assert_eq!(lens(16, false), [(0, 8), (8, 15), (15, 16)]);
+        assert_eq!(lens(16, true), [(0, 8), (8, 16)]);
+        assert!(set_chunks(0, false).is_empty());
+    }
 
     #[test]
     fn missing_model_fails_to_load_and_can_retry() {

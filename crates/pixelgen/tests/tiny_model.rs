@@ -245,3 +245,82 @@ fn a_tiling_recipe_reaches_the_model_and_its_key() {
         "wrap padding changes the pixels for the same seed"
     );
 }
+
+/// The raw frames the generator draws for `recipe`'s set.
+fn drawn(engine: &mut Generator, recipe: Recipe) -> Vec<image::RgbaImage> {
+    use pixelgen::SpriteEngine;
+    let plan = pixelgen::Plan::new(recipe).unwrap();
+    let set = engine
+        .render_set(&plan, &mut |_| Control::Continue)
+        .unwrap();
+    assert!(!set.pixel_art, "the model's own images");
+    set.frames
+}
+
+#[test]
+fn a_set_on_the_tiny_model_shares_attention_in_batches_and_comes_back_consistent() {
+    use pixelgen::{Action, Frames, SetRecipe};
+    let mut model = Generator::new(tiny_model()).with_previews(false);
+    // Ten frames: two batches (8, then 2 more after the first frame drawn again as their
+    // reference). A frame of the second batch is what it is in a one-batch set with the same
+    // reference frame: the batching does not show.
+    let prompts: Vec<String> = (0..10).map(|i| format!("knight, pose {i}")).collect();
+    let set = |prompts: Vec<String>| Recipe {
+        frames: Frames::Prompts(prompts),
+        set: Some(SetRecipe::default()),
+        steps: Some(10),
+        ..recipe(5)
+    };
+    let ten = drawn(&mut model, set(prompts.clone()));
+    assert_eq!(ten.len(), 10);
+    assert!(ten.iter().all(|f| f.dimensions() == (32, 32)));
+    let two = drawn(
+        &mut model,
+        set(vec![prompts[0].clone(), prompts[9].clone()]),
+    );
+    assert_eq!(ten[0], two[0]);
+    assert_eq!(ten[9], two[1], "frame 9 of the second batch");
+    // Sharing changes the frames: strength 0 draws them as independent images would.
+    let mut off = SetRecipe::default();
+    off.strength = 0.0;
+    let independent = drawn(
+        &mut model,
+        Recipe {
+            set: Some(off),
+            ..set(vec![prompts[0].clone(), prompts[9].clone()])
+        },
+    );
+    // (On this random-weight model sharing moves a tenth of the pixels by a level.)
+    let changed = independent[1]
+        .pixels()
+        .zip(two[1].pixels())
+        .filter(|(p, q)| p != q)
+        .count();
+    assert!(changed > 50, "attention was shared: {changed} px changed");
+    assert_eq!(
+        independent[0], two[0],
+        "the reference attends only to itself"
+    );
+
+    // Through the cached engine: an idle animation packed with its clip and measured, the
+    // same pixels again from the same recipe.
+    let mut engine = engine();
+    let idle = Recipe {
+        size: Size::square(8),
+        set: Some(SetRecipe::animation(Action::Idle)),
+        ..recipe(6)
+    };
+    let a = engine.generate(&idle, &mut |_| Control::Continue).unwrap();
+    assert_eq!(a.image.dimensions(), (32, 8));
+    let c = a
+        .consistency
+        .as_ref()
+        .expect("a set reports its consistency");
+    assert_eq!(c.frames.len(), 4);
+    assert_eq!(
+        a.clips().get("idle").unwrap().frames,
+        vec![0, 1, 2, 3, 2, 1]
+    );
+    let b = engine.generate(&idle, &mut |_| Control::Continue).unwrap();
+    assert_eq!(a.image, b.image);
+}
