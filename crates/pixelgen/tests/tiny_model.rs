@@ -281,8 +281,10 @@ fn a_set_on_the_tiny_model_shares_attention_in_batches_and_comes_back_consistent
     assert_eq!(ten[0], two[0]);
     assert_eq!(ten[9], two[1], "frame 9 of the second batch");
     // Sharing changes the frames: strength 0 draws them as independent images would.
-    let mut off = SetRecipe::default();
-    off.strength = 0.0;
+    let off = SetRecipe {
+        strength: 0.0,
+        ..SetRecipe::default()
+    };
     let independent = drawn(
         &mut model,
         Recipe {
