@@ -472,7 +472,8 @@ impl PixelGenQueue {
             Err(error) => {
                 // Nothing runs: the handle gets a tiny placeholder, whatever size was asked.
                 let handle = images.add(placeholder(Size::square(2)));
-                let layout = (recipe.frames != Frames::Single)
+                // A sheet or set request keeps its layout handle (empty), as the caller expects.
+                let layout = (recipe.frames != Frames::Single || recipe.set.is_some())
                     .then(|| layouts.add(TextureAtlasLayout::new_empty(bevy::math::UVec2::ONE)));
                 let ticket =
                     self.new_ticket(recipe.with_drawn_seed(), handle, layout, Default::default());
