@@ -130,7 +130,7 @@ impl SpriteRequest {
     /// Draw the set after the sprite at `path` (shared attention; its content is part of the
     /// cache key), starting every frame from it when `start_strength` is given (image to
     /// image: how much of it is redrawn, 0 exclusive to 1). See also
-    /// [`PixelGen::animate_image`](crate::PixelGen::animate_image) for an image asset.
+    /// [`PixelGen::reference_from`](crate::PixelGen::reference_from) for an image asset.
     pub fn reference_image(
         mut self,
         path: impl Into<PathBuf>,

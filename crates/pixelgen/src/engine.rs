@@ -337,7 +337,7 @@ impl SpriteEngine for Generator {
         })
     }
 
-    /// The set's frames in batches of at most [`SET_CHUNK_FRAMES`], each sharing attention
+    /// The set's frames in batches of at most 8 (`SET_CHUNK_FRAMES`), each sharing attention
     /// with the reference: a user's image, or the set's first frame (drawn again at the head
     /// of every later batch: the same noise and prompt give it the same trajectory, and its
     /// copy is dropped). Returns the model's images at the generation size.
@@ -413,7 +413,7 @@ impl SpriteEngine for Generator {
 
 /// Most frames drawn in one batch of a set (with the reference frame again at the head of
 /// every batch after the first).
-pub const SET_CHUNK_FRAMES: usize = 8;
+pub(crate) const SET_CHUNK_FRAMES: usize = 8;
 
 /// Transparent pixels of a reference image are drawn over this colour (white, the plain
 /// background sprite prompts ask for) before the model sees it.

@@ -1,7 +1,7 @@
 //! Consistent sets: a recipe's frames made together (an animation, the directions of a
 //! character, a family of items) so they show one character in one palette.
 //!
-//! A [`SetRecipe`] on a [`Recipe`] says what the set holds:
+//! A [`SetRecipe`] on a [`Recipe`](crate::Recipe) says what the set holds:
 //!
 //! - an [`Animation`]: an [`Action`] template (idle, walk, run, attack, jump, hurt, death)
 //!   with its frame count, playback (loop, ping-pong, once) and frame time;
