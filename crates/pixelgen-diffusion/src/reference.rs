@@ -164,29 +164,33 @@ impl SetParams {
     }
 }
 
-/// Per-channel mean and `sqrt(var + eps)` over the token axis of `x` `[n, L, C]` (f32).
+/// Per-channel mean and `sqrt(var + eps)` over the token axis of `x` `[n, L, C]`, as
+/// `[n, 1, C]` f32. The tokens are moved last first: reductions over the last axis read
+/// memory in order (over the middle axis they read it strided, which on a GPU was the
+/// slowest part of a shared attention layer).
 fn stats(x: &Tensor) -> Result<(Tensor, Tensor)> {
-    let x = x.to_dtype(DType::F32)?;
-    let l = x.dim(1)?;
-    let mu = x.mean_keepdim(1)?;
-    let var = x
+    let xt = x.to_dtype(DType::F32)?.transpose(1, 2)?.contiguous()?;
+    let l = xt.dim(2)?;
+    let mu = xt.mean_keepdim(2)?;
+    let var = xt
         .broadcast_sub(&mu)?
         .sqr()?
-        .sum_keepdim(1)?
+        .sum_keepdim(2)?
         .affine(1.0 / l.saturating_sub(1).max(1) as f64, ADAIN_EPS)?;
-    Ok((mu, var.sqrt()?))
+    Ok((mu.transpose(1, 2)?, var.sqrt()?.transpose(1, 2)?))
 }
 
-/// AdaIN of `x` `[n, L, C]` to the statistics `(mu, sigma)` `[n, 1, C]`, in f32, back to
-/// `x`'s dtype.
+/// AdaIN of `x` `[n, L, C]` to the statistics `(mu, sigma)` `[n, 1, C]`: one scale and one
+/// shift per channel (`sigma_t / sigma` and `mu_t - mu * sigma_t / sigma`), applied in f32,
+/// back to `x`'s dtype.
 fn adain(x: &Tensor, target: &(Tensor, Tensor)) -> Result<Tensor> {
     let (mu, sd) = stats(x)?;
+    let scale = target.1.div(&sd)?;
+    let shift = target.0.sub(&mu.mul(&scale)?)?;
     let y = x
         .to_dtype(DType::F32)?
-        .broadcast_sub(&mu)?
-        .broadcast_div(&sd)?
-        .broadcast_mul(&target.1)?
-        .broadcast_add(&target.0)?;
+        .broadcast_mul(&scale.contiguous()?)?
+        .broadcast_add(&shift.contiguous()?)?;
     Ok(y.to_dtype(x.dtype())?)
 }
 
