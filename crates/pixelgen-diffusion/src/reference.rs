@@ -165,6 +165,36 @@ impl SetParams {
     }
 }
 
+/// AdaIN of `x` `[n, L, C]` to the statistics `(mu, sigma)` `[n, 1, C]` (f32): one scale
+/// and one shift per channel (`sigma_t / sigma` and `mu_t - mu * sigma_t / sigma`), applied
+/// in f32, back to `x`'s dtype (fused kernels on CUDA).
+fn adain(x: &Tensor, target: &(Tensor, Tensor), opts: &KernelOptions) -> Result<Tensor> {
+    let (mu, sd) = fused::token_stats(x, ADAIN_EPS, opts)?;
+    let scale = target.1.div(&sd)?;
+    let shift = target.0.sub(&mu.mul(&scale)?)?;
+    fused::token_affine(x, &scale.contiguous()?, &shift.contiguous()?, opts)
+}
+
+/// Rows `idx` of `t` along dim 0 (views where possible).
+fn rows(t: &Tensor, idx: &[usize]) -> Result<Tensor> {
+    // Runs of consecutive indices become one narrow each.
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i + 1;
+        while j < idx.len() && idx[j] == idx[j - 1] + 1 {
+            j += 1;
+        }
+        parts.push(t.narrow(0, idx[i], j - i)?);
+        i = j;
+    }
+    Ok(if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        Tensor::cat(&parts, 0)?
+    })
+}
+
 /// Self-attention with reference sharing: `q`, `k`, `v` `[batch, L, heads * head_dim]`.
 /// Falls back to plain attention where nothing is shared (strength 0, one item per group).
 pub(crate) fn attention(
@@ -178,76 +208,98 @@ pub(crate) fn attention(
 ) -> Result<Tensor> {
     let b = q.dim(0)?;
     share.check_batch(b)?;
-    let m = b / share.groups;
+    let g = share.groups;
+    let m = b / g;
     let a = share.attention;
     if !a.is_active() || m < 2 {
         return fused::attention(q, k, v, heads, head_dim, opts);
     }
-    // Every item, the references included, runs the same way, in batch order: no gather of
-    // the other items and no scatter back. A reference attending to `[its keys ; its keys]`
-    // gets exactly its own attention (every key counts twice, in the numerator and the
-    // denominator of the softmax alike, with or without the strength's bias on one copy), and
-    // its AdaIN to its own statistics is the identity (scale exactly 1, shift exactly 0).
+    let refs: Vec<usize> = (0..g).map(|gi| gi * m).collect();
+    let others: Vec<usize> = (0..g).flat_map(|gi| gi * m + 1..(gi + 1) * m).collect();
+    // Each other item's reference, in the order of `others`.
+    let their_ref: Vec<usize> = (0..g).flat_map(|gi| vec![gi; m - 1]).collect();
+    let their_ref = Tensor::from_vec(
+        their_ref.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+        their_ref.len(),
+        q.device(),
+    )?;
     let device = q.device();
-    let ref_of: Vec<u32> = (0..b).map(|i| ((i / m) * m) as u32).collect();
-    let ref_of = Tensor::from_vec(ref_of, b, device)?;
-    let adain = |x: &Tensor| -> Result<Tensor> {
-        profile::scope("shared_adain", device, || {
-            let (mu, sd) = fused::token_stats(x, ADAIN_EPS, opts)?;
-            let mu_t = mu.contiguous()?.index_select(&ref_of, 0)?;
-            let sd_t = sd.contiguous()?.index_select(&ref_of, 0)?;
-            let scale = sd_t.div(&sd)?;
-            let shift = mu_t.sub(&mu.mul(&scale)?)?;
-            fused::token_affine(x, &scale.contiguous()?, &shift.contiguous()?, opts)
-        })
-    };
-    let q = if a.adain_queries {
-        adain(q)?
-    } else {
-        q.contiguous()?
-    };
-    let k_own = if a.adain_keys {
-        adain(k)?
-    } else {
-        k.contiguous()?
-    };
-    // Contiguous operands: concatenations of them are contiguous too, which the flash
-    // attention kernel needs (a strided concatenation would fall back to the slow path).
-    let (k_r, v_r, v_own) = profile::scope("shared_gather", device, || {
+    let gathered = profile::scope("shared_gather", device, || {
         Ok((
-            k.contiguous()?.index_select(&ref_of, 0)?,
-            v.contiguous()?.index_select(&ref_of, 0)?,
-            v.contiguous()?,
+            (rows(q, &refs)?, rows(k, &refs)?, rows(v, &refs)?),
+            (rows(q, &others)?, rows(k, &others)?, rows(v, &others)?),
         ))
     })?;
-    if a.strength >= 1.0 {
+    let ((q_ref, k_ref, v_ref), (mut q_o, mut k_o, v_o)) = gathered;
+    // The reference of each group, repeated for its other items.
+    let expand = |t: &Tensor| -> Result<Tensor> {
+        Ok(if g == 1 {
+            t.broadcast_as((m - 1, t.dim(1)?, t.dim(2)?))?
+        } else {
+            t.contiguous()?.index_select(&their_ref, 0)?
+        })
+    };
+    let expand_stats = |s: (Tensor, Tensor)| -> Result<(Tensor, Tensor)> {
+        Ok((expand(&s.0)?.contiguous()?, expand(&s.1)?.contiguous()?))
+    };
+    if a.adain_queries {
+        q_o = profile::scope("shared_adain", device, || {
+            let target = fused::token_stats(&q_ref, ADAIN_EPS, opts)?;
+            adain(&q_o, &expand_stats(target)?, opts)
+        })?;
+    }
+    if a.adain_keys {
+        k_o = profile::scope("shared_adain", device, || {
+            let target = fused::token_stats(&k_ref, ADAIN_EPS, opts)?;
+            adain(&k_o, &expand_stats(target)?, opts)
+        })?;
+    }
+    // Contiguous operands: concatenations of them are contiguous too, which the flash
+    // attention kernel needs (a strided concatenation would fall back to the slow path).
+    let ((k_r, v_r), (q_o, k_o, v_o)) = profile::scope("shared_gather", device, || {
+        Ok((
+            (expand(&k_ref)?.contiguous()?, expand(&v_ref)?.contiguous()?),
+            (q_o.contiguous()?, k_o.contiguous()?, v_o.contiguous()?),
+        ))
+    })?;
+    let out_ref = fused::attention(&q_ref, &k_ref, &v_ref, heads, head_dim, opts)?;
+    let out_o = if a.strength >= 1.0 {
         let (k_cat, v_cat) = profile::scope("shared_gather", device, || {
             Ok((
-                Tensor::cat(&[&k_r, &k_own], 1)?,
-                Tensor::cat(&[&v_r, &v_own], 1)?,
+                Tensor::cat(&[&k_r, &k_o], 1)?,
+                Tensor::cat(&[&v_r, &v_o], 1)?,
             ))
         })?;
-        fused::attention(&q, &k_cat, &v_cat, heads, head_dim, opts)
-    } else if fused::flash_applies(&q, head_dim, opts) {
+        fused::attention(&q_o, &k_cat, &v_cat, heads, head_dim, opts)?
+    } else if fused::flash_applies(&q_o, head_dim, opts) {
         merged(
-            &q,
+            &q_o,
             (&k_r, &v_r),
-            (&k_own, &v_own),
+            (&k_o, &v_o),
             a.strength,
             heads,
             head_dim,
             opts,
-        )
+        )?
     } else {
         biased(
-            &q,
+            &q_o,
             (&k_r, &v_r),
-            (&k_own, &v_own),
+            (&k_o, &v_o),
             a.strength.ln(),
             heads,
             head_dim,
-        )
-    }
+        )?
+    };
+    // Back to batch order: each group's reference, then its other items.
+    profile::scope("shared_scatter", device, || {
+        let mut parts = Vec::with_capacity(2 * g);
+        for gi in 0..g {
+            parts.push(out_ref.narrow(0, gi, 1)?);
+            parts.push(out_o.narrow(0, gi * (m - 1), m - 1)?);
+        }
+        Ok(Tensor::cat(&parts, 0)?)
+    })
 }
 
 /// Attention over `[reference ; own]` keys with `bias` added to the reference's logits,
