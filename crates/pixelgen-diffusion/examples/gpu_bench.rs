@@ -1101,11 +1101,30 @@ impl Bench {
             let (times, out) = self.time(1, self.args.iters.min(5), || {
                 Ok(unet.forward_with_options(&lat, 500.0, &cond, &opts)?)
             })?;
+            let name = format!("set_unet_step_{res}_b{}_strength{strength}", 2 * frames);
             self.result(
-                &format!("set_unet_step_{res}_b{}_strength{strength}", 2 * frames),
+                &name,
                 &times,
                 &format!(" nonfinite={}", count_non_finite(&out)?),
             );
+            // Where the step's time goes (every stage synchronises: sums exceed the total).
+            self.sync()?;
+            profile::take();
+            profile::set_enabled(true);
+            let out = unet.forward_with_options(&lat, 500.0, &cond, &opts);
+            self.sync()?;
+            profile::set_enabled(false);
+            out?;
+            let mut stages = profile::take();
+            stages.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms));
+            for s in stages.iter().take(12) {
+                println!(
+                    "RESULT profile_{name}_{} ms={:.2} calls={}",
+                    s.name.replace('+', "_"),
+                    s.total_ms,
+                    s.calls
+                );
+            }
         }
 
         // Correctness of the fused shared attention: these kernels against candle's ops.

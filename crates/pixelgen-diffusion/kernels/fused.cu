@@ -7,6 +7,10 @@
 //                             activate in one pass (candle: ~10 passes, in f32); the *_vec_*
 //                             variants move 16 bytes per load and store.
 //   geglu_*                   a * gelu_erf(gate) over the two halves of the last dimension.
+//   token_stats_* + token_affine_*
+//                             AdaIN of [n, L, C] token-major activations (reference attention):
+//                             per (item, channel) mean and sd over the tokens by Welford/Chan in
+//                             f32, then one scale and shift per (item, channel) in one pass.
 //   flash_attn_d64_*          softmax(Q K^T * scale) V for head dim 64 without materialising the
 //                             scores: tiles of 64 queries x 64 keys, tensor cores (WMMA, f32
 //                             accumulate), online softmax in f32 (Dao et al., FlashAttention-2).
@@ -743,6 +747,54 @@ __device__ void flash_attn_d64_mma(const T *__restrict__ q, const T *__restrict_
     }
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// AdaIN over tokens (reference attention): x is [n, L, C], token-major as attention keeps it.
+
+// grid (ceil(C / 32), n), block (32, 8): thread (tx, ty) runs Welford over channel
+// c = 32 * blockIdx.x + tx for tokens ty, ty + 8, ... (each warp reads 32 neighbouring channels
+// of one token); the 8 lanes of a channel are combined with Chan's formula. Writes the mean to
+// stats[(b * 2) * C + c] and sqrt(unbiased variance + eps) to stats[(b * 2 + 1) * C + c].
+template <typename T>
+__device__ void token_stats(const T *x, float *stats, long len, int channels, float eps) {
+    const int c = blockIdx.x * 32 + threadIdx.x;
+    const long b = blockIdx.y;
+    Stat s = {0.f, 0.f, 0.f};
+    if (c < channels) {
+        const T *base = x + b * len * channels + c;
+        for (long l = threadIdx.y; l < len; l += blockDim.y) {
+            float v = to_f(base[l * channels]);
+            s.n += 1.f;
+            float d = v - s.mean;
+            s.mean += d / s.n;
+            s.m2 += d * (v - s.mean);
+        }
+    }
+    __shared__ Stat lanes[8][32];
+    lanes[threadIdx.y][threadIdx.x] = s;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < channels) {
+        Stat t = lanes[0][threadIdx.x];
+        for (int k = 1; k < 8; ++k) t = combine(t, lanes[k][threadIdx.x]);
+        const float var = t.n > 1.f ? t.m2 / (t.n - 1.f) : 0.f;
+        stats[(b * 2) * channels + c] = t.mean;
+        stats[(b * 2 + 1) * channels + c] = sqrtf(var + eps);
+    }
+}
+
+// y[b, l, c] = x[b, l, c] * scale[b, c] + shift[b, c] (in f32), grid-stride over all values.
+template <typename T>
+__device__ void token_affine(const T *x, const float *scale, const float *shift, T *y,
+                             long len, int channels, long total) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
+         i += (long)gridDim.x * blockDim.x) {
+        const long c = i % channels;
+        const long b = i / (len * channels);
+        const long k = b * channels + c;
+        y[i] = from_f<T>(to_f(x[i]) * scale[k] + shift[k]);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Entry points (extern "C" names the host side looks up).
 
@@ -772,6 +824,15 @@ __device__ void flash_attn_d64_mma(const T *__restrict__ q, const T *__restrict_
     }                                                                                           \
     extern "C" __global__ void geglu_vec_##NAME(const T *h, T *out, long rows, long inner) {    \
         geglu_vec<T>(h, out, rows, inner);                                                      \
+    }                                                                                           \
+    extern "C" __global__ void token_stats_##NAME(const T *x, float *stats, long len,           \
+                                                  int channels, float eps) {                    \
+        token_stats<T>(x, stats, len, channels, eps);                                           \
+    }                                                                                           \
+    extern "C" __global__ void token_affine_##NAME(const T *x, const float *scale,              \
+                                                   const float *shift, T *y, long len,          \
+                                                   int channels, long total) {                  \
+        token_affine<T>(x, scale, shift, y, len, channels, total);                              \
     }
 
 #define IM2COL_ENTRY(NAME, T)                                                                    \

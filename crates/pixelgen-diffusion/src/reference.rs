@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
 use crate::fused::{self, KernelOptions};
+use crate::profile;
 
 /// Added to the variance before its square root in AdaIN (as StyleAligned does).
 pub const ADAIN_EPS: f64 = 1e-5;
@@ -164,30 +165,14 @@ impl SetParams {
     }
 }
 
-/// Per-channel mean and `sqrt(var + eps)` over the token axis of `x` `[n, L, C]` (f32).
-fn stats(x: &Tensor) -> Result<(Tensor, Tensor)> {
-    let x = x.to_dtype(DType::F32)?;
-    let l = x.dim(1)?;
-    let mu = x.mean_keepdim(1)?;
-    let var = x
-        .broadcast_sub(&mu)?
-        .sqr()?
-        .sum_keepdim(1)?
-        .affine(1.0 / l.saturating_sub(1).max(1) as f64, ADAIN_EPS)?;
-    Ok((mu, var.sqrt()?))
-}
-
-/// AdaIN of `x` `[n, L, C]` to the statistics `(mu, sigma)` `[n, 1, C]`, in f32, back to
-/// `x`'s dtype.
-fn adain(x: &Tensor, target: &(Tensor, Tensor)) -> Result<Tensor> {
-    let (mu, sd) = stats(x)?;
-    let y = x
-        .to_dtype(DType::F32)?
-        .broadcast_sub(&mu)?
-        .broadcast_div(&sd)?
-        .broadcast_mul(&target.1)?
-        .broadcast_add(&target.0)?;
-    Ok(y.to_dtype(x.dtype())?)
+/// AdaIN of `x` `[n, L, C]` to the statistics `(mu, sigma)` `[n, 1, C]` (f32): one scale
+/// and one shift per channel (`sigma_t / sigma` and `mu_t - mu * sigma_t / sigma`), applied
+/// in f32, back to `x`'s dtype (fused kernels on CUDA).
+fn adain(x: &Tensor, target: &(Tensor, Tensor), opts: &KernelOptions) -> Result<Tensor> {
+    let (mu, sd) = fused::token_stats(x, ADAIN_EPS, opts)?;
+    let scale = target.1.div(&sd)?;
+    let shift = target.0.sub(&mu.mul(&scale)?)?;
+    fused::token_affine(x, &scale.contiguous()?, &shift.contiguous()?, opts)
 }
 
 /// Rows `idx` of `t` along dim 0 (views where possible).
@@ -238,8 +223,14 @@ pub(crate) fn attention(
         their_ref.len(),
         q.device(),
     )?;
-    let (q_ref, k_ref, v_ref) = (rows(q, &refs)?, rows(k, &refs)?, rows(v, &refs)?);
-    let (mut q_o, mut k_o, v_o) = (rows(q, &others)?, rows(k, &others)?, rows(v, &others)?);
+    let device = q.device();
+    let gathered = profile::scope("shared_gather", device, || {
+        Ok((
+            (rows(q, &refs)?, rows(k, &refs)?, rows(v, &refs)?),
+            (rows(q, &others)?, rows(k, &others)?, rows(v, &others)?),
+        ))
+    })?;
+    let ((q_ref, k_ref, v_ref), (mut q_o, mut k_o, v_o)) = gathered;
     // The reference of each group, repeated for its other items.
     let expand = |t: &Tensor| -> Result<Tensor> {
         Ok(if g == 1 {
@@ -252,19 +243,33 @@ pub(crate) fn attention(
         Ok((expand(&s.0)?.contiguous()?, expand(&s.1)?.contiguous()?))
     };
     if a.adain_queries {
-        q_o = adain(&q_o, &expand_stats(stats(&q_ref)?)?)?;
+        q_o = profile::scope("shared_adain", device, || {
+            let target = fused::token_stats(&q_ref, ADAIN_EPS, opts)?;
+            adain(&q_o, &expand_stats(target)?, opts)
+        })?;
     }
     if a.adain_keys {
-        k_o = adain(&k_o, &expand_stats(stats(&k_ref)?)?)?;
+        k_o = profile::scope("shared_adain", device, || {
+            let target = fused::token_stats(&k_ref, ADAIN_EPS, opts)?;
+            adain(&k_o, &expand_stats(target)?, opts)
+        })?;
     }
     // Contiguous operands: concatenations of them are contiguous too, which the flash
     // attention kernel needs (a strided concatenation would fall back to the slow path).
-    let (k_r, v_r) = (expand(&k_ref)?.contiguous()?, expand(&v_ref)?.contiguous()?);
-    let (q_o, k_o, v_o) = (q_o.contiguous()?, k_o.contiguous()?, v_o.contiguous()?);
+    let ((k_r, v_r), (q_o, k_o, v_o)) = profile::scope("shared_gather", device, || {
+        Ok((
+            (expand(&k_ref)?.contiguous()?, expand(&v_ref)?.contiguous()?),
+            (q_o.contiguous()?, k_o.contiguous()?, v_o.contiguous()?),
+        ))
+    })?;
     let out_ref = fused::attention(&q_ref, &k_ref, &v_ref, heads, head_dim, opts)?;
     let out_o = if a.strength >= 1.0 {
-        let k_cat = Tensor::cat(&[&k_r, &k_o], 1)?;
-        let v_cat = Tensor::cat(&[&v_r, &v_o], 1)?;
+        let (k_cat, v_cat) = profile::scope("shared_gather", device, || {
+            Ok((
+                Tensor::cat(&[&k_r, &k_o], 1)?,
+                Tensor::cat(&[&v_r, &v_o], 1)?,
+            ))
+        })?;
         fused::attention(&q_o, &k_cat, &v_cat, heads, head_dim, opts)?
     } else if fused::flash_applies(&q_o, head_dim, opts) {
         merged(
@@ -287,12 +292,14 @@ pub(crate) fn attention(
         )?
     };
     // Back to batch order: each group's reference, then its other items.
-    let mut parts = Vec::with_capacity(2 * g);
-    for gi in 0..g {
-        parts.push(out_ref.narrow(0, gi, 1)?);
-        parts.push(out_o.narrow(0, gi * (m - 1), m - 1)?);
-    }
-    Ok(Tensor::cat(&parts, 0)?)
+    profile::scope("shared_scatter", device, || {
+        let mut parts = Vec::with_capacity(2 * g);
+        for gi in 0..g {
+            parts.push(out_ref.narrow(0, gi, 1)?);
+            parts.push(out_o.narrow(0, gi * (m - 1), m - 1)?);
+        }
+        Ok(Tensor::cat(&parts, 0)?)
+    })
 }
 
 /// Attention over `[reference ; own]` keys with `bias` added to the reference's logits,

@@ -195,6 +195,176 @@ impl CustomOp3 for GroupNormOp {
     }
 }
 
+/// Per (item, channel) mean and sd over the tokens of `[n, L, C]` activations: f32
+/// `[n, 2, C]` (row 0 the means, row 1 `sqrt(unbiased var + eps)`).
+pub(super) struct TokenStatsOp {
+    pub eps: f32,
+}
+
+impl TokenStatsOp {
+    fn run<T: CudaDType + DeviceRepr>(
+        &self,
+        dev: &CudaDevice,
+        s: &CudaStorage,
+        l: &Layout,
+        (n, len, channels): (usize, usize, usize),
+    ) -> Result<CudaSlice<f32>> {
+        let x = contiguous_view::<T>(s, l, "token stats input")?;
+        let stream = dev.cuda_stream();
+        // SAFETY: uninitialised device memory; the kernel writes all n * 2 * C values.
+        let out = unsafe { dev.alloc::<f32>(n * 2 * channels)? };
+        let func = launch_fn(dev, &format!("token_stats_{}", suffix(s.dtype())?))?;
+        let mut launch = stream.launch_builder(&func);
+        let (len_i, channels_i) = (len as i64, channels as i32);
+        launch
+            .arg(&x)
+            .arg(&out)
+            .arg(&len_i)
+            .arg(&channels_i)
+            .arg(&self.eps);
+        let cfg = LaunchConfig {
+            grid_dim: (channels.div_ceil(32) as u32, n as u32, 1),
+            block_dim: (32, 8, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: reads n * L * C contiguous inputs and writes n * 2 * C outputs, the sizes of
+        // the two buffers; the block is (32, 8) as the kernel's shared array assumes.
+        unsafe { launch.launch(cfg) }.w()?;
+        Ok(out)
+    }
+}
+
+impl CustomOp1 for TokenStatsOp {
+    fn name(&self) -> &'static str {
+        "pixelgen-token-stats"
+    }
+
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+        bail!("the fused token statistics run on CUDA only")
+    }
+
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        let &[n, len, channels] = l.dims() else {
+            bail!(
+                "fused token statistics: input {:?} is not [n, L, C]",
+                l.dims()
+            )
+        };
+        if n > 65_535 {
+            bail!("fused token statistics: {n} items, at most 65535");
+        }
+        let dev = s.device().clone();
+        let shape = (n, len, channels);
+        let out = match s.dtype() {
+            DType::F32 => self.run::<f32>(&dev, s, l, shape)?,
+            DType::F16 => self.run::<f16>(&dev, s, l, shape)?,
+            DType::BF16 => self.run::<bf16>(&dev, s, l, shape)?,
+            other => bail!("fused token statistics take f32, f16 or bf16, not {other:?}"),
+        };
+        Ok((
+            CudaStorage::wrap_cuda_slice(out, dev),
+            Shape::from((n, 2, channels)),
+        ))
+    }
+}
+
+/// `x * scale + shift` for `[n, L, C]` activations with f32 `scale` and `shift` of `[n, C]`
+/// values (one per item and channel), in f32, in `x`'s dtype.
+pub(super) struct TokenAffineOp;
+
+impl TokenAffineOp {
+    fn run<T: CudaDType + DeviceRepr>(
+        dev: &CudaDevice,
+        x: (&CudaStorage, &Layout),
+        scale: (&CudaStorage, &Layout),
+        shift: (&CudaStorage, &Layout),
+        (len, channels, total): (usize, usize, usize),
+    ) -> Result<CudaSlice<T>> {
+        let xs = contiguous_view::<T>(x.0, x.1, "token affine input")?;
+        let sc = contiguous_view::<f32>(scale.0, scale.1, "token affine scale")?;
+        let sh = contiguous_view::<f32>(shift.0, shift.1, "token affine shift")?;
+        let stream = dev.cuda_stream();
+        // SAFETY: uninitialised device memory; the kernel writes every element.
+        let y = unsafe { dev.alloc::<T>(total)? };
+        let func = launch_fn(dev, &format!("token_affine_{}", suffix(x.0.dtype())?))?;
+        let mut launch = stream.launch_builder(&func);
+        let (len_i, channels_i, total_i) = (len as i64, channels as i32, total as i64);
+        launch
+            .arg(&xs)
+            .arg(&sc)
+            .arg(&sh)
+            .arg(&y)
+            .arg(&len_i)
+            .arg(&channels_i)
+            .arg(&total_i);
+        let blocks = total.div_ceil(256 * 4).clamp(1, 65_535) as u32;
+        let cfg = LaunchConfig {
+            grid_dim: (blocks, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: reads `total` inputs and n * C scales and shifts (checked by the caller),
+        // writes `total` outputs.
+        unsafe { launch.launch(cfg) }.w()?;
+        Ok(y)
+    }
+}
+
+impl CustomOp3 for TokenAffineOp {
+    fn name(&self) -> &'static str {
+        "pixelgen-token-affine"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        bail!("the fused token affine runs on CUDA only")
+    }
+
+    fn cuda_fwd(
+        &self,
+        xs: &CudaStorage,
+        xl: &Layout,
+        ss: &CudaStorage,
+        sl: &Layout,
+        hs: &CudaStorage,
+        hl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let &[n, len, channels] = xl.dims() else {
+            bail!("fused token affine: input {:?} is not [n, L, C]", xl.dims())
+        };
+        let per = n * channels;
+        if sl.shape().elem_count() != per || hl.shape().elem_count() != per {
+            bail!("fused token affine: scale/shift do not have {per} values");
+        }
+        if ss.dtype() != DType::F32 || hs.dtype() != DType::F32 {
+            bail!("fused token affine: scale and shift must be f32");
+        }
+        let dev = xs.device().clone();
+        let dims = (len, channels, n * len * channels);
+        let (x, sc, sh) = ((xs, xl), (ss, sl), (hs, hl));
+        let out = match xs.dtype() {
+            DType::F32 => {
+                CudaStorage::wrap_cuda_slice(Self::run::<f32>(&dev, x, sc, sh, dims)?, dev)
+            }
+            DType::F16 => {
+                CudaStorage::wrap_cuda_slice(Self::run::<f16>(&dev, x, sc, sh, dims)?, dev)
+            }
+            DType::BF16 => {
+                CudaStorage::wrap_cuda_slice(Self::run::<bf16>(&dev, x, sc, sh, dims)?, dev)
+            }
+            other => bail!("fused token affine takes f32, f16 or bf16, not {other:?}"),
+        };
+        Ok((out, xl.shape().clone()))
+    }
+}
+
 /// `a * gelu_erf(gate)` over the two halves of the last dimension.
 pub(super) struct GegluOp;
 

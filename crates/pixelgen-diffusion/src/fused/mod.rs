@@ -264,6 +264,56 @@ pub fn geglu(h: &Tensor, opts: &KernelOptions) -> Result<Tensor> {
     })
 }
 
+/// Per (item, channel) mean and `sqrt(unbiased variance + eps)` over the tokens of `x`
+/// `[n, L, C]`, each `[n, 1, C]` f32: the statistics AdaIN matches (reference attention). One
+/// fused kernel on CUDA; elsewhere candle's ops with the tokens moved last (reductions over
+/// the last axis read memory in order).
+pub(crate) fn token_stats(x: &Tensor, eps: f64, opts: &KernelOptions) -> Result<(Tensor, Tensor)> {
+    #[cfg(feature = "cuda")]
+    if opts.fused_on(x.device()) {
+        let s = x
+            .contiguous()?
+            .apply_op1_no_bwd(&cuda::TokenStatsOp { eps: eps as f32 })?;
+        return Ok((s.narrow(1, 0, 1)?, s.narrow(1, 1, 1)?));
+    }
+    #[cfg(not(feature = "cuda"))]
+    let _ = opts;
+    let xt = x.to_dtype(DType::F32)?.transpose(1, 2)?.contiguous()?;
+    let l = xt.dim(2)?;
+    let mu = xt.mean_keepdim(2)?;
+    let var = xt
+        .broadcast_sub(&mu)?
+        .sqr()?
+        .sum_keepdim(2)?
+        .affine(1.0 / l.saturating_sub(1).max(1) as f64, eps)?;
+    Ok((mu.transpose(1, 2)?, var.sqrt()?.transpose(1, 2)?))
+}
+
+/// `x * scale + shift` for `x` `[n, L, C]` and f32 `scale`, `shift` `[n, 1, C]`, computed in
+/// f32 and returned in `x`'s dtype (one fused pass on CUDA).
+pub(crate) fn token_affine(
+    x: &Tensor,
+    scale: &Tensor,
+    shift: &Tensor,
+    opts: &KernelOptions,
+) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if opts.fused_on(x.device()) {
+        return Ok(x.contiguous()?.apply_op3_no_bwd(
+            &scale.to_dtype(DType::F32)?.contiguous()?,
+            &shift.to_dtype(DType::F32)?.contiguous()?,
+            &cuda::TokenAffineOp,
+        )?);
+    }
+    #[cfg(not(feature = "cuda"))]
+    let _ = opts;
+    let y = x
+        .to_dtype(DType::F32)?
+        .broadcast_mul(scale)?
+        .broadcast_add(shift)?;
+    Ok(y.to_dtype(x.dtype())?)
+}
+
 /// Whether [`attention`] runs flash attention for queries like `q` (CUDA build and device,
 /// fused kernels, head dim 64, f16/bf16): the path that takes no per-key bias.
 pub(crate) fn flash_applies(q: &Tensor, head_dim: usize, opts: &KernelOptions) -> bool {
