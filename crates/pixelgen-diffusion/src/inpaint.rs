@@ -223,7 +223,7 @@ impl SdxlPipeline {
                     keep: mask.affine(-1.0, 1.0)?,
                     mask,
                     image_latents: image_latents
-                        .expect("encoded for a 4-channel UNet")
+                        .ok_or_else(|| invalid("image", "was not encoded"))?
                         .to_dtype(self.dtype())?,
                     noise: start_noise,
                 }),
