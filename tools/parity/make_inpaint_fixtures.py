@@ -15,7 +15,9 @@ writes `crates/pixelgen-diffusion/tests/fixtures/inpaint/`:
     mask_pixels    the mask after diffusers' mask processor (binarised at 0.5), 1x1x32x32
     mask_latent    that mask resized to the latents (nearest), 1x1x8x8
   plus `image` (the input, 1x3x32x32 in [0, 1]), `mask` (the rectangle, 1 = repaint) and
-  `blurred` (the rectangle as an 8-bit PIL image after `mask_processor.blur(mask, 4)`, / 255).
+  `blurred` (the rectangle as an 8-bit PIL image after `mask_processor.blur(mask, 4)`, / 255),
+  and `blur.noisy` (a random 8-bit 32x24 mask / 255) with `blur.noisy.rR` its PIL blur at
+  radius R for R in BLUR_RADII (fractional radii, and radii past the image's size).
 
 Cases: `s100` and `s075` (4-channel UNet, the rectangle, strength 1 and 0.75), `blur` (strength
 0.75, the rectangle blurred with blur_factor 4 before the mask processor, as diffusers' docs
@@ -49,6 +51,7 @@ STEPS, GUIDANCE, BLUR = 4, 5.0, 4
 # The rectangle to repaint, in pixels: rows 6..22, columns 3..19 (not aligned to the VAE's 4x4
 # cells, so the nearest-neighbour downsampling to the latents matters).
 TOP, BOTTOM, LEFT, RIGHT = 6, 22, 3, 19
+BLUR_RADII = ["0.3", "1", "1.5", "4", "7.25", "20", "60"]
 
 
 class Recorder:
@@ -141,6 +144,11 @@ def main() -> None:
     blurred_t = torch.from_numpy(np.asarray(blurred, dtype=np.float32) / 255.0)[None, None]
 
     out = {"image": image, "mask": mask, "blurred": blurred_t}
+    noisy = (torch.rand((24, 32), generator=gen) * 255).round().to(torch.uint8).numpy()
+    out["blur.noisy"] = torch.from_numpy(noisy.astype(np.float32) / 255.0)[None, None]
+    for r in BLUR_RADII:
+        b = pipe.mask_processor.blur(PIL.Image.fromarray(noisy, mode="L"), blur_factor=float(r))
+        out[f"blur.noisy.r{r}"] = torch.from_numpy(np.asarray(b, dtype=np.float32) / 255.0)[None, None]
     draws = {}
     with torch.no_grad():
         draws["s100"] = run_case(pipe, "s100", image, mask, 1.0, out)
@@ -168,6 +176,7 @@ def main() -> None:
         "height": str(IMAGE),
         "width": str(IMAGE),
         "mask_blur": str(BLUR),
+        "blur_radii": json.dumps(BLUR_RADII),
         "draws": json.dumps(draws),
         "versions": json.dumps(
             {"torch": torch.__version__, "diffusers": diffusers.__version__, "PIL": PIL.__version__}

@@ -153,7 +153,7 @@ impl SdxlPipeline {
         check_strength(options.strength)?;
         let start = scheduler::img2img_start(params.steps, options.strength)?;
         check_image(image, params)?;
-        let pixel_mask = prepare_mask(mask, params, options.mask_blur)?;
+        let pixel_mask = prepare_mask(mask, params, options.mask_blur)?.to_device(self.device())?;
         let (lh, lw) = (params.height / f, params.width / f);
         let latent_mask = downsample_nearest(&pixel_mask, f)?;
         if !nine && max_value(&latent_mask)? < 0.5 {
@@ -179,7 +179,10 @@ impl SdxlPipeline {
 
         let device = self.device();
         let vae_dtype = self.vae_dtype();
-        let pixels = image.to_dtype(vae_dtype)?.affine(2.0, -1.0)?;
+        let pixels = image
+            .to_device(device)?
+            .to_dtype(vae_dtype)?
+            .affine(2.0, -1.0)?;
         let full = options.strength >= 1.0;
         let image_latents = if !nine || !full {
             Some(self.encode_sample(&pixels, params.tiling, noise)?)

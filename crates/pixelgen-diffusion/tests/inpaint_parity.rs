@@ -38,6 +38,7 @@ struct Fixture {
     params: GenerationParams,
     draws: HashMap<String, usize>,
     blur: f64,
+    blur_radii: Vec<String>,
 }
 
 fn fixture() -> Fixture {
@@ -57,11 +58,13 @@ fn fixture() -> Fixture {
     };
     let draws = serde_json::from_str(&meta["draws"]).unwrap();
     let blur = meta["mask_blur"].parse().unwrap();
+    let blur_radii = serde_json::from_str(&meta["blur_radii"]).unwrap();
     Fixture {
         ex,
         params,
         draws,
         blur,
+        blur_radii,
     }
 }
 
@@ -176,6 +179,16 @@ fn mask_blur_matches_pil() {
         &blur_mask(&fx.ex["mask"], fx.blur).unwrap(),
         &fx.ex["blurred"],
     );
+    // A random 8-bit 32x24 mask at fractional radii and radii past the image's size.
+    let noisy = &fx.ex["blur.noisy"];
+    for r in &fx.blur_radii {
+        let ours = blur_mask(noisy, r.parse().unwrap()).unwrap();
+        same(
+            &format!("blur r {r}"),
+            &ours,
+            &fx.ex[&format!("blur.noisy.r{r}")],
+        );
+    }
 }
 
 #[test]
