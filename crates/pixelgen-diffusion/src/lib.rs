@@ -1,7 +1,8 @@
 //! Stable Diffusion XL on candle, faithful to Hugging Face diffusers.
 //!
-//! Loads a diffusers SDXL folder ([`SdxlConfigs`], [`SdxlPipeline::load`]) and runs txt2img and
-//! img2img with classifier-free guidance, progress and cancellation. Every part is checked
+//! Loads a diffusers SDXL folder ([`SdxlConfigs`], [`SdxlPipeline::load`]) and runs txt2img,
+//! img2img and inpaint/outpaint ([`SdxlPipeline::inpaint`], [`mod@inpaint`]) with
+//! classifier-free guidance, progress and cancellation. Every part is checked
 //! against diffusers on a tiny random SDXL (`tests/fixtures/`, made by
 //! `tools/parity/make_fixtures.py`): tokenizers exactly, text encoders, UNet, VAE and whole
 //! 4-step runs within 1e-4 relative in f32 on the CPU, and five samplers ([`scheduler`]) with
@@ -43,6 +44,7 @@ pub mod error;
 pub mod fused;
 pub mod hub;
 pub mod image_out;
+pub mod inpaint;
 pub mod lora;
 pub mod lycoris;
 pub mod memory;
@@ -71,6 +73,7 @@ pub use config::{
 pub use error::{DiffusionError, Result};
 pub use fused::KernelOptions;
 pub use image_out::{rgba_to_tensor, to_rgba_images};
+pub use inpaint::{InpaintParams, MAX_MASK_BLUR, blur_mask, mask_from_rgba, prepare_mask};
 pub use lora::{
     KronFactor, Lora, LoraComponent, LoraLayer, LoraLayout, LoraMatch, LoraMetadata, LoraReport,
     LoraUpdate, ScaledLora,

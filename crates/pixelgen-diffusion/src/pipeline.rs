@@ -1,4 +1,5 @@
-//! txt2img and img2img with classifier-free guidance, as diffusers' SDXL pipelines run them.
+//! txt2img and img2img with classifier-free guidance, as diffusers' SDXL pipelines run them
+//! (inpaint is in [`crate::inpaint`]).
 
 use std::path::Path;
 
@@ -10,6 +11,7 @@ use crate::clip::ClipTextModel;
 use crate::config::{SchedulerConfig, SdxlConfigs, TimestepSpacing};
 use crate::error::{DiffusionError, Result, invalid};
 use crate::fused::KernelOptions;
+use crate::inpaint::Masking;
 use crate::memory::{EstimateTarget, MemoryBudget, MemoryEstimate, estimate_peak};
 use crate::noise::NoiseSource;
 use crate::reference::{SetParams, SetReference, SharedAttention};
@@ -418,13 +420,14 @@ impl SdxlPipeline {
         self.check_memory(params)?;
         let mut sched = self.scheduler(params)?;
         let (lh, lw) = self.latent_size(params)?;
-        let c = self.configs.unet.in_channels;
+        self.check_plain_unet()?;
+        let c = self.configs.vae.latent_channels;
         let init = noise.normal(&[params.batch, c, lh, lw], &self.device)?;
         let latents = init
             .affine(sched.init_noise_sigma(), 0.0)?
             .to_dtype(self.dtype)?;
         let (latents, truncated_tokens) =
-            self.denoise(params, sched.as_mut(), latents, 0, noise, progress)?;
+            self.denoise(params, sched.as_mut(), latents, 0, None, noise, progress)?;
         let image = self.decode_with(&latents, params.tiling)?;
         Ok(Generated {
             latents,
@@ -450,6 +453,7 @@ impl SdxlPipeline {
                 format!("img2img takes one image, not a batch of {}", params.batch),
             ));
         }
+        self.check_plain_unet()?;
         self.check_memory(params)?;
         let mut sched = self.scheduler(params)?;
         let start = scheduler::img2img_start(params.steps, strength)?;
@@ -482,13 +486,20 @@ impl SdxlPipeline {
             .normal(dist.mean.dims(), &self.device)?
             .to_dtype(vae_dtype)?;
         let init = self.vae.scale_latents(&dist.sample(&sample_noise)?)?;
-        let c = self.configs.unet.in_channels;
+        let c = self.configs.vae.latent_channels;
         let add = noise
             .normal(&[1, c, lh, lw], &self.device)?
             .to_dtype(init.dtype())?;
         let latents = sched.add_noise(&init, &add, start)?.to_dtype(self.dtype)?;
-        let (latents, truncated_tokens) =
-            self.denoise(params, sched.as_mut(), latents, start, noise, progress)?;
+        let (latents, truncated_tokens) = self.denoise(
+            params,
+            sched.as_mut(),
+            latents,
+            start,
+            None,
+            noise,
+            progress,
+        )?;
         let image = self.decode_with(&latents, params.tiling)?;
         Ok(Generated {
             latents,
@@ -543,7 +554,26 @@ impl SdxlPipeline {
         Ok((p.height / f, p.width / f))
     }
 
-    fn scheduler(&self, p: &GenerationParams) -> Result<Box<dyn Scheduler>> {
+    /// An inpainting UNet (more input channels than the VAE has latent channels) runs only in
+    /// [`SdxlPipeline::inpaint`].
+    fn check_plain_unet(&self) -> Result<()> {
+        let (unet, latent) = (
+            self.configs.unet.in_channels,
+            self.configs.vae.latent_channels,
+        );
+        if unet != latent {
+            return Err(invalid(
+                "unet",
+                format!(
+                    "takes {unet} input channels, not the VAE's {latent}: an inpainting UNet \
+                     runs only in SdxlPipeline::inpaint"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn scheduler(&self, p: &GenerationParams) -> Result<Box<dyn Scheduler>> {
         let kind = match p.sampler {
             Some(k) => k,
             None => self.configs.scheduler.kind()?,
@@ -556,12 +586,17 @@ impl SdxlPipeline {
         })
     }
 
-    fn denoise(
+    /// The denoising loop from step `start`; with `masking`, an inpaint run (the mask and
+    /// masked image joined to a 9-channel UNet's input, or the known region blended back after
+    /// each step for a 4-channel one).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn denoise(
         &self,
         p: &GenerationParams,
         sched: &mut dyn Scheduler,
         mut latents: Tensor,
         start: usize,
+        masking: Option<&Masking>,
         noise: &mut dyn NoiseSource,
         progress: &mut dyn FnMut(Progress) -> Control,
     ) -> Result<(Tensor, usize)> {
@@ -615,6 +650,10 @@ impl SdxlPipeline {
                 latents.clone()
             };
             let input = sched.scale_model_input(&input, i)?;
+            let input = match masking.and_then(|m| m.unet_extra.as_ref()) {
+                Some(extra) => Tensor::cat(&[&input, &repeat_batch(extra, input.dim(0)?)?], 1)?,
+                None => input,
+            };
             let pred = self.unet.forward_with(&input, t, &cond, p.tiling)?;
             let pred = if cfg {
                 let uncond = pred.narrow(0, 0, n)?;
@@ -633,6 +672,9 @@ impl SdxlPipeline {
                 None
             };
             latents = sched.step(&pred, i, &latents, step_noise.as_ref())?;
+            if let Some(blend) = masking.and_then(|m| m.blend.as_ref()) {
+                latents = blend.apply(sched, &latents, i + 1, timesteps.len())?;
+            }
             let done = i + 1 - start;
             let answer = progress(Progress {
                 step: done,
@@ -796,11 +838,12 @@ impl SdxlPipeline {
         noise: &mut dyn NoiseSource,
         progress: &mut dyn FnMut(Progress) -> Control,
     ) -> Result<Generated> {
+        self.check_plain_unet()?;
         self.check_set_memory(params, set)?;
         let n = set.prompts.len();
         let mut sched = self.scheduler(params)?;
         let (lh, lw) = self.latent_size(params)?;
-        let c = self.configs.unet.in_channels;
+        let c = self.configs.vae.latent_channels;
         let vae_dtype = self.vae_dtype();
         let encode = |image: &Tensor| -> Result<crate::vae::LatentDistribution> {
             let pixels = image.to_dtype(vae_dtype)?.affine(2.0, -1.0)?;
