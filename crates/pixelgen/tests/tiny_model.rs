@@ -278,8 +278,16 @@ fn a_set_on_the_tiny_model_shares_attention_in_batches_and_comes_back_consistent
         &mut model,
         set(vec![prompts[0].clone(), prompts[9].clone()]),
     );
-    assert_eq!(ten[0], two[0]);
-    assert_eq!(ten[9], two[1], "frame 9 of the second batch");
+    let diff = |a: &image::RgbaImage, b: &image::RgbaImage| {
+        a.pixels()
+            .zip(b.pixels())
+            .flat_map(|(p, q)| p.0.into_iter().zip(q.0).map(|(x, y)| x.abs_diff(y)))
+            .max()
+            .unwrap_or(0)
+    };
+    assert!(diff(&ten[0], &two[0]) <= 1, "{}", diff(&ten[0], &two[0]));
+    let ninth = diff(&ten[9], &two[1]);
+    assert!(ninth <= 1, "frame 9 of the second batch differs by {ninth}");
     // Sharing changes the frames: strength 0 draws them as independent images would.
     let off = SetRecipe {
         strength: 0.0,
