@@ -141,6 +141,27 @@ pub struct Progress<'a> {
     pub latents: &'a Tensor,
 }
 
+/// Reports step `done` of `total` to `progress`; a cancel before the last step becomes
+/// [`DiffusionError::Cancelled`].
+fn report_step(
+    progress: &mut dyn FnMut(Progress) -> Control,
+    done: usize,
+    total: usize,
+    timestep: f64,
+    latents: &Tensor,
+) -> Result<()> {
+    let answer = progress(Progress {
+        step: done,
+        total,
+        timestep,
+        latents,
+    });
+    if answer == Control::Cancel && done < total {
+        return Err(DiffusionError::Cancelled { step: done, total });
+    }
+    Ok(())
+}
+
 /// The caller's answer to [`Progress`]: go on or stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -675,16 +696,7 @@ impl SdxlPipeline {
             if let Some(blend) = masking.and_then(|m| m.blend.as_ref()) {
                 latents = blend.apply(sched, &latents, i + 1, timesteps.len())?;
             }
-            let done = i + 1 - start;
-            let answer = progress(Progress {
-                step: done,
-                total,
-                timestep: t,
-                latents: &latents,
-            });
-            if answer == Control::Cancel && done < total {
-                return Err(DiffusionError::Cancelled { step: done, total });
-            }
+            report_step(progress, i + 1 - start, total, t, &latents)?;
         }
         Ok((latents, truncated))
     }
@@ -976,16 +988,7 @@ impl SdxlPipeline {
                 None
             };
             latents = sched.step(&pred, i, &latents, step_noise.as_ref())?;
-            let done = i + 1 - start;
-            let answer = progress(Progress {
-                step: done,
-                total,
-                timestep: t,
-                latents: &latents,
-            });
-            if answer == Control::Cancel && done < total {
-                return Err(DiffusionError::Cancelled { step: done, total });
-            }
+            report_step(progress, i + 1 - start, total, t, &latents)?;
         }
         // One frame at a time: a batch of full-size f32 decodes would need n times the memory
         // for no speed-up (the VAE fills the GPU with one image).

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
-use common::{fixtures, rel_err};
+use common::{expected, fixtures, recorded_params, rel_err};
 use pixelgen_diffusion::{
     Control, GenerationParams, InpaintParams, RecordedNoise, SdxlPipeline, SeededNoise, blur_mask,
     prepare_mask,
@@ -43,19 +43,8 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let path = fixtures().join("inpaint/expected.safetensors");
-    let ex = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let meta = meta.metadata().clone().unwrap();
-    let params = GenerationParams {
-        prompt: meta["prompt"].clone(),
-        negative_prompt: None,
-        width: meta["width"].parse().unwrap(),
-        height: meta["height"].parse().unwrap(),
-        steps: meta["steps"].parse().unwrap(),
-        guidance_scale: meta["guidance_scale"].parse().unwrap(),
-        ..Default::default()
-    };
+    let (ex, meta) = expected(&path);
+    let params = recorded_params(&meta, "prompt");
     let draws = serde_json::from_str(&meta["draws"]).unwrap();
     let blur = meta["mask_blur"].parse().unwrap();
     let blur_radii = serde_json::from_str(&meta["blur_radii"]).unwrap();

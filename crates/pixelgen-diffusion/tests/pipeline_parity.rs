@@ -10,7 +10,7 @@ mod common;
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
-use common::{fixtures, rel_err};
+use common::{expected, fixtures, recorded_params, rel_err};
 use pixelgen_diffusion::{
     Control, DiffusionError, GenerationParams, RecordedNoise, SchedulerKind, SdxlPipeline,
     SeededNoise,
@@ -34,19 +34,8 @@ fn setup() -> Setup {
     let pipe =
         SdxlPipeline::load(fixtures().join("tiny-sdxl"), None, DType::F32, &Device::Cpu).unwrap();
     let path = fixtures().join("expected/pipeline.safetensors");
-    let ex = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let meta = meta.metadata().clone().unwrap();
-    let params = GenerationParams {
-        prompt: meta["prompt"].clone(),
-        negative_prompt: None,
-        width: meta["width"].parse().unwrap(),
-        height: meta["height"].parse().unwrap(),
-        steps: meta["steps"].parse().unwrap(),
-        guidance_scale: meta["guidance_scale"].parse().unwrap(),
-        ..Default::default()
-    };
+    let (ex, meta) = expected(&path);
+    let params = recorded_params(&meta, "prompt");
     Setup { pipe, ex, params }
 }
 

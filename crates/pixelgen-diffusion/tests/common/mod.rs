@@ -3,10 +3,11 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use pixelgen_diffusion::{UNet2DConditionModel, UNetConditioning};
+use pixelgen_diffusion::{GenerationParams, UNet2DConditionModel, UNetConditioning};
 
 /// `tests/fixtures` (made by `tools/parity/make_fixtures.py`).
 pub fn fixtures() -> PathBuf {
@@ -16,6 +17,28 @@ pub fn fixtures() -> PathBuf {
 /// The tiny random SDXL in the diffusers folder layout.
 pub fn tiny_model() -> PathBuf {
     fixtures().join("tiny-sdxl")
+}
+
+/// A recorded fixture: its tensors and its string metadata.
+pub fn expected(path: &Path) -> (HashMap<String, Tensor>, HashMap<String, String>) {
+    let ex = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    (ex, meta.metadata().clone().unwrap_or_default())
+}
+
+/// The generation parameters a pipeline fixture recorded (`width`, `height`, `steps`,
+/// `guidance_scale` in its metadata; the prompt under `prompt_key`; no negative prompt).
+pub fn recorded_params(meta: &HashMap<String, String>, prompt_key: &str) -> GenerationParams {
+    GenerationParams {
+        prompt: meta[prompt_key].clone(),
+        negative_prompt: None,
+        width: meta["width"].parse().unwrap(),
+        height: meta["height"].parse().unwrap(),
+        steps: meta["steps"].parse().unwrap(),
+        guidance_scale: meta["guidance_scale"].parse().unwrap(),
+        ..Default::default()
+    }
 }
 
 /// max |a - b| / max |b| in f64 (the absolute error when `b` is all zeros); shapes must match.
