@@ -117,8 +117,9 @@ pub use editor::{
 };
 pub use messages::{SpriteFailed, SpriteFinished, SpriteProgress};
 pub use plugin::{
-    DEFAULT_MEMORY_CACHE_BYTES, EngineFactory, MAX_PLACEHOLDER_SIDE, PixelGen, PixelGenPlugin,
-    PixelGenQueue, PixelGenSystems, checkerboard, default_compute_threads,
+    DEFAULT_MEMORY_CACHE_BYTES, DEFAULT_START_STRENGTH, EngineFactory, MAX_PLACEHOLDER_SIDE,
+    PixelGen, PixelGenPlugin, PixelGenQueue, PixelGenSystems, checkerboard,
+    default_compute_threads,
 };
 pub use request::{SpriteError, SpriteRequest, Ticket, TicketId, TicketStatus};
 pub use worker::to_bevy_image;

@@ -253,6 +253,11 @@ impl Plugin for PixelGenPlugin {
     }
 }
 
+/// How much of a sprite [`PixelGen::animate`] and [`PixelGen::directions`] redraw when every
+/// frame starts from it (image to image): enough to change the pose, little enough to keep
+/// the character.
+pub const DEFAULT_START_STRENGTH: f64 = 0.6;
+
 /// A set reference that cannot be used, as the error a request reports.
 fn invalid_reference(message: String) -> SpriteError {
     SpriteError::Invalid(Arc::new(PixelGenError::InvalidRecipe {
@@ -363,6 +368,54 @@ impl PixelGen<'_> {
     ) -> Result<PathBuf, SpriteError> {
         pixelgen::set::save_reference(&self.queue.refs_dir, image)
             .map_err(|e| SpriteError::Invalid(Arc::new(e)))
+    }
+
+    /// "Animate this sprite": `action`'s frames of `request` (its prompt, size, seed...) drawn
+    /// after the sprite under `image` by shared attention, every frame starting from it
+    /// ([`DEFAULT_START_STRENGTH`] of it redrawn), as one set. Directions already on the
+    /// request are kept. Fails like [`PixelGen::reference_from`] when the image cannot be used.
+    ///
+    /// ```no_run
+    /// # use bevy::prelude::*;
+    /// # use bevy_pixelgen::prelude::*;
+    /// fn animate_hero(mut pixel_gen: PixelGen, hero: Res<HeroSprite>) {
+    ///     let request = SpriteRequest::new("knight in silver armour").size(32, 32);
+    ///     if let Ok(walk) = pixel_gen.animate(&hero.0, request, Action::Walk) {
+    ///         info!("walk clips: {:?}", walk.clips().names().collect::<Vec<_>>());
+    ///     }
+    /// }
+    /// # #[derive(Resource)] struct HeroSprite(Handle<Image>);
+    /// ```
+    pub fn animate(
+        &mut self,
+        image: &Handle<Image>,
+        request: impl Into<SpriteRequest>,
+        action: pixelgen::Action,
+    ) -> Result<Ticket, SpriteError> {
+        let reference = self.reference_from(image)?;
+        let request = request
+            .into()
+            .animate(action)
+            .reference_image(reference, Some(DEFAULT_START_STRENGTH));
+        Ok(self.submit(request))
+    }
+
+    /// The sprite under `image` seen from `count` (4 or 8) directions, drawn after it and
+    /// starting from it (west mirrored from east when `mirror`), as one set; an animation
+    /// already on the request is kept. See [`PixelGen::animate`].
+    pub fn directions(
+        &mut self,
+        image: &Handle<Image>,
+        request: impl Into<SpriteRequest>,
+        count: u32,
+        mirror: bool,
+    ) -> Result<Ticket, SpriteError> {
+        let reference = self.reference_from(image)?;
+        let request = request
+            .into()
+            .directions(count, mirror)
+            .reference_image(reference, Some(DEFAULT_START_STRENGTH));
+        Ok(self.submit(request))
     }
 
     /// The atlas layout assets (this parameter holds them mutably).

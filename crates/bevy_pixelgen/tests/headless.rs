@@ -904,3 +904,56 @@ fn an_image_in_the_assets_becomes_a_content_named_reference() {
     assert!(err.contains("not loaded"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn animate_a_sprite_in_the_assets_from_a_system() {
+    let f = fake();
+    let dir = temp_dir("animate");
+    let mut app = app(PixelGenPlugin {
+        cache_dir: Some(dir.clone()),
+        ..fake_plugin(&f)
+    });
+    let sprite = image::RgbaImage::from_pixel(4, 4, image::Rgba([20, 160, 40, 255]));
+    let handle = app
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .add(bevy_pixelgen::to_bevy_image(sprite.clone()));
+    let unloaded = app
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .reserve_handle();
+    let h = handle.clone();
+    let (idle, views, refused) = app
+        .world_mut()
+        .run_system_once(move |mut pg: PixelGen| {
+            let request = || SpriteRequest::new("slime").size(4, 4).seed(3);
+            (
+                pg.animate(&h, request(), Action::Idle),
+                pg.directions(&h, request(), 8, true),
+                pg.animate(&unloaded, request(), Action::Idle),
+            )
+        })
+        .unwrap();
+    let (idle, views) = (idle.unwrap(), views.unwrap());
+    // The sprite is the reference and the start of every frame.
+    let set = idle.recipe().set.clone().unwrap();
+    let r = set.reference_image().unwrap();
+    assert_eq!(
+        r.start_strength,
+        Some(bevy_pixelgen::DEFAULT_START_STRENGTH)
+    );
+    assert_eq!(image::open(&r.path).unwrap().to_rgba8(), sprite);
+    assert_eq!(idle.clips().names().collect::<Vec<_>>(), ["idle"]);
+    assert_eq!(views.clips().clips.len(), 8, "a clip per view");
+    assert!(refused.unwrap_err().to_string().contains("not loaded"));
+    run_until(&mut app, "both sets", |a| {
+        over(a, idle.id()) && over(a, views.id())
+    });
+    assert!(finished(&app, idle.id()), "{:?}", failure(&app, idle.id()));
+    assert!(
+        finished(&app, views.id()),
+        "{:?}",
+        failure(&app, views.id())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -653,8 +653,8 @@ pub struct SetFrames {
     /// Frames per sheet row (an animation's length, or the number of views without one);
     /// `None`: the recipe's sheet options decide.
     pub columns: Option<u32>,
-    /// One clip per row for an animation or directions (`walk_east`, `east`); empty
-    /// otherwise.
+    /// One clip per row for an animation (`walk_east`), one per view for directions alone
+    /// (`east`); empty otherwise.
     pub tags: Vec<FrameTag>,
 }
 
@@ -671,12 +671,18 @@ impl SetFrames {
             if set.directions.is_none() {
                 return Ok(Self::plain(frame_prompts));
             }
-            // One pose per view, in one row.
+            // One pose per view, in one row, each view a one-frame clip.
             let mut out = Self::plain(Vec::new());
             out.columns = Some(views.len() as u32);
             let poses: Vec<(Option<View>, Option<u32>)> =
                 views.iter().map(|v| (*v, None)).collect();
             out.push_views(&poses, set, prompt, None);
+            out.tags = views
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| Some((i as u32, v.as_ref()?)))
+                .map(|(i, v)| Playback::Loop.tag(v.name().to_owned(), i, i))
+                .collect();
             return Ok(out);
         };
         let n = animation.frame_count();
@@ -859,6 +865,12 @@ mod tests {
         assert_eq!(views.columns, Some(4));
         assert_eq!(views.prompts.len(), 4);
         assert_eq!(views.frames[3].name, "north");
+        let clips: Vec<(&str, u32, u32)> = views
+            .tags
+            .iter()
+            .map(|t| (t.name.as_str(), t.from, t.to))
+            .collect();
+        assert_eq!(clips[3], ("north", 3, 3));
     }
 
     #[test]

@@ -278,7 +278,7 @@ impl Default for SetSettings {
             directions: 4,
             mirror: true,
             strength: 1.0,
-            start_strength: 0.6,
+            start_strength: crate::plugin::DEFAULT_START_STRENGTH,
         }
     }
 }
