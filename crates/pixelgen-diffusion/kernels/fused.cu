@@ -18,6 +18,10 @@
 //   flash_attn_d64_mma_*      the same with mma.sync (m16n8k16) and register-resident S, P and O
 //                             (FlashAttention-2's layout: the score accumulators are re-packed as
 //                             the A operand of P V, rows rescaled in registers).
+//   flash_attn_d64_mma_shared_*
+//                             the same for reference attention: each item also attends to its
+//                             group's first item's K/V, read in place (no gathered copies), with
+//                             ln(strength) added to those logits.
 //   pad_nhwc_* + crop_bias_*  3x3 stride-1 convolutions as nine shifted GEMMs: the input goes to a
 //                             zero-bordered NHWC copy, where every tap's pixel rows are one
 //                             uniformly strided matrix (on the padded width), the nine products
@@ -594,7 +598,8 @@ template <typename T>
 __device__ void flash_attn_d64_mma(const T *__restrict__ q, const T *__restrict__ k,
                                    const T *__restrict__ v, T *__restrict__ out, int lq, int lk,
                                    int heads, long q_bs, long q_ts, long k_bs, long k_ts,
-                                   long v_bs, long v_ts, float scale_log2) {
+                                   long v_bs, long v_ts, float scale_log2, int group,
+                                   float ref_bias_log2) {
     __shared__ __align__(128) T qs[FA_BR * FA_LDH];
     __shared__ __align__(128) T kbuf[2][FA_BC * FA_LDH];
     __shared__ __align__(128) T vbuf[2][FA_BC * FA_LDH];
@@ -608,6 +613,15 @@ __device__ void flash_attn_d64_mma(const T *__restrict__ q, const T *__restrict_
     const T *qb = q + b * q_bs + h * FA_D;
     const T *kb = k + b * k_bs + h * FA_D;
     const T *vb = v + b * v_bs + h * FA_D;
+    // Reference attention (group > 0): an item that is not its group's first also attends to
+    // the first item's keys and values, read in place before its own, their logits shifted
+    // by ref_bias_log2 (ln(strength) in log2 units). lk is a multiple of FA_BC then (the host
+    // checks), so no tile straddles the two parts. The first item attends to itself only.
+    const int rb = group > 0 ? (b / group) * group : b;
+    const int lr = rb != b ? lk : 0;
+    const T *krb = k + (long)rb * k_bs + h * FA_D;
+    const T *vrb = v + (long)rb * v_bs + h * FA_D;
+    const int ltot = lr + lk;
 
     load_tile64(qs, qb, q0, lq, q_ts, tid);
     __syncthreads();
@@ -629,19 +643,23 @@ __device__ void flash_attn_d64_mma(const T *__restrict__ q, const T *__restrict_
     // K/V tiles are double-buffered: the next tile's cp.async copies run while this one is
     // multiplied (rows past lk are zero-filled by a zero source size).
     auto load_tile = [&](int kt, int buf) {
+        const bool in_ref = kt < lr;
+        const T *kx = in_ref ? krb : kb;
+        const T *vx = in_ref ? vrb : vb;
+        const int k0 = in_ref ? kt : kt - lr;
         for (int i = tid; i < FA_BC * 8; i += 128) {
             const int r = i / 8, c8 = i % 8;
-            const bool ok = kt + r < lk;
-            const long row = ok ? (long)(kt + r) : 0;
-            cp_async16(&kbuf[buf][r * FA_LDH + c8 * 8], kb + row * k_ts + c8 * 8, ok);
-            cp_async16(&vbuf[buf][r * FA_LDH + c8 * 8], vb + row * v_ts + c8 * 8, ok);
+            const bool ok = k0 + r < lk;
+            const long row = ok ? (long)(k0 + r) : 0;
+            cp_async16(&kbuf[buf][r * FA_LDH + c8 * 8], kx + row * k_ts + c8 * 8, ok);
+            cp_async16(&vbuf[buf][r * FA_LDH + c8 * 8], vx + row * v_ts + c8 * 8, ok);
         }
         cp_async_commit();
     };
     load_tile(0, 0);
     int buf = 0;
-    for (int kt = 0; kt < lk; kt += FA_BC, buf ^= 1) {
-        if (kt + FA_BC < lk) {
+    for (int kt = 0; kt < ltot; kt += FA_BC, buf ^= 1) {
+        if (kt + FA_BC < ltot) {
             load_tile(kt + FA_BC, buf ^ 1);
             cp_async_wait<1>();
         } else {
@@ -666,15 +684,16 @@ __device__ void flash_attn_d64_mma(const T *__restrict__ q, const T *__restrict_
             }
         }
 
-        const int valid = lk - kt;
+        const int valid = kt < lr ? lr - kt : ltot - kt;
+        const float shift = kt < lr ? ref_bias_log2 : 0.f;
         float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
         for (int n = 0; n < 8; ++n) {
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
                 const bool ok = n * 8 + 2 * t + e < valid;
-                s[n][e] = ok ? s[n][e] * scale_log2 : -INFINITY;
-                s[n][2 + e] = ok ? s[n][2 + e] * scale_log2 : -INFINITY;
+                s[n][e] = ok ? s[n][e] * scale_log2 + shift : -INFINITY;
+                s[n][2 + e] = ok ? s[n][2 + e] * scale_log2 + shift : -INFINITY;
                 mx0 = fmaxf(mx0, s[n][e]);
                 mx1 = fmaxf(mx1, s[n][2 + e]);
             }
@@ -882,7 +901,14 @@ FA_ENTRY(bf16, __nv_bfloat16)
                                   int heads, long q_bs, long q_ts, long k_bs, long k_ts,        \
                                   long v_bs, long v_ts, float scale_log2) {                     \
         flash_attn_d64_mma<T>(q, k, v, out, lq, lk, heads, q_bs, q_ts, k_bs, k_ts, v_bs, v_ts,  \
-                              scale_log2);                                                      \
+                              scale_log2, 0, 0.f);                                              \
+    }                                                                                           \
+    extern "C" __global__ void __launch_bounds__(128) flash_attn_d64_mma_shared_##NAME(         \
+        const T *q, const T *k, const T *v, T *out, int lq, int lk, int heads, long q_bs,       \
+        long q_ts, long k_bs, long k_ts, long v_bs, long v_ts, float scale_log2, int group,     \
+        float ref_bias_log2) {                                                                  \
+        flash_attn_d64_mma<T>(q, k, v, out, lq, lk, heads, q_bs, q_ts, k_bs, k_ts, v_bs, v_ts,  \
+                              scale_log2, group, ref_bias_log2);                                \
     }
 
 FA_MMA_ENTRY(f16, __half)

@@ -195,6 +195,53 @@ fn rows(t: &Tensor, idx: &[usize]) -> Result<Tensor> {
     })
 }
 
+/// Reference attention with the one-pass kernel ([`fused::shared_attention`]), where it
+/// applies: AdaIN runs on every item, to its group's reference's statistics (the identity for
+/// a reference itself: scale exactly 1, shift exactly 0), and the kernel reads each
+/// reference's keys and values in place, so nothing is gathered out of the batch or put back.
+/// `None` where the kernel does not apply.
+fn in_place(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    head_dim: usize,
+    share: &SharedAttention,
+    opts: &KernelOptions,
+) -> Result<Option<Tensor>> {
+    if !fused::shared_attention_applies(q, k, v, head_dim, opts) {
+        return Ok(None);
+    }
+    let b = q.dim(0)?;
+    let m = b / share.groups;
+    let a = share.attention;
+    let device = q.device();
+    let ref_of: Vec<u32> = (0..b).map(|i| ((i / m) * m) as u32).collect();
+    let ref_of = Tensor::from_vec(ref_of, b, device)?;
+    let adain_all = |x: &Tensor| -> Result<Tensor> {
+        profile::scope("shared_adain", device, || {
+            let x = x.contiguous()?;
+            let (mu, sd) = fused::token_stats(&x, ADAIN_EPS, opts)?;
+            let mu_t = mu.contiguous()?.index_select(&ref_of, 0)?;
+            let sd_t = sd.contiguous()?.index_select(&ref_of, 0)?;
+            let scale = sd_t.div(&sd)?;
+            let shift = mu_t.sub(&mu.mul(&scale)?)?;
+            fused::token_affine(&x, &scale.contiguous()?, &shift.contiguous()?, opts)
+        })
+    };
+    let q = if a.adain_queries {
+        adain_all(q)?
+    } else {
+        q.clone()
+    };
+    let k = if a.adain_keys {
+        adain_all(k)?
+    } else {
+        k.clone()
+    };
+    fused::shared_attention(&q, &k, v, heads, head_dim, (m, a.strength), opts)
+}
+
 /// Self-attention with reference sharing: `q`, `k`, `v` `[batch, L, heads * head_dim]`.
 /// Falls back to plain attention where nothing is shared (strength 0, one item per group).
 pub(crate) fn attention(
@@ -213,6 +260,9 @@ pub(crate) fn attention(
     let a = share.attention;
     if !a.is_active() || m < 2 {
         return fused::attention(q, k, v, heads, head_dim, opts);
+    }
+    if let Some(out) = in_place(q, k, v, heads, head_dim, share, opts)? {
+        return Ok(out);
     }
     let refs: Vec<usize> = (0..g).map(|gi| gi * m).collect();
     let others: Vec<usize> = (0..g).flat_map(|gi| gi * m + 1..(gi + 1) * m).collect();

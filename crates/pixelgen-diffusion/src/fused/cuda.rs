@@ -451,6 +451,10 @@ pub(super) struct FlashAttnOp {
     pub scale: f32,
     /// The mma.sync kernel (registers) rather than the WMMA one (shared-memory round trips).
     pub mma: bool,
+    /// Reference attention: groups of this many items (the first of each is the reference
+    /// the others also attend to, in place) and `ln(strength)` added to those logits. Needs
+    /// the mma kernel and a key count that is a multiple of 64.
+    pub shared: Option<(usize, f32)>,
 }
 
 /// Batch stride, token stride and start offset of a `[B, L, H*64]` operand, checked for the
@@ -485,7 +489,15 @@ impl FlashAttnOp {
         // SAFETY: uninitialised device memory; the kernel/GEMM below writes every element before
         // anything reads it.
         let out = unsafe { dev.alloc::<T>(b * lq * self.heads * 64)? };
-        let kind = if self.mma { "mma_" } else { "" };
+        let kind = match (self.mma, self.shared) {
+            (true, Some(_)) => "mma_shared_",
+            (true, None) => "mma_",
+            (false, Some(_)) => bail!("flash attention: shared references need the mma kernel"),
+            (false, None) => "",
+        };
+        if self.shared.is_some() && !lk.is_multiple_of(64) {
+            bail!("flash attention: shared references need a multiple of 64 keys, not {lk}");
+        }
         let func = launch_fn(
             dev,
             &format!("flash_attn_d64_{kind}{}", suffix(q.0.dtype())?),
@@ -509,6 +521,13 @@ impl FlashAttnOp {
             .arg(&v_bs)
             .arg(&v_ts)
             .arg(&scale_log2);
+        let (group_i, bias_log2) = match self.shared {
+            Some((group, bias)) => (group as i32, bias * std::f32::consts::LOG2_E),
+            None => (0, 0.0),
+        };
+        if self.shared.is_some() {
+            launch.arg(&group_i).arg(&bias_log2);
+        }
         let cfg = LaunchConfig {
             grid_dim: (lq.div_ceil(64) as u32, (b * self.heads) as u32, 1),
             block_dim: (128, 1, 1),

@@ -323,6 +323,69 @@ pub(crate) fn flash_applies(q: &Tensor, head_dim: usize, opts: &KernelOptions) -
         && matches!(q.dtype(), DType::F16 | DType::BF16)
 }
 
+/// Whether `t` `[b, l, c]` has the layout the flash kernels read: unit channel stride and
+/// strides and offset in multiples of 8 elements (16-byte loads).
+#[cfg(feature = "cuda")]
+fn flash_aligned(t: &Tensor) -> bool {
+    let (st, off) = (t.stride(), t.layout().start_offset());
+    st.len() == 3 && st[2] == 1 && st[0] % 8 == 0 && st[1] % 8 == 0 && off % 8 == 0
+}
+
+/// Whether [`shared_attention`] runs for these operands (see there).
+pub(crate) fn shared_attention_applies(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    head_dim: usize,
+    opts: &KernelOptions,
+) -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        flash_applies(q, head_dim, opts)
+            && opts.kernels == Kernels::Fused
+            && k.dim(1).is_ok_and(|l| l.is_multiple_of(64))
+            && flash_aligned(q)
+            && flash_aligned(k)
+            && flash_aligned(v)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (q, k, v, head_dim, opts);
+        false
+    }
+}
+
+/// Reference attention in one flash-attention pass, where it applies (CUDA, the mma kernel,
+/// head dim 64, f16/bf16, a key count that is a multiple of 64, aligned operands): the batch
+/// is groups of `group` items; every item but a group's first attends to
+/// `[first item's K/V ; its own]` with `ln(strength)` added to the first part's logits, read in
+/// place, and a group's first attends to itself only. `None` where it does not apply (the
+/// caller gathers and concatenates instead).
+pub(crate) fn shared_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    head_dim: usize,
+    (group, strength): (usize, f64),
+    opts: &KernelOptions,
+) -> Result<Option<Tensor>> {
+    #[cfg(feature = "cuda")]
+    if shared_attention_applies(q, k, v, head_dim, opts) && strength > 0.0 {
+        let op = cuda::FlashAttnOp {
+            heads,
+            scale: (head_dim as f32).powf(-0.5),
+            mma: true,
+            shared: Some((group, strength.ln() as f32)),
+        };
+        return profile::scope("attention", q.device(), || {
+            Ok(Some(q.apply_op3_no_bwd(k, v, &op)?))
+        });
+    }
+    let _ = (q, k, v, heads, head_dim, group, strength, opts);
+    Ok(None)
+}
+
 /// Multi-head scaled dot-product attention: `q` `[b, lq, heads * head_dim]`, `k` and `v`
 /// `[b, lk, heads * head_dim]`, result `[b, lq, heads * head_dim]`.
 pub fn attention(
@@ -341,12 +404,9 @@ pub fn attention(
             heads,
             scale: scale as f32,
             mma: opts.kernels == Kernels::Fused,
+            shared: None,
         };
-        let aligned = |t: &Tensor| {
-            let (st, off) = (t.stride(), t.layout().start_offset());
-            st.len() == 3 && st[2] == 1 && st[0] % 8 == 0 && st[1] % 8 == 0 && off % 8 == 0
-        };
-        if aligned(q) && aligned(k) && aligned(v) {
+        if flash_aligned(q) && flash_aligned(k) && flash_aligned(v) {
             return profile::scope("attention", device, || Ok(q.apply_op3_no_bwd(k, v, &op)?));
         }
     }
