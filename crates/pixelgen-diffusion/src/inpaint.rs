@@ -460,6 +460,16 @@ fn max_value(t: &Tensor) -> Result<f32> {
         .to_scalar::<f32>()?)
 }
 
+/// The mask value of one RGBA mask pixel, 0 (keep) to 1 (repaint): its grey level (PIL's
+/// `convert("L")` luma) over black by its alpha. The pipeline repaints where the (blurred) mask
+/// is at least 0.5.
+pub fn mask_value(p: [u8; 4]) -> f32 {
+    let [r, g, b, a] = p.map(u32::from);
+    // PIL's L24 luma in 16.16 fixed point.
+    let luma = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16;
+    (luma * a) as f32 / (255.0 * 255.0)
+}
+
 /// A mask image -> `[1, 1, height, width]` in [0, 1] on `device` for [`SdxlPipeline::inpaint`].
 ///
 /// The convention of A1111 and ComfyUI masks: white repaints, black keeps. Each pixel's grey
@@ -489,15 +499,7 @@ pub fn mask_from_rgba(
         u32::try_from(height).map_err(|_| invalid("mask", "too tall"))?,
     );
     let scaled = image::imageops::resize(mask, w, h, image::imageops::FilterType::Nearest);
-    let values: Vec<f32> = scaled
-        .pixels()
-        .map(|p| {
-            let [r, g, b, a] = p.0.map(u32::from);
-            // PIL's L24 luma in 16.16 fixed point.
-            let luma = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16;
-            (luma * a) as f32 / (255.0 * 255.0)
-        })
-        .collect();
+    let values: Vec<f32> = scaled.pixels().map(|p| mask_value(p.0)).collect();
     Ok(Tensor::from_vec(values, (1, 1, height, width), device)?)
 }
 

@@ -73,7 +73,9 @@ pub use config::{
 pub use error::{DiffusionError, Result};
 pub use fused::KernelOptions;
 pub use image_out::{rgba_to_tensor, to_rgba_images};
-pub use inpaint::{InpaintParams, MAX_MASK_BLUR, blur_mask, mask_from_rgba, prepare_mask};
+pub use inpaint::{
+    InpaintParams, MAX_MASK_BLUR, blur_mask, mask_from_rgba, mask_value, prepare_mask,
+};
 pub use lora::{
     KronFactor, Lora, LoraComponent, LoraLayer, LoraLayout, LoraMatch, LoraMetadata, LoraReport,
     LoraUpdate, ScaledLora,

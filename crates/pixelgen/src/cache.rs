@@ -50,10 +50,17 @@ impl CacheKey {
             h.update(b"\0lora-content:");
             h.update(crate::digest::file_digest_hex(&l.path).as_bytes());
         }
-        // A set drawn after a user's image: its content, not only its path.
+        // A set drawn after a user's image, an edited sprite and its mask: their content,
+        // not only their paths.
         if let Some(r) = recipe.set.as_ref().and_then(|s| s.reference_image()) {
             h.update(b"\0reference-content:");
             h.update(crate::digest::file_digest_hex(&r.path).as_bytes());
+        }
+        if let Some(e) = &recipe.edit {
+            for path in [&e.source, &e.mask] {
+                h.update(b"\0edit-content:");
+                h.update(crate::digest::file_digest_hex(path).as_bytes());
+            }
         }
         Ok(CacheKey(h.finalize().into()))
     }

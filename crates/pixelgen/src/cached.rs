@@ -221,6 +221,12 @@ impl<E: SpriteEngine> CachedEngine<E> {
             // Readable and of the sprite's shape, before any key or work.
             r.read(plan.recipe().size)?;
         }
+        // An edit's source and mask: read and checked before any key or work, kept for
+        // putting the unmasked pixels back.
+        let edit = match &plan.recipe().edit {
+            Some(e) => Some(e.read(plan.recipe().size)?),
+            None => None,
+        };
         let key = self.key(plan)?;
         if let Some(mut hit) = self.cached(plan, key) {
             hit.elapsed = start.elapsed();
@@ -231,7 +237,7 @@ impl<E: SpriteEngine> CachedEngine<E> {
         } else if plan.is_sheet() {
             self.make_sheet(plan, key, progress)?
         } else {
-            self.make_frame(plan, key, progress)?
+            self.make_frame(plan, key, edit.as_ref(), progress)?
         };
         made.elapsed = start.elapsed();
         Ok(made)
@@ -273,14 +279,19 @@ impl<E: SpriteEngine> CachedEngine<E> {
         Some(image)
     }
 
-    /// Renders one frame and remembers it in memory and on disk.
+    /// Renders one frame and remembers it in memory and on disk. For an edit, every pixel
+    /// outside the mask is put back from the source, whatever the engine drew there.
     fn make_frame(
         &mut self,
         plan: &Plan,
         key: CacheKey,
+        edit: Option<&crate::edit::EditInputs>,
         progress: &mut dyn FnMut(&Progress) -> Control,
     ) -> Result<Generated> {
-        let rendered = self.engine.render(plan, progress)?;
+        let mut rendered = self.engine.render(plan, progress)?;
+        if let Some(inputs) = edit {
+            rendered.image = crate::edit::keep_unmasked(&rendered.image, inputs);
+        }
         self.memory.put(key, &rendered.image);
         if let Some(disk) = &self.disk
             && let Err(e) = disk.put_sprite(&key, &rendered.image)
@@ -335,7 +346,7 @@ impl<E: SpriteEngine> CachedEngine<E> {
                 }
                 None => {
                     let mut on_step = frame_progress(i, n, &mut per_frame, progress);
-                    let sprite = self.make_frame(frame, frame_key, &mut on_step)?;
+                    let sprite = self.make_frame(frame, frame_key, None, &mut on_step)?;
                     fell_back |= sprite.fell_back;
                     sprite.image
                 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use image::RgbaImage;
 use pixelgen_diffusion::{
     GenerationParams, Lora, ReferenceAttention, SamplingPreset, ScaledLora, SdxlPipeline,
-    SdxlWeights, SeededNoise, SetParams, SetReference, rgba_to_tensor, to_rgba_images,
+    SdxlWeights, SeededNoise, SetParams, SetReference, mask_from_rgba, rgba_to_tensor,
+    to_rgba_images,
 };
 use pixelgen_pixel::pixelize;
 
@@ -323,9 +324,30 @@ impl SpriteEngine for Generator {
         }
         let (seed, params) = self.prepare(plan)?;
         let previews = self.previews;
-        let pipe = self.pipeline_with(&plan.recipe().loras)?;
+        let recipe = plan.recipe();
+        let pipe = self.pipeline_with(&recipe.loras)?;
         let mut on_step = step_reporter(previews, 0, 1, progress);
-        let out = pipe.txt2img(&params, &mut SeededNoise::new(seed), &mut on_step)?;
+        let mut noise = SeededNoise::new(seed);
+        let out = match &recipe.edit {
+            // The source and mask at the generation size (nearest neighbour); the cached
+            // engine puts the unmasked pixels back after the pixel pipeline.
+            Some(edit) => {
+                let inputs = edit.read(recipe.size)?;
+                let (w, h) = (params.width, params.height);
+                let image =
+                    rgba_to_tensor(&inputs.source, w, h, REFERENCE_BACKGROUND, pipe.device())?;
+                let mask = mask_from_rgba(&inputs.mask, w, h, pipe.device())?;
+                pipe.inpaint(
+                    &params,
+                    &image,
+                    &mask,
+                    &edit.inpaint,
+                    &mut noise,
+                    &mut on_step,
+                )?
+            }
+            None => pipe.txt2img(&params, &mut noise, &mut on_step)?,
+        };
         let raw = to_rgba_images(&out.image)?
             .into_iter()
             .next()
@@ -415,8 +437,8 @@ impl SpriteEngine for Generator {
 /// every batch after the first).
 pub(crate) const SET_CHUNK_FRAMES: usize = 8;
 
-/// Transparent pixels of a reference image are drawn over this colour (white, the plain
-/// background sprite prompts ask for) before the model sees it.
+/// Transparent pixels of a reference or edited image are drawn over this colour (white, the
+/// plain background sprite prompts ask for) before the model sees it.
 const REFERENCE_BACKGROUND: [u8; 3] = [255, 255, 255];
 
 /// The frame ranges of a set of `n` frames, one per batch: the first batch holds

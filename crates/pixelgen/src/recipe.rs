@@ -12,6 +12,7 @@ use pixelgen_pixel::sheet::SheetOptions;
 use ron::extensions::Extensions;
 use serde::{Deserialize, Serialize};
 
+use crate::edit::EditRecipe;
 use crate::error::{PixelGenError, Result, invalid};
 use crate::set::{SetFrames, SetRecipe};
 
@@ -237,6 +238,10 @@ pub struct Recipe {
     /// independent frames. Written only when set, so recipes without it keep their cache keys.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub set: Option<SetRecipe>,
+    /// Repaint the masked part of an existing sprite (inpainting; see [`EditRecipe`]); `None`:
+    /// draw from the prompt alone. Written only when set, so other recipes keep their keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edit: Option<EditRecipe>,
 }
 
 impl Default for Recipe {
@@ -260,6 +265,7 @@ impl Default for Recipe {
             loras: Vec::new(),
             tiling: false,
             set: None,
+            edit: None,
         }
     }
 }
@@ -397,6 +403,15 @@ impl Recipe {
                 ));
             }
             Frames::Template { .. } => {}
+        }
+        if let Some(edit) = &self.edit {
+            edit.validate()?;
+            if self.frames != Frames::Single || self.set.is_some() {
+                return Err(invalid(
+                    "edit",
+                    "an edit repaints one sprite: leave `frames` and `set` out",
+                ));
+            }
         }
         if let Some(set) = self.set_frames()? {
             let n = set.frames.len();

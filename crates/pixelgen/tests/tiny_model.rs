@@ -334,3 +334,50 @@ fn a_set_on_the_tiny_model_shares_attention_in_batches_and_comes_back_consistent
     let b = engine.generate(&idle, &mut |_| Control::Continue).unwrap();
     assert_eq!(a.image, b.image);
 }
+
+#[test]
+fn an_edit_on_the_tiny_model_repaints_only_the_mask() {
+    use image::{Rgba, RgbaImage};
+    let dir = std::env::temp_dir().join(format!("pixelgen-tiny-edit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = RgbaImage::from_fn(8, 8, |x, y| Rgba([(x * 30) as u8, (y * 30) as u8, 90, 255]));
+    let mask = RgbaImage::from_fn(8, 8, |x, y| {
+        Rgba(if (2..6).contains(&x) && (2..6).contains(&y) {
+            [255; 4]
+        } else {
+            [0, 0, 0, 255]
+        })
+    });
+    let (src, msk) = (dir.join("src.png"), dir.join("mask.png"));
+    source.save(&src).unwrap();
+    mask.save(&msk).unwrap();
+    let recipe = Recipe {
+        size: Size::square(8),
+        edit: Some(pixelgen::EditRecipe {
+            source: src,
+            mask: msk,
+            inpaint: Default::default(),
+        }),
+        ..recipe(9)
+    };
+    let mut engine = engine();
+    let out = engine
+        .generate(&recipe, &mut |_| Control::Continue)
+        .unwrap();
+    assert_eq!(out.image.dimensions(), (8, 8));
+    let mut changed = 0;
+    for (x, y, p) in out.image.enumerate_pixels() {
+        let inside = (2..6).contains(&x) && (2..6).contains(&y);
+        if inside {
+            changed += usize::from(p != source.get_pixel(x, y));
+        } else {
+            assert_eq!(p, source.get_pixel(x, y), "kept at ({x}, {y})");
+        }
+    }
+    assert!(changed > 0, "the model repainted the masked square");
+    let again = engine
+        .generate(&recipe, &mut |_| Control::Continue)
+        .unwrap();
+    assert_eq!(again.image, out.image);
+    let _ = std::fs::remove_dir_all(&dir);
+}
