@@ -2,8 +2,11 @@
 //! other pixel is the source's, exactly; source and mask are keyed by content; bad edits are
 //! refused before the engine runs.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::Scratch;
 use image::{Rgba, RgbaImage};
 use pixelgen::{
     CachedEngine, Control, EditRecipe, ModelIdentity, Plan, Progress, Recipe, Rendered, Seed, Size,
@@ -34,29 +37,6 @@ impl SpriteEngine for RedEngine {
             image: RgbaImage::from_pixel(s.width, s.height, Rgba(RED)),
             fell_back: false,
         })
-    }
-}
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("pixelgen-edit-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn file(&self, name: &str, image: &RgbaImage) -> PathBuf {
-        let path = self.0.join(name);
-        image.save(&path).unwrap();
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -100,7 +80,7 @@ fn edit_recipe(source: &Path, mask: &Path) -> Recipe {
 
 #[test]
 fn only_the_masked_pixels_change_and_the_rest_is_the_source_exactly() {
-    let dir = Scratch::new("keep");
+    let dir = Scratch::new("edit-keep");
     let src = dir.file("hero.png", &source());
     let mask = dir.file("mask.png", &right_half());
     let mut engine = CachedEngine::new(RedEngine::default());
@@ -138,7 +118,7 @@ fn only_the_masked_pixels_change_and_the_rest_is_the_source_exactly() {
 
 #[test]
 fn bad_edits_are_refused_before_the_engine_runs() {
-    let dir = Scratch::new("bad");
+    let dir = Scratch::new("edit-bad");
     let src = dir.file("hero.png", &source());
     let mask = dir.file("mask.png", &right_half());
     let refused = |recipe: Recipe| -> String {
@@ -149,7 +129,7 @@ fn bad_edits_are_refused_before_the_engine_runs() {
         assert_eq!(engine.engine().calls, 0, "refused before drawing");
         err.to_string()
     };
-    let missing = dir.0.join("missing.png");
+    let missing = dir.path().join("missing.png");
     assert!(refused(edit_recipe(&missing, &mask)).contains("cannot read"));
     let small = dir.file("small.png", &RgbaImage::from_pixel(8, 8, Rgba([255; 4])));
     let err = refused(edit_recipe(&src, &small));

@@ -3,8 +3,11 @@
 //! out with one palette, no anchor drift, mirrored west rows, clips and its consistency, and
 //! from the cache the same. Bad sets are refused before the engine runs.
 
+mod common;
+
 use std::path::Path;
 
+use common::Scratch;
 use image::{Rgba, RgbaImage};
 use pixelgen::{
     Action, CachedEngine, Control, DiskCache, ModelIdentity, PixelGenError, Plan, Progress, Recipe,
@@ -12,28 +15,6 @@ use pixelgen::{
 };
 
 const BACKGROUND: [u8; 3] = [236, 236, 228];
-
-/// A fresh folder for one test (removed when dropped).
-struct Scratch(std::path::PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("pixelgen-sets-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A model stand-in. Frame prompts say the view ("facing right"/"facing left") and "frame k
 /// of n"; it draws a 10x14-cell walker at 8 px a cell, shifted by a few cells and tinted per
@@ -150,7 +131,7 @@ fn frames_of(g: &pixelgen::Generated) -> Vec<RgbaImage> {
 
 #[test]
 fn a_walk_in_four_mirrored_directions_is_one_palette_one_anchor_and_clips() {
-    let dir = Scratch::new("walk");
+    let dir = Scratch::new("sets-walk");
     let mut engine = CachedEngine::new(WalkerModel::default())
         .with_disk_cache(DiskCache::new(dir.path().join("cache")));
     let set = engine
@@ -265,7 +246,7 @@ fn write_png(path: &Path, w: u32, h: u32) {
 
 #[test]
 fn bad_sets_are_refused_before_any_work_with_the_reason() {
-    let dir = Scratch::new("bad");
+    let dir = Scratch::new("sets-bad");
     let with_set = |set: SetRecipe| Recipe {
         set: Some(set),
         ..walk_set()
@@ -313,7 +294,7 @@ fn bad_sets_are_refused_before_any_work_with_the_reason() {
 
 #[test]
 fn a_reference_image_keys_the_set_by_content_and_old_recipes_keep_their_keys() {
-    let dir = Scratch::new("key");
+    let dir = Scratch::new("sets-key");
     let hero = dir.path().join("hero.png");
     write_png(&hero, 32, 32);
     let recipe = Recipe {
