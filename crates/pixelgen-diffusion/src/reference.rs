@@ -169,9 +169,19 @@ impl SetParams {
 /// and one shift per channel (`sigma_t / sigma` and `mu_t - mu * sigma_t / sigma`), applied
 /// in f32, back to `x`'s dtype (fused kernels on CUDA).
 fn adain(x: &Tensor, target: &(Tensor, Tensor), opts: &KernelOptions) -> Result<Tensor> {
-    let (mu, sd) = fused::token_stats(x, ADAIN_EPS, opts)?;
-    let scale = target.1.div(&sd)?;
-    let shift = target.0.sub(&mu.mul(&scale)?)?;
+    let own = fused::token_stats(x, ADAIN_EPS, opts)?;
+    adain_from(x, &own, target, opts)
+}
+
+/// [`adain`] with `x`'s own statistics already known.
+fn adain_from(
+    x: &Tensor,
+    (mu, sd): &(Tensor, Tensor),
+    (mu_t, sd_t): &(Tensor, Tensor),
+    opts: &KernelOptions,
+) -> Result<Tensor> {
+    let scale = sd_t.div(sd)?;
+    let shift = mu_t.sub(&mu.mul(&scale)?)?;
     fused::token_affine(x, &scale.contiguous()?, &shift.contiguous()?, opts)
 }
 
@@ -221,12 +231,12 @@ fn in_place(
     let adain_all = |x: &Tensor| -> Result<Tensor> {
         profile::scope("shared_adain", device, || {
             let x = x.contiguous()?;
-            let (mu, sd) = fused::token_stats(&x, ADAIN_EPS, opts)?;
-            let mu_t = mu.contiguous()?.index_select(&ref_of, 0)?;
-            let sd_t = sd.contiguous()?.index_select(&ref_of, 0)?;
-            let scale = sd_t.div(&sd)?;
-            let shift = mu_t.sub(&mu.mul(&scale)?)?;
-            fused::token_affine(&x, &scale.contiguous()?, &shift.contiguous()?, opts)
+            let own = fused::token_stats(&x, ADAIN_EPS, opts)?;
+            let target = (
+                own.0.contiguous()?.index_select(&ref_of, 0)?,
+                own.1.contiguous()?.index_select(&ref_of, 0)?,
+            );
+            adain_from(&x, &own, &target, opts)
         })
     };
     let q = if a.adain_queries {

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
 use crate::recipe::Size;
-use crate::set::MAX_REFERENCE_BYTES;
+use crate::set::read_image_file;
 
 /// Repaint the masked part of a sprite.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,7 +78,7 @@ impl EditRecipe {
     /// of exactly `size` (the edit keeps its pixels), the mask of the source's size and
     /// marking something to repaint. The error names the file and says what is wrong.
     pub fn read(&self, size: Size) -> Result<EditInputs> {
-        let source = read_image(&self.source, "source")?;
+        let source = read_image_file(&self.source, "edit", "source", |_, _| None)?;
         if source.dimensions() != (size.width, size.height) {
             return Err(invalid(
                 "edit",
@@ -90,7 +90,7 @@ impl EditRecipe {
                 ),
             ));
         }
-        let mask = read_image(&self.mask, "mask")?;
+        let mask = read_image_file(&self.mask, "edit", "mask", |_, _| None)?;
         if mask.dimensions() != source.dimensions() {
             return Err(invalid(
                 "edit",
@@ -138,16 +138,4 @@ pub fn keep_unmasked(made: &RgbaImage, inputs: &EditInputs) -> RgbaImage {
             *inputs.source.get_pixel(x, y)
         }
     })
-}
-
-fn read_image(path: &std::path::Path, what: &str) -> Result<RgbaImage> {
-    let bad = |why: String| invalid("edit", format!("{what} {}: {why}", path.display()));
-    let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
-    if !meta.is_file() || meta.len() > MAX_REFERENCE_BYTES {
-        return Err(bad(format!(
-            "not a file of at most {MAX_REFERENCE_BYTES} bytes"
-        )));
-    }
-    let image = image::open(path).map_err(|e| bad(format!("cannot decode it: {e}")))?;
-    Ok(image.to_rgba8())
 }

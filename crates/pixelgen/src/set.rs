@@ -194,42 +194,58 @@ impl ReferenceImage {
     /// shape (aspect ratio within 5%), since it is scaled to the generation size. The error
     /// names the file and says what is wrong.
     pub fn read(&self, size: Size) -> Result<image::RgbaImage> {
-        let path = &self.path;
-        let bad =
-            |why: String| invalid("set", format!("reference image {}: {why}", path.display()));
-        let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
-        if !meta.is_file() {
-            return Err(bad("is not a file".into()));
-        }
-        if meta.len() > MAX_REFERENCE_BYTES {
-            return Err(bad(format!(
-                "{} bytes, over the {MAX_REFERENCE_BYTES}-byte limit for a reference",
-                meta.len()
-            )));
-        }
-        let reader = image::ImageReader::open(path)
-            .and_then(|r| r.with_guessed_format())
-            .map_err(|e| bad(format!("cannot read it: {e}")))?;
-        let (w, h) = reader
-            .into_dimensions()
-            .map_err(|e| bad(format!("not an image this tool reads: {e}")))?;
-        if w == 0 || h == 0 || w > crate::MAX_SIDE || h > crate::MAX_SIDE {
-            return Err(bad(format!(
-                "{w}x{h} px: a reference is 1 to {} px a side",
-                crate::MAX_SIDE
-            )));
-        }
-        let (sw, sh) = (f64::from(size.width), f64::from(size.height));
-        let ratio = (f64::from(w) / f64::from(h)) / (sw / sh);
-        if !(0.95..=1.05).contains(&ratio) {
-            return Err(bad(format!(
-                "{w}x{h} px does not have the shape of the set's {size} sprites: crop or pad \
-                 it to that shape"
-            )));
-        }
-        let image = image::open(path).map_err(|e| bad(format!("cannot decode it: {e}")))?;
-        Ok(image.to_rgba8())
+        read_image_file(&self.path, "set", "reference image", |w, h| {
+            let (sw, sh) = (f64::from(size.width), f64::from(size.height));
+            let ratio = (f64::from(w) / f64::from(h)) / (sw / sh);
+            (!(0.95..=1.05).contains(&ratio)).then(|| {
+                format!(
+                    "{w}x{h} px does not have the shape of the set's {size} sprites: crop or pad \
+                     it to that shape"
+                )
+            })
+        })
     }
+}
+
+/// Reads an image file a user named in a recipe (a set's reference, an edit's source or mask):
+/// a regular file of at most [`MAX_REFERENCE_BYTES`], an image of 1 to
+/// [`MAX_SIDE`](crate::MAX_SIDE) px a side (checked from its header, before decoding), and
+/// whatever `check` says of its width and height. Errors name the recipe `field`, the file as
+/// `label` and what is wrong.
+pub(crate) fn read_image_file(
+    path: &std::path::Path,
+    field: &'static str,
+    label: &str,
+    check: impl FnOnce(u32, u32) -> Option<String>,
+) -> Result<image::RgbaImage> {
+    let bad = |why: String| invalid(field, format!("{label} {}: {why}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    if !meta.is_file() {
+        return Err(bad("is not a file".into()));
+    }
+    if meta.len() > MAX_REFERENCE_BYTES {
+        return Err(bad(format!(
+            "{} bytes, over the {MAX_REFERENCE_BYTES}-byte limit",
+            meta.len()
+        )));
+    }
+    let reader = image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| bad(format!("not an image this tool reads: {e}")))?;
+    if w == 0 || h == 0 || w > crate::MAX_SIDE || h > crate::MAX_SIDE {
+        return Err(bad(format!(
+            "{w}x{h} px: an image here is 1 to {} px a side",
+            crate::MAX_SIDE
+        )));
+    }
+    if let Some(why) = check(w, h) {
+        return Err(bad(why));
+    }
+    let image = image::open(path).map_err(|e| bad(format!("cannot decode it: {e}")))?;
+    Ok(image.to_rgba8())
 }
 
 /// Saves `image` as a set reference in `dir`, named by its content (`ref-<16 hex>.png`), so
