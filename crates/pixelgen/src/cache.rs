@@ -57,12 +57,26 @@ impl CacheKey {
             h.update(crate::digest::file_digest_hex(&r.path).as_bytes());
         }
         if let Some(e) = &recipe.edit {
-            for path in [&e.source, &e.mask] {
+            for path in std::iter::once(e.source.as_path()).chain(e.mask_file()) {
                 h.update(b"\0edit-content:");
                 h.update(crate::digest::file_digest_hex(path).as_bytes());
             }
         }
         Ok(CacheKey(h.finalize().into()))
+    }
+
+    /// This key joined with `bytes` under `tag`: the key of an output that depends on more
+    /// than the recipe (pixels held in memory, a tile's place in a set).
+    pub fn extended(&self, tag: &[u8], bytes: &[u8]) -> CacheKey {
+        let digest = Sha256::new()
+            .chain_update(KEY_VERSION.as_bytes())
+            .chain_update(b"\0extended\0")
+            .chain_update(self.0)
+            .chain_update((tag.len() as u64).to_le_bytes())
+            .chain_update(tag)
+            .chain_update(bytes)
+            .finalize();
+        CacheKey(digest.into())
     }
 
     /// The full key as 64 hex digits.

@@ -221,11 +221,15 @@ impl<E: SpriteEngine> CachedEngine<E> {
             // Readable and of the sprite's shape, before any key or work.
             r.read(plan.recipe().size)?;
         }
-        // An edit's source and mask: read and checked before any key or work, kept for
-        // putting the unmasked pixels back.
-        let edit = match &plan.recipe().edit {
-            Some(e) => Some(e.read(plan.recipe().size)?),
-            None => None,
+        // An edit's source and mask: read and checked once, before any key or work; the
+        // plan carries them to the engine and to putting the unmasked pixels back.
+        let read;
+        let plan = match &plan.recipe().edit {
+            Some(e) if plan.edit().is_none() => {
+                read = plan.clone().with_edit(e.read(plan.recipe().size)?);
+                &read
+            }
+            _ => plan,
         };
         let key = self.key(plan)?;
         if let Some(mut hit) = self.cached(plan, key) {
@@ -237,7 +241,7 @@ impl<E: SpriteEngine> CachedEngine<E> {
         } else if plan.is_sheet() {
             self.make_sheet(plan, key, progress)?
         } else {
-            self.make_frame(plan, key, edit.as_ref(), progress)?
+            self.make_frame(plan, key, progress)?
         };
         made.elapsed = start.elapsed();
         Ok(made)
@@ -285,11 +289,10 @@ impl<E: SpriteEngine> CachedEngine<E> {
         &mut self,
         plan: &Plan,
         key: CacheKey,
-        edit: Option<&crate::edit::EditInputs>,
         progress: &mut dyn FnMut(&Progress) -> Control,
     ) -> Result<Generated> {
         let mut rendered = self.engine.render(plan, progress)?;
-        if let Some(inputs) = edit {
+        if let Some(inputs) = plan.edit() {
             rendered.image = crate::edit::keep_unmasked(&rendered.image, inputs);
         }
         self.memory.put(key, &rendered.image);
@@ -346,7 +349,7 @@ impl<E: SpriteEngine> CachedEngine<E> {
                 }
                 None => {
                     let mut on_step = frame_progress(i, n, &mut per_frame, progress);
-                    let sprite = self.make_frame(frame, frame_key, None, &mut on_step)?;
+                    let sprite = self.make_frame(frame, frame_key, &mut on_step)?;
                     fell_back |= sprite.fell_back;
                     sprite.image
                 }

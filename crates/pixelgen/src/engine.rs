@@ -328,11 +328,21 @@ impl SpriteEngine for Generator {
         let pipe = self.pipeline_with(&recipe.loras)?;
         let mut on_step = step_reporter(previews, 0, 1, progress);
         let mut noise = SeededNoise::new(seed);
-        let out = match &recipe.edit {
+        // An edit's source and mask as the plan holds them (read once by the cached
+        // engine), or read here when the plan came straight from a recipe.
+        let read;
+        let edit = match (plan.edit(), &recipe.edit) {
+            (Some(inputs), _) => Some(inputs),
+            (None, Some(edit)) => {
+                read = edit.read(recipe.size)?;
+                Some(&read)
+            }
+            (None, None) => None,
+        };
+        let out = match edit {
             // The source and mask at the generation size (nearest neighbour); the cached
             // engine puts the unmasked pixels back after the pixel pipeline.
-            Some(edit) => {
-                let inputs = edit.read(recipe.size)?;
+            Some(inputs) => {
                 let (w, h) = (params.width, params.height);
                 let image =
                     rgba_to_tensor(&inputs.source, w, h, REFERENCE_BACKGROUND, pipe.device())?;
@@ -341,7 +351,7 @@ impl SpriteEngine for Generator {
                     &params,
                     &image,
                     &mask,
-                    &edit.inpaint,
+                    &inputs.inpaint,
                     &mut noise,
                     &mut on_step,
                 )?

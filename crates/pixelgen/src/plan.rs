@@ -5,7 +5,10 @@ use pixelgen_pixel::Canvas;
 use pixelgen_pixel::set::SetOptions;
 use pixelgen_pixel::sheet::{SheetLayout, SheetOptions};
 
+use std::sync::Arc;
+
 use crate::cache::CacheKey;
+use crate::edit::EditInputs;
 use crate::error::{Result, invalid};
 use crate::model::ModelIdentity;
 use crate::recipe::{Frames, Recipe, Size};
@@ -22,6 +25,8 @@ pub struct Plan {
     recipe: Recipe,
     sheet: Option<SheetLayout>,
     set: Option<SetFrames>,
+    /// An edit's source and mask, read once ([`Plan::with_edit`]).
+    edit: Option<Arc<EditInputs>>,
 }
 
 impl Plan {
@@ -49,6 +54,7 @@ impl Plan {
             recipe,
             sheet: None,
             set,
+            edit: None,
         };
         if frames > 0 {
             let frames = u32::try_from(frames).map_err(|_| invalid("frames", "too many frames"))?;
@@ -147,6 +153,7 @@ impl Plan {
             recipe: self.recipe.single_frame(prompt),
             sheet: None,
             set: None,
+            edit: None,
         };
         match &self.set {
             Some(set) => set.prompts.iter().cloned().map(single).collect(),
@@ -159,9 +166,29 @@ impl Plan {
         }
     }
 
+    /// This single-sprite plan as an edit of `inputs` (the source and mask in memory): what
+    /// [`CachedEngine`](crate::CachedEngine) makes of a recipe's `edit` once it has read the
+    /// files, so engines need not read them again, and how a host edits pixels it holds
+    /// (a tileset's transition tiles, an upload) without writing files. An edit held only in
+    /// memory is keyed by its pixels.
+    pub fn with_edit(mut self, inputs: EditInputs) -> Self {
+        self.edit = Some(Arc::new(inputs));
+        self
+    }
+
+    /// The edit's source and mask, when the plan holds them (see [`Plan::with_edit`]).
+    pub fn edit(&self) -> Option<&EditInputs> {
+        self.edit.as_deref()
+    }
+
     /// The content address of this plan's output on `model`.
     pub fn key(&self, model: &ModelIdentity) -> Result<CacheKey> {
-        CacheKey::new(&self.recipe, model)
+        let key = CacheKey::new(&self.recipe, model)?;
+        Ok(match &self.edit {
+            // A recipe's edit files are keyed by their content already.
+            Some(inputs) if self.recipe.edit.is_none() => key.extended(b"edit", &inputs.digest()),
+            _ => key,
+        })
     }
 }
 

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use common::Scratch;
 use image::{Rgba, RgbaImage};
+use pixelgen::edit::{Mask, MaskRect};
 use pixelgen::{
     CachedEngine, Control, EditRecipe, ModelIdentity, Plan, Progress, Recipe, Rendered, Seed, Size,
     SpriteEngine,
@@ -69,11 +70,7 @@ fn edit_recipe(source: &Path, mask: &Path) -> Recipe {
         seed: Seed::Fixed(1),
         size: Size::square(16),
         generation_size: Size::square(64),
-        edit: Some(EditRecipe {
-            source: source.into(),
-            mask: mask.into(),
-            inpaint: Default::default(),
-        }),
+        edit: Some(EditRecipe::inpaint(source, mask)),
         ..Recipe::new("a red cape")
     }
 }
@@ -141,12 +138,52 @@ fn bad_edits_are_refused_before_the_engine_runs() {
     assert!(refused(edit_recipe(&src, &black)).contains("nothing to repaint"));
     let clear = dir.file("clear.png", &RgbaImage::new(16, 16));
     assert!(refused(edit_recipe(&src, &clear)).contains("nothing to repaint"));
+    let white = dir.file("white.png", &RgbaImage::from_pixel(16, 16, Rgba([255; 4])));
+    let err = refused(edit_recipe(&src, &white));
+    assert!(err.contains("every pixel"), "{err}");
+    // A canvas larger than the source is an outpaint: a mask must then be the canvas size.
     let wrong_size = Recipe {
         size: Size::square(32),
         generation_size: Size::square(64),
         ..edit_recipe(&src, &mask)
     };
-    assert!(refused(wrong_size).contains("not the recipe's size"));
+    let err = refused(wrong_size);
+    assert!(
+        err.contains("16x16") && err.contains("canvas 32x32"),
+        "{err}"
+    );
+    let big = dir.file("big.png", &RgbaImage::from_pixel(20, 20, Rgba([9; 4])));
+    let err = refused(edit_recipe(&big, &mask));
+    assert!(err.contains("larger than the recipe's size"), "{err}");
+    let no_mask = Recipe {
+        edit: Some(EditRecipe {
+            mask: None,
+            ..EditRecipe::inpaint(&src, &mask)
+        }),
+        ..edit_recipe(&src, &mask)
+    };
+    assert!(refused(no_mask).contains("no mask"));
+    let off_canvas = Recipe {
+        size: Size::new(24, 16),
+        edit: Some(EditRecipe {
+            mask: None,
+            offset: Some((9, 0)),
+            ..EditRecipe::inpaint(&src, &mask)
+        }),
+        ..edit_recipe(&src, &mask)
+    };
+    let err = refused(off_canvas);
+    assert!(err.contains("at most (8, 0)"), "{err}");
+    let ragged = Recipe {
+        size: Size::square(2),
+        generation_size: Size::square(64),
+        edit: Some(EditRecipe {
+            mask: Some(Mask::Rows(vec!["#.".into(), "#".into()])),
+            ..EditRecipe::inpaint(dir.file("tiny.png", &RgbaImage::new(2, 2)), &mask)
+        }),
+        ..edit_recipe(&src, &mask)
+    };
+    assert!(refused(ragged).contains("row 1 has 1 characters"));
     let mut strong = edit_recipe(&src, &mask);
     strong.edit.as_mut().unwrap().inpaint.strength = 0.0;
     assert!(refused(strong).contains("strength"));
@@ -155,4 +192,57 @@ fn bad_edits_are_refused_before_the_engine_runs() {
         ..edit_recipe(&src, &mask)
     };
     assert!(refused(sheet).contains("one sprite"));
+}
+
+#[test]
+fn inline_masks_and_outpainting_keep_the_source_exactly() {
+    let dir = Scratch::new("edit-inline");
+    let src = dir.file("hero.png", &source());
+    let mut engine = CachedEngine::new(RedEngine::default());
+    // The right half as rows of text and as a rectangle: the same pixels as the PNG mask.
+    let rows: Vec<String> = (0..16)
+        .map(|_| format!("{}{}", ".".repeat(8), "#".repeat(8)))
+        .collect();
+    let file = dir.file("mask.png", &right_half());
+    let by_file = engine
+        .generate(&edit_recipe(&src, &file), &mut |_| Control::Continue)
+        .unwrap();
+    for mask in [
+        Mask::Rows(rows),
+        Mask::Rects(vec![MaskRect {
+            x: 8,
+            y: 0,
+            width: 8,
+            height: 16,
+        }]),
+    ] {
+        let mut recipe = edit_recipe(&src, &file);
+        recipe.edit.as_mut().unwrap().mask = Some(mask);
+        let text = recipe.to_ron().unwrap();
+        assert_eq!(Recipe::from_ron(&text).unwrap(), recipe, "{text}");
+        let out = engine
+            .generate(&recipe, &mut |_| Control::Continue)
+            .unwrap();
+        assert_eq!(out.image, by_file.image);
+    }
+    // Outpainting: the 16x16 sprite centred on a 32x24 canvas; all around it is drawn.
+    let grow = Recipe {
+        size: Size::new(32, 24),
+        edit: Some(EditRecipe {
+            mask: None,
+            ..EditRecipe::inpaint(&src, &file)
+        }),
+        ..edit_recipe(&src, &file)
+    };
+    let out = engine.generate(&grow, &mut |_| Control::Continue).unwrap();
+    assert_eq!(out.image.dimensions(), (32, 24));
+    let original = source();
+    for (x, y, p) in out.image.enumerate_pixels() {
+        let inside = (8..24).contains(&x) && (4..20).contains(&y);
+        if inside {
+            assert_eq!(p, original.get_pixel(x - 8, y - 4), "kept at ({x}, {y})");
+        } else {
+            assert_eq!(p.0, RED, "drawn at ({x}, {y})");
+        }
+    }
 }

@@ -353,11 +353,7 @@ fn an_edit_on_the_tiny_model_repaints_only_the_mask() {
     mask.save(&msk).unwrap();
     let recipe = Recipe {
         size: Size::square(8),
-        edit: Some(pixelgen::EditRecipe {
-            source: src,
-            mask: msk,
-            inpaint: Default::default(),
-        }),
+        edit: Some(pixelgen::EditRecipe::inpaint(&src, &msk)),
         ..recipe(9)
     };
     let mut engine = engine();
@@ -379,5 +375,21 @@ fn an_edit_on_the_tiny_model_repaints_only_the_mask() {
         .generate(&recipe, &mut |_| Control::Continue)
         .unwrap();
     assert_eq!(again.image, out.image);
+    // Outpainting: the sprite placed at the left of a canvas twice as wide, the right half
+    // drawn by the model around it.
+    let grow = Recipe {
+        size: Size::new(16, 8),
+        edit: Some(pixelgen::EditRecipe {
+            offset: Some((0, 0)),
+            mask: None,
+            ..pixelgen::EditRecipe::inpaint(&src, &msk)
+        }),
+        ..recipe.clone()
+    };
+    let wide = engine.generate(&grow, &mut |_| Control::Continue).unwrap();
+    assert_eq!(wide.image.dimensions(), (16, 8));
+    for (x, y, p) in source.enumerate_pixels() {
+        assert_eq!(wide.image.get_pixel(x, y), p, "kept at ({x}, {y})");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
