@@ -17,6 +17,7 @@ use crate::memory::MemoryCache;
 use crate::model::ModelIdentity;
 use crate::plan::Plan;
 use crate::recipe::Recipe;
+use crate::tileset::TilesetOutput;
 
 /// Checks every LoRA file of `plan` (a regular file of plausible size, so reading it ends)
 /// and hashes it for the cache key, reporting step 0 between chunks so a cancel stops a long
@@ -34,6 +35,28 @@ fn check_lora_files(plan: &Plan, progress: &mut dyn FnMut(&Progress) -> Control)
             progress(&waiting) == Control::Continue
         };
         crate::digest::file_digest_interruptible(&lora.path, &mut keep_going)?;
+    }
+    Ok(())
+}
+
+/// Reports frame `i` of `n` (of `per_frame` steps each) as done without running it (it came
+/// from a cache); a cancel there stops the job.
+fn report_done(
+    i: usize,
+    n: usize,
+    per_frame: usize,
+    progress: &mut dyn FnMut(&Progress) -> Control,
+) -> Result<()> {
+    let done = Progress {
+        step: (i + 1) * per_frame,
+        total: n * per_frame,
+        preview: None,
+    };
+    if progress(&done) == Control::Cancel {
+        return Err(PixelGenError::Cancelled {
+            step: done.step,
+            total: done.total,
+        });
     }
     Ok(())
 }
@@ -59,13 +82,15 @@ pub struct Generated {
     /// For a set: how consistent its finished frames are (palette sizes, silhouette IoU and
     /// colour-histogram distance against the first frame, anchor drift). `None` otherwise.
     pub consistency: Option<Consistency>,
+    /// For a tileset: its tiles' codes and how its seams scored. `None` otherwise.
+    pub tileset: Option<crate::tileset::TilesetOutput>,
     /// Time from the request to the finished image.
     pub elapsed: Duration,
 }
 
 impl Generated {
     /// `plan`'s output as just made (the caller sets `elapsed`).
-    fn made(
+    pub(crate) fn made(
         plan: &Plan,
         key: CacheKey,
         image: RgbaImage,
@@ -80,6 +105,7 @@ impl Generated {
             from_cache: false,
             fell_back,
             consistency: None,
+            tileset: None,
             elapsed: Duration::ZERO,
         }
     }
@@ -95,7 +121,7 @@ impl Generated {
 }
 
 /// The frames of a packed sheet, cut out in frame order.
-fn sheet_frames(sheet: &Sheet) -> Vec<RgbaImage> {
+pub(crate) fn sheet_frames(sheet: &Sheet) -> Vec<RgbaImage> {
     sheet
         .layout
         .frames
@@ -236,7 +262,9 @@ impl<E: SpriteEngine> CachedEngine<E> {
             hit.elapsed = start.elapsed();
             return Ok(hit);
         }
-        let mut made = if plan.set_frames().is_some() {
+        let mut made = if plan.recipe().tileset.is_some() {
+            self.make_tileset(plan, key, progress)?
+        } else if plan.set_frames().is_some() {
             self.make_set(plan, key, progress)?
         } else if plan.is_sheet() {
             self.make_sheet(plan, key, progress)?
@@ -250,22 +278,34 @@ impl<E: SpriteEngine> CachedEngine<E> {
     /// `plan`'s finished image from memory or disk, if it was made before (an unreadable
     /// disk entry is a miss, reported through `tracing`).
     pub fn cached(&mut self, plan: &Plan, key: CacheKey) -> Option<Generated> {
-        let (image, layout, consistency) = match plan.sheet_layout() {
+        let (image, layout, consistency, tileset) = match plan.sheet_layout() {
             Some(_) => {
                 let sheet = self.disk.as_ref()?.get_sheet(&key).unwrap_or_else(|e| {
                     tracing::warn!("pixelgen: ignoring the cache entry {key}: {e}");
                     None
                 })?;
+                let frames = sheet_frames(&sheet);
                 let consistency = plan
                     .set_options()
-                    .map(|opts| measure(&sheet_frames(&sheet), 0, opts.anchor));
-                (sheet.image, Some(sheet.layout), consistency)
+                    .map(|opts| measure(&frames, 0, opts.anchor));
+                let tileset = match &plan.recipe().tileset {
+                    Some(set) => match TilesetOutput::measure(set, &frames) {
+                        Ok(out) => Some(out),
+                        Err(e) => {
+                            tracing::warn!("pixelgen: ignoring the cache entry {key}: {e}");
+                            return None;
+                        }
+                    },
+                    None => None,
+                };
+                (sheet.image, Some(sheet.layout), consistency, tileset)
             }
-            None => (self.cached_frame(key)?, None, None),
+            None => (self.cached_frame(key)?, None, None, None),
         };
         Some(Generated {
             from_cache: true,
             consistency,
+            tileset,
             ..Generated::made(plan, key, image, layout, false)
         })
     }
@@ -310,6 +350,37 @@ impl<E: SpriteEngine> CachedEngine<E> {
         ))
     }
 
+    /// Writes a finished sheet to the disk cache, if any (a failure is logged: the work is
+    /// returned all the same).
+    pub(crate) fn store_sheet(&self, key: CacheKey, sheet: &Sheet) {
+        if let Some(disk) = &self.disk
+            && let Err(e) = disk.put_sheet(&key, sheet)
+        {
+            tracing::warn!("pixelgen: cannot write the cache entry {key}: {e}");
+        }
+    }
+
+    /// Frame `i` of `n` of a multi-frame job: from the caches when made before (progress
+    /// then jumps past it), else rendered and remembered. Returns the image and whether it
+    /// fell back to resampling.
+    pub(crate) fn frame_image(
+        &mut self,
+        frame: &Plan,
+        frame_key: CacheKey,
+        i: usize,
+        n: usize,
+        per_frame: &mut usize,
+        progress: &mut dyn FnMut(&Progress) -> Control,
+    ) -> Result<(RgbaImage, bool)> {
+        if let Some(image) = self.cached_frame(frame_key) {
+            report_done(i, n, *per_frame, progress)?;
+            return Ok((image, false));
+        }
+        let mut on_step = frame_progress(i, n, per_frame, progress);
+        let sprite = self.make_frame(frame, frame_key, &mut on_step)?;
+        Ok((sprite.image, sprite.fell_back))
+    }
+
     /// Every frame (each from the caches when made before, identical frames once), then
     /// packing. Progress counts steps across all frames.
     fn make_sheet(
@@ -328,41 +399,23 @@ impl<E: SpriteEngine> CachedEngine<E> {
         let mut fell_back = false;
         for (i, frame) in frame_plans.iter().enumerate() {
             let frame_key = self.key(frame)?;
-            let reused = made
-                .get(&frame_key)
-                .cloned()
-                .or_else(|| self.cached_frame(frame_key));
-            let image = match reused {
+            let image = match made.get(&frame_key) {
                 Some(image) => {
-                    let done = Progress {
-                        step: (i + 1) * per_frame,
-                        total: n * per_frame,
-                        preview: None,
-                    };
-                    if progress(&done) == Control::Cancel {
-                        return Err(PixelGenError::Cancelled {
-                            step: done.step,
-                            total: done.total,
-                        });
-                    }
-                    image
+                    report_done(i, n, per_frame, progress)?;
+                    image.clone()
                 }
                 None => {
-                    let mut on_step = frame_progress(i, n, &mut per_frame, progress);
-                    let sprite = self.make_frame(frame, frame_key, &mut on_step)?;
-                    fell_back |= sprite.fell_back;
-                    sprite.image
+                    let (image, fell) =
+                        self.frame_image(frame, frame_key, i, n, &mut per_frame, progress)?;
+                    fell_back |= fell;
+                    image
                 }
             };
             made.insert(frame_key, image.clone());
             frames.push(Frame::new(image).with_name(format!("frame {i}")));
         }
         let sheet = pack(&frames, &plan.sheet_options())?;
-        if let Some(disk) = &self.disk
-            && let Err(e) = disk.put_sheet(&key, &sheet)
-        {
-            tracing::warn!("pixelgen: cannot write the cache entry {key}: {e}");
-        }
+        self.store_sheet(key, &sheet);
         Ok(Generated::made(
             plan,
             key,
@@ -436,11 +489,7 @@ impl<E: SpriteEngine> CachedEngine<E> {
             })
             .collect();
         let sheet = pack(&frames, &plan.sheet_options())?;
-        if let Some(disk) = &self.disk
-            && let Err(e) = disk.put_sheet(&key, &sheet)
-        {
-            tracing::warn!("pixelgen: cannot write the cache entry {key}: {e}");
-        }
+        self.store_sheet(key, &sheet);
         Ok(Generated {
             consistency: Some(consistency),
             ..Generated::made(plan, key, sheet.image, Some(sheet.layout), false)

@@ -57,6 +57,7 @@ mod output;
 mod plan;
 mod recipe;
 pub mod set;
+pub mod tileset;
 
 pub use cache::CacheKey;
 pub use cached::{CachedEngine, DEFAULT_MEMORY_CACHE_BYTES, Generated};
@@ -78,6 +79,7 @@ pub use recipe::{Frames, LoraRef, MAX_SIDE, Priority, Recipe, Seed, Size};
 pub use set::{
     Action, Animation, Directions, Playback, Reference, ReferenceImage, SetFrames, SetRecipe, View,
 };
+pub use tileset::{TilesetKind, TilesetOutput, TilesetRecipe};
 
 /// Re-exported so recipes can name samplers and pixel options without extra dependencies.
 pub use pixelgen_diffusion::SchedulerKind;

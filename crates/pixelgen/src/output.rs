@@ -230,6 +230,7 @@ mod tests {
             from_cache: false,
             fell_back: false,
             consistency: None,
+            tileset: None,
             elapsed: Duration::ZERO,
         }
     }

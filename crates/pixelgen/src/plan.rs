@@ -45,10 +45,12 @@ impl Plan {
     fn checked(recipe: Recipe) -> Result<Self> {
         recipe.validate()?;
         let set = recipe.set_frames()?;
-        let frames = match &set {
-            Some(set) => set.frames.len(),
-            None if recipe.frames == Frames::Single => 0,
-            None => recipe.frame_count(),
+        let tiles = recipe.tileset.as_ref().map(|t| t.tiles());
+        let frames = match (&set, &tiles) {
+            (_, Some(tiles)) => tiles.len(),
+            (Some(set), None) => set.frames.len(),
+            (None, None) if recipe.frames == Frames::Single => 0,
+            (None, None) => recipe.frame_count(),
         };
         let mut plan = Self {
             recipe,
@@ -65,6 +67,11 @@ impl Plan {
                 for (cell, frame) in grid.frames.iter_mut().zip(&set.frames) {
                     cell.name = frame.name.clone();
                     cell.duration_ms = frame.duration_ms;
+                }
+            }
+            if let Some(set) = &plan.recipe.tileset {
+                for (cell, name) in grid.frames.iter_mut().zip(set.tile_names()) {
+                    cell.name = name;
                 }
             }
             plan.sheet = Some(grid);
@@ -113,6 +120,9 @@ impl Plan {
                 opts.columns = set.columns;
             }
             opts.tags.extend(set.tags.iter().cloned());
+        }
+        if let Some(set) = &self.recipe.tileset {
+            opts.columns = opts.columns.or(Some(set.default_columns()));
         }
         opts
     }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::edit::EditRecipe;
 use crate::error::{PixelGenError, Result, invalid};
 use crate::set::{SetFrames, SetRecipe};
+use crate::tileset::TilesetRecipe;
 
 /// Largest side accepted for a sprite or a generation, in pixels (the engine's own bound,
 /// [`pixelgen_diffusion::MAX_SIDE`]).
@@ -242,6 +243,10 @@ pub struct Recipe {
     /// draw from the prompt alone. Written only when set, so other recipes keep their keys.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edit: Option<EditRecipe>,
+    /// A tileset from two terrains (Wang or blob; see [`TilesetRecipe`]): `size` is the tile
+    /// size and the result an atlas. Written only when set, so other recipes keep their keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tileset: Option<TilesetRecipe>,
 }
 
 impl Default for Recipe {
@@ -266,6 +271,7 @@ impl Default for Recipe {
             tiling: false,
             set: None,
             edit: None,
+            tileset: None,
         }
     }
 }
@@ -413,6 +419,15 @@ impl Recipe {
                 ));
             }
         }
+        if let Some(tileset) = &self.tileset {
+            if self.frames != Frames::Single || self.set.is_some() || self.edit.is_some() {
+                return Err(invalid(
+                    "tileset",
+                    "a tileset makes its own tiles: leave `frames`, `set` and `edit` out",
+                ));
+            }
+            tileset.validate(self)?;
+        }
         if let Some(set) = self.set_frames()? {
             let n = set.frames.len();
             if n > Self::MAX_FRAMES {
@@ -508,6 +523,7 @@ impl Recipe {
             frames: Frames::Single,
             sheet: None,
             set: None,
+            tileset: None,
             ..self.clone()
         }
     }
