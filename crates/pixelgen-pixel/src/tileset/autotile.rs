@@ -26,8 +26,8 @@ fn check_grid(len: usize, width: usize, height: usize, what: &'static str) -> Re
 /// two corners, so every adjacent pair is in [`neighbours`](super::neighbours). Errors when
 /// `corners` has the wrong length.
 pub fn autotile_wang(corners: &[Terrain], width: usize, height: usize) -> Result<Vec<usize>> {
-    let cw = width.checked_add(1).unwrap_or(usize::MAX);
-    let ch = height.checked_add(1).unwrap_or(usize::MAX);
+    let cw = width.saturating_add(1);
+    let ch = height.saturating_add(1);
     check_grid(corners.len(), cw, ch, "corners")?;
     let at = |x: usize, y: usize| corners[y * cw + x].is_b();
     let mut out = Vec::with_capacity(width * height);

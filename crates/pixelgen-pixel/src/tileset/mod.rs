@@ -160,7 +160,7 @@ impl TilesetKind {
         }
     }
 
-    /// Number of tiles: 16 (Wang) or 48 (blob).
+    /// Number of tiles: 16 (Wang) or 48 (blob). A tileset is never empty.
     #[allow(clippy::len_without_is_empty)]
     pub fn len(self) -> usize {
         match self {
