@@ -20,10 +20,15 @@ pub struct TileIndexEntry {
     pub indices: Vec<u32>,
 }
 
-/// Which atlas index shows which tile code: the table a game's autotiler looks up.
+/// Which atlas index shows which tile code: the table a game's autotiler looks up (feed it
+/// the indices from [`autotile_wang`](super::autotile_wang) /
+/// [`autotile_blob`](super::autotile_blob) codes, picking a variation per cell).
 ///
-/// The atlas index is Bevy `TilemapChunk`'s `tileset_index` (array layer) and
-/// `bevy_ecs_tilemap`'s `TileTextureIndex` alike.
+/// One table serves both Bevy tilemaps, since both address a tile by its atlas index:
+/// `TilemapChunk` takes a per-cell `tileset_index` into an array texture whose layers are
+/// the tiles in atlas order (build it with [`atlas_to_layers`]), and `bevy_ecs_tilemap` a
+/// `TileTextureIndex` into the atlas grid (row-major, [`cell`](Self::cell) gives the grid
+/// position).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TileIndex {
     /// Wang or blob.

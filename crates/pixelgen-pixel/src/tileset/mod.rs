@@ -46,6 +46,14 @@
 //! tiles that [`neighbours`] lists agree pixel for pixel on their facing lines, and tiles
 //! composed from two seamless bases continue across every such edge.
 //!
+//! # Using the tiles
+//!
+//! [`autotile_wang`] and [`autotile_blob`] turn a terrain map into atlas indices,
+//! [`TiledTileset::to_tsx`] writes a Tiled tileset with a wang set for its terrain brush, and
+//! [`TileIndex`] maps codes (and variations) to atlas indices, which are Bevy
+//! `TilemapChunk`'s `tileset_index` (array layers from [`atlas_to_layers`]) and
+//! `bevy_ecs_tilemap`'s `TileTextureIndex` alike.
+//!
 //! ```
 //! use image::{Rgba, RgbaImage};
 //! use pixelgen_pixel::tile::DEFAULT_SEAM_THRESHOLD;
