@@ -5,7 +5,8 @@
 //! then optionally reduces or maps its colours (OKLab k-means, built-in and user palettes,
 //! ordered or Floyd–Steinberg dithering), removes the background to binary alpha, cleans stray
 //! pixels, draws an outline and places it on an exact canvas. It also packs frames into sprite
-//! sheets with Aseprite-compatible JSON and scores tile seams. No Bevy, no candle: plain
+//! sheets with Aseprite-compatible JSON, scores tile seams and builds two-terrain Wang and
+//! blob tilesets ([`tileset`]). No Bevy, no candle: plain
 //! [`image::RgbaImage`] in and out.
 //!
 //! ```
@@ -36,6 +37,7 @@ pub mod quantize;
 pub mod set;
 pub mod sheet;
 pub mod tile;
+pub mod tileset;
 pub mod write;
 
 pub use error::{PixelError, Result};
@@ -61,4 +63,9 @@ pub mod prelude {
     pub use crate::quantize::{ColorCount, Dither, QuantizeOptions};
     #[doc(hidden)]
     pub use crate::sheet::{Frame, JsonForm, Sheet, SheetLayout, SheetOptions, pack};
+    #[doc(hidden)]
+    pub use crate::tileset::{
+        Axis, SeamReport, Terrain, TileCode, TileIndex, TiledTileset, TilesetKind, compose,
+        seam_report, terrain_mask,
+    };
 }

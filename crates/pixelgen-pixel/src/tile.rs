@@ -41,53 +41,122 @@ pub struct SeamScore {
     pub combined: f32,
 }
 
+/// Which way two tiles meet, for [`edge_score`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Axis {
+    /// The first tile sits left of the second: its last column meets the other's first.
+    Horizontal,
+    /// The first tile sits above the second: its last row meets the other's first.
+    Vertical,
+}
+
+/// The one pixel-difference rule and interior-step statistic behind [`seam_score`] and
+/// [`edge_score`] (and the tileset seam report): OKLab distance plus alpha difference.
+pub(crate) struct Steps {
+    cache: LabCache,
+}
+
+impl Steps {
+    /// A fresh measurer (its colour cache starts empty).
+    pub(crate) fn new() -> Self {
+        Self {
+            cache: LabCache::new(),
+        }
+    }
+
+    /// Difference of two RGBA pixels: OKLab distance of the colours plus |alpha| / 255.
+    fn diff(&mut self, a: &[u8], b: &[u8]) -> f32 {
+        let la = self.cache.get([a[0], a[1], a[2]]);
+        let lb = self.cache.get([b[0], b[1], b[2]]);
+        la.dist(lb) + (a[3] as f32 - b[3] as f32).abs() / 255.0
+    }
+
+    /// Mean difference between neighbouring pixels of `img` along `axis` (pairs
+    /// `(x, y)-(x + 1, y)` for [`Axis::Horizontal`]), sampling at most
+    /// [`MAX_SAMPLED_LINES`] lines on big images. `None` when the image has no such pair.
+    pub(crate) fn interior(&mut self, img: &RgbaImage, axis: Axis) -> Option<f64> {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let raw = img.as_raw();
+        let px = |i: usize| &raw[i * 4..i * 4 + 4];
+        let (mut sum, mut n) = (0f64, 0usize);
+        match axis {
+            Axis::Horizontal => {
+                if w < 2 || h == 0 {
+                    return None;
+                }
+                let stride = h.div_ceil(MAX_SAMPLED_LINES).max(1);
+                for y in (0..h).step_by(stride) {
+                    for x in 0..w - 1 {
+                        sum += self.diff(px(y * w + x), px(y * w + x + 1)) as f64;
+                        n += 1;
+                    }
+                }
+            }
+            Axis::Vertical => {
+                if h < 2 || w == 0 {
+                    return None;
+                }
+                let stride = w.div_ceil(MAX_SAMPLED_LINES).max(1);
+                // Row pairs, sampling columns: walk rows outermost for memory order.
+                for y in 0..h - 1 {
+                    for x in (0..w).step_by(stride) {
+                        sum += self.diff(px(y * w + x), px((y + 1) * w + x)) as f64;
+                        n += 1;
+                    }
+                }
+            }
+        }
+        Some(sum / n.max(1) as f64)
+    }
+
+    /// Mean difference across the edge where `a` meets `b` along `axis`: `a`'s last column
+    /// against `b`'s first (horizontal) or `a`'s last row against `b`'s first (vertical).
+    /// The shared side must have the same length in both (callers check).
+    pub(crate) fn across(&mut self, a: &RgbaImage, b: &RgbaImage, axis: Axis) -> f64 {
+        let (aw, ah) = a.dimensions();
+        let n = match axis {
+            Axis::Horizontal => ah,
+            Axis::Vertical => aw,
+        };
+        let mut sum = 0f64;
+        for i in 0..n {
+            let (pa, pb) = match axis {
+                Axis::Horizontal => (a.get_pixel(aw - 1, i), b.get_pixel(0, i)),
+                Axis::Vertical => (a.get_pixel(i, ah - 1), b.get_pixel(i, 0)),
+            };
+            sum += self.diff(&pa.0, &pb.0) as f64;
+        }
+        sum / n.max(1) as f64
+    }
+}
+
+/// The score of a seam: its mean difference over the mean interior step (see the module docs).
+pub(crate) fn ratio(seam: f64, interior: f64) -> f32 {
+    (seam / interior.max(MIN_INTERIOR_STEP as f64)) as f32
+}
+
+/// The interior step two tiles share at an edge: the mean of those that have one.
+pub(crate) fn shared_interior(a: Option<f64>, b: Option<f64>) -> f64 {
+    match (a, b) {
+        (Some(a), Some(b)) => 0.5 * (a + b),
+        (Some(x), None) | (None, Some(x)) => x,
+        (None, None) => 0.0,
+    }
+}
+
 /// Scores the wrap-around seams of `img`. An image one pixel wide (or high) has no
 /// horizontal (or vertical) seam: that score is 0. Errors on an empty image.
 pub fn seam_score(img: &RgbaImage) -> Result<SeamScore> {
     let (w, h) = img.dimensions();
     ensure_not_empty(w, h)?;
-    let (w, h) = (w as usize, h as usize);
-    let raw = img.as_raw();
-    let mut cache = LabCache::new();
-    let mut diff = |i: usize, j: usize| {
-        let (a, b) = (&raw[i * 4..i * 4 + 4], &raw[j * 4..j * 4 + 4]);
-        let la = cache.get([a[0], a[1], a[2]]);
-        let lb = cache.get([b[0], b[1], b[2]]);
-        la.dist(lb) + (a[3] as f32 - b[3] as f32).abs() / 255.0
+    let mut steps = Steps::new();
+    let mut wrap = |axis: Axis| match steps.interior(img, axis) {
+        None => 0.0,
+        Some(interior) => ratio(steps.across(img, img, axis), interior),
     };
-    // Horizontal: pairs (x, y) - (x + 1, y); the seam pair is (w - 1, y) - (0, y).
-    let horizontal = if w < 2 {
-        0.0
-    } else {
-        let seam: f64 = (0..h)
-            .map(|y| diff(y * w + w - 1, y * w) as f64)
-            .sum::<f64>()
-            / h as f64;
-        let stride = h.div_ceil(MAX_SAMPLED_LINES).max(1);
-        let (mut sum, mut n) = (0f64, 0usize);
-        for y in (0..h).step_by(stride) {
-            for x in 0..w - 1 {
-                sum += diff(y * w + x, y * w + x + 1) as f64;
-                n += 1;
-            }
-        }
-        ratio(seam, sum / n.max(1) as f64)
-    };
-    let vertical = if h < 2 {
-        0.0
-    } else {
-        let seam: f64 = (0..w).map(|x| diff((h - 1) * w + x, x) as f64).sum::<f64>() / w as f64;
-        let stride = w.div_ceil(MAX_SAMPLED_LINES).max(1);
-        let (mut sum, mut n) = (0f64, 0usize);
-        // Row pairs, sampling columns: walk rows outermost for memory order.
-        for y in 0..h - 1 {
-            for x in (0..w).step_by(stride) {
-                sum += diff(y * w + x, (y + 1) * w + x) as f64;
-                n += 1;
-            }
-        }
-        ratio(seam, sum / n.max(1) as f64)
-    };
+    let horizontal = wrap(Axis::Horizontal);
+    let vertical = wrap(Axis::Vertical);
     Ok(SeamScore {
         horizontal,
         vertical,
@@ -95,21 +164,49 @@ pub fn seam_score(img: &RgbaImage) -> Result<SeamScore> {
     })
 }
 
-fn ratio(seam: f64, interior: f64) -> f32 {
-    (seam / interior.max(MIN_INTERIOR_STEP as f64)) as f32
+/// Scores the seam where tile `a` meets tile `b` (`a` left of `b` for [`Axis::Horizontal`],
+/// above it for [`Axis::Vertical`]), on the [`seam_score`] scale: the mean difference across
+/// the shared edge over the mean interior step of both tiles in that direction (0 = the
+/// edge continues exactly). Errors on an empty image or when the shared sides differ in
+/// length.
+pub fn edge_score(a: &RgbaImage, b: &RgbaImage, axis: Axis) -> Result<f32> {
+    ensure_not_empty(a.width(), a.height())?;
+    ensure_not_empty(b.width(), b.height())?;
+    let (la, lb, side) = match axis {
+        Axis::Horizontal => (a.height(), b.height(), "heights"),
+        Axis::Vertical => (a.width(), b.width(), "widths"),
+    };
+    if la != lb {
+        return Err(PixelError::InvalidOption {
+            name: "tiles",
+            message: format!(
+                "tiles meeting {axis:?}ly need equal {side}, got {la} and {lb}: give tiles of one size"
+            ),
+        });
+    }
+    let mut steps = Steps::new();
+    let interior = shared_interior(steps.interior(a, axis), steps.interior(b, axis));
+    Ok(ratio(steps.across(a, b, axis), interior))
+}
+
+/// Errors unless `threshold` is a usable seam score (finite, >= 0).
+pub(crate) fn check_threshold(threshold: f32) -> Result<()> {
+    if threshold.is_finite() && threshold >= 0.0 {
+        Ok(())
+    } else {
+        Err(PixelError::InvalidOption {
+            name: "threshold",
+            message: format!(
+                "{threshold} is not a seam score: use a finite value >= 0 (1.5 recommended)"
+            ),
+        })
+    }
 }
 
 /// `true` when both seams score at most `threshold` (use [`DEFAULT_SEAM_THRESHOLD`]).
 /// Errors on an empty image or a negative / non-finite threshold.
 pub fn is_tileable(img: &RgbaImage, threshold: f32) -> Result<bool> {
-    if !(threshold.is_finite() && threshold >= 0.0) {
-        return Err(PixelError::InvalidOption {
-            name: "threshold",
-            message: format!(
-                "{threshold} is not a seam score: use a finite value >= 0 (1.5 recommended)"
-            ),
-        });
-    }
+    check_threshold(threshold)?;
     Ok(seam_score(img)?.combined <= threshold)
 }
 
@@ -135,5 +232,25 @@ mod tests {
         assert!(is_tileable(&img, f32::NAN).is_err());
         assert!(is_tileable(&img, -1.0).is_err());
         assert!(is_tileable(&img, DEFAULT_SEAM_THRESHOLD).expect("ok"));
+    }
+
+    #[test]
+    fn edge_score_matches_wrap_seam_and_checks_sizes() {
+        // Two halves of one ramp: the edge between them is an ordinary step.
+        let ramp = |x0: u32| {
+            RgbaImage::from_fn(4, 3, move |x, _| Rgba([((x0 + x) * 30) as u8, 0, 0, 255]))
+        };
+        let (left, right) = (ramp(0), ramp(4));
+        let s = edge_score(&left, &right, Axis::Horizontal).expect("same height");
+        assert!((0.5..1.5).contains(&s), "{s}");
+        // Reversed, the jump is 7 steps of the ramp.
+        let s = edge_score(&right, &left, Axis::Horizontal).expect("same height");
+        assert!(s > 5.0, "{s}");
+        // A tile against itself vertically scores its own vertical wrap seam.
+        let img = RgbaImage::from_fn(5, 6, |x, y| Rgba([(x * 40) as u8, (y * 37) as u8, 9, 255]));
+        let wrap = seam_score(&img).expect("img").vertical;
+        assert_eq!(edge_score(&img, &img, Axis::Vertical).expect("same"), wrap);
+        assert!(edge_score(&left, &img, Axis::Horizontal).is_err());
+        assert!(edge_score(&left, &img, Axis::Vertical).is_err());
     }
 }
