@@ -110,6 +110,44 @@ impl Steps {
         Some(sum / n.max(1) as f64)
     }
 
+    /// Mean difference between neighbouring pixels along `axis` within `depth` pixels of
+    /// one edge of `img`: its last columns (rows) when `trailing`, else its first; the
+    /// steps a viewer compares an edge's step with. `None` when there is no such pair.
+    pub(crate) fn near_edge(
+        &mut self,
+        img: &RgbaImage,
+        axis: Axis,
+        trailing: bool,
+        depth: u32,
+    ) -> Option<f64> {
+        let (w, h) = img.dimensions();
+        let along = match axis {
+            Axis::Horizontal => w,
+            Axis::Vertical => h,
+        };
+        if along < 2 {
+            return None;
+        }
+        let pairs = depth.clamp(1, along - 1);
+        let first = if trailing { along - 1 - pairs } else { 0 };
+        let (mut sum, mut n) = (0f64, 0usize);
+        let across = match axis {
+            Axis::Horizontal => h,
+            Axis::Vertical => w,
+        };
+        for i in 0..across {
+            for k in first..first + pairs {
+                let (p, q) = match axis {
+                    Axis::Horizontal => (img.get_pixel(k, i), img.get_pixel(k + 1, i)),
+                    Axis::Vertical => (img.get_pixel(i, k), img.get_pixel(i, k + 1)),
+                };
+                sum += self.diff(&p.0, &q.0) as f64;
+                n += 1;
+            }
+        }
+        Some(sum / n.max(1) as f64)
+    }
+
     /// Mean difference across the edge where `a` meets `b` along `axis`: `a`'s last column
     /// against `b`'s first (horizontal) or `a`'s last row against `b`'s first (vertical).
     /// The shared side must have the same length in both (callers check).
@@ -164,11 +202,18 @@ pub fn seam_score(img: &RgbaImage) -> Result<SeamScore> {
     })
 }
 
+/// How many pixel steps on each side of a shared edge [`edge_score`] compares the step
+/// across it with.
+pub const EDGE_DEPTH: u32 = 3;
+
 /// Scores the seam where tile `a` meets tile `b` (`a` left of `b` for [`Axis::Horizontal`],
 /// above it for [`Axis::Vertical`]), on the [`seam_score`] scale: the mean difference across
-/// the shared edge over the mean interior step of both tiles in that direction (0 = the
-/// edge continues exactly). Errors on an empty image or when the shared sides differ in
-/// length.
+/// the shared edge over the mean step in that direction within [`EDGE_DEPTH`] pixels of the
+/// edge on both sides (0 = the edge continues exactly, ~1 = the step across looks like the
+/// steps next to it). The reference is local, not the whole tile's, because a transition
+/// tile holds two terrains: a step across grass is compared with grass steps, not with a
+/// smooth water area elsewhere in the tile. Errors on an empty image or when the shared
+/// sides differ in length.
 pub fn edge_score(a: &RgbaImage, b: &RgbaImage, axis: Axis) -> Result<f32> {
     ensure_not_empty(a.width(), a.height())?;
     ensure_not_empty(b.width(), b.height())?;
@@ -185,8 +230,11 @@ pub fn edge_score(a: &RgbaImage, b: &RgbaImage, axis: Axis) -> Result<f32> {
         });
     }
     let mut steps = Steps::new();
-    let interior = shared_interior(steps.interior(a, axis), steps.interior(b, axis));
-    Ok(ratio(steps.across(a, b, axis), interior))
+    let near = shared_interior(
+        steps.near_edge(a, axis, true, EDGE_DEPTH),
+        steps.near_edge(b, axis, false, EDGE_DEPTH),
+    );
+    Ok(ratio(steps.across(a, b, axis), near))
 }
 
 /// Errors unless `threshold` is a usable seam score (finite, >= 0).
@@ -246,10 +294,25 @@ mod tests {
         // Reversed, the jump is 7 steps of the ramp.
         let s = edge_score(&right, &left, Axis::Horizontal).expect("same height");
         assert!(s > 5.0, "{s}");
-        // A tile against itself vertically scores its own vertical wrap seam.
+        // A ramp against itself vertically: the jump back to the top is a hard seam both as
+        // a wrap and as an edge (against the steps next to it, all one ramp step).
         let img = RgbaImage::from_fn(5, 6, |x, y| Rgba([(x * 40) as u8, (y * 37) as u8, 9, 255]));
         let wrap = seam_score(&img).expect("img").vertical;
-        assert_eq!(edge_score(&img, &img, Axis::Vertical).expect("same"), wrap);
+        let edge = edge_score(&img, &img, Axis::Vertical).expect("same");
+        assert!(wrap > 3.0 && edge > 3.0, "{wrap} {edge}");
+        // The reference is local: steps far from the edge do not count.
+        let busy_inside = RgbaImage::from_fn(12, 2, |x, _| {
+            let v = if (4..8).contains(&x) {
+                (x % 2) as u8 * 200
+            } else {
+                100
+            };
+            Rgba([v, v, v, 255])
+        });
+        let flat_left = RgbaImage::from_pixel(12, 2, Rgba([100, 100, 100, 255]));
+        let step = RgbaImage::from_pixel(12, 2, Rgba([110, 100, 100, 255]));
+        assert!(edge_score(&busy_inside, &step, Axis::Horizontal).expect("ok") > 3.0);
+        assert!(edge_score(&flat_left, &step, Axis::Horizontal).expect("ok") > 3.0);
         assert!(edge_score(&left, &img, Axis::Horizontal).is_err());
         assert!(edge_score(&left, &img, Axis::Vertical).is_err());
     }

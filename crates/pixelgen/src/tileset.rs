@@ -163,7 +163,9 @@ impl TilesetRecipe {
                 recipe.size
             ));
         }
-        if recipe.generation_size.width % w != 0 || recipe.generation_size.height % h != 0 {
+        if !recipe.generation_size.width.is_multiple_of(w)
+            || !recipe.generation_size.height.is_multiple_of(h)
+        {
             return bad(format!(
                 "generation_size {} is not a whole number of {} tiles: the model's pixels are \
                  cut on a fixed grid (e.g. 1024x1024 for 32x32 or 16x16 tiles)",
@@ -269,16 +271,16 @@ impl TilesetOutput {
 }
 
 /// The Tiled tileset (`.tsx`, with a wangset) of a tileset recipe's atlas, whose PNG is
-/// `image_file` (relative to the `.tsx`). `None` when the recipe makes no tileset.
+/// `image_file` (relative to the `.tsx`). Errors when the recipe makes no tileset.
 pub fn tiled_tileset(
     recipe: &Recipe,
     layout: &SheetLayout,
     image_file: &str,
-) -> Option<TiledTileset> {
-    let set = recipe.tileset.as_ref()?;
+) -> Result<TiledTileset> {
+    let set = tileset_of(recipe)?;
     let (image_width, image_height) = layout.sheet_size();
     let padding = recipe.sheet.as_ref().map_or(0, |s| s.padding);
-    Some(TiledTileset {
+    Ok(TiledTileset {
         name: crate::output::prompt_slug(&format!("{} {}", set.terrains.0, set.terrains.1)),
         image: image_file.to_owned(),
         image_width,
@@ -297,15 +299,23 @@ pub fn tiled_tileset(
 
 /// The index table of a tileset recipe's atlas: per tile code, the atlas index of its tile
 /// and of its variations (what Bevy's `TilemapChunk` and `bevy_ecs_tilemap` take per cell).
-/// `None` when the recipe makes no tileset.
-pub fn tile_index(recipe: &Recipe, layout: &SheetLayout) -> Option<TileIndex> {
-    let set = recipe.tileset.as_ref()?;
-    Some(TileIndex::new(
+/// Errors when the recipe makes no tileset.
+pub fn tile_index(recipe: &Recipe, layout: &SheetLayout) -> Result<TileIndex> {
+    let set = tileset_of(recipe)?;
+    Ok(TileIndex::new(
         set.kind,
         (recipe.size.width, recipe.size.height),
         layout.columns,
         &set.tiles(),
-    ))
+    )?)
+}
+
+/// The recipe's tileset, or the error that it has none.
+fn tileset_of(recipe: &Recipe) -> Result<&TilesetRecipe> {
+    recipe
+        .tileset
+        .as_ref()
+        .ok_or_else(|| invalid("tileset", "the recipe makes no tileset"))
 }
 
 /// How the engine draws one tile of a set, before the set's palette is applied.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Side, TilesetKind};
 use crate::error::{PixelError, Result, ensure_not_empty};
-use crate::tile::{Axis, Steps, check_threshold, ratio, shared_interior};
+use crate::tile::{Axis, EDGE_DEPTH, Steps, check_threshold, ratio, shared_interior};
 
 /// Every ordered pair `(a, b, axis)` of atlas indices whose facing mask lines agree, so `a`
 /// may sit left of `b` ([`Axis::Horizontal`]) or above it ([`Axis::Vertical`]) in a map:
@@ -133,21 +133,22 @@ pub fn seam_report(kind: TilesetKind, tiles: &[RgbaImage], threshold: f32) -> Re
         });
     }
     let mut steps = Steps::new();
-    let interiors: Vec<[Option<f64>; 2]> = tiles
+    // Each tile's steps next to each of its edges: [axis][leading, trailing].
+    let near: Vec<[[Option<f64>; 2]; 2]> = tiles
         .iter()
         .map(|t| {
-            [
-                steps.interior(t, Axis::Horizontal),
-                steps.interior(t, Axis::Vertical),
-            ]
+            [Axis::Horizontal, Axis::Vertical].map(|axis| {
+                [false, true].map(|trailing| steps.near_edge(t, axis, trailing, EDGE_DEPTH))
+            })
         })
         .collect();
     let slot = |axis: Axis| usize::from(axis == Axis::Vertical);
     let edges: Vec<EdgeSeam> = neighbours(kind)
         .into_iter()
         .map(|(a, b, axis)| {
-            let interior = shared_interior(interiors[a][slot(axis)], interiors[b][slot(axis)]);
-            let score = ratio(steps.across(&tiles[a], &tiles[b], axis), interior);
+            // `a`'s trailing edge meets `b`'s leading one.
+            let reference = shared_interior(near[a][slot(axis)][1], near[b][slot(axis)][0]);
+            let score = ratio(steps.across(&tiles[a], &tiles[b], axis), reference);
             EdgeSeam { a, b, axis, score }
         })
         .collect();
