@@ -1,5 +1,5 @@
-//! Writing finished work to disk: PNG, a `.pixelgen.ron` recipe sidecar and, for a sheet,
-//! Aseprite JSON, each file atomically.
+//! Writing finished work to disk: PNG, a `.pixelgen.ron` recipe sidecar, for a sheet
+//! Aseprite JSON and for a tileset a Tiled `.tsx` and an index table, each file atomically.
 
 use std::collections::HashSet;
 use std::fs;
@@ -23,6 +23,10 @@ pub struct SavedFiles {
     pub recipe: PathBuf,
     /// For a sheet: Aseprite-compatible JSON (hash form) describing the frames.
     pub json: Option<PathBuf>,
+    /// For a tileset: the Tiled tileset (`NAME.tsx`, with a wangset) and the index table
+    /// (`NAME.tiles.json`: atlas index per tile code, for `TilemapChunk` /
+    /// `bevy_ecs_tilemap` / your own autotiler).
+    pub tileset: Option<(PathBuf, PathBuf)>,
 }
 
 /// What [`save_as`] writes: an image, the recipe that made it and, for a sheet, its layout.
@@ -87,8 +91,9 @@ pub fn save(dir: &Path, generated: &Generated) -> Result<SavedFiles> {
     save_as(dir, &file_stem(generated), generated.artwork(), true)
 }
 
-/// Saves `art` as `DIR/STEM.png`, `DIR/STEM.pixelgen.ron` and, for a sheet, `DIR/STEM.json`
-/// (Aseprite hash form), creating `dir`. `stem` may contain `/` for a subfolder. Without
+/// Saves `art` as `DIR/STEM.png`, `DIR/STEM.pixelgen.ron`, for a sheet `DIR/STEM.json`
+/// (Aseprite hash form) and for a tileset `DIR/STEM.tsx` (Tiled) and `DIR/STEM.tiles.json`
+/// ([`TileIndex`](crate::tileset::TileIndex)), creating `dir`. `stem` may contain `/` for a subfolder. Without
 /// `overwrite`, an existing file of any of these names is an error
 /// ([`PixelGenError::Exists`]) and nothing is written. When a write fails (a full disk,
 /// say), the files this call created are removed again and the error names the file that
@@ -114,10 +119,20 @@ pub fn save_as(dir: &Path, stem: &str, art: Artwork<'_>, overwrite: bool) -> Res
     let png = dir.join(format!("{stem}.png"));
     let recipe = dir.join(format!("{stem}.pixelgen.ron"));
     let json = art.layout.map(|_| dir.join(format!("{stem}.json")));
+    let tileset = art
+        .layout
+        .filter(|_| art.recipe.tileset.is_some())
+        .map(|_| {
+            (
+                dir.join(format!("{stem}.tsx")),
+                dir.join(format!("{stem}.tiles.json")),
+            )
+        });
     if !overwrite
         && let Some(existing) = [Some(&png), Some(&recipe), json.as_ref()]
             .into_iter()
             .flatten()
+            .chain(tileset.iter().flat_map(|(a, b)| [a, b]))
             .find(|p| p.exists())
     {
         return Err(PixelGenError::Exists(existing.clone()));
@@ -125,13 +140,17 @@ pub fn save_as(dir: &Path, stem: &str, art: Artwork<'_>, overwrite: bool) -> Res
     // Encode everything before writing anything.
     let png_bytes = encode_png(&png, art.image)?;
     let recipe_text = art.recipe.to_ron()?;
-    let json_text = art.layout.map(|layout| {
-        let png_name = png
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        layout.to_aseprite_json(&png_name, JsonForm::Hash)
-    });
+    let png_name = png
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let json_text = art
+        .layout
+        .map(|layout| layout.to_aseprite_json(&png_name, JsonForm::Hash));
+    let tileset_text = match (art.layout, &tileset) {
+        (Some(layout), Some(_)) => Some(tileset_files(art.recipe, layout, &png_name)?),
+        _ => None,
+    };
     if let Some(parent) = png.parent() {
         prepare_dir(parent)?;
     }
@@ -139,6 +158,10 @@ pub fn save_as(dir: &Path, stem: &str, art: Artwork<'_>, overwrite: bool) -> Res
     let mut files: Vec<(&Path, &[u8])> = vec![(&recipe, recipe_text.as_bytes())];
     if let (Some(path), Some(text)) = (&json, &json_text) {
         files.push((path, text.as_bytes()));
+    }
+    if let (Some((tsx, index)), Some((tsx_text, index_text))) = (&tileset, &tileset_text) {
+        files.push((tsx, tsx_text.as_bytes()));
+        files.push((index, index_text.as_bytes()));
     }
     files.push((&png, &png_bytes));
     let mut created = Vec::new();
@@ -155,7 +178,27 @@ pub fn save_as(dir: &Path, stem: &str, art: Artwork<'_>, overwrite: bool) -> Res
             created.push(path);
         }
     }
-    Ok(SavedFiles { png, recipe, json })
+    Ok(SavedFiles {
+        png,
+        recipe,
+        json,
+        tileset,
+    })
+}
+
+/// A tileset's Tiled `.tsx` and its index table as JSON, for the atlas `png_name`.
+fn tileset_files(
+    recipe: &Recipe,
+    layout: &SheetLayout,
+    png_name: &str,
+) -> Result<(String, String)> {
+    let tsx = crate::tileset::tiled_tileset(recipe, layout, png_name)?.to_tsx();
+    let index = crate::tileset::tile_index(recipe, layout)?;
+    let json = serde_json::to_string_pretty(&index).map_err(|e| PixelGenError::RecipeFormat {
+        format: "json",
+        message: e.to_string(),
+    })?;
+    Ok((tsx, json))
 }
 
 /// `image` as PNG bytes; `path` names the file in the error.

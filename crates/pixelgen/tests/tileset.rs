@@ -325,3 +325,48 @@ fn bad_tilesets_are_refused_before_the_engine_runs() {
     assert_eq!(Recipe::from_ron(&recipe.to_ron().unwrap()).unwrap(), recipe);
     assert!(!Recipe::new("x").to_ron().unwrap().contains("tileset"));
 }
+
+#[test]
+fn saving_a_tileset_writes_the_atlas_the_tiled_tileset_and_the_index() {
+    let dir = Scratch::new("tileset-save");
+    let mut engine = CachedEngine::new(Terrains::default());
+    let out = engine
+        .generate(&tileset_recipe(TilesetKind::Wang), &mut |_| {
+            Control::Continue
+        })
+        .unwrap();
+    let files = pixelgen::save_as(dir.path(), "coast", out.artwork(), false).unwrap();
+    let (tsx, index) = files.tileset.clone().expect("tileset files");
+    assert_eq!(tsx, dir.path().join("coast.tsx"));
+    let tsx = std::fs::read_to_string(tsx).unwrap();
+    assert!(
+        tsx.contains("source=\"coast.png\"") && tsx.contains("<wangset "),
+        "{tsx}"
+    );
+    let index: pixelgen::tileset::TileIndex =
+        serde_json::from_str(&std::fs::read_to_string(index).unwrap()).unwrap();
+    assert_eq!(index.index_of(TileCode::Wang(15), 0), Some(15));
+    assert_eq!((index.tile_width, index.columns), (16, 4));
+    let png = image::open(&files.png).unwrap().to_rgba8();
+    assert_eq!(png, out.image);
+    // Saving again without overwrite is refused, naming a file that is there.
+    let err = pixelgen::save_as(dir.path(), "coast", out.artwork(), false).unwrap_err();
+    assert!(matches!(err, pixelgen::PixelGenError::Exists(_)), "{err}");
+    // A sprite writes no tileset files.
+    let sprite = engine
+        .generate(
+            &Recipe {
+                tileset: None,
+                tiling: true,
+                ..tileset_recipe(TilesetKind::Wang)
+            },
+            &mut |_| Control::Continue,
+        )
+        .unwrap();
+    assert!(
+        pixelgen::save(dir.path(), &sprite)
+            .unwrap()
+            .tileset
+            .is_none()
+    );
+}

@@ -393,3 +393,48 @@ fn an_edit_on_the_tiny_model_repaints_only_the_mask() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_tileset_on_the_tiny_model_meets_at_every_edge() {
+    use pixelgen::tileset::{TilesetKind, TilesetRecipe};
+    let recipe = Recipe {
+        size: Size::square(8),
+        generation_size: Size::square(32),
+        tileset: Some(TilesetRecipe::new(TilesetKind::Wang, "grass", "water")),
+        ..recipe(5)
+    };
+    let mut engine = CachedEngine::new(Generator::new(tiny_model()));
+    let out = engine
+        .generate(&recipe, &mut |_| Control::Continue)
+        .unwrap();
+    assert_eq!(out.image.dimensions(), (32, 32));
+    let layout = out.layout.clone().unwrap();
+    let tile = |i: usize| {
+        let r = layout.frames[i].rect;
+        image::imageops::crop_imm(&out.image, r.x, r.y, r.w, r.h).to_image()
+    };
+    let (a, b) = (tile(0), tile(15));
+    assert!(a.pixels().all(|p| p.0[3] == 255), "tiles are opaque");
+    // Every tile's border pixels are the bases' pixels at the same place (A or B), so tiles
+    // that share corners continue across their edges; one palette for the set.
+    let palette: std::collections::HashSet<[u8; 4]> =
+        a.pixels().chain(b.pixels()).map(|p| p.0).collect();
+    for i in 0..16 {
+        let t = tile(i);
+        for (x, y, p) in t.enumerate_pixels() {
+            assert!(
+                palette.contains(&p.0),
+                "tile {i} ({x}, {y}) is off the palette"
+            );
+            if x == 0 || y == 0 || x == 7 || y == 7 {
+                assert!(
+                    p == a.get_pixel(x, y) || p == b.get_pixel(x, y),
+                    "tile {i} border ({x}, {y})"
+                );
+            }
+        }
+    }
+    let report = out.tileset.expect("a seam report");
+    assert_eq!(report.seams.edges.len(), 128);
+    assert!(report.seams.worst.is_finite());
+}
