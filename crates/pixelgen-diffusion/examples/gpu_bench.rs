@@ -990,6 +990,125 @@ impl Bench {
     /// `min(--iters, 3)` of each). Then one UNet call of the set's batch (8 frames x 2 halves)
     /// at strengths 1, 0.5 and off, and the shared attention of these kernels against the
     /// reference ops (512², 3 frames x 2 halves, strengths 1 and 0.5).
+    /// The model calls of a 16-tile Wang tileset at default settings (pixelgen's
+    /// `TilesetRecipe`): two seamless base textures (txt2img with circular padding) and 14
+    /// transition tiles (inpaint at strength 0.9 of a composed tile, the band around the
+    /// terrain boundary masked), 30 Euler steps at guidance 5 each; against 16 plain
+    /// txt2img calls (16 single sprites) in the same run. The pixel work around the calls
+    /// (compose, palette, seams) is CPU milliseconds and not timed here.
+    fn tileset(&mut self) -> AnyResult<()> {
+        let res = self.sizes()?[0];
+        let pipe = self.build_pipe()?;
+        let params = GenerationParams {
+            prompt: "grass, top-down pixel art game tile".into(),
+            negative_prompt: Some("blurry".into()),
+            width: res,
+            height: res,
+            steps: 30,
+            guidance_scale: 5.0,
+            sampler: Some(SchedulerKind::Euler),
+            ..Default::default()
+        };
+        // A 32 px tile's Wang mask: corners NE and SE water, a 4 px band around the
+        // boundary repainted, the outer pixel kept (as pixelgen makes it).
+        let tile = 32u32;
+        let band = image::RgbaImage::from_fn(tile, tile, |x, y| {
+            let inside = x > 0 && y > 0 && x < tile - 1 && y < tile - 1;
+            let near = (x as i32 - tile as i32 / 2).abs() <= 4;
+            image::Rgba(if inside && near {
+                [255; 4]
+            } else {
+                [0, 0, 0, 255]
+            })
+        });
+        let source = image::RgbaImage::from_fn(tile, tile, |x, y| {
+            image::Rgba(if x < tile / 2 {
+                [60 + (x * y % 7) as u8 * 10, 160, 70, 255]
+            } else {
+                [40, 90, 200 + (x * y % 5) as u8 * 10, 255]
+            })
+        });
+        let image = pixelgen_diffusion::rgba_to_tensor(&source, res, res, [255; 3], &self.device)?;
+        let mask = pixelgen_diffusion::mask_from_rgba(&band, res, res, &self.device)?;
+        let inpaint = pixelgen_diffusion::InpaintParams {
+            strength: 0.9,
+            mask_blur: 0.0,
+        };
+        let run_set = |pipe: &SdxlPipeline| -> AnyResult<Tensor> {
+            let mut last = None;
+            for terrain in ["grass", "water"] {
+                let p = GenerationParams {
+                    prompt: format!("{terrain}, top-down pixel art game tile"),
+                    tiling: true,
+                    ..params.clone()
+                };
+                last = Some(
+                    pipe.txt2img(&p, &mut SeededNoise::new(7), &mut |_| Control::Continue)?
+                        .image,
+                );
+            }
+            let p = GenerationParams {
+                prompt: "grass and water, top-down pixel art game tile".into(),
+                ..params.clone()
+            };
+            for k in 0..14u64 {
+                let out = pipe.inpaint(
+                    &p,
+                    &image,
+                    &mask,
+                    &inpaint,
+                    &mut SeededNoise::new(k),
+                    &mut |_| Control::Continue,
+                )?;
+                last = Some(out.image);
+            }
+            last.ok_or_else(|| "no tiles".into())
+        };
+        let run_singles = |pipe: &SdxlPipeline| -> AnyResult<Tensor> {
+            let mut last = None;
+            for k in 0..16u64 {
+                last = Some(
+                    pipe.txt2img(&params, &mut SeededNoise::new(k), &mut |_| {
+                        Control::Continue
+                    })?
+                    .image,
+                );
+            }
+            last.ok_or_else(|| "no sprites".into())
+        };
+        let timed = |b: &Self, f: &dyn Fn(&SdxlPipeline) -> AnyResult<Tensor>| {
+            b.sync()?;
+            let start = Instant::now();
+            let out = f(&pipe)?;
+            b.sync()?;
+            Ok::<_, Box<dyn std::error::Error>>((start.elapsed().as_secs_f64() * 1e3, out))
+        };
+        let (w_set, out) = timed(self, &run_set)?;
+        println!("  warm-up: wang set {w_set:.0} ms");
+        let (mut t_set, mut t_one) = (Vec::new(), Vec::new());
+        for run in 0..self.args.iters.clamp(1, 2) {
+            let (a, _) = timed(self, &run_set)?;
+            let (b, _) = timed(self, &run_singles)?;
+            println!("  run {run}: wang set {a:.0} ms, 16 singles {b:.0} ms");
+            t_set.push(a);
+            t_one.push(b);
+        }
+        let extra = format!(
+            " tiles=16 calls=2txt2img_tiling+14inpaint res={res} steps=30 cfg=5 strength=0.9 nonfinite={}",
+            count_non_finite(&out)?
+        );
+        self.result("tileset_wang16_30step", &t_set, &extra);
+        self.result("tileset_16singles_txt2img_30step", &t_one, &extra);
+        println!(
+            "RESULT {}_tileset_wang16 set_ms={:.0} singles_ms={:.0} ratio={:.3}",
+            self.tag(),
+            median(&t_set),
+            median(&t_one),
+            median(&t_set) / median(&t_one)
+        );
+        Ok(())
+    }
+
     fn set(&mut self) -> AnyResult<()> {
         let sizes = self.sizes()?;
         let res = sizes[0];
@@ -1373,6 +1492,7 @@ fn run() -> AnyResult<()> {
     bench.section("pipe", Bench::pipe);
     bench.section("throughput", Bench::throughput);
     bench.section("set", Bench::set);
+    bench.section("tileset", Bench::tileset);
     for line in fused::cudnn_plans() {
         println!("cudnn plan: {line}");
     }
