@@ -485,7 +485,7 @@ fn repaint_recipe(
     let item = item.ok_or("the gallery item is gone: pick one that is shown")?;
     let r = &item.recipe;
     if item.layout.is_some() || r.frames != pixelgen::Frames::Single || r.set.is_some() {
-        return Err("it is a sheet: Repaint edits single sprites".into());
+        return Err("it is a sheet or a set: Repaint edits single sprites".into());
     }
     let size = r.size;
     if mask.dimensions() != (size.width, size.height) {
@@ -516,14 +516,14 @@ fn repaint_recipe(
             source.height()
         ));
     }
-    let recipe = Recipe {
+    let mut recipe = Recipe {
         prompt: prompt.to_owned(),
         seed: Seed::Fixed(Seed::draw()),
         frames: pixelgen::Frames::Single,
         sheet: None,
         set: None,
         edit: Some(pixelgen::EditRecipe {
-            // Placeholders until the options are checked (nothing is written before).
+            // Placeholders while the options are checked: nothing is written before.
             source: "source.png".into(),
             mask: "mask.png".into(),
             inpaint: inpaint.clone(),
@@ -531,16 +531,12 @@ fn repaint_recipe(
         ..editor_recipe(r)
     };
     recipe.validate().map_err(|e| e.to_string())?;
-    let source = pg
-        .reference_from_pixels(&source)
-        .map_err(|e| e.to_string())?;
-    let mask = pg
-        .reference_from_pixels(&mask.to_rgba())
-        .map_err(|e| e.to_string())?;
-    let mut recipe = recipe;
     if let Some(edit) = recipe.edit.as_mut() {
-        edit.source = source;
-        edit.mask = mask;
+        let write = |pg: &mut PixelGen, image: &image::RgbaImage| {
+            pg.reference_from_pixels(image).map_err(|e| e.to_string())
+        };
+        edit.source = write(pg, &source)?;
+        edit.mask = write(pg, &mask.to_rgba())?;
     }
     Ok(recipe)
 }
