@@ -10,8 +10,8 @@ use bevy::image::{Image, ImagePlugin, TextureAtlasLayout};
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use bevy_pixelgen::editor::{
-    PaletteFile, PanelKeyboardFocus, SaveDialog, SheetPlayback, VariationSeeds, frame_uv,
-    load_settings,
+    MaskCanvas, PaletteFile, PanelKeyboardFocus, RepaintDialog, SaveDialog, SheetPlayback,
+    VariationSeeds, frame_uv, load_settings,
 };
 use bevy_pixelgen::prelude::*;
 use bevy_pixelgen::{
@@ -1187,4 +1187,170 @@ fn animate_and_directions_make_sets_from_a_gallery_item_that_play_and_report_con
     let errors = app.world().resource::<EditorLog>().errors.clone();
     assert!(errors.iter().any(|e| e.contains("is gone")), "{errors:?}");
     assert_eq!(seen.lock().unwrap().len(), submitted);
+}
+
+/// "Repaint" of `item` with `mask` and the default inpaint options.
+fn repaint(item: &GalleryItem, mask: MaskCanvas, prompt: &str) -> EditorAction {
+    EditorAction::Repaint {
+        item: item.ticket,
+        mask,
+        prompt: prompt.into(),
+        inpaint: pixelgen::InpaintParams {
+            strength: 0.8,
+            mask_blur: 2.0,
+        },
+    }
+}
+
+#[test]
+fn repaint_submits_an_edit_of_the_item_and_keeps_every_unmasked_pixel() {
+    let (mut app, seen) = app();
+    // A red ramp, so every column of the source differs from a repainted pixel.
+    let item = generate(&mut app, "knight ramp", 5);
+    let (w, h) = (item.recipe.size.width, item.recipe.size.height);
+    let mut mask = MaskCanvas::new(w, h);
+    mask.paint(3, 2, 1, true);
+    mask.set(15, 7, true);
+    assert_eq!(mask.count(), 10);
+    let runs = seen.lock().unwrap().len();
+    act(
+        &mut app,
+        repaint(&item, mask.clone(), "  knight with a golden helmet "),
+    );
+    run_until(&mut app, "the repainted sprite", |a| {
+        a.world().resource::<Gallery>().items.len() == 2
+    });
+    let done = app.world().resource::<Gallery>().items[1].clone();
+    assert_eq!(done.variation_of, Some(item.ticket), "shown under the item");
+    assert_eq!(done.layout, None);
+
+    // The engine got the item's recipe as an edit: new prompt, editor priority, a fixed seed.
+    let recipes = seen.lock().unwrap().clone();
+    assert_eq!(recipes.len(), runs + 1);
+    let sent = recipes.last().unwrap().clone();
+    assert_eq!(sent, done.recipe);
+    assert_eq!(sent.prompt, "knight with a golden helmet");
+    assert_eq!(sent.priority, pixelgen::Priority::Editor);
+    assert_eq!(sent.size, item.recipe.size);
+    assert_eq!(sent.pixel, item.recipe.pixel);
+    assert!(sent.seed.value().is_some());
+    let edit = sent.edit.clone().expect("an edit recipe");
+    assert_eq!((edit.inpaint.strength, edit.inpaint.mask_blur), (0.8, 2.0));
+    // Its source PNG is the item's image, its mask PNG marks exactly the painted pixels.
+    let source = image::open(&edit.source).unwrap().to_rgba8();
+    assert_eq!(source.dimensions(), (w, h));
+    for (x, y, p) in source.enumerate_pixels() {
+        assert_eq!(p.0, pixel(&app, &item.image, x, y), "source ({x}, {y})");
+    }
+    let mask_png = image::open(&edit.mask).unwrap().to_rgba8();
+    assert_eq!(MaskCanvas::from_rgba(&mask_png), mask);
+
+    // The result: the engine's colour inside the mask, the source's pixels, exactly,
+    // everywhere else.
+    for y in 0..h {
+        for x in 0..w {
+            let got = pixel(&app, &done.image, x, y);
+            if mask.get(i64::from(x), i64::from(y)) {
+                assert_eq!(got, colour(&done.recipe), "repainted ({x}, {y})");
+            } else {
+                assert_eq!(got, source.get_pixel(x, y).0, "kept ({x}, {y})");
+            }
+        }
+    }
+    assert_ne!(
+        pixel(&app, &done.image, 3, 2),
+        pixel(&app, &item.image, 3, 2),
+        "the masked part changed"
+    );
+
+    // The same pixels and mask reuse the same files.
+    act(
+        &mut app,
+        repaint(&item, mask, "knight with a silver helmet"),
+    );
+    run_until(&mut app, "the second repaint", |a| {
+        a.world().resource::<Gallery>().items.len() == 3
+    });
+    let again = app.world().resource::<Gallery>().items[2].recipe.clone();
+    let again = again.edit.unwrap();
+    assert_eq!((again.source, again.mask), (edit.source, edit.mask));
+}
+
+#[test]
+fn repaint_refuses_empty_and_full_masks_sheets_and_gone_items() {
+    let mut h = harness("repaint-refused");
+    let app = &mut h.app;
+    let sprite = generate(app, "barrel", 9);
+    let (w, hh) = (sprite.recipe.size.width, sprite.recipe.size.height);
+    form(app, |s| {
+        s.prompt = "slime".into();
+        s.width = 8;
+        s.height = 8;
+        s.sheet.count = 3;
+        s.sheet.template = "{prompt} {frame}".into();
+    });
+    act(app, EditorAction::Generate);
+    run_until(app, "the sheet", |a| {
+        a.world().resource::<Gallery>().items.len() == 2
+    });
+    let sheet = app.world().resource::<Gallery>().items[1].clone();
+    assert!(sheet.layout.is_some());
+    let runs = h.seen.lock().unwrap().len();
+
+    let mut full = MaskCanvas::new(w, hh);
+    full.fill();
+    let mut some = MaskCanvas::new(8, 8);
+    some.set(1, 1, true);
+    let mut wrong_size = MaskCanvas::new(w + 1, hh);
+    wrong_size.set(1, 1, true);
+    let mut fine = MaskCanvas::new(w, hh);
+    fine.set(0, 0, true);
+    let gone = GalleryItem {
+        ticket: bevy_pixelgen::TicketId(9999),
+        ..sprite.clone()
+    };
+    let cases = [
+        (repaint(&sprite, MaskCanvas::new(w, hh), "barrel"), "empty"),
+        (
+            repaint(&sprite, full, "barrel"),
+            "use Regenerate or Variations instead",
+        ),
+        (repaint(&sheet, some, "slime"), "sheet"),
+        (repaint(&sprite, wrong_size, "barrel"), "the mask is 17x8"),
+        (repaint(&sprite, fine.clone(), "   "), "prompt is empty"),
+        (repaint(&gone, fine.clone(), "barrel"), "is gone"),
+        (
+            EditorAction::Repaint {
+                item: sprite.ticket,
+                mask: fine,
+                prompt: "barrel".into(),
+                inpaint: pixelgen::InpaintParams {
+                    strength: 0.0,
+                    mask_blur: 0.0,
+                },
+            },
+            "strength",
+        ),
+    ];
+    for (action, why) in cases {
+        act(app, action);
+        app.update();
+        let errors = &app.world().resource::<EditorLog>().errors;
+        let last = errors.last().expect("a message");
+        assert!(last.contains(why), "{why:?} not in {last:?}");
+        assert!(last.starts_with("cannot repaint"), "{last}");
+    }
+    assert!(app.world().resource::<EditorQueue>().is_empty());
+    assert_eq!(app.world().resource::<Gallery>().items.len(), 2);
+    assert_eq!(h.seen.lock().unwrap().len(), runs, "nothing was submitted");
+
+    // Removing the item closes its repaint view.
+    *app.world_mut().resource_mut::<RepaintDialog>() =
+        RepaintDialog::open(sprite.ticket, w, hh, &sprite.recipe.prompt);
+    act(app, EditorAction::Remove(sprite.ticket));
+    app.update();
+    assert_eq!(
+        *app.world().resource::<RepaintDialog>(),
+        RepaintDialog::default()
+    );
 }

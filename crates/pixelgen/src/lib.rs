@@ -83,6 +83,8 @@ pub use tileset::{TilesetKind, TilesetOutput, TilesetRecipe};
 
 /// Re-exported so recipes can name samplers and pixel options without extra dependencies.
 pub use pixelgen_diffusion::SchedulerKind;
+/// Re-exported so edits can name their inpaint options and the largest mask blur.
+pub use pixelgen_diffusion::{InpaintParams, MAX_MASK_BLUR};
 /// Re-exported so recipes can name sampling presets and timestep spacings.
 pub use pixelgen_diffusion::{PresetName, SamplingPreset, TimestepSpacing};
 /// Re-exported so recipes can name samplers and pixel options without extra dependencies.

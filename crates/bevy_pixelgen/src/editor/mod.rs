@@ -8,10 +8,14 @@
 //! - `queue`: requests in flight with live preview, elapsed time and ETA ([`QueueEntry`]).
 //! - `gallery`: results, "save to assets", "apply to selected" ([`PixelGenTarget`]) and sheet
 //!   playback.
+//! - `mask`: "Repaint…" (inpainting) on a gallery sprite: the mask brush ([`MaskCanvas`]),
+//!   the open view ([`RepaintDialog`]) and its options ([`RepaintSettings`]); the panel sends
+//!   [`EditorAction::Repaint`], which submits the item's recipe as an edit of its pixels.
 //! - `settings`: the form as RON on disk, loaded at startup, saved after changes and at exit.
 //! - `ui`: the egui drawing.
 
 mod gallery;
+mod mask;
 mod queue;
 mod settings;
 mod state;
@@ -41,6 +45,7 @@ pub use gallery::{
     Gallery, GalleryItem, PixelGenTarget, SaveDialog, SaveFolder, SavedAsset, SheetFrames,
     SheetPlayback, asset_name, frame_at, frame_uv, save_to_assets, suggested_name,
 };
+pub use mask::{MAX_BRUSH_RADIUS, MaskCanvas, RepaintDialog, RepaintSettings};
 pub use queue::{EditorQueue, QueueEntry, eta, short_duration, steps_per_second};
 pub use settings::{SettingsFile, backup_path, load_settings, save_settings};
 pub use state::{
@@ -108,6 +113,22 @@ pub enum EditorAction {
         of: TicketId,
         /// The action.
         action: pixelgen::Action,
+    },
+    /// "Repaint…": the gallery item (a single sprite with its image loaded) redrawn where
+    /// `mask` is marked and kept, exactly, everywhere else. Its pixels and the mask are
+    /// written as content-named PNGs where [`PixelGen::reference_from`] writes (next to the
+    /// cache), and its recipe is submitted as an edit of them (`Recipe::edit`) with `prompt`,
+    /// `inpaint` and a fresh seed; the result joins the gallery under the item, like a
+    /// variation. An empty or full mask, a sheet or a set is refused in the [`EditorLog`].
+    Repaint {
+        /// The gallery item.
+        item: TicketId,
+        /// What to repaint, the item's size.
+        mask: MaskCanvas,
+        /// What to draw in the masked part.
+        prompt: String,
+        /// How much is redrawn (strength) and the mask blur.
+        inpaint: pixelgen::InpaintParams,
     },
     /// "Directions…": the gallery item seen from `count` (4 or 8) directions, drawn after
     /// it; the item's animation (when it is an animation set) is kept.
@@ -206,6 +227,7 @@ impl Plugin for PixelGenEditorPlugin {
             .init_resource::<EditorQueue>()
             .init_resource::<Gallery>()
             .init_resource::<SaveDialog>()
+            .init_resource::<RepaintDialog>()
             .init_resource::<PanelKeyboardFocus>()
             .insert_resource(SaveFolder(self.save_dir.clone()))
             .insert_resource(ToggleKey(self.toggle_key))
@@ -367,6 +389,21 @@ fn apply_actions(
                     Err(e) => log.error(format!("cannot turn {of}: {e}")),
                 }
             }
+            EditorAction::Repaint {
+                item,
+                mask,
+                prompt,
+                inpaint,
+            } => match repaint_recipe(
+                pixel_gen.as_mut(),
+                gallery.get(*item),
+                mask,
+                prompt,
+                inpaint,
+            ) {
+                Ok(recipe) => recipes.push((recipe, Some(*item))),
+                Err(e) => log.error(format!("cannot repaint {item}: {e}")),
+            },
             EditorAction::SaveToAssets { .. }
             | EditorAction::ApplyToTarget { .. }
             | EditorAction::Remove(_) => {}
@@ -395,14 +432,7 @@ fn set_from_item(
 ) -> Result<Recipe, String> {
     let item = item.ok_or("the gallery item is gone: pick one that is shown")?;
     let pg = pg.ok_or("PixelGen is not ready: add PixelGenPlugin")?;
-    let image = pg
-        .images()
-        .get(&item.image)
-        .ok_or("its image is not loaded")?
-        .clone()
-        .try_into_dynamic()
-        .map_err(|e| format!("its image cannot be read: {e}"))?
-        .into_rgba8();
+    let image = item_pixels(pg, item)?;
     // A sheet's first frame is the reference.
     let first = item
         .layout
@@ -430,6 +460,87 @@ fn set_from_item(
     })
 }
 
+/// The pixels of gallery `item` (the whole sheet for a sheet).
+fn item_pixels(pg: &mut PixelGen, item: &GalleryItem) -> Result<image::RgbaImage, String> {
+    Ok(pg
+        .images()
+        .get(&item.image)
+        .ok_or("its image is not loaded (yet)")?
+        .clone()
+        .try_into_dynamic()
+        .map_err(|e| format!("its image cannot be read: {e}"))?
+        .into_rgba8())
+}
+
+/// The recipe of "Repaint…" on gallery `item`: its recipe as an edit of its own pixels (and
+/// `mask`), with `prompt`, `inpaint` and a fresh seed. Checks the request before writing
+/// the source and mask files.
+fn repaint_recipe(
+    pg: Option<&mut PixelGen>,
+    item: Option<&GalleryItem>,
+    mask: &MaskCanvas,
+    prompt: &str,
+    inpaint: &pixelgen::InpaintParams,
+) -> Result<Recipe, String> {
+    let item = item.ok_or("the gallery item is gone: pick one that is shown")?;
+    let r = &item.recipe;
+    if item.layout.is_some() || r.frames != pixelgen::Frames::Single || r.set.is_some() {
+        return Err("it is a sheet or a set: Repaint edits single sprites".into());
+    }
+    let size = r.size;
+    if mask.dimensions() != (size.width, size.height) {
+        return Err(format!(
+            "the mask is {}x{}, the sprite {size}: paint the mask on the sprite",
+            mask.width(),
+            mask.height()
+        ));
+    }
+    if mask.is_empty() {
+        return Err("the mask is empty: paint the part to repaint first".into());
+    }
+    if mask.is_full() {
+        return Err(
+            "the mask covers the whole sprite: use Regenerate or Variations instead".into(),
+        );
+    }
+    let prompt = prompt.trim();
+    if prompt.is_empty() {
+        return Err("the prompt is empty: say what to draw in the masked part".into());
+    }
+    let pg = pg.ok_or("PixelGen is not ready: add PixelGenPlugin")?;
+    let source = item_pixels(pg, item)?;
+    if source.dimensions() != (size.width, size.height) {
+        return Err(format!(
+            "its image is {}x{}, not its recipe's size {size}",
+            source.width(),
+            source.height()
+        ));
+    }
+    let mut recipe = Recipe {
+        prompt: prompt.to_owned(),
+        seed: Seed::Fixed(Seed::draw()),
+        frames: pixelgen::Frames::Single,
+        sheet: None,
+        set: None,
+        edit: Some(pixelgen::EditRecipe {
+            // Placeholders while the options are checked: nothing is written before.
+            source: "source.png".into(),
+            mask: "mask.png".into(),
+            inpaint: inpaint.clone(),
+        }),
+        ..editor_recipe(r)
+    };
+    recipe.validate().map_err(|e| e.to_string())?;
+    if let Some(edit) = recipe.edit.as_mut() {
+        let write = |pg: &mut PixelGen, image: &image::RgbaImage| {
+            pg.reference_from_pixels(image).map_err(|e| e.to_string())
+        };
+        edit.source = write(pg, &source)?;
+        edit.mask = write(pg, &mask.to_rgba())?;
+    }
+    Ok(recipe)
+}
+
 /// A gallery recipe resubmitted from the editor: same everything, editor priority.
 fn editor_recipe(recipe: &Recipe) -> Recipe {
     Recipe {
@@ -443,6 +554,7 @@ fn apply_gallery_actions(
     mut actions: MessageReader<EditorAction>,
     mut gallery: ResMut<Gallery>,
     mut dialog: ResMut<SaveDialog>,
+    mut repaint: ResMut<RepaintDialog>,
     folder: Res<SaveFolder>,
     images: Option<Res<Assets<Image>>>,
     layouts: Option<Res<Assets<TextureAtlasLayout>>>,
@@ -526,6 +638,9 @@ fn apply_gallery_actions(
                 }
                 if dialog.item == Some(*id) {
                     *dialog = SaveDialog::default();
+                }
+                if repaint.item == Some(*id) {
+                    *repaint = RepaintDialog::default();
                 }
             }
             _ => {}

@@ -331,6 +331,8 @@ pub struct EditorState {
     pub variation_seeds: VariationSeeds,
     /// "Animate…" and "Directions…" on a gallery item: how sets are made from it.
     pub set: SetSettings,
+    /// "Repaint…" on a gallery item: brush size, strength and mask blur.
+    pub repaint: super::mask::RepaintSettings,
     /// Whether the panel is shown.
     pub visible: bool,
 }
@@ -360,6 +362,7 @@ impl Default for EditorState {
             variations: 4,
             variation_seeds: VariationSeeds::Consecutive,
             set: SetSettings::default(),
+            repaint: super::mask::RepaintSettings::default(),
             visible: true,
         }
     }
@@ -497,12 +500,13 @@ impl EditorState {
     }
 
     /// Brings hand-edited or old values into the ranges the panel offers (sizes, frames,
-    /// zoom, fps, variations; a non-finite guidance becomes the default).
+    /// zoom, fps, variations, repaint options; a non-finite guidance becomes the default).
     pub fn sanitize(&mut self) {
         self.width = self.width.clamp(MIN_EDITOR_SIDE, MAX_EDITOR_SIDE);
         self.height = self.height.clamp(MIN_EDITOR_SIDE, MAX_EDITOR_SIDE);
         self.sheet.count = self.sheet.count.clamp(1, MAX_EDITOR_FRAMES);
         self.zoom = self.zoom.min(16);
+        self.repaint.clamp();
         self.fps = if self.fps.is_finite() {
             self.fps.clamp(1.0, 60.0)
         } else {

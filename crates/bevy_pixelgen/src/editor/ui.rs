@@ -19,9 +19,10 @@ use pixelgen_pixel::quantize::Dither;
 use pixelgen_pixel::tile::DEFAULT_SEAM_THRESHOLD;
 
 use super::{
-    EditorAction, EditorLog, EditorQueue, EditorState, Gallery, GalleryItem, MAX_EDITOR_FRAMES,
-    MAX_EDITOR_SIDE, MIN_EDITOR_SIDE, PaletteFile, PanelKeyboardFocus, PixelGenTarget, Presets,
-    SaveDialog, VariationSeeds, frame_uv, short_duration, suggested_name,
+    EditorAction, EditorLog, EditorQueue, EditorState, Gallery, GalleryItem, MAX_BRUSH_RADIUS,
+    MAX_EDITOR_FRAMES, MAX_EDITOR_SIDE, MIN_EDITOR_SIDE, MaskCanvas, PaletteFile,
+    PanelKeyboardFocus, PixelGenTarget, Presets, RepaintDialog, SaveDialog, VariationSeeds,
+    frame_uv, short_duration, suggested_name,
 };
 use crate::request::TicketStatus;
 
@@ -35,6 +36,8 @@ const GALLERY_SHOWN: usize = 48;
 const THUMB_POINTS: f32 = 96.0;
 /// Queue previews are drawn this many points wide.
 const PREVIEW_POINTS: f32 = 48.0;
+/// "Repaint…" shows the sprite scaled by a whole factor to about this many points.
+const REPAINT_POINTS: f32 = 320.0;
 
 /// Adds egui (when missing) and the panel system.
 pub(super) fn add_panel(app: &mut App) {
@@ -65,6 +68,8 @@ struct PanelLocal {
     palette_path: String,
     /// Images registered as egui textures last frame.
     registered: HashSet<AssetId<Image>>,
+    /// The mask pixel under the pointer at the last frame of a brush stroke.
+    stroke: Option<(i64, i64)>,
 }
 
 /// Everything the gallery drawing needs besides the `Ui`.
@@ -85,6 +90,7 @@ fn draw_panel(
     gallery: Res<Gallery>,
     mut log: ResMut<EditorLog>,
     mut dialog: ResMut<SaveDialog>,
+    mut repaint: ResMut<RepaintDialog>,
     palette_file: Res<PaletteFile>,
     mut focus: ResMut<PanelKeyboardFocus>,
     targets: Query<(Entity, Option<&Name>), With<PixelGenTarget>>,
@@ -109,6 +115,12 @@ fn draw_panel(
                 .entries
                 .iter()
                 .filter_map(|e| e.preview.as_ref().map(|h| h.id())),
+        )
+        .chain(
+            repaint
+                .item
+                .and_then(|id| gallery.get(id))
+                .map(|item| item.image.id()),
         );
     for id in ids {
         textures.insert(id, contexts.add_image(EguiTextureHandle::Weak(id)));
@@ -177,9 +189,31 @@ fn draw_panel(
                     gallery: &gallery,
                     target: local.target,
                 };
-                gallery_section(ui, &view, start, &mut state, &mut dialog, &mut actions);
+                gallery_section(
+                    ui,
+                    &view,
+                    start,
+                    &mut state,
+                    &mut dialog,
+                    &mut repaint,
+                    &mut actions,
+                );
             });
         });
+    let view = GalleryView {
+        ctx: &ctx,
+        textures: &textures,
+        layouts: layouts.as_deref(),
+        gallery: &gallery,
+        target: local.target,
+    };
+    repaint_window(
+        &view,
+        &mut repaint,
+        &mut state,
+        &mut local.stroke,
+        &mut actions,
+    );
     let wants = ctx.egui_wants_keyboard_input();
     if focus.0 != wants {
         focus.0 = wants;
@@ -532,6 +566,7 @@ fn gallery_section(
     start: usize,
     state: &mut EditorState,
     dialog: &mut SaveDialog,
+    repaint: &mut RepaintDialog,
     actions: &mut MessageWriter<EditorAction>,
 ) {
     ui.horizontal(|ui| {
@@ -583,7 +618,7 @@ fn gallery_section(
                         clips.join(", ")
                     ));
                 }
-                item_actions(ui, view, item, state, dialog, actions);
+                item_actions(ui, view, item, state, dialog, repaint, actions);
             });
         });
         let variations: Vec<&GalleryItem> = shown
@@ -598,7 +633,7 @@ fn gallery_section(
                             item_image(ui, view, v, state);
                             ui.menu_button(
                                 format!("seed {}", v.recipe.seed.value().unwrap_or_default()),
-                                |ui| item_actions(ui, view, v, state, dialog, actions),
+                                |ui| item_actions(ui, view, v, state, dialog, repaint, actions),
                             );
                         });
                     }
@@ -659,6 +694,7 @@ fn item_actions(
     item: &GalleryItem,
     state: &mut EditorState,
     dialog: &mut SaveDialog,
+    repaint: &mut RepaintDialog,
     actions: &mut MessageWriter<EditorAction>,
 ) {
     ui.horizontal_wrapped(|ui| {
@@ -673,6 +709,17 @@ fn item_actions(
             });
         }
         set_menus(ui, item, state, actions);
+        // Single sprites only: sheets and sets are not edited.
+        if item.layout.is_none()
+            && ui
+                .small_button("Repaint…")
+                .on_hover_text("paint a mask and redraw that part, keeping the rest")
+                .clicked()
+        {
+            let size = item.recipe.size;
+            *repaint =
+                RepaintDialog::open(item.ticket, size.width, size.height, &item.recipe.prompt);
+        }
         if ui.small_button("Save to assets…").clicked() {
             *dialog = SaveDialog {
                 item: Some(item.ticket),
@@ -796,4 +843,174 @@ fn save_dialog(
             }
         });
     });
+}
+
+/// "Repaint…": a window with the item enlarged under its mask, the brush, the prompt and the
+/// inpaint options; "Repaint" sends [`EditorAction::Repaint`].
+fn repaint_window(
+    view: &GalleryView<'_>,
+    repaint: &mut RepaintDialog,
+    state: &mut EditorState,
+    stroke: &mut Option<(i64, i64)>,
+    actions: &mut MessageWriter<EditorAction>,
+) {
+    let Some(id) = repaint.item else {
+        return;
+    };
+    let Some(item) = view.gallery.get(id) else {
+        // The item was removed: nothing to repaint.
+        *repaint = RepaintDialog::default();
+        return;
+    };
+    let mut open = true;
+    egui::Window::new(format!("Repaint {id}"))
+        .id(egui::Id::new("pixelgen_repaint"))
+        .open(&mut open)
+        .resizable(false)
+        .show(view.ctx, |ui| {
+            ui.label("Left drag marks what to repaint, right drag erases; the rest is kept.");
+            let texture = view.textures.get(&item.image.id()).copied();
+            let brush = state.repaint.brush;
+            mask_canvas(ui, texture, &mut repaint.mask, brush, stroke);
+            ui.add(
+                egui::Slider::new(&mut state.repaint.brush, 0..=MAX_BRUSH_RADIUS)
+                    .text("brush radius"),
+            )
+            .on_hover_text("in sprite pixels; 0 paints one pixel");
+            ui.horizontal(|ui| {
+                let mask = &mut repaint.mask;
+                if ui
+                    .button("Clear")
+                    .on_hover_text("keep everything")
+                    .clicked()
+                {
+                    mask.clear();
+                }
+                if ui.button("Invert").clicked() {
+                    mask.invert();
+                }
+                if ui
+                    .button("All")
+                    .on_hover_text("repaint everything")
+                    .clicked()
+                {
+                    mask.fill();
+                }
+                ui.label(format!(
+                    "{} of {} pixels",
+                    mask.count(),
+                    u64::from(mask.width()) * u64::from(mask.height())
+                ));
+            });
+            ui.label("Prompt");
+            ui.add(egui::TextEdit::multiline(&mut repaint.prompt).desired_rows(2));
+            ui.add(egui::Slider::new(&mut state.repaint.strength, 0.05..=1.0).text("strength"))
+                .on_hover_text("how much of the masked part is redrawn: 1 from noise");
+            ui.add(
+                egui::Slider::new(&mut state.repaint.mask_blur, 0.0..=pixelgen::MAX_MASK_BLUR)
+                    .logarithmic(true)
+                    .text("mask blur"),
+            )
+            .on_hover_text(
+                "blur radius in model pixels before the mask is made sharp again: rounds \
+                 its corners and fills small holes",
+            );
+            if ui
+                .button("Repaint")
+                .on_hover_text("a new gallery item, under this one")
+                .clicked()
+            {
+                actions.write(EditorAction::Repaint {
+                    item: id,
+                    mask: repaint.mask.clone(),
+                    prompt: repaint.prompt.clone(),
+                    inpaint: state.repaint.inpaint(),
+                });
+            }
+        });
+    if !open {
+        *repaint = RepaintDialog::default();
+        *stroke = None;
+    }
+}
+
+/// The sprite enlarged with `mask` over it in translucent red; left drag paints the mask,
+/// right drag erases, with a round brush of `brush` pixels (outlined under the pointer).
+fn mask_canvas(
+    ui: &mut egui::Ui,
+    texture: Option<egui::TextureId>,
+    mask: &mut MaskCanvas,
+    brush: u32,
+    stroke: &mut Option<(i64, i64)>,
+) {
+    let (w, h) = mask.dimensions();
+    let scale = (REPAINT_POINTS / w.max(h).max(1) as f32).floor().max(1.0);
+    let size = egui::vec2(w as f32 * scale, h as f32 * scale);
+    let (rect, response) = ui.allocate_exact_size(size, egui::Sense::drag());
+    let cell = |pos: egui::Pos2| {
+        let p = (pos - rect.min) / scale;
+        (p.x.floor() as i64, p.y.floor() as i64)
+    };
+    let (primary, secondary) = ui.input(|i| (i.pointer.primary_down(), i.pointer.secondary_down()));
+    let paint = match (primary, secondary) {
+        (true, _) => Some(true),
+        (false, true) => Some(false),
+        _ => None,
+    };
+    match (
+        response.is_pointer_button_down_on(),
+        paint,
+        response.interact_pointer_pos(),
+    ) {
+        (true, Some(on), Some(pos)) => {
+            let at = cell(pos);
+            mask.paint_line(stroke.unwrap_or(at), at, brush, on);
+            *stroke = Some(at);
+        }
+        _ => *stroke = None,
+    }
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 0.0, egui::Color32::from_gray(48));
+    match texture {
+        Some(tex) => {
+            let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+            painter.image(tex, rect, uv, egui::Color32::WHITE);
+        }
+        None => {
+            painter.text(
+                rect.center(),
+                egui::Align2::CENTER_CENTER,
+                "(image not shown)",
+                egui::FontId::default(),
+                egui::Color32::LIGHT_GRAY,
+            );
+        }
+    }
+    // The mask in runs of marked pixels, one rectangle each.
+    let red = egui::Color32::from_rgba_unmultiplied(255, 0, 0, 110);
+    for y in 0..i64::from(h) {
+        let mut x = 0;
+        while x < i64::from(w) {
+            if !mask.get(x, y) {
+                x += 1;
+                continue;
+            }
+            let start = x;
+            while x < i64::from(w) && mask.get(x, y) {
+                x += 1;
+            }
+            let min = rect.min + egui::vec2(start as f32, y as f32) * scale;
+            let run = egui::vec2((x - start) as f32, 1.0) * scale;
+            painter.rect_filled(egui::Rect::from_min_size(min, run), 0.0, red);
+        }
+    }
+    if let Some(pos) = response.hover_pos() {
+        let (x, y) = cell(pos);
+        let centre = rect.min + egui::vec2(x as f32 + 0.5, y as f32 + 0.5) * scale;
+        painter.circle_stroke(
+            centre,
+            (brush as f32 + 0.5) * scale,
+            egui::Stroke::new(1.0, egui::Color32::WHITE),
+        );
+    }
 }
