@@ -487,20 +487,14 @@ impl<E: crate::SpriteEngine> crate::CachedEngine<E> {
         let tiles = set.tiles();
         let n = tiles.len();
         let mut per_frame = plan.recipe().steps_or_default().max(1);
-        // Redraws report at their tile's place: keep the reported step from going back.
-        let mut high = 0;
-        let mut progress = |p: &crate::Progress| {
-            high = high.max(p.step);
-            progress(&crate::Progress {
-                step: high,
-                ..p.clone()
-            })
-        };
-        let slot_of = |t: Terrain| tiles.iter().position(|c| c.plain() == Some(t)).unwrap_or(0);
-        let mut draw = |engine: &mut Self, tile: &Plan, slot: usize, per_frame: &mut usize| {
+        // Progress counts model runs in the order they happen, one tile's steps each (a
+        // redraw past the last tile stays there).
+        let mut runs = 0usize;
+        let mut draw = |engine: &mut Self, tile: &Plan, per_frame: &mut usize| {
+            let slot = runs.min(n - 1);
+            runs += 1;
             let tile_key = engine.key(tile)?;
-            let (image, _) =
-                engine.frame_image(tile, tile_key, slot, n, per_frame, &mut progress)?;
+            let (image, _) = engine.frame_image(tile, tile_key, slot, n, per_frame, progress)?;
             if image.dimensions() != (size.width, size.height) {
                 return Err(crate::PixelGenError::Engine(format!(
                     "the engine drew a {}x{} tile for {size} tiles",
@@ -515,12 +509,7 @@ impl<E: crate::SpriteEngine> crate::CachedEngine<E> {
         for terrain in [Terrain::A, Terrain::B] {
             let mut best: Option<(f32, RgbaImage)> = None;
             for attempt in 0..=set.retries {
-                let image = draw(
-                    self,
-                    &base_plan(plan, terrain, attempt)?,
-                    slot_of(terrain),
-                    &mut per_frame,
-                )?;
+                let image = draw(self, &base_plan(plan, terrain, attempt)?, &mut per_frame)?;
                 let score = pixelgen_pixel::tile::seam_score(&image)?.combined;
                 if best.as_ref().is_none_or(|(s, _)| score < *s) {
                     best = Some((score, image));
@@ -549,7 +538,7 @@ impl<E: crate::SpriteEngine> crate::CachedEngine<E> {
                 TileJob::Base(Terrain::B) => b.clone(),
                 TileJob::Composed(image) => image,
                 TileJob::Edit(inputs) => {
-                    draw(engine, &edit_plan(plan, i, attempt, inputs)?, i, per_frame)?
+                    draw(engine, &edit_plan(plan, i, attempt, inputs)?, per_frame)?
                 }
             };
             in_palette(&image, &palette)
