@@ -1033,6 +1033,25 @@ mod tests {
     }
 
     #[test]
+    fn tileset_recipes_use_whole_tiles_and_load_back_into_the_form() {
+        let mut s = EditorState::default();
+        s.tileset.tile_size = 48;
+        s.tileset.kind = pixelgen::TilesetKind::Blob;
+        s.tileset.variations = 2;
+        let r = s.tileset_recipe().unwrap();
+        assert_eq!(r.size, Size::square(48));
+        assert_eq!(r.generation_size, Size::square(1008), "21 tiles of 48");
+        assert_eq!(r.tileset.as_ref().unwrap().variations, 2);
+        let mut t = EditorState::default();
+        t.load_recipe(&r);
+        assert_eq!(t.tileset, s.tileset);
+        t.tileset.tile_size = 7;
+        t.tileset.variations = 99;
+        t.sanitize();
+        assert_eq!((t.tileset.tile_size, t.tileset.variations), (32, 4));
+    }
+
+    #[test]
     fn log_keeps_the_newest_lines() {
         let mut log = EditorLog::default();
         for i in 0..(EditorLog::MAX + 5) {

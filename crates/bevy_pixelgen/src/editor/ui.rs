@@ -726,7 +726,12 @@ fn item_image(ui: &mut egui::Ui, view: &GalleryView<'_>, item: &GalleryItem, sta
     if let Some(preview) = &item.tileset {
         // A tileset: the whole atlas.
         let (w, h) = preview.atlas_size;
-        let size = thumb_size(w, h, state.zoom);
+        let mut size = thumb_size(w, h, state.zoom);
+        let longest = size.x.max(size.y);
+        if state.zoom == 0 && longest > 2.0 * THUMB_POINTS {
+            // A large atlas at zoom 0 is shrunk to fit the panel.
+            size *= 2.0 * THUMB_POINTS / longest;
+        }
         ui.add(egui::Image::new(egui::load::SizedTexture::new(*tex, size)))
             .on_hover_text(&item.recipe.prompt);
         return;
