@@ -10,8 +10,8 @@ use bevy::image::{Image, ImagePlugin, TextureAtlasLayout};
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use bevy_pixelgen::editor::{
-    MaskCanvas, PaletteFile, PanelKeyboardFocus, RepaintDialog, SaveDialog, SheetPlayback,
-    VariationSeeds, frame_uv, load_settings,
+    CanvasGrowth, MaskCanvas, PaletteFile, PanelKeyboardFocus, RepaintDialog, SaveDialog,
+    SheetPlayback, VariationSeeds, frame_uv, load_settings, preview_map,
 };
 use bevy_pixelgen::prelude::*;
 use bevy_pixelgen::{
@@ -1191,6 +1191,11 @@ fn animate_and_directions_make_sets_from_a_gallery_item_that_play_and_report_con
 
 /// "Repaint" of `item` with `mask` and the default inpaint options.
 fn repaint(item: &GalleryItem, mask: MaskCanvas, prompt: &str) -> EditorAction {
+    grow(item, mask, prompt, CanvasGrowth::default())
+}
+
+/// "Repaint" of `item` with `mask`, the canvas grown by `grow`, default inpaint options.
+fn grow(item: &GalleryItem, mask: MaskCanvas, prompt: &str, grow: CanvasGrowth) -> EditorAction {
     EditorAction::Repaint {
         item: item.ticket,
         mask,
@@ -1199,6 +1204,7 @@ fn repaint(item: &GalleryItem, mask: MaskCanvas, prompt: &str) -> EditorAction {
             strength: 0.8,
             mask_blur: 2.0,
         },
+        grow,
     }
 }
 
@@ -1242,7 +1248,7 @@ fn repaint_submits_an_edit_of_the_item_and_keeps_every_unmasked_pixel() {
     for (x, y, p) in source.enumerate_pixels() {
         assert_eq!(p.0, pixel(&app, &item.image, x, y), "source ({x}, {y})");
     }
-    let mask_png = image::open(&edit.mask).unwrap().to_rgba8();
+    let mask_png = image::open(mask_file(&edit)).unwrap().to_rgba8();
     assert_eq!(MaskCanvas::from_rgba(&mask_png), mask);
 
     // The result: the engine's colour inside the mask, the source's pixels, exactly,
@@ -1328,6 +1334,7 @@ fn repaint_refuses_empty_and_full_masks_sheets_and_gone_items() {
                     strength: 0.0,
                     mask_blur: 0.0,
                 },
+                grow: CanvasGrowth::default(),
             },
             "strength",
         ),
@@ -1353,4 +1360,256 @@ fn repaint_refuses_empty_and_full_masks_sheets_and_gone_items() {
         *app.world().resource::<RepaintDialog>(),
         RepaintDialog::default()
     );
+}
+
+/// The mask file of an edit recipe.
+fn mask_file(edit: &pixelgen::EditRecipe) -> PathBuf {
+    match &edit.mask {
+        Some(pixelgen::edit::Mask::File(path)) => path.clone(),
+        other => panic!("expected a mask file, got {other:?}"),
+    }
+}
+
+#[test]
+fn outpaint_grows_the_canvas_and_keeps_the_sprite_exactly_at_its_offset() {
+    let (mut app, seen) = app();
+    let item = generate(&mut app, "wall ramp", 3);
+    let (w, h) = (item.recipe.size.width, item.recipe.size.height);
+    assert_eq!(
+        (w, h, item.recipe.generation_size),
+        (16, 8, pixelgen::Size::square(64))
+    );
+    let growth = CanvasGrowth {
+        left: 4,
+        right: 12,
+        top: 2,
+        bottom: 0,
+    };
+    // Nothing marked: the new canvas alone is drawn (no mask in the recipe).
+    act(
+        &mut app,
+        grow(&item, MaskCanvas::new(w, h), "castle wall", growth),
+    );
+    run_until(&mut app, "the grown sprite", |a| {
+        a.world().resource::<Gallery>().items.len() == 2
+    });
+    let done = app.world().resource::<Gallery>().items[1].clone();
+    assert_eq!(done.variation_of, Some(item.ticket));
+    let sent = seen.lock().unwrap().last().unwrap().clone();
+    assert_eq!(sent, done.recipe);
+    assert_eq!(sent.size, pixelgen::Size::new(32, 10));
+    // The generation size grows with the canvas: 64 model pixels for 16 and for 8 sprite
+    // pixels become 128 and 80.
+    assert_eq!(sent.generation_size, pixelgen::Size::new(128, 80));
+    let canvas = sent.pixel.as_ref().unwrap().canvas.clone().unwrap();
+    assert_eq!((canvas.width, canvas.height), (32, 10));
+    let edit = sent.edit.clone().expect("an edit recipe");
+    assert_eq!(edit.offset, Some((4, 2)));
+    assert_eq!(edit.mask, None, "nothing was marked");
+    let source = image::open(&edit.source).unwrap().to_rgba8();
+    assert_eq!(source.dimensions(), (w, h));
+    let img = app
+        .world()
+        .resource::<Assets<Image>>()
+        .get(&done.image)
+        .unwrap()
+        .clone();
+    assert_eq!((img.width(), img.height()), (32, 10));
+    let inside = |x: u32, y: u32| (4..4 + w).contains(&x) && (2..2 + h).contains(&y);
+    for y in 0..10 {
+        for x in 0..32 {
+            let got = pixel(&app, &done.image, x, y);
+            if inside(x, y) {
+                assert_eq!(
+                    got,
+                    pixel(&app, &item.image, x - 4, y - 2),
+                    "kept ({x}, {y})"
+                );
+            } else {
+                assert_eq!(got, colour(&done.recipe), "drawn ({x}, {y})");
+            }
+        }
+    }
+
+    // A marked pixel goes onto the canvas at the offset, and is redrawn too.
+    let mut mask = MaskCanvas::new(w, h);
+    mask.set(0, 0, true);
+    act(&mut app, grow(&item, mask, "castle wall", growth));
+    run_until(&mut app, "the grown and repainted sprite", |a| {
+        a.world().resource::<Gallery>().items.len() == 3
+    });
+    let done = app.world().resource::<Gallery>().items[2].clone();
+    let edit = done.recipe.edit.clone().unwrap();
+    let on_canvas = MaskCanvas::from_rgba(&image::open(mask_file(&edit)).unwrap().to_rgba8());
+    assert_eq!(on_canvas.dimensions(), (32, 10));
+    assert_eq!(on_canvas.count(), 1);
+    assert!(on_canvas.get(4, 2));
+    assert_eq!(pixel(&app, &done.image, 4, 2), colour(&done.recipe));
+    assert_eq!(
+        pixel(&app, &done.image, 5, 2),
+        pixel(&app, &item.image, 1, 0)
+    );
+}
+
+#[test]
+fn outpaint_refuses_no_growth_without_a_mask_and_too_much_growth() {
+    let mut h = harness("outpaint-refused");
+    let app = &mut h.app;
+    let item = generate(app, "crate", 4);
+    let (w, hh) = (item.recipe.size.width, item.recipe.size.height);
+    let runs = h.seen.lock().unwrap().len();
+    let mut full = MaskCanvas::new(w, hh);
+    full.fill();
+    let cases = [
+        (
+            CanvasGrowth::default(),
+            MaskCanvas::new(w, hh),
+            "the mask is empty",
+        ),
+        (
+            CanvasGrowth {
+                left: 65,
+                ..CanvasGrowth::default()
+            },
+            MaskCanvas::new(w, hh),
+            "at most 64",
+        ),
+        (CanvasGrowth::all_round(8), full, "whole sprite"),
+    ];
+    for (growth, mask, why) in cases {
+        act(app, grow(&item, mask, "crate", growth));
+        app.update();
+        let last = app.world().resource::<EditorLog>().errors.last().cloned();
+        let last = last.expect("a message");
+        assert!(last.contains(why), "{why:?} not in {last:?}");
+    }
+    assert!(app.world().resource::<EditorQueue>().is_empty());
+    assert_eq!(h.seen.lock().unwrap().len(), runs, "nothing was submitted");
+}
+
+#[test]
+fn the_tileset_form_submits_a_tileset_and_the_gallery_previews_it() {
+    let mut h = harness("tileset");
+    let app = &mut h.app;
+    form(app, |s| {
+        s.tileset.terrain_a = " grass ".into();
+        s.tileset.terrain_b = "water".into();
+        s.tileset.kind = pixelgen::TilesetKind::Blob;
+        s.tileset.tile_size = 16;
+        s.tileset.variations = 1;
+        s.generation_side = 72;
+        s.seed_locked = true;
+        s.seed = 11;
+        s.steps = 7;
+        s.pixel.outline = true;
+    });
+    act(app, EditorAction::GenerateTileset);
+    run_until(app, "the tileset", |a| {
+        a.world().resource::<Gallery>().items.len() == 1
+    });
+    assert!(app.world().resource::<EditorLog>().errors.is_empty());
+    let item = app.world().resource::<Gallery>().items[0].clone();
+    let r = &item.recipe;
+    let set = r.tileset.as_ref().expect("a tileset recipe");
+    assert_eq!(set.kind, pixelgen::TilesetKind::Blob);
+    assert_eq!(set.terrains, ("grass".to_owned(), "water".to_owned()));
+    assert_eq!(set.variations, 1);
+    assert_eq!(r.size, pixelgen::Size::square(16));
+    assert_eq!(
+        r.generation_size,
+        pixelgen::Size::square(64),
+        "a whole number of tiles"
+    );
+    assert_eq!((r.seed, r.steps), (Seed::Fixed(11), Some(7)));
+    assert_eq!(r.priority, pixelgen::Priority::Editor);
+    assert_eq!(r.prompt, "top-down pixel art game tile");
+    let px = r.pixel.as_ref().unwrap();
+    assert!(
+        px.background.is_none() && px.outline.is_none(),
+        "opaque, no outline"
+    );
+    assert!(
+        h.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.prompt.starts_with("grass")),
+        "the engine drew the terrains"
+    );
+
+    // The gallery item: the atlas, an autotiled map of it and the seam line.
+    assert!(item.layout.is_some());
+    let preview = item.tileset.clone().expect("a tileset preview");
+    assert_eq!(preview.map, preview_map(pixelgen::TilesetKind::Blob));
+    assert_eq!(
+        preview.cells.len(),
+        48 + 2,
+        "48 tiles and a variation of each"
+    );
+    assert_eq!(preview.atlas_size, (8 * 16, 7 * 16));
+    assert!(preview.map.iter().all(|&i| preview.uv(i).is_some()));
+    assert!(preview.seams.edges > 0);
+    let line = preview.seams.line();
+    assert!(line.starts_with("seams: "), "{line}");
+    assert!(
+        line.contains(&format!("{} edges", preview.seams.edges)),
+        "{line}"
+    );
+
+    // Saving it writes the Tiled tileset and the index table beside the atlas.
+    act(
+        app,
+        EditorAction::SaveToAssets {
+            item: item.ticket,
+            name: "terrain/grass-water".into(),
+            overwrite: false,
+        },
+    );
+    app.update();
+    let folder = h.dir.join("assets/generated/terrain");
+    for file in [
+        "grass-water.png",
+        "grass-water.pixelgen.ron",
+        "grass-water.tsx",
+        "grass-water.tiles.json",
+    ] {
+        assert!(folder.join(file).is_file(), "{file} written");
+    }
+    let note = app.world().resource::<EditorLog>().notes.last().cloned();
+    let note = note.expect("a saved note");
+    assert!(
+        note.contains(".tsx") && note.contains(".tiles.json"),
+        "{note}"
+    );
+}
+
+#[test]
+fn the_tileset_form_refuses_bad_input_without_submitting() {
+    let mut h = harness("tileset-refused");
+    let app = &mut h.app;
+    type Change = fn(&mut EditorState);
+    let cases: [(Change, &str); 4] = [
+        (
+            |s| s.tileset.terrain_b = "  ".into(),
+            "terrain prompt is empty",
+        ),
+        (|s| s.tileset.tile_size = 20, "tile size 20"),
+        (|s| s.tileset.variations = 9, "at most 4"),
+        // Checked as Plan::new checks it.
+        (|s| s.steps = 0, "steps"),
+    ];
+    for (change, why) in cases {
+        form(app, |s| {
+            *s = EditorState::default();
+            change(s);
+        });
+        act(app, EditorAction::GenerateTileset);
+        app.update();
+        let last = app.world().resource::<EditorLog>().errors.last().cloned();
+        let last = last.expect("a message");
+        assert!(last.starts_with("cannot make the tileset"), "{last}");
+        assert!(last.contains(why), "{why:?} not in {last:?}");
+    }
+    assert!(app.world().resource::<EditorQueue>().is_empty());
+    assert!(h.seen.lock().unwrap().is_empty(), "nothing was submitted");
 }

@@ -20,6 +20,7 @@ use pixelgen::{Clips, Consistency, Recipe};
 use pixelgen_pixel::sheet::{FrameRect, SheetFrame, SheetLayout};
 
 use super::state::{EditorError, EditorState};
+use super::tileset::{TilesetPreview, tileset_preview};
 use crate::ClipPlayer;
 use crate::request::TicketId;
 
@@ -60,6 +61,9 @@ pub struct GalleryItem {
     /// A set's consistency (palette sizes, silhouette IoU, anchor drift, histogram
     /// distance), as the engine measured it.
     pub consistency: Option<Consistency>,
+    /// A tileset's preview map and seam scores, from its atlas pixels (`None` for other
+    /// items, or when the atlas could not be read).
+    pub tileset: Option<TilesetPreview>,
 }
 
 impl GalleryItem {
@@ -161,6 +165,9 @@ pub struct SavedAsset {
     pub recipe: PathBuf,
     /// For sheets: Aseprite-compatible JSON (hash form) describing the frames.
     pub json: Option<PathBuf>,
+    /// For a tileset: the Tiled tileset (`NAME.tsx`) and the index table
+    /// (`NAME.tiles.json`).
+    pub tileset: Option<(PathBuf, PathBuf)>,
 }
 
 /// A sheet's frames for "save to assets": its atlas layout and the playback speed, which
@@ -262,8 +269,10 @@ pub fn suggested_name(recipe: &Recipe) -> String {
 }
 
 /// Writes `image` as `DIR/NAME.png` and `recipe` as `DIR/NAME.pixelgen.ron` (and for a
-/// sheet its frames as `DIR/NAME.json`, Aseprite hash form), each through a temporary file
-/// and a rename. Existing files are refused unless `overwrite`.
+/// sheet its frames as `DIR/NAME.json`, Aseprite hash form; for a tileset also its Tiled
+/// tileset `DIR/NAME.tsx` and index table `DIR/NAME.tiles.json`, frames named by tile
+/// code), each through a temporary file and a rename. Existing files are refused unless
+/// `overwrite`.
 pub fn save_to_assets(
     dir: &Path,
     name: &str,
@@ -283,7 +292,12 @@ pub fn save_to_assets(
         .try_into_dynamic()
         .map_err(|e| write_err(&png, format!("the image cannot be converted: {e}")))?
         .into_rgba8();
-    let layout = sheet.map(|s| s.sheet_layout());
+    let mut layout = sheet.map(|s| s.sheet_layout());
+    if let (Some(layout), Some(set)) = (layout.as_mut(), recipe.tileset.as_ref()) {
+        for (frame, name) in layout.frames.iter_mut().zip(set.tile_names()) {
+            frame.name = name;
+        }
+    }
     let art = pixelgen::Artwork {
         image: &rgba,
         recipe,
@@ -294,6 +308,7 @@ pub fn save_to_assets(
             png: files.png,
             recipe: files.recipe,
             json: files.json,
+            tileset: files.tileset,
         }),
         Err(pixelgen::PixelGenError::Exists(path)) => Err(EditorError::Exists(path)),
         Err(e) => Err(write_err(dir, e.to_string())),
@@ -365,12 +380,32 @@ pub(super) fn play_sheets(
 }
 
 /// The seam score of a finished image (worse of the two wrap edges).
-pub(super) fn seam_of(images: Option<&Assets<Image>>, handle: &Handle<Image>) -> Option<f32> {
-    let image = images?.get(handle)?;
-    let rgba = image.clone().try_into_dynamic().ok()?.into_rgba8();
-    pixelgen_pixel::tile::seam_score(&rgba)
+pub(super) fn seam_of(rgba: Option<&image::RgbaImage>) -> Option<f32> {
+    pixelgen_pixel::tile::seam_score(rgba?)
         .ok()
         .map(|s| s.horizontal.max(s.vertical))
+}
+
+/// A finished image's pixels, if it is loaded and readable.
+pub(super) fn pixels_of(
+    images: Option<&Assets<Image>>,
+    handle: &Handle<Image>,
+) -> Option<image::RgbaImage> {
+    let image = images?.get(handle)?;
+    Some(image.clone().try_into_dynamic().ok()?.into_rgba8())
+}
+
+/// The preview of a finished tileset item (`Ok(None)` for another recipe); the error says
+/// why it could not be made.
+pub(super) fn preview_of(
+    recipe: &Recipe,
+    rgba: Option<&image::RgbaImage>,
+) -> Result<Option<TilesetPreview>, String> {
+    if recipe.tileset.is_none() {
+        return Ok(None);
+    }
+    let rgba = rgba.ok_or("its atlas is not loaded")?;
+    tileset_preview(recipe, rgba).map(Some)
 }
 
 #[cfg(test)]

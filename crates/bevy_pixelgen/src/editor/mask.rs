@@ -3,7 +3,8 @@
 //! [`MaskCanvas`] is plain data, one cell per sprite pixel, painted with a round brush and
 //! written as the mask PNG an edit recipe names (white repaints, black keeps).
 //! [`RepaintDialog`] is the open "Repaint…" view of one gallery item; its options live in
-//! [`RepaintSettings`] (part of the saved editor settings).
+//! [`RepaintSettings`] (part of the saved editor settings). [`CanvasGrowth`] is its "Grow
+//! canvas" part (outpainting): pixels added around the sprite, which the model draws.
 
 use std::fmt;
 
@@ -11,10 +12,15 @@ use bevy::ecs::resource::Resource;
 use image::{Rgba, RgbaImage};
 use serde::{Deserialize, Serialize};
 
+use pixelgen::{MAX_SIDE, Size};
+
 use crate::request::TicketId;
 
 /// The largest brush radius the panel offers, in sprite pixels.
 pub const MAX_BRUSH_RADIUS: u32 = 32;
+
+/// The most pixels "Grow canvas" adds on one side of a sprite.
+pub const MAX_GROW: u32 = 64;
 
 /// How far outside the canvas [`MaskCanvas::paint_line`] follows a line.
 const FAR: i64 = 1 << 16;
@@ -235,7 +241,134 @@ impl RepaintSettings {
     }
 }
 
-/// The open "Repaint…" view: the gallery item, the mask painted on it and the prompt.
+/// "Grow canvas" (outpainting): how many pixels are added on each side of a sprite. The
+/// sprite keeps its pixels at ([`left`](Self::left), [`top`](Self::top)) of the grown canvas
+/// and the model draws the rest. All zero: no growth (a plain repaint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CanvasGrowth {
+    /// Columns added left of the sprite (0 to [`MAX_GROW`]).
+    pub left: u32,
+    /// Columns added right of the sprite (0 to [`MAX_GROW`]).
+    pub right: u32,
+    /// Rows added above the sprite (0 to [`MAX_GROW`]).
+    pub top: u32,
+    /// Rows added below the sprite (0 to [`MAX_GROW`]).
+    pub bottom: u32,
+}
+
+impl CanvasGrowth {
+    /// The same growth on every side (capped at [`MAX_GROW`]).
+    pub fn all_round(pixels: u32) -> Self {
+        let p = pixels.min(MAX_GROW);
+        Self {
+            left: p,
+            right: p,
+            top: p,
+            bottom: p,
+        }
+    }
+
+    /// A preset: the canvas `percent` % wider than a sprite `width` pixels wide, half the new
+    /// columns on each side (the odd one on the right; each side capped at [`MAX_GROW`]).
+    pub fn wider(width: u32, percent: u32) -> Self {
+        let (left, right) = split(width, percent);
+        Self {
+            left,
+            right,
+            ..Self::default()
+        }
+    }
+
+    /// A preset: the canvas `percent` % taller than a sprite `height` pixels high, half the
+    /// new rows above and half below (the odd one below; each side capped at [`MAX_GROW`]).
+    pub fn taller(height: u32, percent: u32) -> Self {
+        let (top, bottom) = split(height, percent);
+        Self {
+            top,
+            bottom,
+            ..Self::default()
+        }
+    }
+
+    /// Nothing is added.
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Where the sprite's top-left corner lands on the grown canvas: `(left, top)`.
+    pub fn offset(&self) -> (u32, u32) {
+        (self.left, self.top)
+    }
+
+    /// Brings hand-edited values back into 0..=[`MAX_GROW`].
+    pub fn clamp(&mut self) {
+        for side in [
+            &mut self.left,
+            &mut self.right,
+            &mut self.top,
+            &mut self.bottom,
+        ] {
+            *side = (*side).min(MAX_GROW);
+        }
+    }
+
+    /// The grown canvas around a sprite of `size`. Errors (with the reason) when a side adds
+    /// more than [`MAX_GROW`] pixels or the canvas would be larger than
+    /// [`pixelgen::MAX_SIDE`].
+    pub fn canvas(&self, size: Size) -> Result<Size, String> {
+        let sides = [self.left, self.right, self.top, self.bottom];
+        if let Some(side) = sides.iter().find(|s| **s > MAX_GROW) {
+            return Err(format!(
+                "growing a side by {side} px: at most {MAX_GROW} px a side"
+            ));
+        }
+        let width = u64::from(size.width) + u64::from(self.left) + u64::from(self.right);
+        let height = u64::from(size.height) + u64::from(self.top) + u64::from(self.bottom);
+        if width > u64::from(MAX_SIDE) || height > u64::from(MAX_SIDE) {
+            return Err(format!(
+                "the grown canvas {width}x{height} is larger than {MAX_SIDE} px a side"
+            ));
+        }
+        Ok(Size::new(width as u32, height as u32))
+    }
+
+    /// The generation size for the grown `canvas` of a sprite of `size` drawn at
+    /// `generation`: grown in proportion (the model draws the sprite at the same scale),
+    /// scaled down to fit [`pixelgen::MAX_SIDE`] when it would not, each side a multiple of
+    /// 8 and never smaller than the canvas.
+    pub fn generation_size(size: Size, generation: Size, canvas: Size) -> Size {
+        let grow = |gen_side: u32, side: u32, grown: u32| {
+            (u64::from(gen_side) * u64::from(grown)).div_ceil(u64::from(side.max(1)))
+        };
+        let (mut w, mut h) = (
+            grow(generation.width, size.width, canvas.width),
+            grow(generation.height, size.height, canvas.height),
+        );
+        let max = u64::from(MAX_SIDE);
+        let longest = w.max(h);
+        if longest > max {
+            w = w * max / longest;
+            h = h * max / longest;
+        }
+        let fit = |v: u64, side: u32| {
+            let v = v.max(u64::from(side)).next_multiple_of(8).min(max);
+            v as u32
+        };
+        Size::new(fit(w, canvas.width), fit(h, canvas.height))
+    }
+}
+
+/// `percent` % of `side`, split in two halves (the odd pixel second), each at most
+/// [`MAX_GROW`].
+fn split(side: u32, percent: u32) -> (u32, u32) {
+    let add = u64::from(side) * u64::from(percent) / 100;
+    let first = (add / 2).min(u64::from(MAX_GROW)) as u32;
+    let second = (add - add / 2).min(u64::from(MAX_GROW)) as u32;
+    (first, second)
+}
+
+/// The open "Repaint…" view: the gallery item, the mask painted on it, the prompt and the
+/// canvas growth.
 #[derive(Resource, Debug, Clone, Default, PartialEq)]
 pub struct RepaintDialog {
     /// The item being repainted (`None`: the view is closed).
@@ -244,6 +377,8 @@ pub struct RepaintDialog {
     pub mask: MaskCanvas,
     /// What to draw in the masked part (starts as the item's prompt).
     pub prompt: String,
+    /// "Grow canvas": pixels added around the item (all zero: a plain repaint).
+    pub grow: CanvasGrowth,
 }
 
 impl RepaintDialog {
@@ -254,6 +389,7 @@ impl RepaintDialog {
             item: Some(item),
             mask: MaskCanvas::new(width, height),
             prompt: prompt.to_owned(),
+            grow: CanvasGrowth::default(),
         }
     }
 }
@@ -365,6 +501,57 @@ mod tests {
             format!("{read:?}"),
             "MaskCanvas { width: 2, height: 1, marked: 1 }"
         );
+    }
+
+    #[test]
+    fn growth_makes_the_canvas_and_a_proportional_generation_size() {
+        let size = Size::new(32, 16);
+        let g = CanvasGrowth {
+            left: 8,
+            right: 24,
+            top: 0,
+            bottom: 4,
+        };
+        assert_eq!(g.canvas(size).unwrap(), Size::new(64, 20));
+        assert_eq!(g.offset(), (8, 0));
+        assert!(!g.is_zero() && CanvasGrowth::default().is_zero());
+        // Twice as wide, 20/16 as tall, at the sprite's scale; multiples of 8.
+        let gen_size = CanvasGrowth::generation_size(size, Size::square(512), Size::new(64, 20));
+        assert_eq!(gen_size, Size::new(1024, 640));
+        // Past MAX_SIDE: scaled down, aspect kept, never below the canvas.
+        let tiny = Size::square(8);
+        let canvas = CanvasGrowth::all_round(64).canvas(tiny).unwrap();
+        assert_eq!(canvas, Size::square(136));
+        let big = CanvasGrowth::generation_size(tiny, Size::square(1024), canvas);
+        assert_eq!(big, Size::square(MAX_SIDE));
+        let odd =
+            CanvasGrowth::generation_size(Size::square(10), Size::square(10), Size::new(13, 10));
+        assert_eq!(odd, Size::new(16, 16));
+        // Too much growth, or a canvas past MAX_SIDE, is refused.
+        let mut far = CanvasGrowth::all_round(64);
+        far.left = 65;
+        assert!(far.canvas(size).unwrap_err().contains("at most 64"));
+        far.clamp();
+        assert_eq!(far, CanvasGrowth::all_round(64));
+        let huge = Size::new(MAX_SIDE, 8);
+        assert!(
+            CanvasGrowth::wider(8, 100)
+                .canvas(huge)
+                .unwrap_err()
+                .contains("larger than")
+        );
+        // Presets.
+        assert_eq!(
+            CanvasGrowth::wider(32, 50),
+            CanvasGrowth {
+                left: 8,
+                right: 8,
+                ..CanvasGrowth::default()
+            }
+        );
+        assert_eq!(CanvasGrowth::taller(9, 100).offset(), (0, 4));
+        assert_eq!(CanvasGrowth::taller(9, 100).bottom, 5);
+        assert_eq!(CanvasGrowth::wider(256, 100).right, MAX_GROW);
     }
 
     #[test]

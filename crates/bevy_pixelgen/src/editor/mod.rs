@@ -11,6 +11,9 @@
 //! - `mask`: "Repaint…" (inpainting) on a gallery sprite: the mask brush ([`MaskCanvas`]),
 //!   the open view ([`RepaintDialog`]) and its options ([`RepaintSettings`]); the panel sends
 //!   [`EditorAction::Repaint`], which submits the item's recipe as an edit of its pixels.
+//! - `tileset`: the gallery's preview of a tileset ([`TilesetPreview`]: an autotiled island
+//!   map and the seam line); the "Tileset…" form is [`TilesetSettings`] in [`EditorState`],
+//!   submitted by [`EditorAction::GenerateTileset`].
 //! - `settings`: the form as RON on disk, loaded at startup, saved after changes and at exit.
 //! - `ui`: the egui drawing.
 
@@ -19,6 +22,7 @@ mod mask;
 mod queue;
 mod settings;
 mod state;
+mod tileset;
 mod ui;
 
 use std::path::PathBuf;
@@ -45,12 +49,19 @@ pub use gallery::{
     Gallery, GalleryItem, PixelGenTarget, SaveDialog, SaveFolder, SavedAsset, SheetFrames,
     SheetPlayback, asset_name, frame_at, frame_uv, save_to_assets, suggested_name,
 };
-pub use mask::{MAX_BRUSH_RADIUS, MaskCanvas, RepaintDialog, RepaintSettings};
+pub use mask::{
+    CanvasGrowth, MAX_BRUSH_RADIUS, MAX_GROW, MaskCanvas, RepaintDialog, RepaintSettings,
+};
 pub use queue::{EditorQueue, QueueEntry, eta, short_duration, steps_per_second};
 pub use settings::{SettingsFile, backup_path, load_settings, save_settings};
 pub use state::{
-    EditorError, EditorLog, EditorState, MAX_EDITOR_FRAMES, MAX_EDITOR_SIDE, MIN_EDITOR_SIDE,
-    PixelSettings, Presets, SetSettings, SheetSettings, StylePreset, VariationSeeds,
+    EditorError, EditorLog, EditorState, MAX_EDITOR_FRAMES, MAX_EDITOR_SIDE,
+    MAX_EDITOR_TILE_VARIATIONS, MIN_EDITOR_SIDE, PixelSettings, Presets, SetSettings,
+    SheetSettings, StylePreset, TILE_SIZES, TilesetSettings, VariationSeeds,
+};
+pub use tileset::{
+    PREVIEW_MAP_HEIGHT, PREVIEW_MAP_WIDTH, SeamSummary, TilesetPreview, preview_map,
+    tileset_preview,
 };
 
 pub use ui::PROMPT_FIELD;
@@ -67,6 +78,10 @@ pub enum EditorAction {
     /// Submit the recipe [`EditorState`] describes, with editor priority (a sheet when it
     /// has several frames).
     Generate,
+    /// "Generate tileset": submit the tileset the "Tileset…" form describes
+    /// ([`EditorState::tileset_recipe`]), with editor priority; the atlas joins the gallery
+    /// with its preview map and seam line ([`TilesetPreview`]).
+    GenerateTileset,
     /// Cancel a request in the queue.
     Cancel(TicketId),
     /// Apply the preset with this name to [`EditorState`].
@@ -119,16 +134,26 @@ pub enum EditorAction {
     /// written as content-named PNGs where [`PixelGen::reference_from`] writes (next to the
     /// cache), and its recipe is submitted as an edit of them (`Recipe::edit`) with `prompt`,
     /// `inpaint` and a fresh seed; the result joins the gallery under the item, like a
-    /// variation. An empty or full mask, a sheet or a set is refused in the [`EditorLog`].
+    /// variation.
+    ///
+    /// With a non-zero `grow` it is an outpaint: the recipe's `size` is the grown canvas
+    /// (its `generation_size` grown in proportion, see [`CanvasGrowth::generation_size`]),
+    /// the edit's `offset` is where the item goes on it, and its mask is `mask` placed there
+    /// (`None` when nothing is marked); the model draws the new canvas around the item.
+    ///
+    /// An empty mask without growth, a full mask, too much growth, a sheet or a set is
+    /// refused in the [`EditorLog`].
     Repaint {
         /// The gallery item.
         item: TicketId,
         /// What to repaint, the item's size.
         mask: MaskCanvas,
-        /// What to draw in the masked part.
+        /// What to draw in the masked part (and around the item when growing).
         prompt: String,
         /// How much is redrawn (strength) and the mask blur.
         inpaint: pixelgen::InpaintParams,
+        /// Pixels added around the item (all zero: a plain repaint).
+        grow: CanvasGrowth,
     },
     /// "Directions…": the gallery item seen from `count` (4 or 8) directions, drawn after
     /// it; the item's animation (when it is an animation set) is kept.
@@ -330,6 +355,10 @@ fn apply_actions(
                 Ok(recipe) => recipes.push((recipe, None)),
                 Err(e) => log.error(e.to_string()),
             },
+            EditorAction::GenerateTileset => match state.tileset_recipe() {
+                Ok(recipe) => recipes.push((recipe, None)),
+                Err(e) => log.error(format!("cannot make the tileset: {e}")),
+            },
             EditorAction::Cancel(id) => {
                 if let Some(e) = queue.get(*id) {
                     e.ticket.cancel();
@@ -394,12 +423,14 @@ fn apply_actions(
                 mask,
                 prompt,
                 inpaint,
+                grow,
             } => match repaint_recipe(
                 pixel_gen.as_mut(),
                 gallery.get(*item),
                 mask,
                 prompt,
                 inpaint,
+                grow,
             ) {
                 Ok(recipe) => recipes.push((recipe, Some(*item))),
                 Err(e) => log.error(format!("cannot repaint {item}: {e}")),
@@ -473,19 +504,24 @@ fn item_pixels(pg: &mut PixelGen, item: &GalleryItem) -> Result<image::RgbaImage
 }
 
 /// The recipe of "Repaint…" on gallery `item`: its recipe as an edit of its own pixels (and
-/// `mask`), with `prompt`, `inpaint` and a fresh seed. Checks the request before writing
-/// the source and mask files.
+/// `mask`), with `prompt`, `inpaint` and a fresh seed; with a non-zero `grow`, an outpaint on
+/// the grown canvas. Checks the request before writing the source and mask files.
 fn repaint_recipe(
     pg: Option<&mut PixelGen>,
     item: Option<&GalleryItem>,
     mask: &MaskCanvas,
     prompt: &str,
     inpaint: &pixelgen::InpaintParams,
+    grow: &CanvasGrowth,
 ) -> Result<Recipe, String> {
     let item = item.ok_or("the gallery item is gone: pick one that is shown")?;
     let r = &item.recipe;
-    if item.layout.is_some() || r.frames != pixelgen::Frames::Single || r.set.is_some() {
-        return Err("it is a sheet or a set: Repaint edits single sprites".into());
+    if item.layout.is_some()
+        || r.frames != pixelgen::Frames::Single
+        || r.set.is_some()
+        || r.tileset.is_some()
+    {
+        return Err("it is a sheet, a set or a tileset: Repaint edits single sprites".into());
     }
     let size = r.size;
     if mask.dimensions() != (size.width, size.height) {
@@ -495,7 +531,8 @@ fn repaint_recipe(
             mask.height()
         ));
     }
-    if mask.is_empty() {
+    let outpaint = !grow.is_zero();
+    if mask.is_empty() && !outpaint {
         return Err("the mask is empty: paint the part to repaint first".into());
     }
     if mask.is_full() {
@@ -503,6 +540,7 @@ fn repaint_recipe(
             "the mask covers the whole sprite: use Regenerate or Variations instead".into(),
         );
     }
+    let canvas = grow.canvas(size)?;
     let prompt = prompt.trim();
     if prompt.is_empty() {
         return Err("the prompt is empty: say what to draw in the masked part".into());
@@ -516,19 +554,32 @@ fn repaint_recipe(
             source.height()
         ));
     }
+    let base = editor_recipe(r);
+    let (generation_size, pixel) = if outpaint {
+        (
+            CanvasGrowth::generation_size(size, r.generation_size, canvas),
+            base.pixel.clone().map(|p| pixel_for_canvas(p, canvas)),
+        )
+    } else {
+        (base.generation_size, base.pixel.clone())
+    };
     let mut recipe = Recipe {
         prompt: prompt.to_owned(),
         seed: Seed::Fixed(Seed::draw()),
+        size: canvas,
+        generation_size,
+        pixel,
         frames: pixelgen::Frames::Single,
         sheet: None,
         set: None,
         edit: Some(pixelgen::EditRecipe {
             // Placeholders while the options are checked: nothing is written before.
             source: "source.png".into(),
-            mask: "mask.png".into(),
+            mask: (!mask.is_empty()).then(|| pixelgen::edit::Mask::File("mask.png".into())),
+            offset: outpaint.then(|| grow.offset()),
             inpaint: inpaint.clone(),
         }),
-        ..editor_recipe(r)
+        ..base
     };
     recipe.validate().map_err(|e| e.to_string())?;
     if let Some(edit) = recipe.edit.as_mut() {
@@ -536,9 +587,45 @@ fn repaint_recipe(
             pg.reference_from_pixels(image).map_err(|e| e.to_string())
         };
         edit.source = write(pg, &source)?;
-        edit.mask = write(pg, &mask.to_rgba())?;
+        if edit.mask.is_some() {
+            let on_canvas = mask_on_canvas(mask, canvas, grow.offset());
+            edit.mask = Some(pixelgen::edit::Mask::File(write(pg, &on_canvas)?));
+        }
     }
     Ok(recipe)
+}
+
+/// `mask` (the sprite's size) placed at `offset` on a `canvas` that keeps everything else.
+fn mask_on_canvas(
+    mask: &MaskCanvas,
+    canvas: pixelgen::Size,
+    offset: (u32, u32),
+) -> image::RgbaImage {
+    let mut out =
+        image::RgbaImage::from_pixel(canvas.width, canvas.height, image::Rgba([0, 0, 0, 255]));
+    image::imageops::replace(
+        &mut out,
+        &mask.to_rgba(),
+        i64::from(offset.0),
+        i64::from(offset.1),
+    );
+    out
+}
+
+/// Pixel options made for a sprite, retargeted to a grown `canvas` (its canvas and the grid
+/// detection's fallback size).
+fn pixel_for_canvas(
+    mut pixel: pixelgen::PixelOptions,
+    canvas: pixelgen::Size,
+) -> pixelgen::PixelOptions {
+    if let Some(c) = pixel.canvas.as_mut() {
+        c.width = canvas.width;
+        c.height = canvas.height;
+    }
+    if pixel.grid.fallback_size.is_some() {
+        pixel.grid.fallback_size = Some((canvas.width, canvas.height));
+    }
+    pixel
 }
 
 /// A gallery recipe resubmitted from the editor: same everything, editor priority.
@@ -591,7 +678,15 @@ fn apply_gallery_actions(
                 });
                 match save_to_assets(&folder.0, name, image, &entry.recipe, sheet, *overwrite) {
                     Ok(saved) => {
-                        log.note(format!("saved {}", saved.png.display()));
+                        match &saved.tileset {
+                            Some((tsx, index)) => log.note(format!(
+                                "saved {}, {} and {}",
+                                saved.png.display(),
+                                tsx.display(),
+                                index.display()
+                            )),
+                            None => log.note(format!("saved {}", saved.png.display())),
+                        }
                         entry.saved_as = Some(saved.png);
                         *dialog = SaveDialog::default();
                     }
@@ -660,6 +755,11 @@ fn collect_results(
         let Some(entry) = queue.take(m.ticket) else {
             continue;
         };
+        let rgba = gallery::pixels_of(images.as_deref(), &m.image);
+        let tileset = gallery::preview_of(&m.recipe, rgba.as_ref()).unwrap_or_else(|e| {
+            log.error(format!("tileset {}: no preview: {e}", m.ticket));
+            None
+        });
         gallery.items.push(GalleryItem {
             ticket: m.ticket,
             image: m.image.clone(),
@@ -668,9 +768,10 @@ fn collect_results(
             saved: m.saved.clone(),
             saved_as: None,
             variation_of: entry.variation_of,
-            seam: gallery::seam_of(images.as_deref(), &m.image),
+            seam: gallery::seam_of(rgba.as_ref()),
             clips: entry.ticket.clips(),
             consistency: m.consistency.clone(),
+            tileset,
         });
     }
     for m in failed.read() {

@@ -283,6 +283,43 @@ impl Default for SetSettings {
     }
 }
 
+/// Tile sizes the "Tileset…" form offers, in pixels.
+pub const TILE_SIZES: [u32; 4] = [16, 32, 48, 64];
+/// Most variations of each terrain the "Tileset…" form offers.
+pub const MAX_EDITOR_TILE_VARIATIONS: u32 = 4;
+
+/// The "Tileset…" form: two terrains made into a Wang or blob tileset (the panel's sampling,
+/// seed, LoRA and colour settings are shared with the other requests).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TilesetSettings {
+    /// Terrain A (e.g. `grass`): the ground a blob set's blobs sit on.
+    pub terrain_a: String,
+    /// Terrain B (e.g. `water`).
+    pub terrain_b: String,
+    /// Wang 2-corner (16 tiles) or blob (47 + the plain A tile).
+    pub kind: pixelgen::TilesetKind,
+    /// Tile side in pixels (one of [`TILE_SIZES`]).
+    pub tile_size: u32,
+    /// Extra tiles of each terrain (0 to [`MAX_EDITOR_TILE_VARIATIONS`]).
+    pub variations: u32,
+    /// What every tile is, besides its terrain (e.g. `top-down pixel art game tile`).
+    pub prompt: String,
+}
+
+impl Default for TilesetSettings {
+    fn default() -> Self {
+        Self {
+            terrain_a: "grass".into(),
+            terrain_b: "water".into(),
+            kind: pixelgen::TilesetKind::Wang,
+            tile_size: 32,
+            variations: 0,
+            prompt: "top-down pixel art game tile".into(),
+        }
+    }
+}
+
 /// Everything the prompt side of the panel edits.
 #[derive(Resource, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -333,6 +370,8 @@ pub struct EditorState {
     pub set: SetSettings,
     /// "Repaint…" on a gallery item: brush size, strength and mask blur.
     pub repaint: super::mask::RepaintSettings,
+    /// The "Tileset…" form.
+    pub tileset: TilesetSettings,
     /// Whether the panel is shown.
     pub visible: bool,
 }
@@ -363,6 +402,7 @@ impl Default for EditorState {
             variation_seeds: VariationSeeds::Consecutive,
             set: SetSettings::default(),
             repaint: super::mask::RepaintSettings::default(),
+            tileset: TilesetSettings::default(),
             visible: true,
         }
     }
@@ -421,8 +461,13 @@ impl EditorState {
     /// The pixel options the form describes: the recipe's size-based defaults (grid
     /// detection, canvas of the output size) with the panel's settings on top.
     pub fn pixel_options(&self) -> Result<PixelOptions, EditorError> {
+        self.pixel_options_at(self.size())
+    }
+
+    /// The pixel options the form describes for sprites of `size`.
+    fn pixel_options_at(&self, size: Size) -> Result<PixelOptions, EditorError> {
         let mut base = Recipe::new("");
-        base.size = self.size();
+        base.size = size;
         let mut opts = base.pixel_options();
         if !self.pixel.transparent {
             opts.background = None;
@@ -499,6 +544,74 @@ impl EditorState {
         Ok(recipe)
     }
 
+    /// The recipe "Generate tileset" submits (priority [`Priority::Editor`]): the "Tileset…"
+    /// form's terrains, kind, tile size and variations, with the panel's negative prompt,
+    /// seed, sampling, LoRAs and colour settings. Tiles are opaque and have no outline (both
+    /// would break the seams), the model draws at the panel's generation side rounded down to
+    /// a whole number of tiles. The error (empty terrain, a size the set cannot have, ...) says
+    /// what to fix; the recipe is checked as [`pixelgen::Plan::new`] checks it.
+    pub fn tileset_recipe(&self) -> Result<Recipe, EditorError> {
+        let t = &self.tileset;
+        let (a, b) = (t.terrain_a.trim(), t.terrain_b.trim());
+        if a.is_empty() || b.is_empty() {
+            return Err(EditorError::Recipe(
+                "a terrain prompt is empty: name both terrains (e.g. grass and water)".into(),
+            ));
+        }
+        if !TILE_SIZES.contains(&t.tile_size) {
+            return Err(EditorError::Recipe(format!(
+                "tile size {}: pick one of {TILE_SIZES:?}",
+                t.tile_size
+            )));
+        }
+        if t.variations > MAX_EDITOR_TILE_VARIATIONS {
+            return Err(EditorError::Recipe(format!(
+                "{} variations: at most {MAX_EDITOR_TILE_VARIATIONS}",
+                t.variations
+            )));
+        }
+        let tile = t.tile_size;
+        let size = Size::square(tile);
+        let mut pixel = self.pixel_options_at(size)?;
+        pixel.background = None;
+        pixel.outline = None;
+        let negative = self.negative.trim();
+        let prompt = t.prompt.trim();
+        let side = (self.generation_side / tile).max(1) * tile;
+        let mut set = pixelgen::TilesetRecipe::new(t.kind, a, b);
+        set.variations = t.variations;
+        let recipe = Recipe {
+            prompt: if prompt.is_empty() {
+                TilesetSettings::default().prompt
+            } else {
+                prompt.to_owned()
+            },
+            negative: (!negative.is_empty()).then(|| negative.to_owned()),
+            seed: if self.seed_locked {
+                Seed::Fixed(self.seed)
+            } else {
+                Seed::Random
+            },
+            steps: Some(self.steps),
+            guidance: Some(self.guidance),
+            sampler: self.sampler,
+            size,
+            generation_size: Size::square(side),
+            pixel: Some(pixel),
+            loras: self
+                .loras
+                .iter()
+                .filter(|l| !l.path.as_os_str().is_empty())
+                .cloned()
+                .collect(),
+            priority: Priority::Editor,
+            tileset: Some(set),
+            ..Recipe::default()
+        };
+        pixelgen::Plan::new(recipe.clone()).map_err(|e| EditorError::Recipe(e.to_string()))?;
+        Ok(recipe)
+    }
+
     /// Brings hand-edited or old values into the ranges the panel offers (sizes, frames,
     /// zoom, fps, variations, repaint options; a non-finite guidance becomes the default).
     pub fn sanitize(&mut self) {
@@ -507,6 +620,10 @@ impl EditorState {
         self.sheet.count = self.sheet.count.clamp(1, MAX_EDITOR_FRAMES);
         self.zoom = self.zoom.min(16);
         self.repaint.clamp();
+        if !TILE_SIZES.contains(&self.tileset.tile_size) {
+            self.tileset.tile_size = TilesetSettings::default().tile_size;
+        }
+        self.tileset.variations = self.tileset.variations.min(MAX_EDITOR_TILE_VARIATIONS);
         self.fps = if self.fps.is_finite() {
             self.fps.clamp(1.0, 60.0)
         } else {
@@ -519,7 +636,8 @@ impl EditorState {
         }
     }
 
-    /// Copies a finished recipe back into the form (for "regenerate" and "variations").
+    /// Copies a finished recipe back into the form (for "regenerate" and "variations"); a
+    /// tileset's terrains, kind, tile size and variations go into the "Tileset…" form.
     pub fn load_recipe(&mut self, recipe: &Recipe) {
         self.prompt.clone_from(&recipe.prompt);
         self.template = "{prompt}".into();
@@ -549,6 +667,17 @@ impl EditorState {
         if let Some(seed) = recipe.seed.value() {
             self.seed = seed;
             self.seed_locked = true;
+        }
+        if let Some(set) = &recipe.tileset {
+            let t = &mut self.tileset;
+            t.terrain_a.clone_from(&set.terrains.0);
+            t.terrain_b.clone_from(&set.terrains.1);
+            t.kind = set.kind;
+            if TILE_SIZES.contains(&recipe.size.width) {
+                t.tile_size = recipe.size.width;
+            }
+            t.variations = set.variations.min(MAX_EDITOR_TILE_VARIATIONS);
+            t.prompt.clone_from(&recipe.prompt);
         }
     }
 }
@@ -901,6 +1030,25 @@ mod tests {
         let pal = s.recipe().unwrap().pixel.unwrap().palette.unwrap();
         assert_eq!(pal.colors, vec![[255, 0, 0], [0, 255, 0], [0, 0, 255]]);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn tileset_recipes_use_whole_tiles_and_load_back_into_the_form() {
+        let mut s = EditorState::default();
+        s.tileset.tile_size = 48;
+        s.tileset.kind = pixelgen::TilesetKind::Blob;
+        s.tileset.variations = 2;
+        let r = s.tileset_recipe().unwrap();
+        assert_eq!(r.size, Size::square(48));
+        assert_eq!(r.generation_size, Size::square(1008), "21 tiles of 48");
+        assert_eq!(r.tileset.as_ref().unwrap().variations, 2);
+        let mut t = EditorState::default();
+        t.load_recipe(&r);
+        assert_eq!(t.tileset, s.tileset);
+        t.tileset.tile_size = 7;
+        t.tileset.variations = 99;
+        t.sanitize();
+        assert_eq!((t.tileset.tile_size, t.tileset.variations), (32, 4));
     }
 
     #[test]

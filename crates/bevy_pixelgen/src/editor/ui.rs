@@ -14,15 +14,17 @@ use bevy::image::{Image, TextureAtlasLayout};
 use bevy::time::{Real, Time};
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, EguiTextureHandle, egui};
 use pixelgen::SchedulerKind;
+use pixelgen::TilesetKind;
 use pixelgen_pixel::palette::Palette;
 use pixelgen_pixel::quantize::Dither;
 use pixelgen_pixel::tile::DEFAULT_SEAM_THRESHOLD;
 
 use super::{
-    EditorAction, EditorLog, EditorQueue, EditorState, Gallery, GalleryItem, MAX_BRUSH_RADIUS,
-    MAX_EDITOR_FRAMES, MAX_EDITOR_SIDE, MIN_EDITOR_SIDE, MaskCanvas, PaletteFile,
-    PanelKeyboardFocus, PixelGenTarget, Presets, RepaintDialog, SaveDialog, VariationSeeds,
-    frame_uv, short_duration, suggested_name,
+    CanvasGrowth, EditorAction, EditorLog, EditorQueue, EditorState, Gallery, GalleryItem,
+    MAX_BRUSH_RADIUS, MAX_EDITOR_FRAMES, MAX_EDITOR_SIDE, MAX_EDITOR_TILE_VARIATIONS, MAX_GROW,
+    MIN_EDITOR_SIDE, MaskCanvas, PaletteFile, PanelKeyboardFocus, PixelGenTarget, Presets,
+    RepaintDialog, SaveDialog, TILE_SIZES, TilesetPreview, VariationSeeds, frame_uv,
+    short_duration, suggested_name,
 };
 use crate::request::TicketStatus;
 
@@ -38,6 +40,8 @@ const THUMB_POINTS: f32 = 96.0;
 const PREVIEW_POINTS: f32 = 48.0;
 /// "Repaint…" shows the sprite scaled by a whole factor to about this many points.
 const REPAINT_POINTS: f32 = 320.0;
+/// A tileset's preview map draws each tile this many points wide.
+const MAP_TILE_POINTS: f32 = 20.0;
 
 /// Adds egui (when missing) and the panel system.
 pub(super) fn add_panel(app: &mut App) {
@@ -319,6 +323,62 @@ fn prompt_side(
     };
     if ui.add_enabled(ready, egui::Button::new(label)).clicked() {
         actions.write(EditorAction::Generate);
+    }
+    egui::CollapsingHeader::new("Tileset…")
+        .id_salt("pixelgen_tileset")
+        .show(ui, |ui| tileset_form(ui, state, actions));
+}
+
+/// "Tileset…": two terrains, the kind, tile size and variations; "Generate tileset" sends
+/// [`EditorAction::GenerateTileset`] (seed, sampling, LoRAs and colours come from the panel).
+fn tileset_form(
+    ui: &mut egui::Ui,
+    state: &mut EditorState,
+    actions: &mut MessageWriter<EditorAction>,
+) {
+    let t = &mut state.tileset;
+    egui::Grid::new("pixelgen_tileset_form").show(ui, |ui| {
+        ui.label("Terrain A");
+        ui.add(egui::TextEdit::singleline(&mut t.terrain_a).hint_text("grass"));
+        ui.end_row();
+        ui.label("Terrain B");
+        ui.add(egui::TextEdit::singleline(&mut t.terrain_b).hint_text("water"))
+            .on_hover_text("a blob set's blobs");
+        ui.end_row();
+        ui.label("Style");
+        ui.add(egui::TextEdit::singleline(&mut t.prompt).hint_text("top-down pixel art game tile"));
+        ui.end_row();
+        ui.label("Kind");
+        ui.horizontal(|ui| {
+            ui.radio_value(&mut t.kind, TilesetKind::Wang, "Wang 16")
+                .on_hover_text("2-corner set: 16 tiles, atlas index = corner code");
+            ui.radio_value(&mut t.kind, TilesetKind::Blob, "Blob 47")
+                .on_hover_text("47 tiles for B blobs on A, and the plain A tile");
+        });
+        ui.end_row();
+        ui.label("Tile");
+        ui.horizontal(|ui| {
+            for side in TILE_SIZES {
+                ui.radio_value(&mut t.tile_size, side, format!("{side}"));
+            }
+            ui.label("px");
+        });
+        ui.end_row();
+        ui.label("Variations");
+        ui.add(egui::Slider::new(
+            &mut t.variations,
+            0..=MAX_EDITOR_TILE_VARIATIONS,
+        ))
+        .on_hover_text("extra tiles of each terrain, their borders the base's");
+        ui.end_row();
+    });
+    ui.small("Seed, sampling, LoRAs, colours and palette come from the panel above.");
+    let ready = !t.terrain_a.trim().is_empty() && !t.terrain_b.trim().is_empty();
+    if ui
+        .add_enabled(ready, egui::Button::new("Generate tileset"))
+        .clicked()
+    {
+        actions.write(EditorAction::GenerateTileset);
     }
 }
 
@@ -605,8 +665,22 @@ fn gallery_section(
     for item in shown.iter().rev().filter(|i| i.variation_of.is_none()) {
         ui.horizontal(|ui| {
             item_image(ui, view, item, state);
+            if let Some(preview) = &item.tileset {
+                tileset_map(ui, view, item, preview);
+            }
             ui.vertical(|ui| {
                 ui.label(format!("{} {}", item.ticket, item.recipe.size));
+                if let Some(preview) = &item.tileset {
+                    let colour = if preview.seams.passed() {
+                        egui::Color32::from_rgb(0x90, 0xe0, 0x90)
+                    } else {
+                        egui::Color32::from_rgb(0xff, 0xb0, 0x60)
+                    };
+                    ui.colored_label(colour, preview.seams.line())
+                        .on_hover_text(
+                            "every edge two tiles of the set may share, scored on the atlas",
+                        );
+                }
                 if let Some(seed) = item.recipe.seed.value() {
                     ui.label(format!("seed {seed}"));
                 }
@@ -649,6 +723,19 @@ fn item_image(ui: &mut egui::Ui, view: &GalleryView<'_>, item: &GalleryItem, sta
         ui.label("(not shown)");
         return;
     };
+    if let Some(preview) = &item.tileset {
+        // A tileset: the whole atlas.
+        let (w, h) = preview.atlas_size;
+        let mut size = thumb_size(w, h, state.zoom);
+        let longest = size.x.max(size.y);
+        if state.zoom == 0 && longest > 2.0 * THUMB_POINTS {
+            // A large atlas at zoom 0 is shrunk to fit the panel.
+            size *= 2.0 * THUMB_POINTS / longest;
+        }
+        ui.add(egui::Image::new(egui::load::SizedTexture::new(*tex, size)))
+            .on_hover_text(&item.recipe.prompt);
+        return;
+    }
     let size = thumb_size(item.recipe.size.width, item.recipe.size.height, state.zoom);
     let uv = item
         .layout
@@ -686,6 +773,42 @@ fn item_image(ui: &mut egui::Ui, view: &GalleryView<'_>, item: &GalleryItem, sta
             ui.small(format!("seam {seam:.2}: {verdict}"));
         }
     });
+}
+
+/// A tileset's preview map: each map tile painted from its atlas cell of the item's texture.
+fn tileset_map(
+    ui: &mut egui::Ui,
+    view: &GalleryView<'_>,
+    item: &GalleryItem,
+    preview: &TilesetPreview,
+) {
+    let Some(tex) = view.textures.get(&item.image.id()).copied() else {
+        return;
+    };
+    let (w, h) = (preview.width(), preview.height());
+    let size = egui::vec2(w as f32, h as f32) * MAP_TILE_POINTS;
+    let (rect, response) = ui.allocate_exact_size(size, egui::Sense::hover());
+    let painter = ui.painter_at(rect);
+    for (i, &index) in preview.map.iter().enumerate() {
+        let Some(uv) = preview.uv(index) else {
+            continue;
+        };
+        let (x, y) = ((i % w) as f32, (i / w) as f32);
+        let cell = egui::Rect::from_min_size(
+            rect.min + egui::vec2(x, y) * MAP_TILE_POINTS,
+            egui::Vec2::splat(MAP_TILE_POINTS),
+        );
+        let uv = egui::Rect::from_min_max(
+            egui::pos2(uv.min.x, uv.min.y),
+            egui::pos2(uv.max.x, uv.max.y),
+        );
+        painter.image(tex, cell, uv, egui::Color32::WHITE);
+    }
+    response.on_hover_text(format!(
+        "a {}x{h} map autotiled from the {} set",
+        w,
+        preview.kind.name()
+    ));
 }
 
 fn item_actions(
@@ -871,7 +994,7 @@ fn repaint_window(
             ui.label("Left drag marks what to repaint, right drag erases; the rest is kept.");
             let texture = view.textures.get(&item.image.id()).copied();
             let brush = state.repaint.brush;
-            mask_canvas(ui, texture, &mut repaint.mask, brush, stroke);
+            mask_canvas(ui, texture, &mut repaint.mask, repaint.grow, brush, stroke);
             ui.add(
                 egui::Slider::new(&mut state.repaint.brush, 0..=MAX_BRUSH_RADIUS)
                     .text("brush radius"),
@@ -902,6 +1025,7 @@ fn repaint_window(
                     u64::from(mask.width()) * u64::from(mask.height())
                 ));
             });
+            grow_form(ui, &mut repaint.grow, item.recipe.size);
             ui.label("Prompt");
             ui.add(egui::TextEdit::multiline(&mut repaint.prompt).desired_rows(2));
             ui.add(egui::Slider::new(&mut state.repaint.strength, 0.05..=1.0).text("strength"))
@@ -915,8 +1039,13 @@ fn repaint_window(
                 "blur radius in model pixels before the mask is made sharp again: rounds \
                  its corners and fills small holes",
             );
+            let label = if repaint.grow.is_zero() {
+                "Repaint"
+            } else {
+                "Grow and repaint"
+            };
             if ui
-                .button("Repaint")
+                .button(label)
                 .on_hover_text("a new gallery item, under this one")
                 .clicked()
             {
@@ -925,6 +1054,7 @@ fn repaint_window(
                     mask: repaint.mask.clone(),
                     prompt: repaint.prompt.clone(),
                     inpaint: state.repaint.inpaint(),
+                    grow: repaint.grow,
                 });
             }
         });
@@ -934,19 +1064,72 @@ fn repaint_window(
     }
 }
 
-/// The sprite enlarged with `mask` over it in translucent red; left drag paints the mask,
-/// right drag erases, with a round brush of `brush` pixels (outlined under the pointer).
+/// "Grow canvas": pixels to add on each side, with presets; the preview shows the outline.
+fn grow_form(ui: &mut egui::Ui, grow: &mut CanvasGrowth, size: pixelgen::Size) {
+    let title = if grow.is_zero() {
+        "Grow canvas (off)".to_owned()
+    } else {
+        match grow.canvas(size) {
+            Ok(c) => format!("Grow canvas to {c}"),
+            Err(_) => "Grow canvas (too large)".to_owned(),
+        }
+    };
+    egui::CollapsingHeader::new(title)
+        .id_salt("pixelgen_grow")
+        .show(ui, |ui| {
+            ui.label("Pixels the model draws around the sprite (the sprite is kept exactly).");
+            egui::Grid::new("pixelgen_grow_sides").show(ui, |ui| {
+                for (name, side) in [
+                    ("left", &mut grow.left),
+                    ("right", &mut grow.right),
+                    ("top", &mut grow.top),
+                    ("bottom", &mut grow.bottom),
+                ] {
+                    ui.label(name);
+                    ui.add(egui::Slider::new(side, 0..=MAX_GROW).suffix(" px"));
+                    ui.end_row();
+                }
+            });
+            ui.horizontal_wrapped(|ui| {
+                if ui.small_button("+50% wider").clicked() {
+                    *grow = CanvasGrowth::wider(size.width, 50);
+                }
+                if ui.small_button("+50% taller").clicked() {
+                    *grow = CanvasGrowth::taller(size.height, 50);
+                }
+                if ui.small_button("+8 all round").clicked() {
+                    *grow = CanvasGrowth::all_round(8);
+                }
+                if ui.small_button("None").clicked() {
+                    *grow = CanvasGrowth::default();
+                }
+            });
+        });
+}
+
+/// The sprite enlarged with `mask` over it in translucent red, on the canvas `grow` makes
+/// (outlined); left drag paints the mask, right drag erases, with a round brush of `brush`
+/// pixels (outlined under the pointer).
 fn mask_canvas(
     ui: &mut egui::Ui,
     texture: Option<egui::TextureId>,
     mask: &mut MaskCanvas,
+    grow: CanvasGrowth,
     brush: u32,
     stroke: &mut Option<(i64, i64)>,
 ) {
     let (w, h) = mask.dimensions();
-    let scale = (REPAINT_POINTS / w.max(h).max(1) as f32).floor().max(1.0);
-    let size = egui::vec2(w as f32 * scale, h as f32 * scale);
-    let (rect, response) = ui.allocate_exact_size(size, egui::Sense::drag());
+    let (cw, ch) = (
+        w.saturating_add(grow.left).saturating_add(grow.right),
+        h.saturating_add(grow.top).saturating_add(grow.bottom),
+    );
+    let scale = (REPAINT_POINTS / cw.max(ch).max(1) as f32).floor().max(1.0);
+    let canvas_size = egui::vec2(cw as f32 * scale, ch as f32 * scale);
+    let (canvas, response) = ui.allocate_exact_size(canvas_size, egui::Sense::drag());
+    let rect = egui::Rect::from_min_size(
+        canvas.min + egui::vec2(grow.left as f32, grow.top as f32) * scale,
+        egui::vec2(w as f32 * scale, h as f32 * scale),
+    );
     let cell = |pos: egui::Pos2| {
         let p = (pos - rect.min) / scale;
         (p.x.floor() as i64, p.y.floor() as i64)
@@ -969,7 +1152,29 @@ fn mask_canvas(
         }
         _ => *stroke = None,
     }
-    let painter = ui.painter_at(rect);
+    let painter = ui.painter_at(canvas);
+    if !grow.is_zero() {
+        // The new canvas the model draws: hatched grey, outlined.
+        painter.rect_filled(canvas, 0.0, egui::Color32::from_gray(28));
+        let step = 8.0;
+        let mut x = canvas.min.x - canvas.height();
+        while x < canvas.max.x {
+            painter.line_segment(
+                [
+                    egui::pos2(x, canvas.max.y),
+                    egui::pos2(x + canvas.height(), canvas.min.y),
+                ],
+                egui::Stroke::new(1.0, egui::Color32::from_gray(44)),
+            );
+            x += step;
+        }
+        painter.rect_stroke(
+            canvas,
+            0.0,
+            egui::Stroke::new(1.0, egui::Color32::YELLOW),
+            egui::StrokeKind::Inside,
+        );
+    }
     painter.rect_filled(rect, 0.0, egui::Color32::from_gray(48));
     match texture {
         Some(tex) => {
