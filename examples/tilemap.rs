@@ -368,8 +368,12 @@ fn draw_hud(mut contexts: EguiContexts, label: Res<Label>, map: Res<Map>) -> Res
         ),
         None => "seams: not measured yet".to_owned(),
     };
+    // One wide window without a shadow, so it stays above the map.
+    let frame = egui::Frame::window(&ctx.global_style()).shadow(egui::Shadow::NONE);
     egui::Window::new("Tilemap")
         .anchor(egui::Align2::LEFT_TOP, [6.0, 6.0])
+        .min_width(770.0)
+        .frame(frame)
         .resizable(false)
         .collapsible(false)
         .title_bar(false)
