@@ -461,6 +461,20 @@ fn tilemap_paints_the_autotiled_tiles_of_the_generated_atlas() {
     let Some(run) = run_example("tilemap") else {
         return;
     };
+    check_tilemap(&run);
+}
+
+/// The same map from a tileset of the tiny random-weight SDXL: the real model code (seamless
+/// bases, in-memory edits) delivered onto the `TilemapChunk`.
+#[test]
+fn tilemap_on_the_tiny_sdxl_model() {
+    let Some(run) = run_example_with("tilemap", "-tiny", &["--tiny"]) else {
+        return;
+    };
+    check_tilemap(&run);
+}
+
+fn check_tilemap(run: &Run) {
     let map = run.lines("map")[0];
     let at: (f32, f32) = (map[0].parse().unwrap(), map[1].parse().unwrap());
     let size: (usize, usize) = (map[2].parse().unwrap(), map[3].parse().unwrap());
