@@ -60,7 +60,11 @@ fn app() -> App {
         MinimalPlugins,
         AssetPlugin::default(),
         ImagePlugin::default(),
-        PixelGenPlugin::with_engine(factory),
+        // Nothing saved: the test leaves no files behind.
+        PixelGenPlugin {
+            output_dir: None,
+            ..PixelGenPlugin::with_engine(factory)
+        },
     ))
     .init_resource::<Log>()
     .add_systems(Update, collect);
