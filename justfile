@@ -85,6 +85,10 @@ loot *ARGS:
 sprite-sheet *ARGS:
     cargo run --example sprite_sheet -- {{ARGS}}
 
+# A generated grass/water tileset painted with autotiling on a TilemapChunk (demo engine; `--model DIR`).
+tilemap *ARGS:
+    cargo run --example tilemap -- {{ARGS}}
+
 # A tiny top-down dungeon whose hero, enemies and items are generated (demo engine; `--model DIR`).
 dungeon *ARGS:
     cargo run --example dungeon -- {{ARGS}}

@@ -1,7 +1,8 @@
-//! Runs the game examples (`runtime_loot`, `sprite_sheet`, `dungeon`) in a real window under
-//! Xvfb, each driven by its `--script DIR` run, and checks their screenshots against the
-//! sprites the plugin saved: placeholders first, then the generated pixels at the expected
-//! place; an animation that really changes frames; a pickup that really happens.
+//! Runs the game examples (`runtime_loot`, `sprite_sheet`, `dungeon`, `tilemap`) in a real
+//! window under Xvfb, each driven by its `--script DIR` run, and checks their screenshots
+//! against the sprites the plugin saved: placeholders first, then the generated pixels at the
+//! expected place; an animation that really changes frames; a pickup that really happens; a
+//! map whose cells show the autotiled tiles of a generated tileset.
 //!
 //! Needs `xvfb-run` and a Vulkan driver (Mesa's lavapipe works without a GPU; `just setup`
 //! installs both). Where `xvfb-run` is missing the tests say so and do nothing. The runs
@@ -427,4 +428,141 @@ fn dungeon_shows_generated_sprites_and_the_hero_picks_up_the_item() {
     assert!(item_left < 0.3, "the item is still drawn ({item_left})");
     let (enemy_still, _) = match_sprite(&after, &enemy, zoom, ex, ey);
     assert!(enemy_still > 0.95, "the enemy stays ({enemy_still})");
+}
+
+/// The `tilemap` run's atlas tile `index` (4 columns of 16x16 tiles) at pixel `(x, y)`.
+fn atlas_pixel(atlas: &RgbaImage, index: usize, x: u32, y: u32) -> [u8; 3] {
+    let (cx, cy) = ((index as u32 % 4) * 16, (index as u32 / 4) * 16);
+    let p = atlas.get_pixel(cx + x, cy + y).0;
+    [p[0], p[1], p[2]]
+}
+
+/// For each map cell of `shot` (a `w` x `h` map of 16x16 tiles at `zoom`, centred on world
+/// `(x, y)`), the share of its pixels that `expect(cell, tile x, tile y)` names.
+fn cell_shares(
+    shot: &RgbaImage,
+    (w, h): (usize, usize),
+    zoom: f32,
+    (x, y): (f32, f32),
+    expect: impl Fn(usize, u32, u32) -> [u8; 3],
+) -> Vec<f32> {
+    let mut same = vec![0usize; w * h];
+    for (i, j, sx, sy) in blocks((w as u32 * 16, h as u32 * 16), zoom, x, y) {
+        let cell = (j / 16) as usize * w + (i / 16) as usize;
+        if close(*shot.get_pixel(sx, sy), expect(cell, i % 16, j % 16), 3) {
+            same[cell] += 1;
+        }
+    }
+    same.iter().map(|&n| n as f32 / 256.0).collect()
+}
+
+#[test]
+fn tilemap_paints_the_autotiled_tiles_of_the_generated_atlas() {
+    let Some(run) = run_example("tilemap") else {
+        return;
+    };
+    check_tilemap(&run);
+}
+
+/// The same map from a tileset of the tiny random-weight SDXL: the real model code (seamless
+/// bases, in-memory edits) delivered onto the `TilemapChunk`.
+#[test]
+fn tilemap_on_the_tiny_sdxl_model() {
+    let Some(run) = run_example_with("tilemap", "-tiny", &["--tiny"]) else {
+        return;
+    };
+    check_tilemap(&run);
+}
+
+fn check_tilemap(run: &Run) {
+    let map = run.lines("map")[0];
+    let at: (f32, f32) = (map[0].parse().unwrap(), map[1].parse().unwrap());
+    let size: (usize, usize) = (map[2].parse().unwrap(), map[3].parse().unwrap());
+    assert_eq!(size, (16, 10));
+    assert_eq!(run.value("tile"), "16");
+    let zoom = run.number("zoom");
+    let numbers = |key: &str| -> Vec<usize> {
+        run.lines(key)[0]
+            .iter()
+            .map(|v| v.parse().expect("an atlas index"))
+            .collect()
+    };
+    let indices = numbers("indices");
+    assert_eq!(indices.len(), size.0 * size.1);
+    assert_eq!(numbers("pending_indices"), indices);
+    let transitions = indices.iter().filter(|&&i| i != 0 && i != 15).count();
+    assert!(transitions > 20, "an island has shores ({transitions})");
+    // The seams of the generated set passed, and the report says so on the way.
+    assert_eq!(run.value("seams_passed"), "true");
+    let worst = run.number("seams_worst");
+    assert!(worst.is_finite() && worst >= 0.0, "{worst}");
+
+    // Meanwhile the map showed the placeholder tiles: flat grass and water only.
+    let pending = run.shot("map_pending");
+    let flat = [[70, 150, 70], [60, 100, 190]];
+    let mut ok = 0;
+    for (_, _, sx, sy) in blocks((256, 160), zoom, at.0, at.1) {
+        let p = *pending.get_pixel(sx, sy);
+        ok += usize::from(flat.iter().any(|&c| close(p, c, 3)));
+    }
+    assert!(
+        ok as f32 / (256.0 * 160.0) > 0.99,
+        "placeholder tiles on the map ({ok} px)"
+    );
+
+    // Once generated, every cell shows the atlas tile the autotiler chose.
+    let atlas = load(Path::new(run.value("atlas")));
+    assert_eq!(atlas.dimensions(), (64, 64), "16 tiles of 16x16, 4 a row");
+    assert!(
+        Path::new(run.value("atlas"))
+            .with_extension("tsx")
+            .is_file(),
+        "the Tiled tileset beside the atlas"
+    );
+    let ready = run.shot("map_ready");
+    let shares = cell_shares(&ready, size, zoom, at, |cell, x, y| {
+        atlas_pixel(&atlas, indices[cell], x, y)
+    });
+    for (cell, share) in shares.iter().enumerate() {
+        assert!(
+            *share > 0.97,
+            "cell {cell} (tile {}): only {share} of it on screen",
+            indices[cell]
+        );
+    }
+    // And not some other tile: a shore cell does not look like the plain terrains.
+    for (cell, &index) in indices.iter().enumerate() {
+        if index == 0 || index == 15 {
+            continue;
+        }
+        for plain in [0, 15] {
+            let other = cell_shares(&ready, size, zoom, at, |_, x, y| {
+                atlas_pixel(&atlas, plain, x, y)
+            })[cell];
+            assert!(
+                other < 0.95,
+                "cell {cell} (tile {index}) looks like tile {plain}"
+            );
+        }
+    }
+
+    // A toggled corner re-autotiles the four tiles around it, and the screen follows.
+    assert_eq!(run.lines("toggled")[0], ["9", "5"]);
+    let painted = numbers("painted_indices");
+    let changed: Vec<usize> = (0..indices.len())
+        .filter(|&i| indices[i] != painted[i])
+        .collect();
+    assert_eq!(changed, [4 * 16 + 8, 4 * 16 + 9, 5 * 16 + 8, 5 * 16 + 9]);
+    let after = run.shot("map_painted");
+    let shares = cell_shares(&after, size, zoom, at, |cell, x, y| {
+        atlas_pixel(&atlas, painted[cell], x, y)
+    });
+    for cell in changed {
+        assert!(
+            shares[cell] > 0.97,
+            "painted cell {cell} (tile {}): only {} on screen",
+            painted[cell],
+            shares[cell]
+        );
+    }
 }

@@ -151,6 +151,12 @@ pub fn demo_factory(step: Duration) -> EngineFactory {
 /// The prompt matters: a colour word ("red", "gold", ...) picks the hue, the other words
 /// change the shape, and "frame N" picks an animation pose (a bob and swinging feet), so the
 /// frames of a sheet are one character in several poses.
+///
+/// Tilesets: a seamless (`tiling`) recipe draws a terrain texture picked by the terrain word
+/// its prompt starts with (grass, water, sand, stone, dirt, snow, lava; else a neutral
+/// ground), periodic in the tile size so it wraps without a seam; a transition tile's edit
+/// ("A and B, ...") repaints the boundary between the two terrains as a shoreline (A's
+/// accent colour on its side, B's on the other).
 pub struct DemoEngine {
     /// How long each sampling step takes (so progress and placeholders can be seen).
     pub step: Duration,
@@ -169,12 +175,20 @@ impl SpriteEngine for DemoEngine {
         let recipe = plan.recipe();
         let total = recipe.steps_or_default().clamp(1, 20);
         self.sample(0, total, total, progress)?;
-        let image = demo_sprite(
-            recipe.size.width,
-            recipe.size.height,
-            recipe.seed.value().unwrap_or(0),
-            &recipe.prompt,
-        );
+        let (w, h) = (recipe.size.width, recipe.size.height);
+        let seed = recipe.seed.value().unwrap_or(0);
+        let image = match (plan.edit(), tile_prompt(&recipe.prompt)) {
+            // A tileset's transition tile: a shoreline where the two terrains meet.
+            (Some(edit), Some(TilePrompt::Pair(a, b))) => shoreline(&edit.source, a, b),
+            // A variation of a base tile (its border is put back by the facade).
+            (Some(_), Some(TilePrompt::One(Some(t)))) => terrain_texture(w, h, seed, t),
+            // A seamless base tile.
+            (None, Some(TilePrompt::One(t))) if recipe.tiling => {
+                terrain_texture(w, h, seed, t.unwrap_or(NEUTRAL))
+            }
+            (None, None) if recipe.tiling => terrain_texture(w, h, seed, NEUTRAL),
+            _ => demo_sprite(w, h, seed, &recipe.prompt),
+        };
         Ok(pixelgen::Rendered {
             image,
             fell_back: false,
@@ -417,3 +431,216 @@ pub fn demo_sprite(w: u32, h: u32, seed: u64, prompt: &str) -> image::RgbaImage 
 
 /// The demo sprites' outline colour.
 pub const OUTLINE: [u8; 4] = [20, 16, 24, 255];
+
+/// A tileset terrain the demo engine draws: its name and five colours, four shades from dark
+/// to light and an accent (flecks in the base, the shoreline next to another terrain).
+struct TerrainLook {
+    name: &'static str,
+    colours: [[u8; 3]; 5],
+    /// Lattice cells across and down of the coarse noise (waves are wide and flat).
+    cells: (u32, u32),
+}
+
+/// The terrains the demo engine knows; the last one is the neutral default.
+const TERRAINS: [TerrainLook; 8] = [
+    TerrainLook {
+        name: "grass",
+        colours: [
+            [46, 110, 48],
+            [62, 138, 58],
+            [84, 160, 70],
+            [108, 182, 84],
+            [196, 188, 96],
+        ],
+        cells: (4, 4),
+    },
+    TerrainLook {
+        name: "water",
+        colours: [
+            [28, 64, 150],
+            [38, 84, 178],
+            [52, 106, 200],
+            [78, 136, 220],
+            [214, 236, 246],
+        ],
+        cells: (2, 8),
+    },
+    TerrainLook {
+        name: "sand",
+        colours: [
+            [196, 168, 104],
+            [212, 186, 120],
+            [226, 202, 140],
+            [238, 220, 164],
+            [170, 140, 90],
+        ],
+        cells: (4, 4),
+    },
+    TerrainLook {
+        name: "stone",
+        colours: [
+            [96, 98, 108],
+            [118, 120, 130],
+            [140, 142, 152],
+            [164, 166, 176],
+            [70, 72, 80],
+        ],
+        cells: (4, 4),
+    },
+    TerrainLook {
+        name: "dirt",
+        colours: [
+            [104, 72, 44],
+            [124, 88, 54],
+            [144, 104, 66],
+            [164, 122, 80],
+            [86, 60, 36],
+        ],
+        cells: (4, 4),
+    },
+    TerrainLook {
+        name: "snow",
+        colours: [
+            [200, 210, 226],
+            [216, 224, 238],
+            [230, 236, 246],
+            [244, 248, 252],
+            [170, 186, 210],
+        ],
+        cells: (4, 4),
+    },
+    TerrainLook {
+        name: "lava",
+        colours: [
+            [150, 30, 16],
+            [196, 56, 20],
+            [232, 104, 28],
+            [250, 170, 50],
+            [255, 230, 120],
+        ],
+        cells: (2, 4),
+    },
+    TerrainLook {
+        name: "ground",
+        colours: [
+            [120, 112, 96],
+            [136, 128, 110],
+            [152, 144, 124],
+            [168, 160, 140],
+            [100, 92, 80],
+        ],
+        cells: (4, 4),
+    },
+];
+
+/// The neutral terrain (for a terrain word the demo engine does not know).
+const NEUTRAL: usize = TERRAINS.len() - 1;
+
+/// What a tileset tile's prompt names before its first comma.
+enum TilePrompt {
+    /// One terrain (a base or a variation): its index when known.
+    One(Option<usize>),
+    /// Two terrains ("A and B", a transition), unknown ones neutral.
+    Pair(usize, usize),
+}
+
+/// The terrain a name contains (a known terrain word in it).
+fn terrain_named(name: &str) -> Option<usize> {
+    let lower = name.to_lowercase();
+    lower
+        .split(|c: char| !c.is_alphanumeric())
+        .find_map(|w| TERRAINS.iter().position(|t| t.name == w))
+}
+
+/// The terrains a tileset tile's prompt starts with (`"{terrain}, ..."` or
+/// `"{a} and {b}, ..."`); `None` when a pair names no known terrain.
+fn tile_prompt(prompt: &str) -> Option<TilePrompt> {
+    let head = prompt.split(',').next().unwrap_or_default();
+    match head.split_once(" and ") {
+        Some((a, b)) => {
+            let (a, b) = (terrain_named(a), terrain_named(b));
+            (a.is_some() || b.is_some())
+                .then(|| TilePrompt::Pair(a.unwrap_or(NEUTRAL), b.unwrap_or(NEUTRAL)))
+        }
+        None => Some(TilePrompt::One(terrain_named(head))),
+    }
+}
+
+/// A hash of a lattice point, in [0, 1).
+fn lattice(seed: u64, x: u32, y: u32) -> f32 {
+    let mut state =
+        (seed ^ (u64::from(x) << 32 | u64::from(y)).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
+    next(&mut state);
+    (next(&mut state) >> 40) as f32 / (1u64 << 24) as f32
+}
+
+/// Value noise of `cells` lattice cells across the `w` x `h` tile, wrapping at its edges (so
+/// the texture is periodic in the tile size), in [0, 1).
+fn wrapped_noise(seed: u64, w: u32, h: u32, cells: (u32, u32), x: u32, y: u32) -> f32 {
+    let (cx, cy) = (cells.0.clamp(1, w), cells.1.clamp(1, h));
+    let fx = (x as f32 + 0.5) * cx as f32 / w as f32;
+    let fy = (y as f32 + 0.5) * cy as f32 / h as f32;
+    let (x0, y0) = (fx.floor() as u32, fy.floor() as u32);
+    let smooth = |t: f32| t * t * (3.0 - 2.0 * t);
+    let (tx, ty) = (smooth(fx - x0 as f32), smooth(fy - y0 as f32));
+    let at = |i: u32, j: u32| lattice(seed, i % cx, j % cy);
+    let top = at(x0, y0) * (1.0 - tx) + at(x0 + 1, y0) * tx;
+    let bottom = at(x0, y0 + 1) * (1.0 - tx) + at(x0 + 1, y0 + 1) * tx;
+    top * (1.0 - ty) + bottom * ty
+}
+
+/// A seamless `w` x `h` texture of terrain `t`: two octaves of wrapping value noise in its
+/// four shades, with a few accent flecks. Tiled, it repeats without a seam.
+pub fn terrain_texture(w: u32, h: u32, seed: u64, t: usize) -> image::RgbaImage {
+    let look = &TERRAINS[t.min(NEUTRAL)];
+    let seed = seed ^ (t as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    let fine = (look.cells.0 * 2, look.cells.1 * 2);
+    image::RgbaImage::from_fn(w, h, |x, y| {
+        let v = 0.65 * wrapped_noise(seed, w, h, look.cells, x, y)
+            + 0.35 * wrapped_noise(seed ^ 0xA5A5, w, h, fine, x, y);
+        let speck = lattice(seed ^ 0x5EED, x, y);
+        let shade = if speck > 0.97 {
+            4
+        } else {
+            ((v * 4.0 + (speck - 0.5) * 0.6).clamp(0.0, 3.99)) as usize
+        };
+        let [r, g, b] = look.colours[shade];
+        image::Rgba([r, g, b, 255])
+    })
+}
+
+/// A transition tile: `source` (the two terrains composed) with their boundary drawn as a
+/// shoreline: A's accent on A's side next to B, B's accent (foam) on B's side next to A.
+/// Pixels are told apart by the nearer of the two terrains' colours.
+fn shoreline(source: &image::RgbaImage, a: usize, b: usize) -> image::RgbaImage {
+    let (w, h) = source.dimensions();
+    let dist = |p: [u8; 4], c: [u8; 3]| -> u32 {
+        (0..3).map(|k| u32::from(p[k].abs_diff(c[k])).pow(2)).sum()
+    };
+    let near = |p: [u8; 4], t: usize| TERRAINS[t].colours.iter().map(|&c| dist(p, c)).min();
+    let is_b: Vec<bool> = source
+        .pixels()
+        .map(|p| near(p.0, b) < near(p.0, a))
+        .collect();
+    let class = |x: i64, y: i64| -> Option<bool> {
+        (x >= 0 && y >= 0 && x < i64::from(w) && y < i64::from(h))
+            .then(|| is_b[(y * i64::from(w) + x) as usize])
+    };
+    image::RgbaImage::from_fn(w, h, |x, y| {
+        let (xi, yi) = (i64::from(x), i64::from(y));
+        let own = is_b[(y * w + x) as usize];
+        // Distance (in px, up to 2) to the other terrain.
+        let reach = (1..=2)
+            .find(|&r| (-r..=r).any(|dy| (-r..=r).any(|dx| class(xi + dx, yi + dy) == Some(!own))));
+        let [r, g, bl] = match (own, reach) {
+            (false, Some(_)) => TERRAINS[a].colours[4],
+            (true, Some(1)) => TERRAINS[b].colours[4],
+            (true, Some(_)) => TERRAINS[b].colours[3],
+            _ => {
+                let p = source.get_pixel(x, y).0;
+                [p[0], p[1], p[2]]
+            }
+        };
+        image::Rgba([r, g, bl, 255])
+    })
+}

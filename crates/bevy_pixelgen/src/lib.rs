@@ -44,6 +44,14 @@
 //! }
 //! ```
 //!
+//! # Tilesets
+//!
+//! [`SpriteRequest::tileset`] (or [`PixelGen::tileset`]) asks for a Wang or blob tileset of
+//! two terrains: an atlas sheet whose tiles meet at every edge; [`SpriteFinished::tileset`]
+//! and [`Ticket::tileset`] carry its tile codes and seam report. [`tilemap`] turns the atlas
+//! into the array texture Bevy's `TilemapChunk` draws. See `docs/tilesets.md` and
+//! `examples/tilemap.rs`.
+//!
 //! # Recipes as assets
 //!
 //! A `*.pixelgen.ron` file (a serialized [`pixelgen::Recipe`]) loads as the sprite it makes:
@@ -102,6 +110,7 @@ pub mod editor;
 mod messages;
 mod plugin;
 mod request;
+pub mod tilemap;
 mod worker;
 
 pub use assets::{LAYOUT_LABEL, PixelRecipeLoader, RECIPE_EXTENSION, RecipeAssetError};
@@ -121,7 +130,7 @@ pub use plugin::{
     PixelGen, PixelGenPlugin, PixelGenQueue, PixelGenSystems, checkerboard,
     default_compute_threads,
 };
-pub use request::{SpriteError, SpriteRequest, Ticket, TicketId, TicketStatus};
+pub use request::{SpriteError, SpriteRequest, TILESET_PROMPT, Ticket, TicketId, TicketStatus};
 pub use worker::to_bevy_image;
 
 /// The `bevy_egui` the editor panel is built with (same version for your own panels).

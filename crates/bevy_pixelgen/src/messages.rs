@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bevy::asset::Handle;
 use bevy::ecs::message::Message;
 use bevy::image::{Image, TextureAtlasLayout};
+use pixelgen::tileset::TilesetOutput;
 use pixelgen::{CacheKey, Consistency, Recipe};
 
 use crate::request::{SpriteError, TicketId};
@@ -48,6 +49,9 @@ pub struct SpriteFinished {
     /// For a set: how consistent its frames are (palette sizes, silhouette IoU, anchor
     /// drift, colour-histogram distance against the first frame).
     pub consistency: Option<Consistency>,
+    /// For a tileset: its tiles' codes in atlas order and how its seams scored (see
+    /// [`tilemap`](crate::tilemap) for showing it on a `TilemapChunk`).
+    pub tileset: Option<TilesetOutput>,
 }
 
 /// A request produced no sprite; its handle keeps the placeholder.

@@ -320,6 +320,19 @@ impl PixelGen<'_> {
             .submit(request, &mut self.images, &mut self.layouts)
     }
 
+    /// Requests a `kind` tileset of terrains `a` and `b` with the defaults of
+    /// [`SpriteRequest::tileset`] and returns its [`Ticket`]: the atlas image and its layout
+    /// handle at once; [`Ticket::tileset`] and [`SpriteFinished::tileset`] carry the tiles'
+    /// codes and seam report when it is done.
+    pub fn tileset(
+        &mut self,
+        kind: pixelgen::tileset::TilesetKind,
+        a: impl Into<String>,
+        b: impl Into<String>,
+    ) -> Ticket {
+        self.submit(SpriteRequest::tileset(kind, a, b))
+    }
+
     /// The image assets (this parameter holds them mutably).
     pub fn images(&mut self) -> &mut Assets<Image> {
         &mut self.images
@@ -526,8 +539,10 @@ impl PixelGenQueue {
                 // Nothing runs: the handle gets a tiny placeholder, whatever size was asked.
                 let handle = images.add(placeholder(Size::square(2)));
                 // A sheet or set request keeps its layout handle (empty), as the caller expects.
-                let layout = (recipe.frames != Frames::Single || recipe.set.is_some())
-                    .then(|| layouts.add(TextureAtlasLayout::new_empty(bevy::math::UVec2::ONE)));
+                let layout = (recipe.frames != Frames::Single
+                    || recipe.set.is_some()
+                    || recipe.tileset.is_some())
+                .then(|| layouts.add(TextureAtlasLayout::new_empty(bevy::math::UVec2::ONE)));
                 let ticket =
                     self.new_ticket(recipe.with_drawn_seed(), handle, layout, Default::default());
                 self.fail_now(&ticket, error);
@@ -568,6 +583,7 @@ impl PixelGenQueue {
             step: AtomicUsize::new(0),
             total: AtomicUsize::new(0),
             outcome: OnceLock::new(),
+            tileset: OnceLock::new(),
             queued: self.queued.clone(),
             events: self.events_tx.clone(),
         }));
@@ -769,6 +785,9 @@ fn receive_results(
                     bevy::log::warn!("pixelgen: sprite {} was not saved: {err}", done.id);
                 }
                 let saved = done.saved;
+                if let Some(set) = &done.tileset {
+                    ticket.set_tileset(set.clone());
+                }
                 ticket.set_outcome(TicketStatus::Done {
                     saved: saved.clone(),
                 });
@@ -782,6 +801,7 @@ fn receive_results(
                     save_error: done.save_error,
                     from_cache: done.from_cache,
                     consistency: done.consistency,
+                    tileset: done.tileset,
                 });
             }
             WorkerEvent::Failed { id, error } => {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bevy::asset::Handle;
 use bevy::image::{Image, TextureAtlasLayout};
 use crossbeam_channel::Sender;
+use pixelgen::tileset::{TilesetKind, TilesetOutput, TilesetRecipe};
 use pixelgen::{
     Action, Animation, Clips, PixelGenError, PixelOptions, Priority, Recipe, Seed, SetRecipe, Size,
 };
@@ -33,6 +34,10 @@ use crate::worker::WorkerEvent;
 /// // Any recipe converts, e.g. one read from a `.pixelgen.ron` file.
 /// let from_file: SpriteRequest = Recipe::from_ron(r#"(prompt: "bat", steps: 8)"#).unwrap().into();
 /// assert_eq!(from_file.recipe.prompt, "bat");
+/// // A Wang tileset of grass and water: 16 tiles of 16x16 in an atlas of 4 columns.
+/// use bevy_pixelgen::pixelgen::tileset::TilesetKind;
+/// let shore = SpriteRequest::tileset(TilesetKind::Wang, "grass", "water").size(16, 16);
+/// assert_eq!(shore.recipe.tileset.as_ref().unwrap().tiles().len(), 16);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpriteRequest {
@@ -138,6 +143,27 @@ impl SpriteRequest {
     ) -> Self {
         let set = self.recipe.set.take().unwrap_or_default();
         self.recipe.set = Some(set.with_reference_image(path, start_strength));
+        self
+    }
+}
+
+/// The prompt of [`SpriteRequest::tileset`] (each tile's prompt starts with its terrains).
+pub const TILESET_PROMPT: &str = "top-down pixel art game tile, seamless texture";
+
+impl SpriteRequest {
+    /// A `kind` tileset (Wang 16 or blob 47 + 1) of terrains `a` and `b` (e.g. `"grass"`,
+    /// `"water"`; a blob set's blobs are `b`), with [`TILESET_PROMPT`] and every other tileset
+    /// option at its default: an atlas sheet whose cells are named by tile code (see
+    /// [`pixelgen::tileset`]). Set the tile size with [`size`](Self::size) and the options
+    /// with [`tileset_options`](Self::tileset_options).
+    pub fn tileset(kind: TilesetKind, a: impl Into<String>, b: impl Into<String>) -> Self {
+        Self::new(TILESET_PROMPT).tileset_options(TilesetRecipe::new(kind, a, b))
+    }
+
+    /// Makes this request a tileset with `set`'s kind, terrains and options (the prompt is
+    /// what every tile's prompt ends with).
+    pub fn tileset_options(mut self, set: TilesetRecipe) -> Self {
+        self.recipe.tileset = Some(set);
         self
     }
 }
@@ -267,6 +293,8 @@ pub(crate) struct TicketInner {
     pub(crate) total: AtomicUsize,
     /// How it ended, once the main schedule has taken the result in.
     pub(crate) outcome: OnceLock<TicketStatus>,
+    /// A finished tileset's codes and seam report.
+    pub(crate) tileset: OnceLock<TilesetOutput>,
     pub(crate) queued: Arc<AtomicUsize>,
     pub(crate) events: Sender<WorkerEvent>,
 }
@@ -312,6 +340,17 @@ impl Ticket {
     /// [`ClipPlayer`](crate::ClipPlayer) can play on the placeholder. Empty for one sprite.
     pub fn clips(&self) -> Arc<Clips> {
         self.0.clips.clone()
+    }
+
+    /// For a finished tileset request: its tiles' codes in atlas order and how its seams
+    /// scored (also on [`SpriteFinished::tileset`](crate::SpriteFinished::tileset)). `None`
+    /// until it is done, and for other requests.
+    pub fn tileset(&self) -> Option<&TilesetOutput> {
+        self.0.tileset.get()
+    }
+
+    pub(crate) fn set_tileset(&self, set: TilesetOutput) {
+        let _ = self.0.tileset.set(set);
     }
 
     /// Whether this is a sprite-sheet request (the recipe has several frames).

@@ -51,6 +51,7 @@ pub(crate) struct Finished {
     pub(crate) save_error: Option<String>,
     pub(crate) from_cache: bool,
     pub(crate) consistency: Option<pixelgen::Consistency>,
+    pub(crate) tileset: Option<pixelgen::tileset::TilesetOutput>,
 }
 
 /// Settings the worker needs.
@@ -252,6 +253,7 @@ fn run_job(
         save_error,
         from_cache: generated.from_cache,
         consistency: generated.consistency,
+        tileset: generated.tileset,
     })
 }
 
