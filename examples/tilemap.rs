@@ -16,7 +16,8 @@
 //!
 //! Without `--model` a procedural demo engine stands in for SDXL (clearly labelled on
 //! screen). `--script DIR` drives a fixed run for the window test and exits; it also writes
-//! the Tiled tileset (`.tsx`) beside the saved atlas.
+//! the Tiled tileset (`.tsx`) and the index table that `pixelgen::save` writes beside the
+//! saved atlas.
 
 #[path = "common/demo_engine.rs"]
 mod demo_engine;
@@ -29,7 +30,7 @@ use bevy::prelude::*;
 use bevy::sprite_render::{TileData, TilemapChunk, TilemapChunkTileData};
 use bevy::window::{PrimaryWindow, WindowResolution};
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
-use bevy_pixelgen::pixelgen::tileset::{SeamReport, TilesetKind, tiled_tileset};
+use bevy_pixelgen::pixelgen::tileset::{SeamReport, TilesetKind};
 use bevy_pixelgen::prelude::*;
 use bevy_pixelgen::tilemap::{array_image, chunk_order, tileset_array_image};
 use clap::Parser;
@@ -434,7 +435,6 @@ fn run_script(
                 && let TicketStatus::Done { saved: Some(png) } = ticket.status()
             {
                 script.note("atlas", png.display());
-                write_tsx(ticket, &png);
             }
             if let Some(seams) = &map.seams {
                 script.note("seams_passed", seams.passed());
@@ -452,27 +452,5 @@ fn run_script(
             script.finish();
         }
         _ => {}
-    }
-}
-
-/// Writes the Tiled tileset of the atlas at `png` beside it (`NAME.tsx`).
-fn write_tsx(ticket: &Ticket, png: &std::path::Path) {
-    let Some(layout) = bevy_pixelgen::pixelgen::Plan::new(ticket.recipe().clone())
-        .ok()
-        .and_then(|p| p.sheet_layout().cloned())
-    else {
-        return;
-    };
-    let name = png
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    match tiled_tileset(ticket.recipe(), &layout, &name) {
-        Ok(tsx) => {
-            if let Err(e) = std::fs::write(png.with_extension("tsx"), tsx.to_tsx()) {
-                warn!("cannot write the .tsx: {e}");
-            }
-        }
-        Err(e) => warn!("no Tiled tileset: {e}"),
     }
 }

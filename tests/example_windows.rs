@@ -519,6 +519,12 @@ fn check_tilemap(run: &Run) {
             .is_file(),
         "the Tiled tileset beside the atlas"
     );
+    assert!(
+        Path::new(run.value("atlas"))
+            .with_extension("tiles.json")
+            .is_file(),
+        "the index table beside the atlas"
+    );
     let ready = run.shot("map_ready");
     let shares = cell_shares(&ready, size, zoom, at, |cell, x, y| {
         atlas_pixel(&atlas, indices[cell], x, y)
