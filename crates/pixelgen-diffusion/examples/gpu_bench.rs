@@ -990,6 +990,38 @@ impl Bench {
     /// `min(--iters, 3)` of each). Then one UNet call of the set's batch (8 frames x 2 halves)
     /// at strengths 1, 0.5 and off, and the shared attention of these kernels against the
     /// reference ops (512², 3 frames x 2 halves, strengths 1 and 0.5).
+    /// Times `a` and `b` on `pipe` one after the other (synchronised), after one warm-up of
+    /// each, `--iters` times up to `most`: their times in ms and `a`'s last output.
+    fn alternate(
+        &self,
+        pipe: &SdxlPipeline,
+        a: &dyn Fn(&SdxlPipeline) -> AnyResult<Tensor>,
+        b: &dyn Fn(&SdxlPipeline) -> AnyResult<Tensor>,
+        most: usize,
+        names: (&str, &str),
+    ) -> AnyResult<(Vec<f64>, Vec<f64>, Tensor)> {
+        let timed = |f: &dyn Fn(&SdxlPipeline) -> AnyResult<Tensor>| {
+            self.sync()?;
+            let start = Instant::now();
+            let out = f(pipe)?;
+            self.sync()?;
+            Ok::<_, Box<dyn std::error::Error>>((start.elapsed().as_secs_f64() * 1e3, out))
+        };
+        let (wa, mut last) = timed(a)?;
+        let (wb, _) = timed(b)?;
+        println!("  warm-up: {} {wa:.0} ms, {} {wb:.0} ms", names.0, names.1);
+        let (mut ta, mut tb) = (Vec::new(), Vec::new());
+        for run in 0..self.args.iters.clamp(1, most) {
+            let (x, out) = timed(a)?;
+            let (y, _) = timed(b)?;
+            println!("  run {run}: {} {x:.0} ms, {} {y:.0} ms", names.0, names.1);
+            ta.push(x);
+            tb.push(y);
+            last = out;
+        }
+        Ok((ta, tb, last))
+    }
+
     /// The model calls of a 16-tile Wang tileset at default settings (pixelgen's
     /// `TilesetRecipe`): two seamless base textures (txt2img with circular padding) and 14
     /// transition tiles (inpaint at strength 0.9 of a composed tile, the band around the
@@ -1076,23 +1108,8 @@ impl Bench {
             }
             last.ok_or_else(|| "no sprites".into())
         };
-        let timed = |b: &Self, f: &dyn Fn(&SdxlPipeline) -> AnyResult<Tensor>| {
-            b.sync()?;
-            let start = Instant::now();
-            let out = f(&pipe)?;
-            b.sync()?;
-            Ok::<_, Box<dyn std::error::Error>>((start.elapsed().as_secs_f64() * 1e3, out))
-        };
-        let (w_set, out) = timed(self, &run_set)?;
-        println!("  warm-up: wang set {w_set:.0} ms");
-        let (mut t_set, mut t_one) = (Vec::new(), Vec::new());
-        for run in 0..self.args.iters.clamp(1, 2) {
-            let (a, _) = timed(self, &run_set)?;
-            let (b, _) = timed(self, &run_singles)?;
-            println!("  run {run}: wang set {a:.0} ms, 16 singles {b:.0} ms");
-            t_set.push(a);
-            t_one.push(b);
-        }
+        let (t_set, t_one, out) =
+            self.alternate(&pipe, &run_set, &run_singles, 2, ("wang set", "16 singles"))?;
         let extra = format!(
             " tiles=16 calls=2txt2img_tiling+14inpaint res={res} steps=30 cfg=5 strength=0.9 nonfinite={}",
             count_non_finite(&out)?
@@ -1162,24 +1179,8 @@ impl Bench {
             last.ok_or_else(|| "no frames".into())
         };
         self.reset_peak();
-        let timed = |b: &Self, f: &dyn Fn(&SdxlPipeline) -> AnyResult<Tensor>| {
-            b.sync()?;
-            let start = Instant::now();
-            let out = f(&pipe)?;
-            b.sync()?;
-            Ok::<_, Box<dyn std::error::Error>>((start.elapsed().as_secs_f64() * 1e3, out))
-        };
-        let (w_set, set_img) = timed(self, &run_set)?;
-        let (w_one, _) = timed(self, &run_singles)?;
-        println!("  warm-up: set {w_set:.0} ms, 8 singles {w_one:.0} ms");
-        let (mut t_set, mut t_one) = (Vec::new(), Vec::new());
-        for run in 0..self.args.iters.clamp(1, 3) {
-            let (a, _) = timed(self, &run_set)?;
-            let (b, _) = timed(self, &run_singles)?;
-            println!("  run {run}: set {a:.0} ms, 8 singles {b:.0} ms");
-            t_set.push(a);
-            t_one.push(b);
-        }
+        let (t_set, t_one, set_img) =
+            self.alternate(&pipe, &run_set, &run_singles, 3, ("set", "8 singles"))?;
         let (ms, mo) = (median(&t_set), median(&t_one));
         let extra = format!(
             " frames={frames} res={res} steps=30 cfg=5 reference=first_frame strength=1 nonfinite={}",

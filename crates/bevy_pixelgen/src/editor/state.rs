@@ -503,13 +503,11 @@ impl EditorState {
         )
     }
 
-    /// The recipe the Generate button submits (priority [`Priority::Editor`]); the error
-    /// says which field to fix.
-    pub fn recipe(&self) -> Result<Recipe, EditorError> {
+    /// What every request from the panel shares: the negative prompt, the seed (the locked
+    /// one, or a fresh one per request), sampling, LoRAs and editor priority.
+    fn shared_recipe(&self) -> Recipe {
         let negative = self.negative.trim();
-        let side = self.generation_side.max(self.width).max(self.height);
-        let recipe = Recipe {
-            prompt: self.full_prompt(),
+        Recipe {
             negative: (!negative.is_empty()).then(|| negative.to_owned()),
             seed: if self.seed_locked {
                 Seed::Fixed(self.seed)
@@ -519,10 +517,6 @@ impl EditorState {
             steps: Some(self.steps),
             guidance: Some(self.guidance),
             sampler: self.sampler,
-            size: self.size(),
-            generation_size: Size::square(side),
-            pixel: Some(self.pixel_options()?),
-            frames: self.frames()?,
             loras: self
                 .loras
                 .iter()
@@ -530,8 +524,22 @@ impl EditorState {
                 .cloned()
                 .collect(),
             priority: Priority::Editor,
-            tiling: self.tiling,
             ..Recipe::default()
+        }
+    }
+
+    /// The recipe the Generate button submits (priority [`Priority::Editor`]); the error
+    /// says which field to fix.
+    pub fn recipe(&self) -> Result<Recipe, EditorError> {
+        let side = self.generation_side.max(self.width).max(self.height);
+        let recipe = Recipe {
+            prompt: self.full_prompt(),
+            size: self.size(),
+            generation_size: Size::square(side),
+            pixel: Some(self.pixel_options()?),
+            frames: self.frames()?,
+            tiling: self.tiling,
+            ..self.shared_recipe()
         };
         if self.prompt.trim().is_empty() {
             return Err(EditorError::Recipe(
@@ -575,7 +583,6 @@ impl EditorState {
         let mut pixel = self.pixel_options_at(size)?;
         pixel.background = None;
         pixel.outline = None;
-        let negative = self.negative.trim();
         let prompt = t.prompt.trim();
         let side = (self.generation_side / tile).max(1) * tile;
         let mut set = pixelgen::TilesetRecipe::new(t.kind, a, b);
@@ -586,27 +593,11 @@ impl EditorState {
             } else {
                 prompt.to_owned()
             },
-            negative: (!negative.is_empty()).then(|| negative.to_owned()),
-            seed: if self.seed_locked {
-                Seed::Fixed(self.seed)
-            } else {
-                Seed::Random
-            },
-            steps: Some(self.steps),
-            guidance: Some(self.guidance),
-            sampler: self.sampler,
             size,
             generation_size: Size::square(side),
             pixel: Some(pixel),
-            loras: self
-                .loras
-                .iter()
-                .filter(|l| !l.path.as_os_str().is_empty())
-                .cloned()
-                .collect(),
-            priority: Priority::Editor,
             tileset: Some(set),
-            ..Recipe::default()
+            ..self.shared_recipe()
         };
         pixelgen::Plan::new(recipe.clone()).map_err(|e| EditorError::Recipe(e.to_string()))?;
         Ok(recipe)
