@@ -92,10 +92,14 @@ fn main() -> ExitCode {
 /// command) follow indented.
 fn report(message: &str) {
     let mut lines = message.lines().filter(|l| !l.trim().is_empty());
-    eprintln!(
-        "pixelgen: error: {}",
-        lines.next().unwrap_or("unknown error")
-    );
+    let mut first = lines.next().unwrap_or("unknown error").to_owned();
+    // A model that is not downloaded lists every missing file; the download command below
+    // names them again, so the cause line only counts them.
+    if let Some(i) = first.find("; missing: ") {
+        let n = first[i..].split(", ").count();
+        first = format!("{}; {n} file(s) missing", &first[..i]);
+    }
+    eprintln!("pixelgen: error: {first}");
     for l in lines {
         eprintln!("  {}", l.trim_start());
     }

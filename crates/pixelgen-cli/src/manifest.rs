@@ -172,7 +172,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| ".".into());
+        .unwrap_or_default();
     let loaded = Loaded {
         path: path.to_path_buf(),
         dir,

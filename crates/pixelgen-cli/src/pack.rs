@@ -267,6 +267,15 @@ pub fn run(args: &Args) -> Result<()> {
                     ),
                 );
             }
+            // The model or device cannot load: every other job would fail the same way.
+            Err(
+                e @ (pixelgen::PixelGenError::ModelLoad { .. }
+                | pixelgen::PixelGenError::ModelIdentity { .. }
+                | pixelgen::PixelGenError::Device { .. }),
+            ) => {
+                overall.finish_and_clear();
+                return Err(e.into());
+            }
             Err(e) => {
                 let line = m.item_error(job.index, &e).to_string();
                 say(&bars, format!("failed: {line}"));
