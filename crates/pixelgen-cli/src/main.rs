@@ -56,7 +56,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    Pixelize(pixelize::Args),
+    Pixelize(Box<pixelize::Args>),
     #[cfg(feature = "sdxl")]
     Generate(Box<generate::Args>),
     #[cfg(feature = "sdxl")]
