@@ -69,7 +69,7 @@ pub fn model_config(source: ModelSource, device: DeviceChoice) -> ModelConfig {
 }
 
 /// A bar of `len` sampling steps for a job called `name` (drawn on stderr, hidden when
-/// stderr is not a terminal).
+/// stderr is not a terminal); [`tick`] starts its clock once it has its draw target.
 pub fn step_bar(name: &str, len: u64) -> ProgressBar {
     let bar = ProgressBar::new(len);
     if let Ok(style) =
@@ -78,8 +78,15 @@ pub fn step_bar(name: &str, len: u64) -> ProgressBar {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_prefix(short(name, 24));
-    bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// Redraws `bar` (its clock) 5 times a second while it is drawn at all: no ticker thread for a
+/// hidden bar (stderr not a terminal).
+pub fn tick(bar: &ProgressBar) {
+    if !bar.is_hidden() {
+        bar.enable_steady_tick(Duration::from_millis(200));
+    }
 }
 
 /// `s` cut to at most `n` characters (an ellipsis marks the cut).

@@ -217,6 +217,7 @@ pub fn run(args: &Args) -> Result<()> {
     if args.quiet {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
+    crate::engine::tick(&bar);
     bar.set_message("loading the model");
     let made = engine.run(&plan, &mut |p| {
         bar.set_length(p.total as u64);

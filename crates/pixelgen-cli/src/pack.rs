@@ -218,6 +218,7 @@ pub fn run(args: &Args) -> Result<()> {
         overall.set_style(style.progress_chars("##-"));
     }
     overall.set_prefix("pack");
+    crate::engine::tick(&overall);
     let cache = (!args.no_cache).then(|| DiskCache::new(m.dir.join(".pixelgen/cache")));
     let mut engines: HashMap<ModelSource, CachedEngine<Generator>> = HashMap::new();
     let mut failed: Vec<String> = Vec::new();
@@ -234,6 +235,7 @@ pub fn run(args: &Args) -> Result<()> {
             &overall,
             step_bar(&job.name, job.plan.recipe().steps_or_default() as u64),
         );
+        crate::engine::tick(&bar);
         let result = engine.run(&job.plan, &mut |p| {
             bar.set_length(p.total as u64);
             bar.set_position(p.step as u64);
