@@ -436,3 +436,134 @@ fn every_command_has_a_manual_page() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn generate_maps_animation_and_tileset_flags_to_sets_and_tilesets() {
+    let dir = tmp_dir("generate-sets");
+    let model = tiny();
+    let common = [
+        "--model",
+        model.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--size",
+        "8",
+        "--generation-size",
+        "32",
+        "--steps",
+        "2",
+        "--seed",
+        "3",
+    ];
+    let mut anim = vec![
+        "generate",
+        "knight",
+        "-o",
+        "out/knight_idle.png",
+        "--animate",
+        "idle",
+    ];
+    anim.extend_from_slice(&common);
+    let stdout = ok(&pixelgen(&dir, &anim));
+    assert!(stdout.contains("out/knight_idle.json"), "{stdout}");
+    let recipe = std::fs::read_to_string(dir.join("out/knight_idle.pixelgen.ron")).unwrap();
+    assert!(recipe.contains("idle"), "{recipe}");
+    let json = std::fs::read_to_string(dir.join("out/knight_idle.json")).unwrap();
+    assert!(
+        json.contains("frameTags") || json.contains("frames"),
+        "{json}"
+    );
+
+    let mut tiles = vec![
+        "generate",
+        "top-down tile",
+        "-o",
+        "out/ground.png",
+        "--tileset",
+        "wang",
+        "--terrains",
+        "grass,water",
+    ];
+    tiles.extend_from_slice(&common);
+    let stdout = ok(&pixelgen(&dir, &tiles));
+    assert!(stdout.contains("out/ground.tsx"), "{stdout}");
+    assert!(dir.join("out/ground.tiles.json").is_file());
+    let atlas = image::open(dir.join("out/ground.png")).unwrap();
+    assert_eq!(atlas.width(), 4 * 8, "four 8-px tiles a row");
+    fails(
+        &pixelgen(
+            &dir,
+            &[
+                "generate",
+                "t",
+                "-o",
+                "o.png",
+                "--model",
+                "x",
+                "--tileset",
+                "wang",
+            ],
+        ),
+        "--tileset needs --terrains",
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// A pack killed mid-run (SIGKILL: a crash) leaves only whole files; the next run makes the
+/// rest and the folder holds exactly one PNG and one recipe per item.
+#[test]
+fn a_killed_pack_resumes_and_leaves_no_half_written_file() {
+    let dir = tmp_dir("pack-kill");
+    let items: String = (0..16)
+        .map(|i| format!("        (name: \"s{i:02}\", prompt: \"sprite number {i}\"),\n"))
+        .collect();
+    let text = format!(
+        "(\n    assets: \"a\",\n    model: \"{}\",\n    defaults: (size: (width: 8, height: 8), \
+         generation_size: (width: 32, height: 32), steps: 3),\n    items: [\n{items}    ],\n)\n",
+        tiny().display()
+    );
+    std::fs::write(dir.join("p.ron"), text).unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(&dir)
+        .args(["pack", "p.ron", "--device", "cpu"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    child.kill().ok();
+    child.wait().unwrap();
+    // Whatever is there is whole: every PNG decodes and has its recipe beside it.
+    if let Ok(entries) = std::fs::read_dir(dir.join("a")) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "png") {
+                image::open(&p).unwrap();
+                assert!(
+                    p.with_extension("pixelgen.ron").is_file(),
+                    "{}",
+                    p.display()
+                );
+            }
+        }
+    }
+    let out = ok(&pixelgen(&dir, &["pack", "p.ron", "--device", "cpu"]));
+    assert!(
+        out.contains("16 items:") && out.contains("0 failed"),
+        "{out}"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("a"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = (0..16)
+        .flat_map(|i| [format!("s{i:02}.pixelgen.ron"), format!("s{i:02}.png")])
+        .collect();
+    want.sort();
+    assert_eq!(names, want, "no temporary or partial file left");
+    let again = ok(&pixelgen(&dir, &["pack", "p.ron", "--device", "cpu"]));
+    assert!(again.contains("16 items: 16 up to date"), "{again}");
+    std::fs::remove_dir_all(dir).ok();
+}
