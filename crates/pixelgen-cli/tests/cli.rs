@@ -1,5 +1,8 @@
-//! The `pixelgen` binary as a user runs it: pixelize on a real image, generate and pack on the
-//! tiny random SDXL fixture (CPU, well under a second per sprite), and the errors of bad input.
+//! The `pixelgen` binary as a user runs it: generate and pack on the tiny random SDXL fixture
+//! (CPU, well under a second per sprite), models and doctor, and the errors of bad input.
+//! (`pixelize.rs` covers the command of the lean build.)
+
+#![cfg(feature = "sdxl")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -8,10 +11,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_pixelgen");
 
 fn tiny() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../pixelgen-diffusion/tests/fixtures/tiny-sdxl")
-}
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/examples/potion_ai.png")
 }
 
 fn tmp_dir(name: &str) -> PathBuf {
@@ -56,51 +55,6 @@ fn fails(out: &Output, expected: &str) -> String {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
-}
-
-#[test]
-fn pixelize_turns_the_demo_sample_into_a_32x32_sprite() {
-    let dir = tmp_dir("pixelize");
-    let sample = sample();
-    let out = pixelgen(
-        &dir,
-        &[
-            "pixelize",
-            sample.to_str().unwrap(),
-            "out/potion.png",
-            "--transparent",
-            "--colors",
-            "auto",
-            "--canvas",
-            "40x40",
-            "--preview",
-            "out/before_after.png",
-        ],
-    );
-    let stdout = ok(&out);
-    assert!(stdout.contains("cell 12.00x12.00"), "{stdout}");
-    let img = image::open(dir.join("out/potion.png")).unwrap().to_rgba8();
-    assert_eq!(img.dimensions(), (40, 40));
-    assert_eq!(img.get_pixel(0, 0)[3], 0, "transparent background");
-    assert!(img.pixels().any(|p| p[3] == 255), "the sprite is there");
-    let ba = image::open(dir.join("out/before_after.png")).unwrap();
-    assert_eq!(ba.height(), 256);
-    // Bad input: a missing file, an unknown palette, a non-PNG output.
-    fails(
-        &pixelgen(&dir, &["pixelize", "nope.png", "o.png"]),
-        "cannot read nope.png",
-    );
-    let s = sample.to_str().unwrap();
-    fails(
-        &pixelgen(&dir, &["pixelize", s, "o.png", "--palette", "nope"]),
-        "unknown palette `nope`",
-    );
-    fails(
-        &pixelgen(&dir, &["pixelize", s, "o.jpg"]),
-        "supported: .png",
-    );
-    assert!(!dir.join("o.png").exists());
-    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
