@@ -202,6 +202,19 @@ impl Loaded {
             .unwrap_or(1)
     }
 
+    /// The line of the first top-level-looking `key:` (RON) or `key =` (TOML), for errors in
+    /// manifest-wide fields; 1 when not found.
+    pub fn key_line(&self, key: &str) -> usize {
+        self.text
+            .lines()
+            .position(|l| {
+                let t = l.trim_start();
+                t.strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with([':', '=']))
+            })
+            .map_or(1, |i| i + 1)
+    }
+
     /// `MANIFEST:LINE: item `NAME`: message` for item `i`.
     pub fn item_error(&self, i: usize, message: impl std::fmt::Display) -> crate::Error {
         format!(

@@ -133,7 +133,8 @@ fn plan_all(m: &Loaded, model: Option<&str>) -> Result<Vec<Job>> {
             Some(if local.exists() {
                 ModelSource::local(local)
             } else {
-                model_source(name).map_err(|e| format!("{}: {e}", m.path.display()))?
+                model_source(name)
+                    .map_err(|e| format!("{}:{}: {e}", m.path.display(), m.key_line("model")))?
             })
         }
         (None, None) => None,
@@ -209,6 +210,11 @@ pub fn run(args: &Args) -> Result<()> {
             todo.len()
         );
         return Ok(());
+    }
+    if !todo.is_empty() {
+        // An unwritable assets folder fails now, not after the first job's model work.
+        crate::generate::probe_writable(&m.assets())
+            .map_err(|e| format!("{}:{}: {e}", m.path.display(), m.key_line("assets")))?;
     }
     let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let overall = bars.add(ProgressBar::new(todo.len() as u64));
