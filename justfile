@@ -45,8 +45,9 @@ lint:
 bench:
     cargo bench -p pixelgen-pixel
 
+# `just demo` runs the lean `pixelgen` build (pixel pipeline only: neither candle nor Bevy is compiled).
+
 # The demo: turn an AI-style upscaled sprite into true pixel art, before/after side by side.
-# It runs the lean `pixelgen` build (pixel pipeline only: neither candle nor Bevy is compiled).
 demo:
     mkdir -p target/demo
     cargo run --release -p pixelgen-cli --no-default-features -- pixelize assets/examples/potion_ai.png target/demo/potion.png --transparent --colors auto --preview target/demo/potion_before_after.png
