@@ -45,15 +45,37 @@ lint:
 bench:
     cargo bench -p pixelgen-pixel
 
+# `just demo` runs the lean `pixelgen` build (pixel pipeline only: neither candle nor Bevy is compiled).
+
 # The demo: turn an AI-style upscaled sprite into true pixel art, before/after side by side.
 demo:
     mkdir -p target/demo
-    cargo run --release --example pixelize -- assets/examples/potion_ai.png target/demo/potion.png --transparent --colors auto --preview target/demo/potion_before_after.png
+    cargo run --release -p pixelgen-cli --no-default-features -- pixelize assets/examples/potion_ai.png target/demo/potion.png --transparent --colors auto --preview target/demo/potion_before_after.png
     @echo "demo: wrote target/demo/potion.png and target/demo/potion_before_after.png"
 
-# Pixelize any image: `just pixelize IN.png OUT.png --colors 16 --palette pico-8`.
+# Pixelize any image: `just pixelize IN.png OUT.png --colors 16 --palette pico-8` (lean build).
 pixelize *ARGS:
-    cargo run --release --example pixelize -- {{ARGS}}
+    cargo run --release -p pixelgen-cli --no-default-features -- pixelize {{ARGS}}
+
+# The `pixelgen` command line (full build): `just pixelgen generate "red potion" -o potion.png --model pixel-art-fast`.
+pixelgen *ARGS:
+    cargo run --release -p pixelgen-cli -- {{ARGS}}
+
+# Build every asset of a manifest, skipping what is up to date: `just pack assets.pack.ron --dry-run`.
+pack MANIFEST *ARGS:
+    cargo run --release -p pixelgen-cli -- pack '{{MANIFEST}}' {{ARGS}}
+
+# Registry models: `just models list`, `just models fetch pixel-art-fast` (into the hub cache).
+models *ARGS:
+    cargo run --release -p pixelgen-cli -- models {{ARGS}}
+
+# What is installed and what is missing (build features, device, hub cache, models).
+doctor:
+    cargo run --release -p pixelgen-cli -- doctor
+
+# Install the `pixelgen` binary into ~/.cargo/bin (`--features cuda` for an NVIDIA GPU).
+install-cli *ARGS:
+    cargo install --path crates/pixelgen-cli {{ARGS}}
 
 # A diffusers SDXL folder: see docs/models.md. `just generate-tiny` runs the same code on the tiny
 # random test model (random weights: it proves the pipeline runs, the picture is noise).

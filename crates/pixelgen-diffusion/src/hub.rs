@@ -431,29 +431,82 @@ pub fn fetch_sdxl_into(
     endpoint: Option<String>,
     progress: bool,
 ) -> Result<PathBuf> {
-    use hf_hub::api::sync::ApiBuilder;
-    use hf_hub::{Cache, Repo, RepoType};
-
     repo_folder(repo)?;
     if let Ok(dir) = cached_sdxl(cache, repo, "main", files) {
         return Ok(dir);
     }
+    let fail = |missing: Vec<String>, reason: String| {
+        not_downloaded(cache, repo, files, missing, Some(reason))
+    };
+    fetch_listed(cache, repo, &files.list(), endpoint, progress, &fail)
+}
+
+/// Downloads `files` (paths inside the repo, e.g. a LoRA's `pixel-art-xl.safetensors` or a VAE
+/// folder's `config.json` and `diffusion_pytorch_model.safetensors`) of hub `repo` at `main`
+/// into the hub `cache`, with the checks of [`fetch_sdxl_into`] (size, and SHA-256 for LFS
+/// files, against the hub's listing), and returns the snapshot folder that holds them. Files
+/// already there are not downloaded again. Offline or failing:
+/// [`DiffusionError::NotDownloaded`] naming what is missing.
+#[cfg(feature = "hub")]
+pub fn fetch_files_into(
+    cache: &Path,
+    repo: &str,
+    files: &[String],
+    endpoint: Option<String>,
+    progress: bool,
+) -> Result<PathBuf> {
+    repo_folder(repo)?;
+    for f in files {
+        check_repo_file(f)?;
+    }
+    if let Some(dir) = snapshot_dir(cache, repo, "main")?
+        && missing_files(&dir, files).is_empty()
+    {
+        return Ok(dir);
+    }
+    let fail = |missing: Vec<String>, reason: String| {
+        let includes: Vec<String> = missing.iter().map(|f| format!("'{f}'")).collect();
+        DiffusionError::NotDownloaded {
+            repo: repo.to_string(),
+            cache: cache.to_path_buf(),
+            help: format!(
+                "Download it where the hub is reachable:\n  huggingface-cli download {repo} --include {}\nthen copy that cache into {}",
+                includes.join(" "),
+                cache.display()
+            ),
+            missing: missing.into_boxed_slice(),
+            reason,
+        }
+    };
+    fetch_listed(cache, repo, files, endpoint, progress, &fail)
+}
+
+/// The download of `list` behind [`fetch_sdxl_into`] and [`fetch_files_into`]: the snapshot
+/// folder holding every file, or `fail(missing, reason)`.
+#[cfg(feature = "hub")]
+fn fetch_listed(
+    cache: &Path,
+    repo: &str,
+    list: &[String],
+    endpoint: Option<String>,
+    progress: bool,
+    fail: &dyn Fn(Vec<String>, String) -> DiffusionError,
+) -> Result<PathBuf> {
+    use hf_hub::api::sync::ApiBuilder;
+    use hf_hub::{Cache, Repo, RepoType};
+
     let mut builder = ApiBuilder::from_cache(Cache::new(cache.to_path_buf()))
         .with_progress(progress)
         .with_retries(2);
     if let Some(e) = endpoint {
         builder = builder.with_endpoint(e);
     }
-    let fail = |missing: Vec<String>, reason: String| {
-        not_downloaded(cache, repo, files, missing, Some(reason))
-    };
     let api = builder
         .build()
-        .map_err(|e| fail(files.list(), format!("cannot set up the hub client: {e}")))?;
+        .map_err(|e| fail(list.to_vec(), format!("cannot set up the hub client: {e}")))?;
     let spec = Repo::with_revision(repo.to_string(), RepoType::Model, "main".to_string());
     let hub_repo = api.repo(spec.clone());
     let local = Cache::new(cache.to_path_buf()).repo(spec);
-    let list = files.list();
     // The repo's file list (with sizes and LFS SHA-256s) says which tokenizer form it has and
     // what each download must match; without it (an endpoint without the API), each form is
     // tried in turn and downloads are not checked.
@@ -467,7 +520,7 @@ pub fn fetch_sdxl_into(
     let names: Option<Vec<String>> = listing
         .as_ref()
         .map(|l| l.iter().map(|s| s.rfilename.clone()).collect());
-    let plan = fetch_plan(&list, names.as_deref());
+    let plan = fetch_plan(list, names.as_deref());
     let mut dir: Option<PathBuf> = None;
     for (i, step) in plan.iter().enumerate() {
         let mut error = None;
@@ -492,9 +545,10 @@ pub fn fetch_sdxl_into(
                 if let Some(remote) = remote {
                     verify_download(repo, file, &path, remote, fresh)?;
                 }
-                if file == "model_index.json" {
-                    // model_index.json sits at the snapshot root.
-                    dir = path.parent().map(Path::to_path_buf);
+                if dir.is_none() {
+                    // The snapshot root: the file's path with the file's own parts taken off.
+                    let depth = Path::new(file).components().count();
+                    dir = path.ancestors().nth(depth).map(Path::to_path_buf);
                 }
             }
             if error.is_none() {
@@ -510,7 +564,7 @@ pub fn fetch_sdxl_into(
         }
     }
     let dir = dir.ok_or_else(|| fail(Vec::new(), "the hub returned no snapshot folder".into()))?;
-    let missing = missing_files(&dir, &list);
+    let missing = missing_files(&dir, list);
     if !missing.is_empty() {
         return Err(fail(missing, "the repo lacks these files".into()));
     }

@@ -343,3 +343,56 @@ fn a_corrupted_or_truncated_download_is_an_error_naming_the_file() {
         let _ = std::fs::remove_dir_all(&cache);
     }
 }
+
+/// Any files of a repo (a VAE folder's two files, a LoRA's one file): downloaded and checked
+/// like an SDXL folder, found in the cache the second time, a corrupt one refused and removed.
+#[test]
+fn chosen_files_download_into_the_snapshot_and_are_checked() {
+    use pixelgen_diffusion::hub::fetch_files_into;
+    let vae: Vec<String> = ["vae/config.json", "vae/diffusion_pytorch_model.safetensors"]
+        .map(String::from)
+        .to_vec();
+    let hub = Hub::start(repo_files(true), true);
+    let cache = temp("files");
+    let dir = fetch_files_into(&cache, REPO, &vae, Some(hub.endpoint.clone()), false).unwrap();
+    for f in &vae {
+        assert_eq!(
+            std::fs::read(dir.join(f)).unwrap(),
+            repo_files(true)[f],
+            "{f}"
+        );
+    }
+    assert!(
+        !dir.join("unet/config.json").exists(),
+        "only what was asked"
+    );
+    let asked = hub.asked().len();
+    let again = fetch_files_into(&cache, REPO, &vae, Some(hub.endpoint.clone()), false).unwrap();
+    assert_eq!((again, hub.asked().len()), (dir, asked), "from the cache");
+    // A flipped byte: refused by its SHA-256, and not kept.
+    let mut flipped = repo_files(true);
+    let data = flipped.get_mut(&vae[1]).unwrap();
+    data[10] ^= 1;
+    let bad = Hub::serving(repo_files(true), flipped, true);
+    let cache = temp("files-bad");
+    let err =
+        fetch_files_into(&cache, REPO, &vae[1..], Some(bad.endpoint.clone()), false).unwrap_err();
+    assert!(
+        matches!(err, DiffusionError::CorruptDownload { .. }),
+        "{err}"
+    );
+    // Offline: NotDownloaded naming the file.
+    let cache = temp("files-offline");
+    let err = fetch_files_into(
+        &cache,
+        REPO,
+        &vae[..1],
+        Some("http://127.0.0.1:9".into()),
+        false,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, DiffusionError::NotDownloaded { .. }) && err.to_string().contains(&vae[0]),
+        "{err}"
+    );
+}
