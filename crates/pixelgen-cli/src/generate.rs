@@ -242,6 +242,15 @@ pub fn run(args: &Args) -> Result<()> {
         made.elapsed.as_secs_f64()
     );
     println!("wrote {}", saved.recipe.display());
+    if let (Some(out), Some(set)) = (&made.tileset, &made.recipe.tileset) {
+        let line = out.summary(set.seam_threshold);
+        if out.seams.passed() {
+            println!("{line}");
+        } else {
+            // Reported, never passed off as clean (the files are written for inspection).
+            eprintln!("pixelgen: warning: {line}");
+        }
+    }
     for extra in saved
         .json
         .iter()

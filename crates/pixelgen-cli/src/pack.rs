@@ -274,6 +274,14 @@ pub fn run(args: &Args) -> Result<()> {
                         s.png.display()
                     ),
                 );
+                if let (Some(out), Some(set)) = (&g.tileset, &g.recipe.tileset)
+                    && !out.seams.passed()
+                {
+                    say(
+                        &bars,
+                        format!("{}: warning: {}", job.name, out.summary(set.seam_threshold)),
+                    );
+                }
             }
             // The model or device cannot load: every other job would fail the same way.
             Err(

@@ -439,8 +439,15 @@ fn generate_maps_animation_and_tileset_flags_to_sets_and_tilesets() {
         "grass,water",
     ];
     tiles.extend_from_slice(&common);
-    let stdout = ok(&pixelgen(&dir, &tiles));
+    let run = pixelgen(&dir, &tiles);
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    let stdout = ok(&run);
     assert!(stdout.contains("out/ground.tsx"), "{stdout}");
+    // The seam report is said: on stdout when every edge passes, as a warning otherwise.
+    assert!(
+        stdout.contains("edges within") || stderr.contains("warning: seams:"),
+        "{stdout}\n{stderr}"
+    );
     assert!(dir.join("out/ground.tiles.json").is_file());
     let atlas = image::open(dir.join("out/ground.png")).unwrap();
     assert_eq!(atlas.width(), 4 * 8, "four 8-px tiles a row");

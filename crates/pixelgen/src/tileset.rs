@@ -245,6 +245,21 @@ pub struct TilesetOutput {
 }
 
 impl TilesetOutput {
+    /// The seam line for people (see [`SeamReport::summary`]) at `threshold` (the recipe's
+    /// `seam_threshold`), with the tiles on failing edges named when there are any.
+    pub fn summary(&self, threshold: f32) -> String {
+        let line = self.seams.summary(threshold);
+        let tiles = self.seams.tiles_on_failing_edges();
+        if tiles.is_empty() {
+            return line;
+        }
+        let names: Vec<String> = tiles
+            .iter()
+            .filter_map(|&i| self.tiles.get(i).map(|c| c.name()))
+            .collect();
+        format!("{line}; tiles on failing edges: {}", names.join(", "))
+    }
+
     /// Scores the tiles of a finished atlas (`frames` in atlas order) for `set`.
     pub(crate) fn measure(set: &TilesetRecipe, frames: &[RgbaImage]) -> Result<Self> {
         let tiles = set.tiles();

@@ -280,6 +280,11 @@ fn seams_that_fail_are_drawn_again_then_reported() {
         "the broken grass cannot meet itself"
     );
     assert!(report.seams.worst > 1.5);
+    let line = report.summary(1.5);
+    assert!(
+        line.contains("edges above 1.50") && line.contains("tiles on failing edges: wang-0000"),
+        "{line}"
+    );
     let grass_bases = engine
         .engine()
         .prompts

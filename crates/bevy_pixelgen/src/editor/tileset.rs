@@ -7,7 +7,7 @@ use bevy::math::{Rect, URect};
 use image::RgbaImage;
 use pixelgen::tileset::{Terrain, TilesetKind};
 use pixelgen::{Plan, Recipe};
-use pixelgen_pixel::tileset::{autotile_blob, autotile_wang, seam_report};
+use pixelgen_pixel::tileset::{autotile_blob, autotile_wang, seam_report, summary_line};
 
 /// Width of the preview map, in tiles.
 pub const PREVIEW_MAP_WIDTH: usize = 8;
@@ -68,17 +68,7 @@ impl SeamSummary {
     /// One line for the gallery: `seams: all 120 edges within 1.50 (worst 0.42)` or
     /// `seams: 3 of 120 edges above 1.50 (worst 2.31)`.
     pub fn line(&self) -> String {
-        if self.failing == 0 {
-            format!(
-                "seams: all {} edges within {:.2} (worst {:.2})",
-                self.edges, self.threshold, self.worst
-            )
-        } else {
-            format!(
-                "seams: {} of {} edges above {:.2} (worst {:.2})",
-                self.failing, self.edges, self.threshold, self.worst
-            )
-        }
+        summary_line(self.edges, self.failing, self.worst, self.threshold)
     }
 
     /// Whether every edge is within the threshold.

@@ -89,7 +89,7 @@ pub use autotile::{autotile_blob, autotile_wang};
 pub use code::{Side, TileCode};
 pub use index::{TileIndex, TileIndexEntry, atlas_to_layers};
 pub use mask::{MIN_TILE_SIDE, compose, repaint_mask, terrain_mask};
-pub use seams::{EdgeSeam, SeamReport, neighbours, seam_report};
+pub use seams::{EdgeSeam, SeamReport, neighbours, seam_report, summary_line};
 pub use tiled::TiledTileset;
 
 /// Wang corner bits of a [`TileCode::Wang`] code (set = terrain B at that corner).

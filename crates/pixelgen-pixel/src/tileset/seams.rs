@@ -43,6 +43,16 @@ pub struct EdgeSeam {
     pub score: f32,
 }
 
+/// [`SeamReport::summary`] from the counts: `edges` scored, `failing` above `threshold`,
+/// the `worst` score.
+pub fn summary_line(edges: usize, failing: usize, worst: f32, threshold: f32) -> String {
+    if failing == 0 {
+        format!("seams: all {edges} edges within {threshold:.2} (worst {worst:.2})")
+    } else {
+        format!("seams: {failing} of {edges} edges above {threshold:.2} (worst {worst:.2})")
+    }
+}
+
 /// Seam scores of every edge [`neighbours`] lists, from [`seam_report`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeamReport {
@@ -58,6 +68,13 @@ impl SeamReport {
     /// `true` when no edge scores over the threshold.
     pub fn passed(&self) -> bool {
         self.failing.is_empty()
+    }
+
+    /// One line for people: `seams: all 128 edges within 1.50 (worst 0.42)` or
+    /// `seams: 3 of 128 edges above 1.50 (worst 2.31)`; `threshold` is the one the report
+    /// was made with.
+    pub fn summary(&self, threshold: f32) -> String {
+        summary_line(self.edges.len(), self.failing.len(), self.worst, threshold)
     }
 
     /// Atlas indices of the tiles on at least one failing edge, ascending: the tiles to
