@@ -25,7 +25,7 @@ setup:
     tools/cuda-toolchain.sh "/opt/cuda13-pip"
     echo "setup: system packages present ({{apt_packages}}), CUDA toolchain in /opt/cuda13-pip"
 
-# Plain `cargo test` also builds the examples as programs: tests/pixelize_example.rs runs one.
+# Plain `cargo test` also builds the examples as programs: tests/example_windows.rs runs them.
 # (A recipe's `just --list` text is the one comment line right above it.)
 
 # Everything CI checks: formatting, lints (benches included), then all tests and doc examples.
