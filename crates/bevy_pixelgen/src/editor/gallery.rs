@@ -395,17 +395,19 @@ pub(super) fn pixels_of(
     Some(image.clone().try_into_dynamic().ok()?.into_rgba8())
 }
 
-/// The preview of a finished tileset item (`Ok(None)` for another recipe); the error says
-/// why it could not be made.
+/// The preview of a finished tileset item (`Ok(None)` for another recipe), with the seam
+/// report its result carries; the error says why it could not be made.
 pub(super) fn preview_of(
     recipe: &Recipe,
     rgba: Option<&image::RgbaImage>,
+    tileset: Option<&pixelgen::TilesetOutput>,
 ) -> Result<Option<TilesetPreview>, String> {
     if recipe.tileset.is_none() {
         return Ok(None);
     }
     let rgba = rgba.ok_or("its atlas is not loaded")?;
-    tileset_preview(recipe, rgba).map(Some)
+    let out = tileset.ok_or("the result carries no seam report")?;
+    tileset_preview(recipe, rgba.dimensions(), &out.seams).map(Some)
 }
 
 #[cfg(test)]

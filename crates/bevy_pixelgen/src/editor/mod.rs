@@ -756,10 +756,11 @@ fn collect_results(
             continue;
         };
         let rgba = gallery::pixels_of(images.as_deref(), &m.image);
-        let tileset = gallery::preview_of(&m.recipe, rgba.as_ref()).unwrap_or_else(|e| {
-            log.error(format!("tileset {}: no preview: {e}", m.ticket));
-            None
-        });
+        let tileset = gallery::preview_of(&m.recipe, rgba.as_ref(), m.tileset.as_ref())
+            .unwrap_or_else(|e| {
+                log.error(format!("tileset {}: no preview: {e}", m.ticket));
+                None
+            });
         gallery.items.push(GalleryItem {
             ticket: m.ticket,
             image: m.image.clone(),

@@ -1,13 +1,12 @@
 //! The gallery's view of a finished tileset: a small island map autotiled from its atlas
-//! ([`TilesetPreview::map`]) and how its seams scored ([`SeamSummary`]), computed once from
-//! the atlas pixels when the item arrives. The panel paints the map cell by cell from the
+//! ([`TilesetPreview::map`]) and how its seams scored ([`SeamSummary`], from the seam report
+//! the result carries: the engine scored the set, the editor does not score it again). The panel paints the map cell by cell from the
 //! item's texture ([`TilesetPreview::uv`]).
 
 use bevy::math::{Rect, URect};
-use image::RgbaImage;
 use pixelgen::tileset::{Terrain, TilesetKind};
 use pixelgen::{Plan, Recipe};
-use pixelgen_pixel::tileset::{autotile_blob, autotile_wang, seam_report, summary_line};
+use pixelgen_pixel::tileset::{SeamReport, autotile_blob, autotile_wang, summary_line};
 
 /// Width of the preview map, in tiles.
 pub const PREVIEW_MAP_WIDTH: usize = 8;
@@ -119,11 +118,16 @@ impl TilesetPreview {
     }
 }
 
-/// The preview of a finished tileset: `recipe` made `atlas`. Its cells are where the recipe
-/// packs them (the plan's sheet grid); its seams are scored with
-/// `pixelgen_pixel::tileset::seam_report` at the recipe's threshold. Errors (with the reason)
-/// when the recipe makes no tileset or the atlas is not the size its recipe packs.
-pub fn tileset_preview(recipe: &Recipe, atlas: &RgbaImage) -> Result<TilesetPreview, String> {
+/// The preview of a finished tileset: `recipe` made an atlas of `atlas_size` whose seams
+/// scored `seams` (the result's [`TilesetOutput::seams`](pixelgen::TilesetOutput::seams), at
+/// the recipe's threshold). Its cells are where the recipe packs them (the plan's sheet
+/// grid). Errors (with the reason) when the recipe makes no tileset or the atlas is not the
+/// size its recipe packs.
+pub fn tileset_preview(
+    recipe: &Recipe,
+    atlas_size: (u32, u32),
+    seams: &SeamReport,
+) -> Result<TilesetPreview, String> {
     let set = recipe
         .tileset
         .as_ref()
@@ -133,11 +137,10 @@ pub fn tileset_preview(recipe: &Recipe, atlas: &RgbaImage) -> Result<TilesetPrev
         .sheet_layout()
         .ok_or("the tileset recipe packs no atlas")?;
     let (w, h) = layout.sheet_size();
-    if atlas.dimensions() != (w, h) {
+    if atlas_size != (w, h) {
         return Err(format!(
             "the atlas is {}x{}, its recipe packs {w}x{h}",
-            atlas.width(),
-            atlas.height()
+            atlas_size.0, atlas_size.1
         ));
     }
     let cells: Vec<URect> = layout
@@ -156,22 +159,15 @@ pub fn tileset_preview(recipe: &Recipe, atlas: &RgbaImage) -> Result<TilesetPrev
             set.kind.name()
         ));
     }
-    let tiles: Vec<RgbaImage> = cells[..main]
-        .iter()
-        .map(|r| {
-            image::imageops::crop_imm(atlas, r.min.x, r.min.y, r.width(), r.height()).to_image()
-        })
-        .collect();
-    let report = seam_report(set.kind, &tiles, set.seam_threshold).map_err(|e| e.to_string())?;
     Ok(TilesetPreview {
         kind: set.kind,
         map: preview_map(set.kind),
         cells,
         atlas_size: (w, h),
         seams: SeamSummary {
-            edges: report.edges.len(),
-            failing: report.failing.len(),
-            worst: report.worst,
+            edges: seams.edges.len(),
+            failing: seams.failing.len(),
+            worst: seams.worst,
             threshold: set.seam_threshold,
         },
     })
@@ -222,9 +218,12 @@ mod tests {
             seed: pixelgen::Seed::Fixed(1),
             ..Recipe::new("tile")
         };
-        let atlas = RgbaImage::from_pixel(64, 64, image::Rgba([10, 200, 30, 255]));
+        let atlas = image::RgbaImage::from_pixel(64, 64, image::Rgba([10, 200, 30, 255]));
+        // One colour everywhere: every edge meets (the report a result of it carries).
+        let tiles = vec![image::RgbaImage::from_pixel(16, 16, image::Rgba([10, 200, 30, 255])); 16];
+        let report = pixelgen_pixel::tileset::seam_report(TilesetKind::Wang, &tiles, 1.5).unwrap();
         assert!(
-            tileset_preview(&recipe, &atlas)
+            tileset_preview(&recipe, atlas.dimensions(), &report)
                 .unwrap_err()
                 .contains("no tileset")
         );
@@ -233,16 +232,14 @@ mod tests {
             "grass",
             "water",
         ));
-        // One colour everywhere: every edge meets.
-        let p = tileset_preview(&recipe, &atlas).unwrap();
+        let p = tileset_preview(&recipe, atlas.dimensions(), &report).unwrap();
         assert_eq!(p.cells.len(), 16);
         assert_eq!(p.atlas_size, (64, 64));
         assert!(p.seams.passed() && p.seams.edges > 0, "{:?}", p.seams);
         assert_eq!(p.uv(5), Some(Rect::new(0.25, 0.25, 0.5, 0.5)));
         assert_eq!(p.uv(16), None);
-        let small = RgbaImage::new(32, 64);
         assert!(
-            tileset_preview(&recipe, &small)
+            tileset_preview(&recipe, (32, 64), &report)
                 .unwrap_err()
                 .contains("32x64")
         );
