@@ -2,53 +2,16 @@
 //! `cargo test -p pixelgen-cli --no-default-features --test pixelize`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+mod common;
+use common::{fails, ok, pixelgen, tmp_dir};
 
 #[path = "../../../tests/common/files.rs"]
 mod files;
 use files::{SmallDisk, names};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pixelgen");
-
 fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/examples/potion_ai.png")
-}
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pixelgen-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn pixelgen(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .current_dir(dir)
-        .args(args)
-        .env("HF_HUB_CACHE", dir.join("hub-cache"))
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "{stdout}{stderr}");
-    stdout.into_owned()
-}
-
-/// Exit 1, one `pixelgen: error:` first line containing `expected`, no panic.
-fn fails(out: &Output, expected: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let first = stderr.lines().next().unwrap_or_default();
-    assert!(
-        first.starts_with("pixelgen: error: ") && first.contains(expected),
-        "expected `{expected}` in the first line of: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
