@@ -1031,16 +1031,7 @@ impl Bench {
     fn tileset(&mut self) -> AnyResult<()> {
         let res = self.sizes()?[0];
         let pipe = self.build_pipe()?;
-        let params = GenerationParams {
-            prompt: "grass, top-down pixel art game tile".into(),
-            negative_prompt: Some("blurry".into()),
-            width: res,
-            height: res,
-            steps: 30,
-            guidance_scale: 5.0,
-            sampler: Some(SchedulerKind::Euler),
-            ..Default::default()
-        };
+        let params = default_params("grass, top-down pixel art game tile", res);
         // A 32 px tile's Wang mask: corners NE and SE water, a 4 px band around the
         // boundary repainted, the outer pixel kept (as pixelgen makes it).
         let tile = 32u32;
@@ -1131,16 +1122,7 @@ impl Bench {
         let res = sizes[0];
         let frames = 8usize;
         let mut pipe = self.build_pipe()?;
-        let params = GenerationParams {
-            prompt: "pixel art knight, 16-bit sprite".into(),
-            negative_prompt: Some("blurry".into()),
-            width: res,
-            height: res,
-            steps: 30,
-            guidance_scale: 5.0,
-            sampler: Some(SchedulerKind::Euler),
-            ..Default::default()
-        };
+        let params = default_params("pixel art knight, 16-bit sprite", res);
         let prompts: Vec<String> = (0..frames)
             .map(|k| format!("pixel art knight, 16-bit sprite, walk frame {k}"))
             .collect();
@@ -1402,6 +1384,21 @@ fn device_name(d: &Device) -> &'static str {
         "cpu"
     } else {
         "gpu"
+    }
+}
+
+/// A sprite at pixelgen's default settings (30 Euler steps, guidance 5, a negative prompt)
+/// at `res` x `res`: what the set and tileset sections time.
+fn default_params(prompt: &str, res: usize) -> GenerationParams {
+    GenerationParams {
+        prompt: prompt.into(),
+        negative_prompt: Some("blurry".into()),
+        width: res,
+        height: res,
+        steps: 30,
+        guidance_scale: 5.0,
+        sampler: Some(SchedulerKind::Euler),
+        ..Default::default()
     }
 }
 
