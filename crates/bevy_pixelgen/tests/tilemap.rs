@@ -2,59 +2,24 @@
 //! on the message and the ticket, and the atlas as `TilemapChunk`'s array texture.
 
 mod common;
+#[path = "../../pixelgen/tests/common/terrains.rs"]
+mod terrains;
 
 use std::time::{Duration, Instant};
 
 use bevy::asset::{AssetPlugin, Assets};
 use bevy::image::{Image, ImagePlugin};
 use bevy::prelude::*;
+use bevy_pixelgen::pixelgen::SpriteEngine;
 use bevy_pixelgen::pixelgen::tileset::{TileCode, TilesetKind};
-use bevy_pixelgen::pixelgen::{self, Control, ModelIdentity, Plan, SpriteEngine};
 use bevy_pixelgen::prelude::*;
 use bevy_pixelgen::tilemap::{TilemapError, tileset_array_image};
 use bevy_pixelgen::{EngineFactory, TILESET_PROMPT};
 use common::{Log, collect, submit};
-use image::{Rgba, RgbaImage};
-
-const GRASS: [[u8; 4]; 2] = [[40, 150, 50, 255], [60, 180, 70, 255]];
-const WATER: [[u8; 4]; 2] = [[30, 70, 200, 255], [50, 100, 230, 255]];
-
-/// Seamless terrains (a checker of greens, stripes of blues); an edit's masked pixels get the
-/// other colour of the terrain under them.
-struct Terrains;
-
-impl SpriteEngine for Terrains {
-    fn model_identity(&mut self) -> pixelgen::Result<ModelIdentity> {
-        Ok(ModelIdentity("terrains".into()))
-    }
-
-    fn render(
-        &mut self,
-        plan: &Plan,
-        _progress: &mut dyn FnMut(&pixelgen::Progress) -> Control,
-    ) -> pixelgen::Result<pixelgen::Rendered> {
-        let r = plan.recipe();
-        let (w, h) = (r.size.width, r.size.height);
-        let image = if let Some(edit) = plan.edit() {
-            RgbaImage::from_fn(w, h, |x, y| {
-                let p = edit.source.get_pixel(x, y).0;
-                let pair = if GRASS.contains(&p) { GRASS } else { WATER };
-                Rgba(if p == pair[0] { pair[1] } else { pair[0] })
-            })
-        } else if r.prompt.starts_with("grass") {
-            RgbaImage::from_fn(w, h, |x, y| Rgba(GRASS[((x + y) % 2) as usize]))
-        } else {
-            RgbaImage::from_fn(w, h, |_, y| Rgba(WATER[(y % 2) as usize]))
-        };
-        Ok(pixelgen::Rendered {
-            image,
-            fell_back: false,
-        })
-    }
-}
+use terrains::{Terrains, WATER};
 
 fn app() -> App {
-    let factory = EngineFactory::new(|| Ok(Box::new(Terrains) as Box<dyn SpriteEngine>));
+    let factory = EngineFactory::new(|| Ok(Box::new(Terrains::default()) as Box<dyn SpriteEngine>));
     let mut app = App::new();
     app.add_plugins((
         MinimalPlugins,

@@ -3,73 +3,15 @@
 //! a set whose seams fail is drawn again and then reported, and bad recipes are refused.
 
 mod common;
+#[path = "common/terrains.rs"]
+mod terrains;
 
 use common::Scratch;
-use image::{Rgba, RgbaImage};
+use image::RgbaImage;
 use pixelgen::tileset::{Terrain, TileCode, TilesetKind, TilesetRecipe, tile_index, tiled_tileset};
-use pixelgen::{
-    CachedEngine, Control, DiskCache, ModelIdentity, Plan, Progress, Recipe, Rendered, Seed, Size,
-    SpriteEngine,
-};
+use pixelgen::{CachedEngine, Control, DiskCache, Recipe, Seed, Size};
 use pixelgen_pixel::tileset::{autotile_blob, autotile_wang, neighbours};
-
-const GRASS: [[u8; 4]; 2] = [[40, 150, 50, 255], [60, 180, 70, 255]];
-const WATER: [[u8; 4]; 2] = [[30, 70, 200, 255], [50, 100, 230, 255]];
-
-/// Draws seamless terrains (a checker of greens for grass, one-pixel stripes of blues for
-/// water, or a hard gradient when `broken`), and repaints an edit's mask by swapping the two
-/// colours of the terrain under it.
-#[derive(Default)]
-struct Terrains {
-    prompts: Vec<String>,
-    broken: bool,
-}
-
-impl SpriteEngine for Terrains {
-    fn model_identity(&mut self) -> pixelgen::Result<ModelIdentity> {
-        Ok(ModelIdentity("terrains".into()))
-    }
-
-    fn render(
-        &mut self,
-        plan: &Plan,
-        _progress: &mut dyn FnMut(&Progress) -> Control,
-    ) -> pixelgen::Result<Rendered> {
-        let r = plan.recipe();
-        self.prompts.push(r.prompt.clone());
-        let (w, h) = (r.size.width, r.size.height);
-        let image = if let Some(edit) = plan.edit() {
-            RgbaImage::from_fn(w, h, |x, y| {
-                if pixelgen::edit::repaints(edit.mask.get_pixel(x, y).0) {
-                    // The texture under the mask with its two colours swapped.
-                    let p = edit.source.get_pixel(x, y).0;
-                    let other = |pair: [[u8; 4]; 2]| if p == pair[0] { pair[1] } else { pair[0] };
-                    Rgba(if GRASS.contains(&p) {
-                        other(GRASS)
-                    } else {
-                        other(WATER)
-                    })
-                } else {
-                    // Whatever the engine draws outside the mask is put back.
-                    Rgba([255, 0, 255, 255])
-                }
-            })
-        } else if r.prompt.starts_with("grass") {
-            assert!(r.tiling, "bases are drawn seamless");
-            if self.broken {
-                RgbaImage::from_fn(w, h, |x, _| Rgba([(x * 255 / w) as u8, 150, 50, 255]))
-            } else {
-                RgbaImage::from_fn(w, h, |x, y| Rgba(GRASS[((x + y) % 2) as usize]))
-            }
-        } else {
-            RgbaImage::from_fn(w, h, |_, y| Rgba(WATER[(y % 2) as usize]))
-        };
-        Ok(Rendered {
-            image,
-            fell_back: false,
-        })
-    }
-}
+use terrains::{GRASS, Terrains, WATER};
 
 fn tileset_recipe(kind: TilesetKind) -> Recipe {
     Recipe {
@@ -189,6 +131,7 @@ fn a_wang_set_meets_at_every_edge_and_describes_itself() {
     assert!(tsx.contains("source=\"grass-water.png\""));
     // Made once: 2 bases and 14 transitions; a second run takes every tile from memory.
     assert_eq!(engine.engine().prompts.len(), 16);
+    assert_eq!(engine.engine().untiled_grass, 0, "bases are drawn seamless");
     assert!(engine.engine().prompts[2].starts_with("grass and water, top-down tile"));
     let again = engine
         .generate(&out.recipe, &mut |_| Control::Continue)
@@ -224,6 +167,7 @@ fn a_blob_set_with_variations_from_the_disk_cache() {
     let tiles = cut(&out.image, &layout);
     let report = out.tileset.clone().unwrap();
     assert!(report.seams.passed(), "{:?}", report.seams.failing);
+    assert_eq!(engine.engine().untiled_grass, 0, "bases are drawn seamless");
     // A variation keeps its base's border and redraws its inside.
     for (v, terrain) in [(48, Terrain::A), (49, Terrain::B), (50, Terrain::A)] {
         for (x, y, p) in tiles[v].enumerate_pixels() {
@@ -292,6 +236,7 @@ fn seams_that_fail_are_drawn_again_then_reported() {
         .filter(|p| p.starts_with("grass, "))
         .count();
     assert_eq!(grass_bases, 2, "the grass base was drawn again once");
+    assert_eq!(engine.engine().untiled_grass, 0, "bases are drawn seamless");
 }
 
 #[test]
