@@ -83,7 +83,7 @@ pub struct Generated {
     /// colour-histogram distance against the first frame, anchor drift). `None` otherwise.
     pub consistency: Option<Consistency>,
     /// For a tileset: its tiles' codes and how its seams scored. `None` otherwise.
-    pub tileset: Option<crate::tileset::TilesetOutput>,
+    pub tileset: Option<TilesetOutput>,
     /// Time from the request to the finished image.
     pub elapsed: Duration,
 }
@@ -121,7 +121,7 @@ impl Generated {
 }
 
 /// The frames of a packed sheet, cut out in frame order.
-pub(crate) fn sheet_frames(sheet: &Sheet) -> Vec<RgbaImage> {
+fn sheet_frames(sheet: &Sheet) -> Vec<RgbaImage> {
     sheet
         .layout
         .frames

@@ -113,14 +113,10 @@ impl TilesetRecipe {
     /// The atlas's tiles in order: the set's codes, then each variation of A and of B.
     pub fn tiles(&self) -> Vec<TileCode> {
         let mut tiles = self.kind.codes();
-        let plain = |t: Terrain| {
-            tiles
-                .iter()
-                .copied()
-                .find(|c| c.plain() == Some(t))
-                .expect("every tileset kind has a plain tile of each terrain")
-        };
-        let (a, b) = (plain(Terrain::A), plain(Terrain::B));
+        let (a, b) = (
+            self.kind.plain_tile(Terrain::A),
+            self.kind.plain_tile(Terrain::B),
+        );
         for _ in 0..self.variations {
             tiles.push(a);
             tiles.push(b);
@@ -130,7 +126,7 @@ impl TilesetRecipe {
 
     /// The atlas cells' names, in order: each code's name, variations with `-v1`, `-v2`...
     pub fn tile_names(&self) -> Vec<String> {
-        let main = self.kind.codes().len();
+        let main = self.kind.len();
         self.tiles()
             .iter()
             .enumerate()
@@ -222,6 +218,15 @@ impl TilesetRecipe {
         }
     }
 
+    /// The prompt a tile of `code` is drawn with, in the recipe's style `prompt`: a plain
+    /// tile's terrain, or both terrains for a transition.
+    fn tile_prompt(&self, code: TileCode, prompt: &str) -> String {
+        match code.plain() {
+            Some(t) => format!("{}, {prompt}", self.terrain(t)),
+            None => format!("{} and {}, {prompt}", self.terrains.0, self.terrains.1),
+        }
+    }
+
     fn terrain(&self, t: Terrain) -> &str {
         match t {
             Terrain::A => &self.terrains.0,
@@ -263,16 +268,16 @@ impl TilesetOutput {
     /// Scores the tiles of a finished atlas (`frames` in atlas order) for `set`.
     pub(crate) fn measure(set: &TilesetRecipe, frames: &[RgbaImage]) -> Result<Self> {
         let tiles = set.tiles();
-        let main = set.kind.codes().len();
+        let main = set.kind.len();
         let seams = pixelgen_pixel::tileset::seam_report(
             set.kind,
             &frames[..main.min(frames.len())],
             set.seam_threshold,
         )?;
         let base = |t: Terrain| -> Result<f32> {
-            let i = tiles
-                .iter()
-                .position(|c| c.plain() == Some(t))
+            let i = set
+                .kind
+                .index_of(set.kind.plain_tile(t))
                 .unwrap_or_default();
             Ok(pixelgen_pixel::tile::seam_score(&frames[i])?.combined)
         };
@@ -375,11 +380,8 @@ pub(crate) fn tile_recipe(recipe: &Recipe, prompt: String, salt: u64, tiling: bo
 /// The plan of base tile `terrain`, drawn for the `attempt`th time.
 pub(crate) fn base_plan(plan: &Plan, terrain: Terrain, attempt: u32) -> Result<Plan> {
     let recipe = plan.recipe();
-    let set = recipe
-        .tileset
-        .as_ref()
-        .ok_or_else(|| invalid("tileset", "no tileset"))?;
-    let prompt = format!("{}, {}", set.terrain(terrain), recipe.prompt);
+    let set = tileset_of(recipe)?;
+    let prompt = set.tile_prompt(set.kind.plain_tile(terrain), &recipe.prompt);
     let salt = 1 + terrain as u64 + 2 * attempt as u64;
     Plan::new(tile_recipe(recipe, prompt, salt, true))
 }
@@ -387,14 +389,11 @@ pub(crate) fn base_plan(plan: &Plan, terrain: Terrain, attempt: u32) -> Result<P
 /// What tile `index` (atlas order) of `plan`'s set takes from the bases `a` and `b`.
 pub(crate) fn tile_job(plan: &Plan, index: usize, a: &RgbaImage, b: &RgbaImage) -> Result<TileJob> {
     let recipe = plan.recipe();
-    let set = recipe
-        .tileset
-        .as_ref()
-        .ok_or_else(|| invalid("tileset", "no tileset"))?;
+    let set = tileset_of(recipe)?;
     let tiles = set.tiles();
     let code = tiles[index];
     let (w, h) = (recipe.size.width, recipe.size.height);
-    let main = set.kind.codes().len();
+    let main = set.kind.len();
     let inpaint = InpaintParams {
         strength: set.strength,
         mask_blur: 0.0,
@@ -436,16 +435,8 @@ pub(crate) fn edit_plan(
     inputs: EditInputs,
 ) -> Result<Plan> {
     let recipe = plan.recipe();
-    let set = recipe
-        .tileset
-        .as_ref()
-        .ok_or_else(|| invalid("tileset", "no tileset"))?;
-    let (a, b) = &set.terrains;
-    let code = set.tiles()[index];
-    let prompt = match code.plain() {
-        Some(t) => format!("{}, {}", set.terrain(t), recipe.prompt),
-        None => format!("{a} and {b}, {}", recipe.prompt),
-    };
+    let set = tileset_of(recipe)?;
+    let prompt = set.tile_prompt(set.tiles()[index], &recipe.prompt);
     let salt = 1000 + index as u64 * 16 + attempt as u64;
     Ok(Plan::new(tile_recipe(recipe, prompt, salt, false))?.with_edit(inputs))
 }

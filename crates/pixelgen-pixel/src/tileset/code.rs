@@ -265,6 +265,13 @@ mod tests {
         assert_eq!(TileCode::PlainA.plain(), Some(Terrain::A));
         assert_eq!(TileCode::Blob(0).plain(), None);
         assert_eq!(TileCode::Wang(5).plain(), None);
+        for kind in [TilesetKind::Wang, TilesetKind::Blob] {
+            for t in [Terrain::A, Terrain::B] {
+                let tile = kind.plain_tile(t);
+                assert_eq!(tile.plain(), Some(t));
+                assert!(kind.index_of(tile).is_some(), "{kind:?} has its {t:?} tile");
+            }
+        }
         use Terrain::{A, B};
         assert_eq!(TileCode::Wang(9).wang_corners(), Some([B, A, A, B]));
         assert_eq!(TileCode::Blob(9).wang_corners(), None);

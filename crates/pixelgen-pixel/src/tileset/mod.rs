@@ -177,6 +177,16 @@ impl TilesetKind {
         }
     }
 
+    /// The tile that is all `terrain` (the inverse of [`TileCode::plain`] for this kind).
+    pub fn plain_tile(self, terrain: Terrain) -> TileCode {
+        match (self, terrain) {
+            (TilesetKind::Wang, Terrain::A) => TileCode::Wang(0),
+            (TilesetKind::Wang, Terrain::B) => TileCode::Wang(15),
+            (TilesetKind::Blob, Terrain::A) => TileCode::PlainA,
+            (TilesetKind::Blob, Terrain::B) => TileCode::Blob(255),
+        }
+    }
+
     /// The code at atlas index `index`, `None` past the end.
     pub fn code_at(self, index: usize) -> Option<TileCode> {
         self.codes().get(index).copied()
